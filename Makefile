@@ -1,0 +1,45 @@
+# The two commands that matter: `make run` and `make test`. Both do all setup themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFIG ?= config/default.yaml
+ARGS   ?=
+
+.PHONY: run test lint certs bench docker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: set up, create the local CA and a demo device on first run, and serve in the foreground
+run: $(STAMP)
+	$(PY) -m broker serve --config $(CONFIG) --demo-device $(ARGS)
+
+## test: set up, then the whole test suite
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+## lint: ruff (format and rules) and mypy --strict
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check broker tests
+	$(VENV)/bin/ruff check broker tests
+	$(VENV)/bin/mypy
+
+## certs: create the local root CA, server certificates and the demo device (idempotent)
+certs: $(STAMP)
+	$(PY) -m broker init --config $(CONFIG) --demo-device
+
+## bench: placeholder until the benchmark issue lands (issue "make bench")
+bench: $(STAMP)
+	@echo "make bench: not implemented yet; see the open issue 'make bench: side-by-side benchmark'." >&2
+	@exit 1
+
+## docker: build the image (needs a Docker engine; none runs on our CI machines)
+docker:
+	docker build -f docker/Dockerfile -t aws-iot-mock:latest .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,194 @@
+"""The broker process: PKI on disk, the certificate registry, the listener, and shutdown.
+
+``Broker`` is an async context manager. ``start()`` returns once the socket is listening, so a
+TLS handshake started after it returns is served (no sleeps needed by callers); ``stop()`` closes
+the listener, every connection, the registry and the log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from broker.certs_dir import CertsDirectory
+from broker.config import Config
+from broker.logs.cloudwatch import LogLevel
+from broker.logs.sink import LogSink
+from broker.registry import CertificateRegistry
+from broker.server.connect_gate import ConnectGate
+from broker.server.door import FrontDoor, MqttHandlerFactory
+from broker.tls.context import ServerCredentials, create_server_context
+from broker.tls.policies import get_security_policy
+from broker.tls.verdicts import sni_alert
+
+__all__ = ["Broker", "create_sink"]
+
+logger = logging.getLogger("broker")
+
+# How long stop() waits for connections to finish closing before aborting them.
+_SHUTDOWN_GRACE = 2.0
+
+
+def create_sink(config: Config) -> LogSink:
+    """Create the log sink the configuration asks for."""
+    return LogSink(
+        LogLevel[config.logging.level],
+        file=config.logging.file,
+        stdout=config.logging.stdout,
+    )
+
+
+class Broker:
+    """One listener with its TLS front door.
+
+    Args:
+        config: the validated configuration.
+        sink: where log records go; by default the one the configuration describes.
+        handler_factory: the MQTT handler for authenticated connections (the MQTT core plugs
+            in here); by default ``ConnectGate``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sink: LogSink | None = None,
+        handler_factory: MqttHandlerFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.sink = sink if sink is not None else create_sink(config)
+        self.certs = CertsDirectory(config.certs_dir)
+        self._handler_factory: MqttHandlerFactory = handler_factory or ConnectGate
+        self._registry: CertificateRegistry | None = None
+        self._server: asyncio.Server | None = None
+        self._door: FrontDoor | None = None
+        self._port: int | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The host name devices must send as SNI (``describe-endpoint``'s answer)."""
+        return self.config.endpoint
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (the configured one, or the one port 0 picked)."""
+        if self._port is None:
+            raise RuntimeError("the broker is not started")
+        return self._port
+
+    @property
+    def root_ca_path(self) -> Path:
+        """The root CA certificate devices must trust."""
+        return self.certs.root_ca_path
+
+    @property
+    def registry(self) -> CertificateRegistry:
+        """The certificate registry (open while the broker runs)."""
+        if self._registry is None:
+            raise RuntimeError("the broker is not started")
+        return self._registry
+
+    async def start(self) -> None:
+        """Create PKI material if missing, open the registry, and start listening.
+
+        Raises:
+            OSError: if the address cannot be bound.
+            broker.errors.BrokerError: if the certs directory or registry is unusable.
+        """
+        config = self.config
+        self.certs.ensure_root_ca()
+        self.certs.ensure_server_certificates(config.server_names)
+        self._registry = CertificateRegistry.open(
+            config.state_dir, region=config.region, account_id=config.account_id
+        )
+        contexts = self._create_contexts()
+        registry = self._registry
+
+        def registry_status(certificate_id: str) -> str | None:
+            record = registry.get_certificate(certificate_id)
+            return None if record is None else record.status.value
+
+        self._door = FrontDoor(
+            account_id=config.account_id,
+            contexts=contexts,
+            policy_for=config.security_policy_for,
+            accepted_names=config.accepted_sni_names,
+            require_sni=config.tls.require_sni,
+            registry_status=registry_status,
+            emit=self.sink.emit,
+            handler_factory=self._handler_factory,
+            handshake_timeout=config.tls.handshake_timeout,
+            connect_timeout=config.tls.connect_timeout,
+        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._door.protocol_factory,
+            host=config.listener.host,
+            port=config.listener.port,
+            reuse_address=True,
+        )
+        sockets = self._server.sockets
+        self._port = int(sockets[0].getsockname()[1]) if sockets else config.listener.port
+        logger.info("listening on %s:%d", config.listener.host, self._port)
+
+    def _create_contexts(self) -> Mapping[str, ssl.SSLContext]:
+        config = self.config
+        credentials = ServerCredentials(
+            rsa_cert_path=self.certs.server_rsa_cert_path,
+            rsa_key_path=self.certs.server_rsa_key_path,
+            ecdsa_cert_path=self.certs.server_ecdsa_cert_path,
+            ecdsa_key_path=self.certs.server_ecdsa_key_path,
+            client_ca_path=self.certs.root_ca_path,
+        )
+        accepted = config.accepted_sni_names
+        require_sni = config.tls.require_sni
+
+        def sni_check(server_name: str | None) -> int | None:
+            return sni_alert(server_name, accepted, require_sni=require_sni)
+
+        # Port 0 (tests) behaves as the MQTT port 8883 for the legacy policies' per-port suites.
+        port = config.listener.port or 8883
+        names = {config.tls.security_policy}
+        names.update(domain.security_policy for domain in config.domain_configurations)
+        return {
+            name: create_server_context(
+                get_security_policy(name), port, credentials, sni_check=sni_check
+            )
+            for name in sorted(names)
+        }
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection, and release the registry and log file."""
+        if self._server is not None:
+            # Stop accepting new connections.
+            self._server.close()
+        if self._door is not None:
+            # Close existing connections: close_notify, then the socket.
+            for connection in list(self._door.connections):
+                connection.close("SERVER_INITIATED_DISCONNECT", "The broker is shutting down")
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), _SHUTDOWN_GRACE)
+            except TimeoutError:
+                logger.warning("connections still open after %.0f s", _SHUTDOWN_GRACE)
+            self._server = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+        self.sink.close()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,179 @@
+"""Shared fixtures: a real broker on 127.0.0.1 port 0 with fresh certs and state per test.
+
+Nothing here mocks the broker: tests talk TLS to a listening socket. Certificates come from the
+broker's own PKI (the code under test for the CLI, a fixture here for the front door tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from broker import pki
+from broker.certs_dir import CertsDirectory, write_private_key, write_public_file
+from broker.config import Config, ListenerConfig, LoggingConfig, TlsConfig
+from broker.registry import CertificateStatus
+from broker.server.app import Broker
+
+ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device's files, as a user would pass them to a TLS client."""
+
+    certificate_id: str
+    cert_path: Path
+    key_path: Path
+
+
+@dataclass
+class RunningBroker:
+    """A started broker plus what tests need to talk to it and read its log."""
+
+    broker: Broker
+    config: Config
+    records: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+    @property
+    def root_ca_path(self) -> Path:
+        return self.broker.root_ca_path
+
+    def file_records(self) -> list[dict[str, object]]:
+        """The JSON lines written to the log file, parsed as ``jq`` would."""
+        assert self.config.logging.file is not None
+        lines = self.config.logging.file.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+    def failures(self) -> list[dict[str, object]]:
+        return [r for r in self.records if r["status"] == "Failure"]
+
+    async def wait_for_record(
+        self, predicate: Callable[[Mapping[str, object]], bool], timeout: float = 10.0
+    ) -> dict[str, object]:
+        """Wait until a record matching ``predicate`` has been emitted (no sleeps)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            # Arm the event before scanning: a record emitted after the scan sets it.
+            self._changed = changed = asyncio.Event()
+            for record in self.records:
+                if predicate(record):
+                    return record
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no matching record; have {self.records!r}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _on_record(self, record: Mapping[str, object]) -> None:
+        self.records.append(dict(record))
+        self._changed.set()
+
+    def create_device(
+        self,
+        status: CertificateStatus = CertificateStatus.ACTIVE,
+        *,
+        register: bool = True,
+        name: str = "device",
+    ) -> Device:
+        """Issue a device certificate from the broker's CA, optionally registering it."""
+        certs = CertsDirectory(self.config.certs_dir)
+        issued = pki.issue_device_certificate(certs.ensure_root_ca())
+        assert issued.private_key_pem is not None
+        directory = self.config.certs_dir / "test-devices"
+        directory.mkdir(exist_ok=True)
+        cert_path = directory / f"{name}-{issued.certificate_id[:12]}.cert.pem"
+        key_path = directory / f"{name}-{issued.certificate_id[:12]}.private.key"
+        write_public_file(cert_path, issued.certificate_pem)
+        write_private_key(key_path, issued.private_key_pem)
+        if register:
+            self.broker.registry.register_certificate(issued.certificate_pem, status)
+        return Device(issued.certificate_id, cert_path, key_path)
+
+
+def make_config(tmp_path: Path, **tls: object) -> Config:
+    """A config for tests: port 0, fresh directories, an AWS-shaped endpoint, a log file."""
+    return Config(
+        endpoint=ENDPOINT,
+        listener=ListenerConfig(host="127.0.0.1", port=0),
+        tls=TlsConfig(**tls),  # type: ignore[arg-type]
+        certs_dir=tmp_path / "certs",
+        state_dir=tmp_path / "state",
+        logging=LoggingConfig(level="DEBUG", file=tmp_path / "logs" / "iot.jsonl", stdout=False),
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
+    broker = Broker(config)
+    running = RunningBroker(broker, config)
+    broker.sink.add_listener(running._on_record)
+    await broker.start()
+    try:
+        yield running
+    finally:
+        await broker.stop()
+
+
+def client_context(
+    root_ca: Path,
+    device: Device | None = None,
+    *,
+    minimum: ssl.TLSVersion | None = None,
+    maximum: ssl.TLSVersion | None = None,
+    ciphers: str | None = None,
+) -> ssl.SSLContext:
+    """A client context as a device would build one: trust the root CA, present a cert."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=str(root_ca))
+    if device is not None:
+        ctx.load_cert_chain(str(device.cert_path), str(device.key_path))
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def blocking_handshake(
+    port: int, ctx: ssl.SSLContext, server_hostname: str | None, payload: bytes = b""
+) -> ssl.SSLSocket:
+    """Connect and handshake with a blocking socket (run it in a thread from async tests).
+
+    For TLS 1.3 the server judges the client certificate after the client's handshake is done,
+    so callers send ``payload`` and read to see the verdict.
+    """
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if server_hostname is None:
+        ctx.check_hostname = False
+    tls = ctx.wrap_socket(raw, server_hostname=server_hostname)
+    if payload:
+        tls.sendall(payload)
+    return tls
+
+
+# An MQTT 3.1.1 CONNECT with client ID "dev-1", clean session, keep-alive 60.
+MQTT311_CONNECT = bytes.fromhex("101100044d5154540402003c0005") + b"dev-1"
+MQTT311_CONNACK_ACCEPTED = bytes.fromhex("20020000")
