@@ -158,6 +158,8 @@ def _read_file_argument(value: str) -> str:
             return path.read_text(encoding="utf-8")
         except OSError as exc:
             raise BrokerError(f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise BrokerError(f"{path} is not a text file (a PEM file is ASCII)") from None
     return value
 
 
@@ -298,6 +300,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         broker = Broker(config)
+        # Handlers first: "ready" promises that SIGINT/SIGTERM now stop the broker cleanly.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         await broker.start()
         print(f"endpoint:    {broker.endpoint}", file=sys.stderr)
         print(f"port:        {broker.port}", file=sys.stderr)
@@ -308,10 +315,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             hint = _client_hint(config, broker.port, cert_path, key_path, broker.root_ca_path)
             print(f"try:         {hint}", file=sys.stderr)
         print("ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         try:
             await stop.wait()
         finally:

@@ -262,8 +262,7 @@ class CertificateRegistry:
             The registry; close it with ``close()`` or use it as a context manager.
 
         Raises:
-            BrokerError: the database was written by a newer version (unknown schema).
-            sqlite3.Error: the database cannot be opened.
+            BrokerError: the database cannot be opened, or was written by a newer version.
             OSError: the directory cannot be created.
         """
         if not state_dir.exists():
@@ -271,12 +270,16 @@ class CertificateRegistry:
             state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
         # isolation_level=None: we issue BEGIN/COMMIT ourselves; Python's implicit transactions
         # would hold read snapshots open between calls and hide other processes' writes.
-        connection = sqlite3.connect(
-            state_dir / DATABASE_NAME,
-            timeout=_BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        database = state_dir / DATABASE_NAME
+        try:
+            connection = sqlite3.connect(
+                database,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise BrokerError(f"{database}: cannot open the registry: {exc}") from exc
         try:
             connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA journal_mode = WAL")
@@ -284,6 +287,9 @@ class CertificateRegistry:
             # the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
             connection.execute("PRAGMA synchronous = NORMAL")
             _migrate(connection)
+        except sqlite3.Error as exc:
+            connection.close()
+            raise BrokerError(f"{database}: cannot open the registry: {exc}") from exc
         except BaseException:
             connection.close()
             raise
