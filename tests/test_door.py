@@ -109,11 +109,14 @@ async def assert_refused(
 async def assert_accepted(running: RunningBroker, outcome: Outcome, device: Device) -> None:
     assert outcome == Outcome(received=MQTT311_CONNACK_ACCEPTED)
     record = await running.wait_for_record(
-        lambda r: r.get("clientId") == "dev-1" and r["principalId"] == device.certificate_id
+        lambda r: (
+            r["eventType"] == "Connect"
+            and r.get("clientId") == "dev-1"
+            and r["principalId"] == device.certificate_id
+        )
     )
     assert record["status"] == "Success"
     assert record["logLevel"] == "INFO"
-    assert record["eventType"] == "Connect"
     assert running.failures() == []
 
 
@@ -360,6 +363,53 @@ async def test_certificate_outside_its_validity_is_refused(
     )
     running_broker.broker.registry.register_certificate(fresh_pem, CertificateStatus.ACTIVE)
     await assert_accepted(running_broker, await attempt(running_broker, fresh), fresh)
+
+
+async def test_client_that_does_not_trust_the_root_ca_is_explained(
+    running_broker: RunningBroker, tmp_path: Path
+) -> None:
+    device = running_broker.create_device()
+    stranger = pki.create_root_ca(common_name="Not the broker's CA")
+    wrong_ca = tmp_path / "wrong-ca.pem"
+    write_public_file(wrong_ca, stranger.certificate_pem)
+    ctx = client_context(wrong_ca, device)
+    outcome = await asyncio.to_thread(_attempt, running_broker.port, ctx, ENDPOINT)
+    assert outcome.error == "CERTIFICATE_VERIFY_FAILED"  # the client's own verdict
+    record = await assert_refused(running_broker, "SERVER_CERTIFICATE_REJECTED")
+    assert "unknown_ca" in str(record["details"])
+    assert "root-ca.pem" in str(record["details"])
+    # The twin, trusting the right CA, is test_active_certificate_with_endpoint_sni_connects.
+
+
+def _connect_then(port: int, ctx: ssl.SSLContext, goodbye: bytes) -> None:
+    with blocking_handshake(port, ctx, ENDPOINT) as tls:
+        tls.sendall(MQTT311_CONNECT)
+        assert tls.recv(4) == MQTT311_CONNACK_ACCEPTED
+        if goodbye:
+            tls.sendall(goodbye)
+            assert tls.recv(1) == b""  # the broker closes after DISCONNECT
+        else:
+            # Drop the TCP connection without DISCONNECT or close_notify.
+            tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+
+
+@pytest.mark.parametrize(
+    ("goodbye", "reason"),
+    [(b"\xe0\x00", "CLIENT_INITIATED_DISCONNECT"), (b"", "CONNECTION_LOST")],
+    ids=["disconnect", "dropped"],
+)
+async def test_disconnects_are_logged(
+    running_broker: RunningBroker, goodbye: bytes, reason: str
+) -> None:
+    device = running_broker.create_device()
+    ctx = client_context(running_broker.root_ca_path, device)
+    await asyncio.to_thread(_connect_then, running_broker.port, ctx, goodbye)
+    record = await running_broker.wait_for_record(lambda r: r["eventType"] == "Disconnect")
+    assert record["reason"] == reason
+    assert record["clientId"] == "dev-1"
+    assert record["principalId"] == device.certificate_id
+    assert (record["status"], record["logLevel"]) == ("Success", "INFO")
+    assert running_broker.failures() == []
 
 
 # -- the registry --------------------------------------------------------------------------

@@ -116,6 +116,11 @@ class Reason(enum.Enum):
         "The certificate is registered but its status is not ACTIVE "
         "(INACTIVE, REVOKED, PENDING_ACTIVATION, ...).",
     )
+    SERVER_CERTIFICATE_REJECTED = _ReasonInfo(
+        "(the client sent the alert: unknown_ca, bad_certificate, certificate_unknown)",
+        "The client refused the broker's server certificate: it does not trust the local "
+        "root CA (`certs/root-ca.pem`), or it checks a name the certificate does not carry.",
+    )
     HANDSHAKE_TIMEOUT = _ReasonInfo(
         "none (TCP close)",
         "The TLS handshake did not complete within `tls.handshake_timeout` seconds.",

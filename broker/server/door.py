@@ -211,21 +211,35 @@ class DoorProtocol(asyncio.Protocol):
             self._read_application_data()
 
     def eof_received(self) -> bool | None:  # noqa: D102
-        if self._ssl is not None and self._handler is None and not self._closed:
-            # The client gave up mid-handshake (often: it rejected our certificate and sent an
-            # alert OpenSSL already reported, or it simply closed).
+        if self._channel is None and not self._closed:
+            stage = "before sending a ClientHello" if self._ssl is None else "mid-handshake"
             self._refuse(
-                Refusal(Reason.HANDSHAKE_FAILED, "The client closed the connection mid-handshake")
+                Refusal(Reason.HANDSHAKE_FAILED, f"The client closed the connection {stage}")
             )
-        elif self._ssl is None and not self._closed:
-            self._refuse(
-                Refusal(Reason.HANDSHAKE_FAILED, "The client closed before sending a ClientHello")
-            )
+        # False: let asyncio close our side; connection_lost logs a lost authenticated connection.
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         self._cancel_timer()
         self._door.connections.discard(self)
+        if not self._closed:
+            # The peer went away without a word (RST, or FIN without close_notify/DISCONNECT).
+            cause = f": {exc}" if exc is not None else ""
+            if self._channel is None:
+                self._refuse(
+                    Refusal(
+                        Reason.HANDSHAKE_FAILED, f"The connection was lost mid-handshake{cause}"
+                    )
+                )
+            else:
+                self._door.emit(
+                    disconnect_record(
+                        self._facts(),
+                        "CONNECTION_LOST",
+                        f"The connection was lost without DISCONNECT{cause}",
+                        failure=False,
+                    )
+                )
         self._closed = True
         if self._handler is not None:
             handler, self._handler = self._handler, None

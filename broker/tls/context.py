@@ -98,6 +98,8 @@ def create_server_context(
     )
 
     suites = policy.suites_for_port(port)
+    # A TLS 1.3-only policy leaves OpenSSL's default 1.2 list in place: unreachable, since the
+    # minimum version above is 1.3 (sslscan in tests/test_sslscan.py confirms 1.2 is off).
     if suites:
         # Exactly the policy's TLS 1.2 suites. "@SECLEVEL=1": Debian's OpenSSL defaults to
         # level 2, which keeps these suites today but would drop the legacy policies' SHA-1

@@ -86,11 +86,12 @@ def classify_handshake_error(exc: ssl.SSLError) -> Refusal:
     ``exc.reason`` is OpenSSL's reason code (e.g. ``NO_SHARED_CIPHER``); certificate
     verification failures carry OpenSSL's verify code and message too.
     """
-    openssl_reason = exc.reason or type(exc).__name__
+    # getattr: OpenSSL always sets these, but an SSLError built in Python has none of them.
+    openssl_reason = getattr(exc, "reason", None) or type(exc).__name__
     openssl_text = f"OpenSSL: {openssl_reason}"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        code = exc.verify_code
-        message = exc.verify_message
+        code = getattr(exc, "verify_code", None)
+        message = getattr(exc, "verify_message", None) or "certificate verify failed"
         if code in (_X509_V_ERR_CERT_HAS_EXPIRED, _X509_V_ERR_CERT_NOT_YET_VALID):
             return Refusal(
                 Reason.CLIENT_CERTIFICATE_EXPIRED,
@@ -123,10 +124,29 @@ def classify_handshake_error(exc: ssl.SSLError) -> Refusal:
             "The client sent no certificate; mutual TLS is required",
         ),
     }
+    if openssl_reason in _CLIENT_REJECTED_SERVER_CERTIFICATE:
+        alert = _CLIENT_REJECTED_SERVER_CERTIFICATE[openssl_reason]
+        return Refusal(
+            Reason.SERVER_CERTIFICATE_REJECTED,
+            f"The client rejected the server certificate (it sent alert {alert}): make the "
+            "device trust the broker's root CA (root-ca.pem in the certs directory) and connect "
+            "to a name the server certificate carries (the endpoint, a domain name, localhost, "
+            f"127.0.0.1 or ::1) ({openssl_text})",
+        )
     if openssl_reason in table:
         reason, sentence = table[openssl_reason]
         return Refusal(reason, f"{sentence} ({openssl_text})")
     return Refusal(Reason.HANDSHAKE_FAILED, f"TLS handshake failed ({openssl_text}: {exc})")
+
+
+# OpenSSL's server-side reasons for an alert *received from the client* about our certificate.
+_CLIENT_REJECTED_SERVER_CERTIFICATE = {
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown_ca",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad_certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "certificate_unknown",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "unsupported_certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "certificate_expired",
+}
 
 
 @dataclass(frozen=True)

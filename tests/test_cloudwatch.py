@@ -1,0 +1,327 @@
+"""AWSIotLogsV2 record shape, the reason catalogue, and the JSON-lines sink."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from broker.logs.cloudwatch import (
+    LOG_LEVELS,
+    ConnectionFacts,
+    LogLevel,
+    Reason,
+    connect_failure,
+    connect_success,
+    disconnect_record,
+    format_timestamp,
+    reason_catalogue_markdown,
+    record_level,
+)
+from broker.logs.sink import LogSink
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# AWS's documented key order ("CloudWatch AWS IoT log entries", message broker Connect example).
+AWS_KEY_ORDER = (
+    "timestamp",
+    "logLevel",
+    "traceId",
+    "accountId",
+    "status",
+    "eventType",
+    "protocol",
+    "clientId",
+    "principalId",
+    "sourceIp",
+    "sourcePort",
+    "reason",
+    "details",
+)
+
+NOW = dt.datetime(2017, 8, 10, 15, 37, 23, 476123, tzinfo=dt.UTC)
+FULL = ConnectionFacts(
+    account_id="123456789012",
+    source_ip="192.0.2.7",
+    source_port=50242,
+    client_id="abf27092886e49a8a5c1922749736453",
+    principal_id="145179c40e2219e18a909d6a8bd3cbe5e22b7d1b7b1f3e0fb8fd8b3e1e5e5e5a",
+)
+BARE = ConnectionFacts(account_id="123456789012", source_ip="127.0.0.1", source_port=1)
+
+
+def _ordered(keys: list[str]) -> list[str]:
+    """Project AWS's key order onto the keys a record has."""
+    return [key for key in AWS_KEY_ORDER if key in keys]
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+
+def test_format_timestamp_truncates_to_milliseconds() -> None:
+    assert format_timestamp(NOW) == "2017-08-10 15:37:23.476"
+
+
+def test_format_timestamp_converts_to_utc() -> None:
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    moment = dt.datetime(2017, 8, 10, 17, 37, 23, 476999, tzinfo=plus_two)
+    assert format_timestamp(moment) == "2017-08-10 15:37:23.476"
+
+
+def test_format_timestamp_pads_milliseconds() -> None:
+    moment = dt.datetime(2024, 1, 2, 3, 4, 5, 7000, tzinfo=dt.UTC)
+    assert format_timestamp(moment) == "2024-01-02 03:04:05.007"
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def test_connect_failure_matches_aws_shape() -> None:
+    record = connect_failure(
+        Reason.SNI_MISMATCH, "SNI host_name 'x' is wrong", FULL, now=NOW, trace_id="t-1"
+    )
+    assert list(record) == list(AWS_KEY_ORDER)
+    assert record == {
+        "timestamp": "2017-08-10 15:37:23.476",
+        "logLevel": "ERROR",
+        "traceId": "t-1",
+        "accountId": "123456789012",
+        "status": "Failure",
+        "eventType": "Connect",
+        "protocol": "MQTT",
+        "clientId": FULL.client_id,
+        "principalId": FULL.principal_id,
+        "sourceIp": "192.0.2.7",
+        "sourcePort": 50242,
+        "reason": "SNI_MISMATCH",
+        "details": "SNI host_name 'x' is wrong",
+    }
+    # JSON-serialisable as is, and the port stays a number.
+    assert json.loads(json.dumps(record))["sourcePort"] == 50242
+
+
+def test_connect_success_matches_aws_shape() -> None:
+    record = connect_success(FULL, now=NOW)
+    assert list(record) == _ordered(list(record))
+    assert record["logLevel"] == "INFO"
+    assert record["status"] == "Success"
+    assert record["eventType"] == "Connect"
+    assert "reason" not in record
+    assert "details" not in record
+    with_details = connect_success(FULL, details="TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256", now=NOW)
+    assert list(with_details) == _ordered(list(with_details))
+    assert with_details["details"] == "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256"
+
+
+@pytest.mark.parametrize(
+    ("failure", "level", "status"), [(True, "ERROR", "Failure"), (False, "INFO", "Success")]
+)
+def test_disconnect_record(failure: bool, level: str, status: str) -> None:
+    record = disconnect_record(
+        FULL, "DUPLICATE_CLIENT_ID", "A new connection ...", failure=failure, now=NOW
+    )
+    assert list(record) == list(AWS_KEY_ORDER)
+    assert record["logLevel"] == level
+    assert record["status"] == status
+    assert record["eventType"] == "Disconnect"
+    assert record["reason"] == "DUPLICATE_CLIENT_ID"
+    assert record["details"] == "A new connection ..."
+
+
+def test_unknown_client_and_principal_are_omitted_not_null() -> None:
+    records = [
+        connect_failure(Reason.SNI_MISSING, "no SNI", BARE, now=NOW),
+        connect_success(BARE, now=NOW),
+        disconnect_record(BARE, "X", "y", failure=True, now=NOW),
+    ]
+    for record in records:
+        assert "clientId" not in record
+        assert "principalId" not in record
+        assert None not in record.values()
+        assert list(record) == _ordered(list(record))
+
+
+def test_trace_id_is_a_fresh_uuid() -> None:
+    first = connect_failure(Reason.SNI_MISSING, "d", BARE)
+    second = connect_failure(Reason.SNI_MISSING, "d", BARE)
+    third = connect_success(BARE)
+    ids = [str(r["traceId"]) for r in (first, second, third)]
+    for trace_id in ids:
+        assert str(uuid.UUID(trace_id)) == trace_id
+    assert len(set(ids)) == 3
+
+
+def test_default_timestamp_is_now() -> None:
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
+    record = connect_success(BARE)
+    stamped = dt.datetime.strptime(str(record["timestamp"]), "%Y-%m-%d %H:%M:%S.%f")
+    assert stamped.replace(tzinfo=dt.UTC) >= before
+
+
+def test_record_level() -> None:
+    assert record_level(connect_failure(Reason.SNI_MISSING, "d", BARE)) is LogLevel.ERROR
+    assert record_level(connect_success(BARE)) is LogLevel.INFO
+
+
+def test_log_levels_are_aws_names_in_severity_order() -> None:
+    assert LOG_LEVELS == ("DISABLED", "ERROR", "WARN", "INFO", "DEBUG")
+
+
+# --- reason catalogue ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=[r.name for r in Reason])
+def test_every_reason_has_alert_and_meaning(reason: Reason) -> None:
+    assert reason.alert.strip()
+    assert reason.meaning.strip()
+    assert "|" not in reason.alert + reason.meaning  # would break the Markdown table
+    assert reason.name.isupper()
+
+
+def test_catalogue_lists_every_reason_once() -> None:
+    table = reason_catalogue_markdown()
+    lines = table.splitlines()
+    assert lines[0] == "| reason | what the client sees | meaning |"
+    assert len(lines) == 2 + len(Reason)
+    for reason in Reason:
+        assert sum(f"| `{reason.name}` |" in line for line in lines) == 1
+
+
+def test_readme_contains_reason_catalogue() -> None:
+    readme = REPO_ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md does not exist yet (it is written separately)")
+    assert reason_catalogue_markdown() in readme.read_text(encoding="utf-8"), (
+        "README.md's reason table is out of date; paste reason_catalogue_markdown() into it"
+    )
+
+
+# --- the sink --------------------------------------------------------------------------------
+
+
+def _failure() -> dict[str, object]:
+    return connect_failure(
+        Reason.NO_SHARED_CIPHER, "no shared cipher", FULL, now=NOW, trace_id="trace-f"
+    )
+
+
+def _success() -> dict[str, object]:
+    return connect_success(FULL, now=NOW, trace_id="trace-s")
+
+
+def _read_lines(path: Path) -> list[dict[str, object]]:
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_sink_writes_one_json_line_per_record(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "iot.jsonl"
+    sink = LogSink(LogLevel.DEBUG, file=path, stdout=False)
+    try:
+        sink.emit(_failure())
+        sink.emit(_success())
+        # Readable while the sink is open (flushed after every line).
+        assert _read_lines(path) == [_failure(), _success()]
+    finally:
+        sink.close()
+    sink.close()  # idempotent
+
+
+def test_sink_writes_non_ascii_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "iot.jsonl"
+    sink = LogSink(LogLevel.DEBUG, file=path, stdout=False)
+    record = connect_failure(Reason.SNI_MISMATCH, "SNI 'bücher'", BARE, now=NOW)
+    try:
+        sink.emit(record)
+    finally:
+        sink.close()
+    assert "bücher" in path.read_text(encoding="utf-8")
+    assert _read_lines(path) == [record]
+
+
+@pytest.mark.parametrize(
+    ("level", "written"),
+    [
+        (LogLevel.DEBUG, ["Failure", "Success"]),
+        (LogLevel.INFO, ["Failure", "Success"]),
+        (LogLevel.WARN, ["Failure"]),
+        (LogLevel.ERROR, ["Failure"]),
+        (LogLevel.DISABLED, []),
+    ],
+)
+def test_sink_levels(tmp_path: Path, level: LogLevel, written: list[str]) -> None:
+    path = tmp_path / "iot.jsonl"
+    stream = io.StringIO()
+    heard: list[Mapping[str, object]] = []
+    sink = LogSink(level, file=path, stream=stream)
+    sink.add_listener(heard.append)
+    try:
+        sink.emit(_failure())
+        sink.emit(_success())
+    finally:
+        sink.close()
+    if written:
+        assert [r["status"] for r in _read_lines(path)] == written
+    else:
+        assert path.read_text(encoding="utf-8") == ""
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == written
+    # Listeners see every record whatever the level.
+    assert [r["status"] for r in heard] == ["Failure", "Success"]
+
+
+def test_sink_remove_listener() -> None:
+    heard: list[Mapping[str, object]] = []
+    sink = LogSink(LogLevel.DEBUG, stream=io.StringIO())
+    sink.add_listener(heard.append)
+    sink.emit(_failure())
+    sink.remove_listener(heard.append)
+    sink.emit(_failure())
+    assert len(heard) == 1
+
+
+def test_two_sinks_append_to_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "iot.jsonl"
+    first = LogSink(LogLevel.INFO, file=path, stdout=False)
+    try:
+        first.emit(_failure())
+    finally:
+        first.close()
+    second = LogSink(LogLevel.INFO, file=path, stdout=False)
+    third = LogSink(LogLevel.INFO, file=path, stdout=False)
+    try:
+        second.emit(_success())
+        third.emit(_failure())
+    finally:
+        second.close()
+        third.close()
+    assert [r["status"] for r in _read_lines(path)] == ["Failure", "Success", "Failure"]
+
+
+def test_sink_stream_gets_compact_json_lines() -> None:
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    sink.emit(_failure())
+    sink.emit(_success())
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [_failure(), _success()]
+    assert stream.getvalue().count("\n") == 2
+    # Key order survives serialisation.
+    assert list(json.loads(lines[0])) == list(AWS_KEY_ORDER)
+
+
+def test_sink_without_stdout_or_file_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    sink = LogSink(LogLevel.DEBUG, stdout=False)
+    sink.emit(_failure())
+    assert capsys.readouterr().out == ""
+
+
+def test_sink_defaults_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    sink = LogSink(LogLevel.DEBUG)
+    sink.emit(_failure())
+    assert json.loads(capsys.readouterr().out) == _failure()
