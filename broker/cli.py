@@ -18,7 +18,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -282,13 +282,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client_hint(config: Config, port: int, cert: Path, key: Path, ca: Path) -> str:
-    host = "localhost" if config.listener.host in ("0.0.0.0", "::") else config.listener.host
-    quoted = {name: shlex.quote(str(path)) for name, path in (("c", cert), ("k", key), ("a", ca))}
-    return (
-        f"openssl s_client -connect {host}:{port} -servername {config.endpoint} "
-        f"-CAfile {quoted['a']} -cert {quoted['c']} -key {quoted['k']} -brief"
+def _client_hints(config: Config, port: int, cert: Path, key: Path, ca: Path) -> list[str]:
+    """Ready-to-paste commands for the demo device: subscribe, then publish (mosquitto-clients)."""
+    tls = (
+        f"-h {config.endpoint} -p {port} --cafile {shlex.quote(str(ca))} "
+        f"--cert {shlex.quote(str(cert))} --key {shlex.quote(str(key))}"
     )
+    return [
+        f"mosquitto_sub {tls} -i demo-sub -q 1 -t 'demo/#' -v",
+        f"mosquitto_pub {tls} -i demo-pub -q 1 -t demo/hello -m 'hello from the mock'",
+    ]
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -312,16 +315,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if demo is not None:
             cert_path, key_path = demo
             print(f"demo device: {cert_path} (key {key_path})", file=sys.stderr)
-            hint = _client_hint(config, broker.port, cert_path, key_path, broker.root_ca_path)
-            print(f"try:         {hint}", file=sys.stderr)
+            hints = _client_hints(config, broker.port, cert_path, key_path, broker.root_ca_path)
+            for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
+                print(f"{label:<12} {hint}", file=sys.stderr)
         print("ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
         try:
             await stop.wait()
         finally:
             await broker.stop()
 
-    asyncio.run(serve())
+    _run_event_loop(serve())
     return 0
+
+
+def _run_event_loop(main_coroutine: Coroutine[None, None, None]) -> None:
+    """Run ``main_coroutine`` on uvloop when it is installed (faster I/O), else asyncio's loop."""
+    try:
+        import uvloop  # noqa: PLC0415 (optional dependency)
+    except ImportError:
+        asyncio.run(main_coroutine)
+    else:
+        uvloop.run(main_coroutine)
 
 
 # MQTT 3.1.1 CONNECT (clean session, keep-alive 30 s) and DISCONNECT, for the health check.

@@ -55,9 +55,13 @@ FULL = ConnectionFacts(
 BARE = ConnectionFacts(account_id="123456789012", source_ip="127.0.0.1", source_port=1)
 
 
+# Disconnect records also carry AWS's lifecycle disconnectReason, just before reason.
+_FULL_ORDER = (*AWS_KEY_ORDER[:-2], "disconnectReason", *AWS_KEY_ORDER[-2:])
+
+
 def _ordered(keys: list[str]) -> list[str]:
     """Project AWS's key order onto the keys a record has."""
-    return [key for key in AWS_KEY_ORDER if key in keys]
+    return [key for key in _FULL_ORDER if key in keys]
 
 
 # --- timestamps ------------------------------------------------------------------------------
@@ -123,9 +127,19 @@ def test_connect_success_matches_aws_shape() -> None:
 )
 def test_disconnect_record(failure: bool, level: str, status: str) -> None:
     record = disconnect_record(
-        FULL, "DUPLICATE_CLIENT_ID", "A new connection ...", failure=failure, now=NOW
+        FULL,
+        "DUPLICATE_CLIENT_ID",
+        "A new connection ...",
+        failure=failure,
+        disconnect_reason="DUPLICATE_CLIENTID",
+        now=NOW,
     )
-    assert list(record) == list(AWS_KEY_ORDER)
+    # AWS's 2022 example carries disconnectReason (the lifecycle value); the current one
+    # carries reason and details. A Disconnect record has both.
+    expected = list(AWS_KEY_ORDER)
+    expected.insert(expected.index("reason"), "disconnectReason")
+    assert list(record) == expected
+    assert record["disconnectReason"] == "DUPLICATE_CLIENTID"
     assert record["logLevel"] == level
     assert record["status"] == status
     assert record["eventType"] == "Disconnect"

@@ -34,6 +34,7 @@ __all__ = [
     "connect_failure",
     "connect_success",
     "disconnect_record",
+    "event_failure",
     "format_timestamp",
     "reason_catalogue_markdown",
     "record_level",
@@ -58,6 +59,8 @@ class EventType(enum.Enum):
 
     CONNECT = "Connect"
     DISCONNECT = "Disconnect"
+    PUBLISH_IN = "Publish-In"
+    SUBSCRIBE = "Subscribe"
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,77 @@ class Reason(enum.Enum):
         "as OpenSSL chose",
         "Any other TLS failure (not TLS at all, a malformed record, a client that closed "
         "mid-handshake); OpenSSL's reason is in `details`.",
+    )
+    # -- MQTT: CONNECT ------------------------------------------------------------------
+    UNSUPPORTED_PROTOCOL_VERSION = _ReasonInfo(
+        "CONNACK 0x01, then close",
+        "The CONNECT is not MQTT 3.1.1 or 5 (e.g. MQTT 3.1, protocol level 3).",
+    )
+    CLIENT_ID_INVALID = _ReasonInfo(
+        "CONNACK 0x02 (MQTT 3.1.1), 0x85 (MQTT 5), then close",
+        "The client ID is over 128 bytes, starts with `$` (reserved for AWS), or is empty on "
+        "MQTT 3.1.1 (MQTT 5 gets an assigned one).",
+    )
+    WILL_QOS_NOT_SUPPORTED = _ReasonInfo(
+        "close (MQTT 3.1.1), CONNACK 0x9B (MQTT 5)",
+        "The will has QoS 2; AWS IoT supports QoS 0 and 1 only.",
+    )
+    WILL_TOPIC_INVALID = _ReasonInfo(
+        "close (MQTT 3.1.1), CONNACK 0x90 (MQTT 5)",
+        "The will topic is not a valid topic name, or is a reserved topic.",
+    )
+    # -- MQTT: after CONNACK ------------------------------------------------------------
+    PAYLOAD_LIMIT_EXCEEDED = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x95 first)",
+        "A packet's payload is over 128 KiB (AWS: `CLIENT_ERROR` with reason "
+        "`PAYLOAD_LIMIT_EXCEEDED`), refused from the fixed header before the body is read.",
+    )
+    MALFORMED_PACKET = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x81 first)",
+        "The bytes break the MQTT specification; `details` says how.",
+    )
+    PROTOCOL_ERROR = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x82 first)",
+        "A valid packet at the wrong time: a second CONNECT, a packet before CONNECT, "
+        "PUBREC/PUBREL/PUBCOMP/AUTH (AWS supports none of them), an invalid topic alias.",
+    )
+    QOS_NOT_SUPPORTED = _ReasonInfo(
+        "no PUBACK / no SUBACK",
+        'A QoS 2 PUBLISH or SUBSCRIBE: AWS "doesn\'t send a PUBACK or SUBACK" and delivers '
+        "nothing.",
+    )
+    TOPIC_INVALID = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x90 first)",
+        "A PUBLISH topic is empty, has wildcards, is over 256 bytes or 7 slashes.",
+    )
+    RESERVED_TOPIC = _ReasonInfo(
+        "MQTT 5: PUBACK 0x87 (QoS 1) or nothing (QoS 0); MQTT 3.1.1: close",
+        "A PUBLISH to `$aws/events/...` (subscribe-only), to another reserved `$` topic, or "
+        "with RETAIN to any `$` topic.",
+    )
+    PAYLOAD_FORMAT_INVALID = _ReasonInfo(
+        "MQTT 5: PUBACK 0x99 (QoS 1) or nothing (QoS 0)",
+        "Payload Format Indicator 1 (UTF-8) on a payload that is not valid UTF-8.",
+    )
+    TOPIC_FILTER_INVALID = _ReasonInfo(
+        "SUBACK 0x8F (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
+        "A SUBSCRIBE filter breaks the wildcard rules or AWS's size limits.",
+    )
+    SUBSCRIPTION_LIMIT_EXCEEDED = _ReasonInfo(
+        "SUBACK 0x97 (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
+        "The connection already has AWS's maximum of 50 subscriptions.",
+    )
+    SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED = _ReasonInfo(
+        "DISCONNECT 0xA1, close",
+        "A SUBSCRIBE carried a Subscription Identifier; AWS IoT advertises none available.",
+    )
+    KEEP_ALIVE_TIMEOUT = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x8D first); the will is sent",
+        "No packet for 1.5 times the keep-alive (AWS's `MQTT_KEEP_ALIVE_TIMEOUT`).",
+    )
+    DUPLICATE_CLIENT_ID = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x8E first); the will is sent",
+        "Sent to the *old* connection when a new one authenticates with the same client ID.",
     )
 
     @property
@@ -248,6 +322,7 @@ def disconnect_record(
     details: str,
     *,
     failure: bool,
+    disconnect_reason: str | None = None,
     now: _dt.datetime | None = None,
     trace_id: str | None = None,
 ) -> dict[str, object]:
@@ -255,15 +330,41 @@ def disconnect_record(
 
     Args:
         facts: what is known about the connection.
-        reason: an upper-case reason such as ``CLIENT_INITIATED_DISCONNECT``.
+        reason: an upper-case reason such as ``CLIENT_INITIATED_DISCONNECT`` or a ``Reason`` name.
         details: a human sentence.
         failure: True for ``status: Failure`` at ``ERROR``, False for ``Success`` at ``INFO``.
+        disconnect_reason: AWS's lifecycle ``disconnectReason`` (``CLIENT_ERROR``,
+            ``MQTT_KEEP_ALIVE_TIMEOUT``, ...), as AWS's 2022 example carries it; defaults to
+            ``reason``.
         now: the time to stamp.
         trace_id: defaults to a fresh UUID.
     """
     level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
     record = _base_record(level, status, EventType.DISCONNECT, facts, now, trace_id)
+    record["disconnectReason"] = disconnect_reason or reason
     record["reason"] = reason
+    record["details"] = details
+    return record
+
+
+def event_failure(
+    event_type: EventType,
+    reason: Reason,
+    details: str,
+    facts: ConnectionFacts,
+    *,
+    topic_name: str | None = None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a ``Failure`` record for a refused PUBLISH or SUBSCRIBE (``logLevel`` ``ERROR``).
+
+    ``topic_name`` is the topic or topic filter, as AWS's ``topicName`` attribute.
+    """
+    record = _base_record(LogLevel.ERROR, "Failure", event_type, facts, now, trace_id)
+    if topic_name is not None:
+        record["topicName"] = topic_name
+    record["reason"] = reason.name
     record["details"] = details
     return record
 

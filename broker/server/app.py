@@ -18,9 +18,11 @@ from broker.certs_dir import CertsDirectory
 from broker.config import Config
 from broker.logs.cloudwatch import LogLevel
 from broker.logs.sink import LogSink
+from broker.mqtt.core import BrokerCore
 from broker.registry import CertificateRegistry
-from broker.server.connect_gate import ConnectGate
 from broker.server.door import FrontDoor, MqttHandlerFactory
+from broker.server.mqtt_connection import MqttHub
+from broker.state.sessions import SqliteSessionStore
 from broker.tls.context import ServerCredentials, create_server_context
 from broker.tls.policies import get_security_policy
 from broker.tls.verdicts import sni_alert
@@ -48,8 +50,9 @@ class Broker:
     Args:
         config: the validated configuration.
         sink: where log records go; by default the one the configuration describes.
-        handler_factory: the MQTT handler for authenticated connections (the MQTT core plugs
-            in here); by default ``ConnectGate``.
+        handler_factory: the MQTT handler for authenticated connections; by default the MQTT
+            core (``MqttHub``), with sessions and retained messages in the state directory.
+        keep_alive_time_scale: real seconds per keep-alive second (tests shrink it).
     """
 
     def __init__(
@@ -58,11 +61,15 @@ class Broker:
         *,
         sink: LogSink | None = None,
         handler_factory: MqttHandlerFactory | None = None,
+        keep_alive_time_scale: float = 1.0,
     ) -> None:
         self.config = config
         self.sink = sink if sink is not None else create_sink(config)
         self.certs = CertsDirectory(config.certs_dir)
-        self._handler_factory: MqttHandlerFactory = handler_factory or ConnectGate
+        self._handler_factory = handler_factory
+        self._keep_alive_time_scale = keep_alive_time_scale
+        self._store: SqliteSessionStore | None = None
+        self._hub: MqttHub | None = None
         self._registry: CertificateRegistry | None = None
         self._server: asyncio.Server | None = None
         self._door: FrontDoor | None = None
@@ -107,6 +114,15 @@ class Broker:
         )
         contexts = self._create_contexts()
         registry = self._registry
+        handler_factory = self._handler_factory
+        if handler_factory is None:
+            self._store = SqliteSessionStore.open(config.state_dir)
+            self._hub = MqttHub(
+                BrokerCore(self._store),
+                emit=self.sink.emit,
+                keep_alive_time_scale=self._keep_alive_time_scale,
+            )
+            handler_factory = self._hub.handler_factory
 
         def registry_status(certificate_id: str) -> str | None:
             record = registry.get_certificate(certificate_id)
@@ -120,7 +136,7 @@ class Broker:
             require_sni=config.tls.require_sni,
             registry_status=registry_status,
             emit=self.sink.emit,
-            handler_factory=self._handler_factory,
+            handler_factory=handler_factory,
             handshake_timeout=config.tls.handshake_timeout,
             connect_timeout=config.tls.connect_timeout,
         )
@@ -133,6 +149,8 @@ class Broker:
         )
         sockets = self._server.sockets
         self._port = int(sockets[0].getsockname()[1]) if sockets else config.listener.port
+        if self._hub is not None:
+            self._hub.start()
         logger.info("listening on %s:%d", config.listener.host, self._port)
 
     def _create_contexts(self) -> Mapping[str, ssl.SSLContext]:
@@ -169,13 +187,18 @@ class Broker:
         if self._door is not None:
             # Close existing connections: close_notify, then the socket.
             for connection in list(self._door.connections):
-                connection.close("SERVER_INITIATED_DISCONNECT", "The broker is shutting down")
+                connection.shutdown()
+        if self._door is not None and not await self._door.wait_closed(_SHUTDOWN_GRACE):
+            logger.warning("connections still open after %.0f s", _SHUTDOWN_GRACE)
         if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), _SHUTDOWN_GRACE)
-            except TimeoutError:
-                logger.warning("connections still open after %.0f s", _SHUTDOWN_GRACE)
+            await self._server.wait_closed()
             self._server = None
+        if self._hub is not None:
+            self._hub.stop()
+            self._hub = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

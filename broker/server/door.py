@@ -20,7 +20,7 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from broker.logs.cloudwatch import (
     ConnectionFacts,
@@ -87,8 +87,18 @@ class DeviceChannel(Protocol):
         """Report an accepted MQTT CONNECT: stops the CONNECT deadline and logs Success."""
         ...
 
-    def close(self, reason: str | None = None, details: str = "", *, failure: bool = False) -> None:
-        """Send close_notify and close; with a reason, log a ``Disconnect`` record first."""
+    def close(
+        self,
+        reason: str | None = None,
+        details: str = "",
+        *,
+        failure: bool = False,
+        disconnect_reason: str | None = None,
+    ) -> None:
+        """Send close_notify and close; with a reason, log a ``Disconnect`` record first.
+
+        ``disconnect_reason`` is AWS's lifecycle ``disconnectReason`` (defaults to ``reason``).
+        """
         ...
 
     def emit(self, record: Mapping[str, object]) -> None:
@@ -109,6 +119,10 @@ class MqttHandler(Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The connection is gone (closed by either side)."""
+        ...
+
+    def shutdown(self) -> None:
+        """The broker is stopping: say goodbye (MQTT 5: DISCONNECT 0x8B) and close."""
         ...
 
 
@@ -156,6 +170,28 @@ class FrontDoor:
         self.handshake_timeout = handshake_timeout
         self.connect_timeout = connect_timeout
         self.connections: set[DoorProtocol] = set()
+        self._idle: asyncio.Event | None = None
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until every connection has been torn down (``connection_lost`` ran).
+
+        Returns:
+            False if some were still open after ``timeout`` seconds.
+        """
+        if not self.connections:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def forget(self, connection: DoorProtocol) -> None:
+        """Drop a torn-down connection (called from its ``connection_lost``)."""
+        self.connections.discard(connection)
+        if not self.connections and self._idle is not None:
+            self._idle.set()
 
     def protocol_factory(self) -> DoorProtocol:
         """Create the protocol for a new TCP connection (``loop.create_server`` calls this)."""
@@ -187,8 +223,8 @@ class DoorProtocol(asyncio.Protocol):
     # -- asyncio callbacks -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCP transport implements asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._source_ip, self._source_port = str(peer[0]), int(peer[1])
@@ -221,7 +257,6 @@ class DoorProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         self._cancel_timer()
-        self._door.connections.discard(self)
         if not self._closed:
             # The peer went away without a word (RST, or FIN without close_notify/DISCONNECT).
             cause = f": {exc}" if exc is not None else ""
@@ -244,6 +279,7 @@ class DoorProtocol(asyncio.Protocol):
         if self._handler is not None:
             handler, self._handler = self._handler, None
             handler.connection_lost(exc)
+        self._door.forget(self)
 
     # -- stages ----------------------------------------------------------------------------
 
@@ -447,13 +483,34 @@ class DoorProtocol(asyncio.Protocol):
         self._cancel_timer()
         self._door.emit(connect_success(self._facts()))
 
-    def close(self, reason: str | None = None, details: str = "", *, failure: bool = False) -> None:
+    def close(
+        self,
+        reason: str | None = None,
+        details: str = "",
+        *,
+        failure: bool = False,
+        disconnect_reason: str | None = None,
+    ) -> None:
         """Close the connection, logging a Disconnect record when a reason is given."""
         if self._closed:
             return
         if reason is not None:
-            self._door.emit(disconnect_record(self._facts(), reason, details, failure=failure))
+            self._door.emit(
+                disconnect_record(
+                    self._facts(),
+                    reason,
+                    details,
+                    failure=failure,
+                    disconnect_reason=disconnect_reason,
+                )
+            )
         self._shutdown_tls()
+
+    def shutdown(self) -> None:
+        """Close for broker shutdown, letting the MQTT handler say goodbye first."""
+        if self._handler is not None and not self._closed:
+            self._handler.shutdown()
+        self.close("SERVER_INITIATED_DISCONNECT", "The broker is shutting down")
 
     def facts(self) -> ConnectionFacts:
         """Facts for a log record about this connection."""
@@ -477,8 +534,15 @@ class _Channel:
     def connect_accepted(self, client_id: str) -> None:
         self._protocol.connect_accepted(client_id)
 
-    def close(self, reason: str | None = None, details: str = "", *, failure: bool = False) -> None:
-        self._protocol.close(reason, details, failure=failure)
+    def close(
+        self,
+        reason: str | None = None,
+        details: str = "",
+        *,
+        failure: bool = False,
+        disconnect_reason: str | None = None,
+    ) -> None:
+        self._protocol.close(reason, details, failure=failure, disconnect_reason=disconnect_reason)
 
     def emit(self, record: Mapping[str, object]) -> None:
         self._protocol._door.emit(record)

@@ -1,0 +1,71 @@
+"""AWS IoT Core message-broker quotas and protocol deviations, as data.
+
+Each value cites where AWS states it; see ``shared/reference/aws-iot-spec.md`` sections 3.2-3.6
+(the "AWS IoT Core message broker and protocol limits and quotas" page, 2019 table, and the
+current "MQTT" page of the developer guide). Pure: constants and small functions.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLIENT_ID_MAX_BYTES",
+    "DEFAULT_KEEP_ALIVE",
+    "INFLIGHT_MAX",
+    "MAX_KEEP_ALIVE",
+    "MESSAGE_EXPIRY_MAX",
+    "MIN_KEEP_ALIVE",
+    "PAYLOAD_MAX_BYTES",
+    "SESSION_EXPIRY_DEFAULT_MAX",
+    "SESSION_EXPIRY_MAX",
+    "SHARE_NAME_MAX_CHARS",
+    "SUBSCRIPTIONS_PER_CONNECTION",
+    "TOPIC_ALIAS_MAX",
+    "TOPIC_MAX_BYTES",
+    "TOPIC_MAX_SLASHES",
+    "clamp_message_expiry",
+    "effective_keep_alive",
+    "grant_session_expiry",
+]
+
+# "Message size: The payload for every publish request is limited to 128 KB."
+PAYLOAD_MAX_BYTES = 128 * 1024
+# "Client ID size: 128 bytes of UTF-8 encoded characters."
+CLIENT_ID_MAX_BYTES = 128
+# "Topic size ... limited to 256 bytes of UTF-8 encoded characters."
+TOPIC_MAX_BYTES = 256
+# "A topic in a publish or subscribe request is limited to 7 forward slashes (/)."
+TOPIC_MAX_SLASHES = 7
+# Shared subscriptions: "ShareName ... at most 128 UTF-8 characters".
+SHARE_NAME_MAX_CHARS = 128
+# "Subscriptions per connection: 50".
+SUBSCRIPTIONS_PER_CONNECTION = 50
+# "Inbound/Outbound unacknowledged QoS 1 messages: 100"; also our Receive Maximum.
+INFLIGHT_MAX = 100
+# "AWS IoT Core has a default limit of 8 topic aliases."
+TOPIC_ALIAS_MAX = 8
+# Keep-alive: "between 30 - 1200 seconds ... The default keep-alive interval is 1200 seconds."
+MIN_KEEP_ALIVE = 30
+MAX_KEEP_ALIVE = 1200
+DEFAULT_KEEP_ALIVE = 1200
+# Session Expiry Interval: "maximum of 7 days, with a default maximum of one hour".
+SESSION_EXPIRY_DEFAULT_MAX = 3600
+SESSION_EXPIRY_MAX = 7 * 24 * 3600
+# Message Expiry Interval: minimum 1 (0 is adjusted to 1), maximum 604800 (7 days).
+MESSAGE_EXPIRY_MAX = 604800
+
+
+def effective_keep_alive(requested: int) -> int:
+    """The keep-alive AWS applies: 0 or >1200 -> 1200; 1..29 -> 30; otherwise as requested."""
+    if requested == 0 or requested > MAX_KEEP_ALIVE:
+        return DEFAULT_KEEP_ALIVE
+    return max(requested, MIN_KEEP_ALIVE)
+
+
+def grant_session_expiry(requested: int, cap: int = SESSION_EXPIRY_DEFAULT_MAX) -> int:
+    """The Session Expiry Interval AWS grants (returned in CONNACK when adjusted)."""
+    return min(requested, cap, SESSION_EXPIRY_MAX)
+
+
+def clamp_message_expiry(requested: int) -> int:
+    """The Message Expiry Interval AWS applies: clamped to 1..604800 seconds."""
+    return min(max(requested, 1), MESSAGE_EXPIRY_MAX)
