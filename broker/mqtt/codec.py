@@ -12,9 +12,11 @@ Specs cited as "3.1.1 x.y" and "5 x.y":
 * MQTT 5.0: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html
 
 Performance notes: the hot paths (``PacketReader.read_packets`` and ``encode`` of PUBLISH and
-acknowledgements) index and slice ``bytes`` directly, never loop per byte, and build the frozen
-packet values through ``_fast_factory`` (a frozen dataclass ``__init__`` pays one
-``object.__setattr__`` per field, which costs more than parsing the packet).
+acknowledgements) index and slice ``bytes`` directly and never loop per byte; decoded topic
+names are memoised (``_TOPIC_CACHE``); the commonest packet (QoS 0 PUBLISH with a known topic)
+is parsed inline in ``read_packets``; and the frozen packet values are built through
+``_mutable_twin`` / ``_fast_factory``, since a frozen dataclass ``__init__`` pays one
+``object.__setattr__`` per field, more than parsing the packet costs.
 """
 
 from __future__ import annotations
@@ -397,7 +399,9 @@ Packet: TypeAlias = (
 )
 
 _T = TypeVar("_T")
-_object_setattr: Final = object.__setattr__
+# The setter of ``obj.__class__`` (object_set_class), called directly: cheaper than
+# ``object.__setattr__(obj, "__class__", cls)``, which also looks the name up.
+_set_class: Final[Callable[[object, type], None]] = cast(Any, object.__dict__["__class__"]).__set__
 
 
 def _mutable_twin(cls: type) -> type:
@@ -406,7 +410,7 @@ def _mutable_twin(cls: type) -> type:
     A frozen dataclass ``__init__`` calls ``object.__setattr__`` once per field, which costs
     more than parsing a small PUBLISH. Instead, the parsers allocate the twin with
     ``object.__new__``, store the fields with plain attribute assignment, and retype the
-    instance with one ``object.__setattr__(obj, "__class__", cls)``: identical ``__slots__``
+    instance with one ``__class__`` assignment (``_set_class``): identical ``__slots__``
     mean an identical memory layout, which is what ``__class__`` assignment requires. The
     result is an ordinary, immutable ``cls`` instance, equal to one built by ``cls(...)``.
     """
@@ -415,10 +419,11 @@ def _mutable_twin(cls: type) -> type:
 
 
 def _fast_factory(cls: type[_T]) -> Callable[..., _T]:
-    """Return a constructor for the frozen slots dataclass ``cls`` built on ``_mutable_twin``.
+    """Return a constructor for the frozen slots dataclass ``cls``, fast like ``_mutable_twin``.
 
-    Same signature (positional order, keywords and defaults) as ``cls``; used off the hottest
-    paths, which inline the twin instead.
+    The twin here is a generated (non-frozen) slots dataclass, so the constructor keeps the
+    signature of ``cls`` (positional order, keywords, defaults). Used off the hottest paths,
+    which inline ``_mutable_twin`` instead.
     """
     specs: list[tuple[str, Any] | tuple[str, Any, Any]] = [
         (f.name, Any) if f.default is MISSING else (f.name, Any, field(default=f.default))
@@ -432,7 +437,7 @@ def _fast_factory(cls: type[_T]) -> Callable[..., _T]:
 
     def build(*args: Any, **kwargs: Any) -> _T:
         obj = twin(*args, **kwargs)
-        _object_setattr(obj, "__class__", cls)
+        _set_class(obj, cls)
         return cast(_T, obj)
 
     return build
@@ -836,7 +841,7 @@ def _parse_publish(data: bytes, first: int, p: int, end: int, v5: bool) -> Publi
     obj.dup = first & 0x08 != 0
     obj.packet_id = packet_id
     obj.properties = properties
-    _object_setattr(obj, "__class__", Publish)
+    _set_class(obj, Publish)
     publish: Publish = obj
     return publish
 
@@ -889,7 +894,7 @@ def _parse_ack(data: bytes, first: int, p: int, end: int, v5: bool) -> Packet:
     obj.packet_id = packet_id
     obj.reason_code = code
     obj.properties = properties
-    _object_setattr(obj, "__class__", cls)
+    _set_class(obj, cls)
     ack: Packet = obj
     return ack
 
@@ -1209,7 +1214,7 @@ class PacketReader:
         pos = 0
         level = self.protocol_level
         v5 = level == 5
-        limit = self._max
+        limit = MAX_REMAINING_LENGTH + 5 if self._max is None else self._max
         try:
             while pos < n:
                 first = data[pos]
@@ -1221,10 +1226,9 @@ class PacketReader:
                     start = pos + 2
                     end = start + remaining
                     ptype = first >> 4
-                    expected = _FIXED_FLAGS[ptype]
-                    if (expected != -1 and first & 0x0F != expected) or (
-                        limit is not None and end - pos > limit
-                    ):
+                    if (
+                        _FIXED_FLAGS[ptype] != -1 and first & 0x0F != _FIXED_FLAGS[ptype]
+                    ) or end - pos > limit:
                         self._vet(first, 2, remaining)  # raises the precise error
                 else:
                     header = self._header(data, pos, n)
@@ -1234,6 +1238,25 @@ class PacketReader:
                     ptype = first >> 4
                 if end > n:
                     break
+                pos = end
+                if first == 0x30 and end - start > 2:
+                    # Inlined common case of _parse_publish: QoS 0, no DUP/RETAIN, a topic
+                    # decoded before (so valid and non-empty), no properties. Anything else,
+                    # including every error, takes _parse_publish below.
+                    q = start + 2 + ((data[start] << 8) | data[start + 1])
+                    topic = _TOPIC_CACHE.get(data[start + 2 : q])
+                    if topic and q <= end and (not v5 or (q < end and not data[q])):
+                        obj = _new_object(_PUBLISH_TWIN)
+                        obj.topic = topic
+                        obj.payload = data[q + v5 : end]  # v5: skip the Property Length 0
+                        obj.qos = 0
+                        obj.retain = False
+                        obj.dup = False
+                        obj.packet_id = None
+                        obj.properties = EMPTY_PROPERTIES
+                        _set_class(obj, Publish)
+                        append(obj)
+                        continue
                 if ptype == 3:  # PUBLISH
                     append(_parse_publish(data, first, start, end, v5))
                 else:
@@ -1241,7 +1264,6 @@ class PacketReader:
                     if ptype == 1:  # CONNECT
                         level = self.protocol_level
                         v5 = level == 5
-                pos = end
         except MqttError as exc:
             exc.packets = tuple(out)
             raise
