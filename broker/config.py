@@ -1,6 +1,7 @@
 """The broker's configuration: one frozen tree of dataclasses and one loader.
 
-Everything here is pure except :func:`load_config`, which reads one file. Validation happens once,
+Everything here is pure except :func:`load_config`, which reads the config file (and the policy
+documents that ``resources.policies[].document_file`` names). Validation happens once,
 at the edge (:meth:`Config.from_mapping` and :meth:`Config.with_overrides`); every other module
 may trust a ``Config`` it is handed. Every :class:`~broker.errors.ConfigError` raised here names
 the dotted key path (or the command-line flag) and the file it came from, so a newcomer can find
@@ -12,13 +13,16 @@ setting with its default value and a comment.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import ipaddress
+import json
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import NoReturn, TypeVar
 
 import yaml
@@ -28,10 +32,15 @@ from broker.tls.policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
 __all__ = [
     "LOG_LEVELS",
+    "CertificateResource",
     "Config",
+    "DiagnosticsConfig",
     "DomainConfiguration",
     "ListenerConfig",
     "LoggingConfig",
+    "PolicyResource",
+    "ResourcesConfig",
+    "ThingResource",
     "TlsConfig",
     "load_config",
 ]
@@ -52,6 +61,12 @@ _MAX_DNS_NAME = 253
 # Names every server certificate carries besides the configured ones, so that a local client
 # connecting by "localhost" or a loopback address can still verify the certificate.
 _LOOPBACK_NAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+
+# AWS IoT API name patterns (CreateThing, CreatePolicy, ThingAttribute's AttributePayload).
+_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+_POLICY_NAME_RE = re.compile(r"[\w+=,.@-]{1,128}")
+_ATTRIBUTE_NAME_RE = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
+_ATTRIBUTE_VALUE_RE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
 
 _T = TypeVar("_T")
 
@@ -119,6 +134,80 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class DiagnosticsConfig:
+    """Departures from AWS's behaviour that make a refusal easier to see from the device side.
+
+    Attributes:
+        connack_on_deny: when a policy denies a CONNECT or SUBSCRIBE, answer CONNACK 0x05 (not
+            authorized) or SUBACK 0x80 (failure) instead of AWS's silent disconnect. Off by
+            default, as AWS IoT Core never says why; the log line always does.
+    """
+
+    connack_on_deny: bool = False
+
+
+@dataclass(frozen=True)
+class ThingResource:
+    """A thing the broker creates at start (``resources.things[]``).
+
+    Attributes:
+        thing_name: AWS's thingName (``[a-zA-Z0-9:_-]``, 1..128 characters).
+        thing_type_name: its thing type, created too if it does not exist; None for none.
+        attributes: attribute name to value (strings, AWS's attribute patterns).
+    """
+
+    thing_name: str
+    thing_type_name: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+@dataclass(frozen=True)
+class PolicyResource:
+    """An IoT policy the broker creates at start (``resources.policies[]``).
+
+    Attributes:
+        policy_name: AWS's policyName (letters, digits and ``+=,.@_-``, 1..128 characters).
+        document: the policy document, JSON text (the inline mapping serialized, or the text
+            of ``document_file``). Only its JSON syntax is checked when the config loads; the
+            policy grammar is checked when the policy is created.
+    """
+
+    policy_name: str
+    document: str
+
+
+@dataclass(frozen=True)
+class CertificateResource:
+    """A device certificate the broker registers at start (``resources.certificates[]``).
+
+    Attributes:
+        certificate_file: PEM file; registered ACTIVE if it is not registered yet. It must be
+            signed by the local root CA or by a registered CA certificate.
+        things: names of things to attach the certificate to (AttachThingPrincipal).
+        policies: names of policies to attach to the certificate (AttachPolicy).
+    """
+
+    certificate_file: Path
+    things: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Registry resources declared in the config, applied idempotently when ``serve`` starts.
+
+    Attributes:
+        things: things to create (or bring in line with the config).
+        policies: policies to create (or give the configured document as default version).
+        certificates: certificates to register and attach.
+    """
+
+    things: tuple[ThingResource, ...] = ()
+    policies: tuple[PolicyResource, ...] = ()
+    certificates: tuple[CertificateResource, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole broker configuration, immutable.
 
@@ -135,6 +224,8 @@ class Config:
         certs_dir: directory of the local CA, server and device certificates.
         state_dir: directory of the registry's persistent state.
         logging: where log lines go.
+        diagnostics: opt-in departures from AWS that explain refusals to the device.
+        resources: things, policies and certificates to create when ``serve`` starts.
         source: where the values came from (a file name, ``<defaults>`` or ``<mapping>``); every
             error message about this config names it.
     """
@@ -148,6 +239,8 @@ class Config:
     certs_dir: Path = Path("certs")
     state_dir: Path = Path(".state")
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     source: str = "<defaults>"
 
     @property
@@ -260,7 +353,8 @@ def load_config(path: Path | None) -> Config:
     """Read and validate a YAML config file; None means all defaults.
 
     An empty file means all defaults too. Paths in the file (``certs_dir``, ``state_dir``,
-    ``logging.file``) are relative to the file's directory.
+    ``logging.file``, ``resources.policies[].document_file``,
+    ``resources.certificates[].certificate_file``) are relative to the file's directory.
 
     Raises:
         ConfigError: the file is missing, unreadable, not UTF-8, not valid YAML (the message gives
@@ -483,6 +577,121 @@ def _parse_log_level(value: object) -> str:
     return text
 
 
+def _parse_thing_name(value: object) -> str:
+    text = _parse_str(value)
+    if not _THING_NAME_RE.fullmatch(text):
+        raise _Invalid(
+            f"invalid name {text!r}: AWS allows 1-128 of a-z A-Z 0-9 : _ - (no spaces or dots)"
+        )
+    return text
+
+
+def _parse_policy_name(value: object) -> str:
+    text = _parse_str(value)
+    if not _POLICY_NAME_RE.fullmatch(text):
+        raise _Invalid(
+            f"invalid policy name {text!r}: AWS allows 1-128 of letters, digits and + = , . @ _ -"
+        )
+    return text
+
+
+def _parse_attribute_value(value: object) -> str:
+    # YAML reads `floor: 3` as a number; AWS attribute values are strings, so accept integers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_type_name(value)} ({value!r})")
+    if not _ATTRIBUTE_VALUE_RE.fullmatch(value):
+        raise _Invalid(
+            f"invalid attribute value {value!r}: AWS allows up to 800 of a-z A-Z 0-9 _ . , @ / :"
+            " # = [ ] - (no spaces)"
+        )
+    return value
+
+
+def _names(parse: Callable[[object], str]) -> Callable[[object], tuple[str, ...]]:
+    """Return a parser of a list of names, each checked by ``parse``, without duplicates."""
+
+    def parse_names(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"expected a list of names, got {_type_name(value)}")
+        names: list[str] = []
+        for index, item in enumerate(value):
+            try:
+                name = parse(item)
+            except _Invalid as exc:
+                raise _Invalid(f"item {index}: {exc}") from None
+            if name in names:
+                raise _Invalid(f"item {index}: {name!r} is listed twice")
+            names.append(name)
+        return tuple(names)
+
+    return parse_names
+
+
+def _json_ready(value: object, where: str = "") -> object:
+    """Turn a YAML-parsed value into JSON-ready data, or raise _Invalid naming the bad part.
+
+    An unquoted ``Version: 2012-10-17`` parses as a date; it is written back as the same text.
+    """
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Invalid(f"keys must be strings, got {_type_name(key)} ({key!r}){where}")
+            result[key] = _json_ready(item, f" (under {key!r})")
+        return result
+    if isinstance(value, list):
+        return [_json_ready(item, where) for item in value]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise _Invalid(f"{_type_name(value)} ({value!r}) has no JSON form{where}")
+
+
+def _parse_policy_document(value: object) -> str:
+    """An inline policy document: a mapping (written as JSON text) or a string of JSON."""
+    if isinstance(value, str):
+        return _checked_json(value)
+    if not isinstance(value, dict):
+        raise _Invalid(
+            f"expected a policy document mapping ({{Version, Statement}}), got {_type_name(value)}"
+        )
+    if not value:
+        raise _Invalid("the policy document is empty")
+    return json.dumps(_json_ready(value), indent=2)
+
+
+def _checked_json(text: str) -> str:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(
+            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise _Invalid(f"a policy document is a JSON object, got {_type_name(parsed)}")
+    return text
+
+
+def _read_policy(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Invalid(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise _Invalid(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise _Invalid(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return _checked_json(text)
+    except _Invalid as exc:
+        raise _Invalid(f"{path}: {exc}") from None
+
+
 def _suggestion(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``."""
     matches = difflib.get_close_matches(word, list(choices), n=1)
@@ -573,6 +782,8 @@ class _Reader:
                 "certs_dir",
                 "state_dir",
                 "logging",
+                "diagnostics",
+                "resources",
             ),
         )
         endpoint = self.get(top, "", "endpoint", _parse_endpoint, defaults.endpoint)
@@ -589,6 +800,8 @@ class _Reader:
             certs_dir=self.get(top, "", "certs_dir", self.path_value, defaults.certs_dir),
             state_dir=self.get(top, "", "state_dir", self.path_value, defaults.state_dir),
             logging=self.logging(top.get("logging")),
+            diagnostics=self.diagnostics(top.get("diagnostics")),
+            resources=self.resources(top.get("resources")),
             source=self.source,
         )
 
@@ -660,6 +873,135 @@ class _Reader:
             file=self.get(m, "logging", "file", self.optional_path_value, d.file),
             stdout=self.get(m, "logging", "stdout", _parse_bool, d.stdout),
         )
+
+    def diagnostics(self, value: object) -> DiagnosticsConfig:
+        d = DiagnosticsConfig()
+        m = self.section(value, "diagnostics", ("connack_on_deny",))
+        return DiagnosticsConfig(
+            connack_on_deny=self.get(
+                m, "diagnostics", "connack_on_deny", _parse_bool, d.connack_on_deny
+            ),
+        )
+
+    def resources(self, value: object) -> ResourcesConfig:
+        m = self.section(value, "resources", ("things", "policies", "certificates"))
+        things: list[ThingResource] = []
+        seen_things: dict[str, int] = {}
+        for index, item in enumerate(self.entries(m, "resources.things", "thing_name")):
+            thing = self.thing(item, f"resources.things[{index}]")
+            if thing.thing_name in seen_things:
+                self.fail(
+                    f"resources.things[{index}].thing_name",
+                    f"duplicate thing name {thing.thing_name!r} (already declared by"
+                    f" resources.things[{seen_things[thing.thing_name]}])",
+                )
+            seen_things[thing.thing_name] = index
+            things.append(thing)
+        policies: list[PolicyResource] = []
+        seen_policies: dict[str, int] = {}
+        for index, item in enumerate(self.entries(m, "resources.policies", "policy_name")):
+            policy = self.policy(item, f"resources.policies[{index}]")
+            if policy.policy_name in seen_policies:
+                self.fail(
+                    f"resources.policies[{index}].policy_name",
+                    f"duplicate policy name {policy.policy_name!r} (already declared by"
+                    f" resources.policies[{seen_policies[policy.policy_name]}])",
+                )
+            seen_policies[policy.policy_name] = index
+            policies.append(policy)
+        certificates = tuple(
+            self.certificate(item, f"resources.certificates[{index}]")
+            for index, item in enumerate(
+                self.entries(m, "resources.certificates", "certificate_file")
+            )
+        )
+        return ResourcesConfig(
+            things=tuple(things), policies=tuple(policies), certificates=certificates
+        )
+
+    def entries(self, section: Mapping[str, object], path: str, name_key: str) -> list[object]:
+        """Return the list at ``path`` (its last key is looked up in ``section``); null is []."""
+        value = section.get(path.rsplit(".", 1)[-1])
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(
+                path, f"expected a list of mappings (each with {name_key}), got {_type_name(value)}"
+            )
+        return value
+
+    def required(
+        self, mapping: Mapping[str, object], path: str, key: str, parse: Callable[[object], _T]
+    ) -> _T:
+        if key not in mapping:
+            self.fail(_join(path, key), "required key is missing")
+        try:
+            return parse(mapping[key])
+        except _Invalid as exc:
+            self.fail(_join(path, key), str(exc))
+
+    def thing(self, item: object, path: str) -> ThingResource:
+        m = self.mapping_item(item, path, ("thing_name", "thing_type_name", "attributes"))
+        return ThingResource(
+            thing_name=self.required(m, path, "thing_name", _parse_thing_name),
+            thing_type_name=self.get(m, path, "thing_type_name", _parse_thing_name, None),
+            attributes=self.attributes(m.get("attributes"), _join(path, "attributes")),
+        )
+
+    def attributes(self, value: object, path: str) -> Mapping[str, str]:
+        if value is None:
+            return MappingProxyType({})
+        if not isinstance(value, dict):
+            self.fail(
+                path, f"expected a mapping of attribute names to values, got {_type_name(value)}"
+            )
+        attributes: dict[str, str] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str):
+                # YAML 1.1 reads unquoted on/off/yes/no as booleans, also as keys.
+                self.fail(
+                    path,
+                    f"attribute names must be strings, got {_type_name(name)} ({name!r});"
+                    " quote the name",
+                )
+            if not _ATTRIBUTE_NAME_RE.fullmatch(name):
+                self.fail(
+                    path,
+                    f"invalid attribute name {name!r}: AWS allows 1-128 of a-z A-Z 0-9 _ . , @ /"
+                    " : # -",
+                )
+            try:
+                attributes[name] = _parse_attribute_value(raw)
+            except _Invalid as exc:
+                self.fail(_join(path, name), str(exc))
+        return MappingProxyType(attributes)
+
+    def policy(self, item: object, path: str) -> PolicyResource:
+        m = self.mapping_item(item, path, ("policy_name", "document", "document_file"))
+        name = self.required(m, path, "policy_name", _parse_policy_name)
+        if ("document" in m) == ("document_file" in m):
+            self.fail(path, "give exactly one of document (a mapping) or document_file (a path)")
+        if "document" in m:
+            document = self.get(m, path, "document", _parse_policy_document, "")
+        else:
+            file = self.get(m, path, "document_file", self.path_value, Path())
+            document = self.get(m, path, "document_file", lambda _: _read_policy(file), "")
+        return PolicyResource(policy_name=name, document=document)
+
+    def certificate(self, item: object, path: str) -> CertificateResource:
+        m = self.mapping_item(item, path, ("certificate_file", "things", "policies"))
+        return CertificateResource(
+            certificate_file=self.required(m, path, "certificate_file", self.path_value),
+            things=self.get(m, path, "things", _names(_parse_thing_name), ()),
+            policies=self.get(m, path, "policies", _names(_parse_policy_name), ()),
+        )
+
+    def mapping_item(
+        self, item: object, path: str, allowed: tuple[str, ...]
+    ) -> Mapping[str, object]:
+        if not isinstance(item, dict):
+            self.fail(path, f"expected a mapping, got {_type_name(item)}")
+        return self.section(item, path, allowed)
 
 
 def _join(path: str, key: str) -> str:

@@ -24,6 +24,7 @@ from broker.registry import CertificateStatus
 from broker.server.app import Broker
 
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+ALLOW_ALL_POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}'
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,14 @@ class RunningBroker:
         *,
         register: bool = True,
         name: str = "device",
+        policy: str | None = ALLOW_ALL_POLICY,
     ) -> Device:
-        """Issue a device certificate from the broker's CA, optionally registering it."""
+        """Issue a device certificate from the broker's CA, optionally registering it.
+
+        A registered certificate gets ``policy`` attached (a document; by default one that
+        allows every action, so tests about other features are not refused by authorization,
+        as a device with no policy is on AWS). ``policy=None`` attaches none.
+        """
         certs = CertsDirectory(self.config.certs_dir)
         issued = pki.issue_device_certificate(certs.ensure_root_ca())
         assert issued.private_key_pem is not None
@@ -102,7 +109,12 @@ class RunningBroker:
         write_public_file(cert_path, issued.certificate_pem)
         write_private_key(key_path, issued.private_key_pem)
         if register:
-            self.broker.registry.register_certificate(issued.certificate_pem, status)
+            registry = self.broker.registry
+            record = registry.register_certificate(issued.certificate_pem, status)
+            if policy is not None:
+                policy_name = f"{name}-{issued.certificate_id[:12]}-policy"
+                registry.create_policy(policy_name, policy)
+                registry.attach_policy(policy_name, record.certificate_arn)
         return Device(issued.certificate_id, cert_path, key_path)
 
 

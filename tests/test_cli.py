@@ -619,9 +619,29 @@ async def test_verbs_work_while_broker_runs(
     certificate_id = created["certificateId"]
     device = Device(certificate_id, cert_path, key_path)
     port = running_broker.port
-
-    # The broker reads the CLI's write: the new ACTIVE certificate connects.
     ctx = client_context(running_broker.root_ca_path, device)
+
+    # ACTIVE but without a policy: AWS closes an MQTT 3.1.1 CONNECT with no CONNACK.
+    assert await asyncio.to_thread(_connect_and_read_connack, port, ctx) == b""
+    denied = await running_broker.wait_for_record(
+        lambda r: (
+            r.get("reason") == "AUTHORIZATION_FAILURE" and r.get("principalId") == certificate_id
+        )
+    )
+    assert "iot:Connect" in str(denied["details"])
+    document = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect",'
+        '"Resource":"arn:aws:iot:us-east-1:123456789012:client/dev-1"}]}'
+    )
+    assert (
+        await run("create-policy", "--policy-name", "live", "--policy-document", document)
+    ).code == 0
+    attached = await run(
+        "attach-policy", "--policy-name", "live", "--target", created["certificateArn"]
+    )
+    assert attached.code == 0, attached.err
+
+    # The broker reads the CLI's writes: the ACTIVE certificate with a policy connects.
     connack = await asyncio.to_thread(_connect_and_read_connack, port, ctx)
     assert connack == MQTT311_CONNACK_ACCEPTED
     accepted = await running_broker.wait_for_record(

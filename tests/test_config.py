@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from broker.config import Config, DomainConfiguration, load_config
+from broker.config import (
+    CertificateResource,
+    Config,
+    DiagnosticsConfig,
+    DomainConfiguration,
+    PolicyResource,
+    ResourcesConfig,
+    ThingResource,
+    load_config,
+)
 from broker.errors import ConfigError
 from broker.tls.policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
@@ -70,6 +80,7 @@ def test_shipped_configs_found() -> None:
         "examples/docker.yaml",
         "examples/domain-configurations.yaml",
         "examples/no-sni-allowed.yaml",
+        "examples/demo-rig.yaml",
     } <= names
 
 
@@ -498,3 +509,252 @@ def test_yaml_merge_keys_may_override(tmp_path: Path) -> None:
         "a.example.com",
         "b.example.com",
     ]
+
+
+# --- diagnostics and resources -----------------------------------------------------------------
+
+
+def test_diagnostics_and_resources_defaults() -> None:
+    config = Config()
+    assert config.diagnostics == DiagnosticsConfig(connack_on_deny=False)
+    assert config.resources == ResourcesConfig(things=(), policies=(), certificates=())
+
+
+def test_connack_on_deny(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "diagnostics: {connack_on_deny: true}"))
+    assert config.diagnostics.connack_on_deny is True
+    assert load_config(write(tmp_path, "diagnostics:\n")).diagnostics == DiagnosticsConfig()
+
+
+def test_resources_parsed(tmp_path: Path) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.json").write_text(
+        '{"Version": "2012-10-17", "Statement": []}\n', encoding="utf-8"
+    )
+    path = write(
+        tmp_path,
+        """
+        resources:
+          things:
+            - thing_name: sensor-1
+              thing_type_name: thermometer
+              attributes: {room: kitchen, floor: 3}
+            - thing_name: bare
+          policies:
+            - policy_name: inline
+              document:
+                Version: 2012-10-17
+                Statement: [{Effect: Allow, Action: "iot:Connect", Resource: "*"}]
+            - policy_name: from-file
+              document_file: policies/p.json
+            - policy_name: as-text
+              document: '{"Version": "2012-10-17", "Statement": []}'
+          certificates:
+            - certificate_file: certs/sensor-1.pem
+              things: [sensor-1]
+              policies: [inline, from-file]
+            - certificate_file: /abs/other.pem
+        """,
+    )
+
+    resources = load_config(path).resources
+
+    assert resources.things == (
+        ThingResource("sensor-1", "thermometer", {"room": "kitchen", "floor": "3"}),
+        ThingResource("bare"),
+    )
+    inline, from_file, as_text = resources.policies
+    assert inline.policy_name == "inline"
+    # An unquoted Version parses as a YAML date; it is written back as the same text.
+    assert json.loads(inline.document) == {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}],
+    }
+    assert from_file == PolicyResource("from-file", '{"Version": "2012-10-17", "Statement": []}\n')
+    assert json.loads(as_text.document) == {"Version": "2012-10-17", "Statement": []}
+    assert resources.certificates == (
+        CertificateResource(
+            tmp_path / "certs/sensor-1.pem", ("sensor-1",), ("inline", "from-file")
+        ),
+        CertificateResource(Path("/abs/other.pem")),
+    )
+    # Frozen and hashable, like the rest of the config.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        resources.things[0].thing_name = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        resources.things[0].attributes["room"] = "x"  # type: ignore[index]
+    assert hash(load_config(path)) == hash(load_config(path))
+
+
+def test_null_resource_lists(tmp_path: Path) -> None:
+    path = write(tmp_path, "resources:\n  things:\n  policies:\n  certificates:\n")
+    assert load_config(path).resources == ResourcesConfig()
+
+
+def test_demo_rig_example() -> None:
+    path = ROOT / "config" / "examples" / "demo-rig.yaml"
+    config = load_config(path)
+    assert config.diagnostics.connack_on_deny is True
+    assert [t.thing_name for t in config.resources.things] == ["sensor-1", "dashboard"]
+    assert [p.policy_name for p in config.resources.policies] == [
+        "sensor-policy",
+        "dashboard-policy",
+    ]
+    for policy in config.resources.policies:
+        document = json.loads(policy.document)
+        assert document["Version"] == "2012-10-17"
+        assert "*" not in json.dumps(document["Statement"][0]["Resource"]).split("/")[0]
+    assert [c.things for c in config.resources.certificates] == [("sensor-1",), ("dashboard",)]
+    # Certificate paths are relative to the config file: ../../certs is the repository's certs/.
+    for certificate in config.resources.certificates:
+        assert certificate.certificate_file.resolve().parent.parent == (ROOT / "certs").resolve()
+
+
+BAD_RESOURCES: list[tuple[str, str, str]] = [
+    ("diagnostics: {connack_on_deny: 'yes'}", "diagnostics.connack_on_deny", "true or false"),
+    ("diagnostics: {connack: true}", "diagnostics.connack", "did you mean 'connack_on_deny'"),
+    ("diagnostics: []", "diagnostics", "expected a mapping"),
+    ("resources: []", "resources", "expected a mapping"),
+    ("resources: {thing: []}", "resources.thing", "did you mean 'things'"),
+    ("resources: {things: {thing_name: a}}", "resources.things", "expected a list"),
+    ("resources: {things: [a]}", "resources.things[0]", "expected a mapping"),
+    ("resources: {things: [{attributes: {}}]}", "resources.things[0].thing_name", "required"),
+    ("resources: {things: [{thing_name: 'a b'}]}", "resources.things[0].thing_name", "'a b'"),
+    ("resources: {things: [{thing_name: 5}]}", "resources.things[0].thing_name", "a string"),
+    (
+        "resources: {things: [{thing_name: a, name: b}]}",
+        "resources.things[0].name",
+        "unknown key",
+    ),
+    (
+        "resources: {things: [{thing_name: a}, {thing_name: a}]}",
+        "resources.things[1].thing_name",
+        "duplicate thing name 'a'",
+    ),
+    (
+        "resources: {things: [{thing_name: a, thing_type_name: 'x y'}]}",
+        "resources.things[0].thing_type_name",
+        "invalid name",
+    ),
+    (
+        "resources: {things: [{thing_name: a, attributes: [room]}]}",
+        "resources.things[0].attributes",
+        "expected a mapping",
+    ),
+    (
+        "resources: {things: [{thing_name: a, attributes: {room: living room}}]}",
+        "resources.things[0].attributes.room",
+        "invalid attribute value",
+    ),
+    (
+        "resources: {things: [{thing_name: a, attributes: {lamp: true}}]}",
+        "resources.things[0].attributes.lamp",
+        "expected a string",
+    ),
+    (
+        "resources: {things: [{thing_name: a, attributes: {on: x}}]}",
+        "resources.things[0].attributes",
+        "got a boolean (True); quote the name",
+    ),
+    (
+        "resources: {things: [{thing_name: a, attributes: {'a b': c}}]}",
+        "resources.things[0].attributes",
+        "invalid attribute name 'a b'",
+    ),
+    ("resources: {policies: [{policy_name: p}]}", "resources.policies[0]", "exactly one of"),
+    (
+        "resources: {policies: [{policy_name: p, document: {}, document_file: x.json}]}",
+        "resources.policies[0]",
+        "exactly one of",
+    ),
+    (
+        "resources: {policies: [{document: {Version: '2012-10-17'}}]}",
+        "resources.policies[0].policy_name",
+        "required",
+    ),
+    (
+        "resources: {policies: [{policy_name: 'p/q', document: {Statement: []}}]}",
+        "resources.policies[0].policy_name",
+        "invalid policy name",
+    ),
+    (
+        "resources: {policies: [{policy_name: p, document: [1]}]}",
+        "resources.policies[0].document",
+        "expected a policy document mapping",
+    ),
+    (
+        "resources: {policies: [{policy_name: p, document: {}}]}",
+        "resources.policies[0].document",
+        "empty",
+    ),
+    (
+        "resources: {policies: [{policy_name: p, document: '{nope'}]}",
+        "resources.policies[0].document",
+        "not valid JSON",
+    ),
+    (
+        "resources: {policies: [{policy_name: p, document: {Version: .nan}}]}",
+        "resources.policies[0].document",
+        "no JSON form",
+    ),
+    (
+        "resources: {policies: [{policy_name: p, document_file: missing.json}]}",
+        "resources.policies[0].document_file",
+        "file not found",
+    ),
+    (
+        "resources: {policies: [{policy_name: p, document: {Statement: []}},"
+        " {policy_name: p, document: {Statement: []}}]}",
+        "resources.policies[1].policy_name",
+        "duplicate policy name 'p'",
+    ),
+    (
+        "resources: {certificates: [{things: [a]}]}",
+        "resources.certificates[0].certificate_file",
+        "required",
+    ),
+    (
+        "resources: {certificates: [{certificate_file: ''}]}",
+        "resources.certificates[0].certificate_file",
+        "must not be empty",
+    ),
+    (
+        "resources: {certificates: [{certificate_file: c.pem, things: a}]}",
+        "resources.certificates[0].things",
+        "expected a list",
+    ),
+    (
+        "resources: {certificates: [{certificate_file: c.pem, things: [a, a]}]}",
+        "resources.certificates[0].things",
+        "listed twice",
+    ),
+    (
+        "resources: {certificates: [{certificate_file: c.pem, policies: [ok, 'no/pe']}]}",
+        "resources.certificates[0].policies",
+        "item 1: invalid policy name",
+    ),
+    (
+        "resources: {certificates: [{certificate_file: c.pem, status: ACTIVE}]}",
+        "resources.certificates[0].status",
+        "unknown key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key_path", "detail"), BAD_RESOURCES)
+def test_bad_resources(tmp_path: Path, text: str, key_path: str, detail: str) -> None:
+    path = write(tmp_path, text, name="bad-config.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key_path}: "), message
+    assert detail in message
+
+
+def test_document_file_that_is_not_a_json_object(tmp_path: Path) -> None:
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+    path = write(tmp_path, "resources: {policies: [{policy_name: p, document_file: list.json}]}")
+    with pytest.raises(
+        ConfigError, match=r"resources\.policies\[0\]\.document_file: .*JSON object"
+    ):
+        load_config(path)

@@ -27,6 +27,7 @@ from broker.config import Config, DomainConfiguration, TlsConfig
 from broker.registry import CertificateStatus
 from broker.server.app import Broker
 from tests.conftest import (
+    ALLOW_ALL_POLICY,
     ENDPOINT,
     MQTT311_CONNACK_ACCEPTED,
     MQTT311_CONNECT,
@@ -361,7 +362,11 @@ async def test_certificate_outside_its_validity_is_refused(
     fresh, fresh_pem = _device_with_validity(
         running_broker.config, now - dt.timedelta(minutes=1), now + year, tmp_path
     )
-    running_broker.broker.registry.register_certificate(fresh_pem, CertificateStatus.ACTIVE)
+    record = running_broker.broker.registry.register_certificate(
+        fresh_pem, CertificateStatus.ACTIVE
+    )
+    running_broker.broker.registry.create_policy("allow-all", ALLOW_ALL_POLICY)
+    running_broker.broker.registry.attach_policy("allow-all", record.certificate_arn)
     await assert_accepted(running_broker, await attempt(running_broker, fresh), fresh)
 
 

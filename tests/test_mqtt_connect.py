@@ -310,7 +310,11 @@ async def connect_refused(
     assert record["eventType"] == "Connect"
     assert record["status"] == "Failure"
     assert record["logLevel"] == "ERROR"
-    assert not [r for r in running.records if r["eventType"] == "Connect" and "clientId" in r]
+    assert not [
+        r
+        for r in running.records
+        if r["eventType"] == "Connect" and r["status"] == "Success" and "clientId" in r
+    ]
     return record
 
 
@@ -391,7 +395,7 @@ async def test_will_qos2_is_refused_and_qos1_accepted(mqtt: Mqtt, level: int) ->
     # The twin: the same will at QoS 1.
     _, connack = await mqtt.connect("dev-1", level, will=replace(will, qos=1))
     assert connack.reason_code == 0
-    await logged(mqtt.running, eventType="Connect", clientId="dev-1")
+    await logged(mqtt.running, eventType="Connect", status="Success", clientId="dev-1")
 
 
 # -- client ID --------------------------------------------------------------------------------

@@ -29,11 +29,13 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import (
     MQTT311_CONNACK_ACCEPTED,
-    MQTT311_CONNECT,
     Device,
     blocking_handshake,
     client_context,
 )
+
+# An MQTT 3.1.1 CONNECT (clean session, keep-alive 60) with client ID "demo-device".
+DEMO_DEVICE_CONNECT = bytes.fromhex("101700044d5154540402003c000b") + b"demo-device"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXIT_CONFIG = 253
@@ -198,7 +200,8 @@ def test_serve_demo_device_connects_and_stops_on_signal(
     assert _field(banner, "endpoint") == "localhost"
 
     ctx = client_context(root_ca, Device(demo_id, cert_path, key_path))
-    with blocking_handshake(port, ctx, "localhost", MQTT311_CONNECT) as tls:
+    # The demo policy admits the client ID of a thing the demo certificate is attached to.
+    with blocking_handshake(port, ctx, "localhost", DEMO_DEVICE_CONNECT) as tls:
         assert _recv_exactly(tls, 4) == MQTT311_CONNACK_ACCEPTED
 
         # Stop the broker while the device is still connected: it closes the connection and
@@ -213,7 +216,7 @@ def test_serve_demo_device_connects_and_stops_on_signal(
     successes = [r for r in records if r["status"] == "Success"]
     assert successes, records
     connects = [
-        r for r in successes if r["eventType"] == "Connect" and r.get("clientId") == "dev-1"
+        r for r in successes if r["eventType"] == "Connect" and r.get("clientId") == "demo-device"
     ]
     assert connects, records
     assert all(r["principalId"] == demo_id for r in connects)

@@ -35,6 +35,7 @@ __all__ = [
     "connect_success",
     "disconnect_record",
     "event_failure",
+    "event_success",
     "format_timestamp",
     "reason_catalogue_markdown",
     "record_level",
@@ -60,7 +61,9 @@ class EventType(enum.Enum):
     CONNECT = "Connect"
     DISCONNECT = "Disconnect"
     PUBLISH_IN = "Publish-In"
+    PUBLISH_OUT = "Publish-Out"
     SUBSCRIBE = "Subscribe"
+    UNSUBSCRIBE = "Unsubscribe"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,17 @@ class Reason(enum.Enum):
     WILL_TOPIC_INVALID = _ReasonInfo(
         "close (MQTT 3.1.1), CONNACK 0x90 (MQTT 5)",
         "The will topic is not a valid topic name, or is a reserved topic.",
+    )
+    AUTHORIZATION_FAILURE = _ReasonInfo(
+        "CONNECT: close, no CONNACK (MQTT 3.1.1), CONNACK 0x87 (MQTT 5); PUBLISH/SUBSCRIBE: "
+        "disconnect (MQTT 3.1.1), PUBACK/SUBACK 0x87 (MQTT 5); delivery: not delivered",
+        "No attached policy allows the action on the resource, or one explicitly denies it; "
+        "`details` names the action, the resource and the deciding policy statement.",
+    )
+    CERTIFICATE_STATUS_CHANGED = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x87 first)",
+        "A live connection's certificate stopped being ACTIVE (update-certificate); AWS "
+        "disconnects such devices (`AUTH_ERROR`).",
     )
     # -- MQTT: after CONNACK ------------------------------------------------------------
     PAYLOAD_LIMIT_EXCEEDED = _ReasonInfo(
@@ -344,6 +358,21 @@ def disconnect_record(
     record["disconnectReason"] = disconnect_reason or reason
     record["reason"] = reason
     record["details"] = details
+    return record
+
+
+def event_success(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    topic_name: str | None = None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a ``Success`` record at ``INFO`` for a PUBLISH, delivery, SUBSCRIBE or UNSUBSCRIBE."""
+    record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
+    if topic_name is not None:
+        record["topicName"] = topic_name
     return record
 
 

@@ -103,6 +103,8 @@ class Session:
         disconnected_at: wall-clock time of the last disconnect (None while connected).
         will: the live connection's will message (sent when it ends uncleanly), or None.
         will_delay: its MQTT 5 Will Delay Interval, seconds.
+        receive_check: AWS's ``iot:Receive`` check for a topic, asked before each delivery.
+        on_delivery: called after each message sent (the shell logs ``Publish-Out``).
     """
 
     client_id: str
@@ -115,6 +117,8 @@ class Session:
     disconnected_at: float | None = None
     will: Message | None = None
     will_delay: int = 0
+    receive_check: Callable[[str], bool] | None = None
+    on_delivery: Callable[[Message], None] | None = None
     stored: bool = False
     queue_loaded: bool = True
     _next_packet_id: int = 1
@@ -419,19 +423,27 @@ class BrokerCore:
                 continue
             if session.outlet is None and not (qos == 1 and session.persistent):
                 continue  # AWS stores only QoS 1 messages for offline persistent sessions
+            if session.receive_check is not None and not session.receive_check(message.topic):
+                continue  # iot:Receive denied
             pending = _Pending(message, qos, keep_retain)
             deliveries.append((session, pending))
             if qos == 1 and session.persistent:
                 to_store.append((client_id, message))
         if to_store:
-            row_ids = iter(self.store.enqueue_many(to_store))
-            for session, pending in deliveries:
-                if pending.qos == 1 and session.persistent:
-                    pending.row_id = next(row_ids)
+            self._persist(deliveries, to_store)
         cache: dict[tuple[int, int, bool], bytes] = {}
         for session, pending in deliveries:
             self._enqueue(session, pending, cache)
         return len(deliveries)
+
+    def _persist(
+        self, deliveries: list[tuple[Session, _Pending]], to_store: list[tuple[str, Message]]
+    ) -> None:
+        """Write the persistent sessions' QoS 1 copies in one transaction, before any PUBACK."""
+        row_ids = iter(self.store.enqueue_many(to_store))
+        for session, pending in deliveries:
+            if pending.qos == 1 and session.persistent:
+                pending.row_id = next(row_ids)
 
     def _targets(self, message: Message) -> dict[str, tuple[int, bool]]:
         """Client ID -> (delivered QoS, RETAIN flag) for every session that gets ``message``.
@@ -478,6 +490,8 @@ class BrokerCore:
 
     def _deliver(self, session: Session, message: Message, qos: int, *, retain: bool) -> None:
         """Deliver one message to one session outside ``publish`` (retained on subscribe)."""
+        if session.receive_check is not None and not session.receive_check(message.topic):
+            return
         pending = _Pending(message, qos, retain)
         if qos == 1 and session.persistent:
             pending.row_id = self.store.enqueue_many([(session.client_id, message)])[0]
@@ -575,6 +589,8 @@ class BrokerCore:
                     self.store.remove_queued(session.client_id, pending.row_id)
             return
         outlet.send(encoded)
+        if session.on_delivery is not None:
+            session.on_delivery(message)
 
 
 def _outbound_properties(message: Message, now: float) -> Properties:

@@ -1,4 +1,4 @@
-"""The certificate registry: AWS IoT's certificate records, kept in SQLite.
+"""The device registry: AWS IoT's certificates, things, policies and CAs, kept in SQLite.
 
 The database lives at ``<state_dir>/registry.sqlite3``. It runs in WAL journal mode with a busy
 timeout so that the CLI (``aws-iot-mock create-keys-and-certificate`` and friends) and a running
@@ -6,7 +6,13 @@ server can use the same file at once (https://www.sqlite.org/wal.html: readers d
 writer and the writer does not block readers).
 
 The schema is versioned with ``PRAGMA user_version``; ``SCHEMA_MIGRATIONS`` lists the steps.
-Later features (things, policies, CA registration, attachments) append steps, never edit them.
+Later features append steps, never edit them.
+
+``CertificateRegistry`` is assembled from mixins: things and thing types
+(``broker.registry.things``), policies (``broker.registry.policies``) and CA certificates
+(``broker.registry.cas``). Every write runs in one ``BEGIN IMMEDIATE`` transaction that also bumps
+a generation counter stored in the database, so that a running broker in another process can
+poll ``generation()`` cheaply and re-read ``principal_snapshot()`` for its live connections.
 
 Field names and status values follow the AWS IoT API reference for DescribeCertificate,
 ListCertificates and UpdateCertificate
@@ -16,12 +22,11 @@ ListCertificates and UpdateCertificate
 from __future__ import annotations
 
 import enum
-import re
 import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -30,6 +35,17 @@ from cryptography.hazmat.primitives import serialization
 
 from broker import pki
 from broker.errors import BrokerError, CertificateError, ResourceNotFoundError
+from broker.registry._util import iso as _iso
+from broker.registry._util import normalize_certificate_id
+from broker.registry._util import utc as _utc
+from broker.registry.cas import CaCertificatesMixin
+from broker.registry.errors import (
+    CertificateValidationError,
+    InvalidRequestError,
+    ResourceAlreadyExistsError,
+)
+from broker.registry.policies import PoliciesMixin
+from broker.registry.things import THING_COLUMNS, Thing, ThingsMixin, thing_from_row
 
 __all__ = [
     "DATABASE_NAME",
@@ -37,6 +53,7 @@ __all__ = [
     "CertificateRecord",
     "CertificateRegistry",
     "CertificateStatus",
+    "PrincipalSnapshot",
     "check_certificate_status",
     "normalize_certificate_id",
 ]
@@ -46,11 +63,6 @@ DATABASE_NAME = "registry.sqlite3"
 # How long a connection waits for another process's write lock before failing
 # (https://www.sqlite.org/pragma.html#pragma_busy_timeout).
 _BUSY_TIMEOUT_MS = 10_000
-
-# AWS: certificateId "Length Constraints: Fixed length of 64. Pattern: (0x)?[a-fA-F0-9]+".
-# With a fixed length of 64 a "0x" prefix would leave 62 digits, which no SHA-256 ID has, so we
-# accept exactly 64 hex digits.
-_CERTIFICATE_ID = re.compile(r"[0-9a-fA-F]{64}")
 
 # Step i upgrades user_version i to i + 1, in one transaction. Append only: a database that has
 # run a step never runs it again, so editing a published step changes nothing for existing files.
@@ -70,6 +82,79 @@ SCHEMA_MIGRATIONS: tuple[str, ...] = (
         generation_id      TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX certificates_by_creation ON certificates (creation_date);
+    """,
+    # 1 -> 2: the generation counter, things, thing types, policies and their versions,
+    # attachments, CA certificates. Attachments reference certificates by ID (the ARN is the
+    # certificates row's); they go away with their thing or policy (ON DELETE CASCADE), while a
+    # certificate cannot be deleted under them (no action: AWS's DeleteCertificate refuses with
+    # DeleteConflictException while things or policies are attached). Searchable attribute
+    # names are joined with newlines (the names' pattern excludes them); thing attributes are a
+    # JSON object.
+    """
+    CREATE TABLE registry_generation (
+        id         INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO registry_generation (id, generation) VALUES (1, 0);
+    CREATE TABLE thing_types (
+        thing_type_name       TEXT PRIMARY KEY NOT NULL,
+        thing_type_id         TEXT NOT NULL UNIQUE,
+        searchable_attributes TEXT NOT NULL,
+        description           TEXT,
+        deprecated            INTEGER NOT NULL DEFAULT 0,
+        deprecation_date      TEXT,
+        creation_date         TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE things (
+        thing_name      TEXT PRIMARY KEY NOT NULL,
+        thing_id        TEXT NOT NULL UNIQUE,
+        thing_type_name TEXT REFERENCES thing_types (thing_type_name),
+        attributes      TEXT NOT NULL,
+        version         INTEGER NOT NULL,
+        creation_date   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX things_by_type ON things (thing_type_name);
+    CREATE TABLE thing_principals (
+        thing_name     TEXT NOT NULL REFERENCES things (thing_name) ON DELETE CASCADE,
+        certificate_id TEXT NOT NULL REFERENCES certificates (certificate_id),
+        attached_date  TEXT NOT NULL,
+        PRIMARY KEY (thing_name, certificate_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX thing_principals_by_certificate ON thing_principals (certificate_id);
+    CREATE TABLE policies (
+        policy_name        TEXT PRIMARY KEY NOT NULL,
+        default_version_id INTEGER NOT NULL,
+        next_version_id    INTEGER NOT NULL,
+        creation_date      TEXT NOT NULL,
+        last_modified_date TEXT NOT NULL,
+        generation_id      TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE policy_versions (
+        policy_name TEXT NOT NULL REFERENCES policies (policy_name) ON DELETE CASCADE,
+        version_id  INTEGER NOT NULL,
+        document    TEXT NOT NULL,
+        create_date TEXT NOT NULL,
+        PRIMARY KEY (policy_name, version_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE policy_targets (
+        policy_name    TEXT NOT NULL REFERENCES policies (policy_name) ON DELETE CASCADE,
+        certificate_id TEXT NOT NULL REFERENCES certificates (certificate_id),
+        attached_date  TEXT NOT NULL,
+        PRIMARY KEY (policy_name, certificate_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX policy_targets_by_certificate ON policy_targets (certificate_id);
+    CREATE TABLE ca_certificates (
+        certificate_id           TEXT PRIMARY KEY NOT NULL,
+        certificate_arn          TEXT NOT NULL,
+        certificate_pem          TEXT NOT NULL,
+        status                   TEXT NOT NULL,
+        auto_registration_status TEXT NOT NULL,
+        owned_by                 TEXT NOT NULL,
+        creation_date            TEXT NOT NULL,
+        last_modified_date       TEXT NOT NULL,
+        generation_id            TEXT NOT NULL,
+        customer_version         INTEGER NOT NULL DEFAULT 1
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -206,32 +291,37 @@ def check_certificate_status(record: CertificateRecord | None) -> tuple[str, str
     return None
 
 
-def normalize_certificate_id(certificate_id: str) -> str:
-    """Validate a certificate ID and return it in lowercase.
+@dataclass(frozen=True)
+class PrincipalSnapshot:
+    """Everything the broker needs about a client certificate at CONNECT, read atomically.
 
-    Args:
-        certificate_id: 64 hex digits, any case.
-
-    Returns:
-        The ID in lowercase.
-
-    Raises:
-        CertificateError: not 64 hex digits (AWS answers InvalidRequestException).
+    Attributes:
+        certificate_id: the certificate's ID (lowercase).
+        status: the certificate's status, or None if it is not registered.
+        ca_certificate_id: the registered CA that issued it, if any.
+        policies: ``(policy name, default version document)`` for every policy attached to the
+            certificate, by policy name.
+        things: the things the certificate is attached to, by name.
+        ca_status: the status (``"ACTIVE"``/``"INACTIVE"``) of ``ca_certificate_id``, if any.
+        generation: ``generation()`` as of this snapshot.
     """
-    if not isinstance(certificate_id, str) or not _CERTIFICATE_ID.fullmatch(certificate_id):
-        raise CertificateError(
-            f"InvalidRequestException: certificateId {certificate_id!r} is not a certificate ID "
-            "(expected exactly 64 hexadecimal characters)"
-        )
-    return certificate_id.lower()
+
+    certificate_id: str
+    status: CertificateStatus | None
+    ca_certificate_id: str | None
+    policies: tuple[tuple[str, str], ...]
+    things: tuple[Thing, ...]
+    ca_status: str | None = None
+    generation: int = 0
 
 
-class CertificateRegistry:
-    """The certificate table of the registry database.
+class CertificateRegistry(ThingsMixin, PoliciesMixin, CaCertificatesMixin):
+    """The registry database: certificates, things, thing types, policies and CA certificates.
 
     Each instance owns one SQLite connection, guarded by a lock so that threads may share the
     instance. Separate instances (or processes) on the same file see each other's committed
-    writes: every method is its own transaction.
+    writes: every method is its own transaction, and every write transaction that changes
+    anything bumps ``generation()``.
     """
 
     def __init__(self, connection: sqlite3.Connection, *, region: str, account_id: str) -> None:
@@ -286,6 +376,9 @@ class CertificateRegistry:
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
             # the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
             connection.execute("PRAGMA synchronous = NORMAL")
+            # Per connection, and outside any transaction
+            # (https://www.sqlite.org/foreignkeys.html#fk_enable).
+            connection.execute("PRAGMA foreign_keys = ON")
             _migrate(connection)
         except sqlite3.Error as exc:
             connection.close()
@@ -314,27 +407,47 @@ class CertificateRegistry:
     def register_certificate(
         self,
         certificate_pem: str | bytes,
-        status: CertificateStatus,
+        status: CertificateStatus = CertificateStatus.INACTIVE,
         *,
+        ca_pem: str | bytes | None = None,
+        own_ca_pem: str | bytes | None = None,
         ca_certificate_id: str | None = None,
         now: datetime | None = None,
     ) -> CertificateRecord:
         """Register a certificate; its ID is the SHA-256 of its DER encoding.
 
+        Two uses:
+
+        * RegisterCertificate (https://docs.aws.amazon.com/iot/latest/apireference/API_RegisterCertificate.html):
+          pass ``ca_pem`` and/or ``own_ca_pem``. The certificate must then be signed directly by
+          ``ca_pem`` (a registered CA, or the broker's own root CA ``own_ca_pem``), or, without
+          ``ca_pem``, by one of the registered CAs or by ``own_ca_pem``. A registered issuer
+          is recorded as ``ca_certificate_id``; the broker's own root CA records none.
+        * The broker's own issuance (CreateKeysAndCertificate, CreateCertificateFromCsr): pass
+          neither; the signature is not checked. If a registered CA signed the certificate it
+          is still recorded as ``ca_certificate_id``.
+
         Only the first certificate of ``certificate_pem`` is stored, re-encoded as PEM.
 
         Args:
             certificate_pem: the certificate, PEM.
-            status: its initial status.
-            ca_certificate_id: the registered CA that issued it, if any.
+            status: its initial status (RegisterCertificate's default is INACTIVE).
+            ca_pem: the CA that signed it (AWS's ``caCertificatePem``).
+            own_ca_pem: the broker's own root CA, trusted like a registered CA.
+            ca_certificate_id: record this issuing CA without checking (legacy callers); it
+                must agree with the CA found by the signature check, if any.
             now: the registration time (timezone-aware); defaults to the system clock.
 
         Returns:
             The new record.
 
         Raises:
-            CertificateError: the PEM does not parse, ``ca_certificate_id`` is malformed, or the
-                certificate is already registered (ResourceAlreadyExistsException).
+            CertificateError: the PEM does not parse or ``ca_certificate_id`` is malformed.
+            CertificateValidationError: ``ca_pem``/``own_ca_pem`` given, and no candidate CA
+                signed the certificate.
+            InvalidRequestError: ``ca_certificate_id`` disagrees with the verified issuer.
+            ResourceAlreadyExistsError: the certificate is already registered.
+            ResourceNotFoundError: ``ca_pem`` is neither registered nor ``own_ca_pem``.
             ValueError: ``now`` is naive.
         """
         raw = (
@@ -342,22 +455,40 @@ class CertificateRegistry:
         )
         certificate = pki.load_certificate(raw)
         cert_id = pki.certificate_id(certificate)
-        ca_id = (
+        given_ca_id = (
             normalize_certificate_id(ca_certificate_id) if ca_certificate_id is not None else None
         )
+        verify = ca_pem is not None or own_ca_pem is not None
         moment = _utc(now)
-        record = CertificateRecord(
-            certificate_id=cert_id,
-            certificate_arn=pki.certificate_arn(self._region, self._account_id, cert_id),
-            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-            status=CertificateStatus(status),
-            creation_date=moment,
-            last_modified_date=moment,
-            ca_certificate_id=ca_id,
-        )
-        with self._lock:
+        with self._write() as connection:
+            issuer = self._issuing_ca(connection, certificate, ca_pem, own_ca_pem)
+            if issuer is None and verify:
+                raise CertificateValidationError(
+                    "The certificate is not signed by "
+                    + ("the given CA certificate" if ca_pem is not None else "a registered CA")
+                    + " or by the broker's root CA"
+                )
+            ca_id = given_ca_id
+            if issuer is not None and issuer.ca_certificate_id is not None:
+                if given_ca_id is not None and given_ca_id != issuer.ca_certificate_id:
+                    raise InvalidRequestError(
+                        f"caCertificateId {given_ca_id} is not the CA that signed the "
+                        f"certificate ({issuer.ca_certificate_id})"
+                    )
+                ca_id = issuer.ca_certificate_id
+            record = CertificateRecord(
+                certificate_id=cert_id,
+                certificate_arn=pki.certificate_arn(self._region, self._account_id, cert_id),
+                certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(
+                    "ascii"
+                ),
+                status=CertificateStatus(status),
+                creation_date=moment,
+                last_modified_date=moment,
+                ca_certificate_id=ca_id,
+            )
             try:
-                self._connection.execute(
+                connection.execute(
                     "INSERT INTO certificates (certificate_id, certificate_arn, certificate_pem,"
                     " status, ca_certificate_id, owned_by, creation_date, last_modified_date,"
                     " customer_version, generation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -375,7 +506,7 @@ class CertificateRegistry:
                     ),
                 )
             except sqlite3.IntegrityError:
-                raise CertificateError(
+                raise ResourceAlreadyExistsError(
                     "ResourceAlreadyExistsException: The certificate is already provisioned or "
                     f"registered (certificateId {cert_id})"
                 ) from None
@@ -449,8 +580,8 @@ class CertificateRegistry:
                 "IoT and cannot be set"
             )
         moment = _iso(_utc(now))
-        with self._lock:
-            row = self._connection.execute(
+        with self._write() as connection:
+            row = connection.execute(
                 f"UPDATE certificates SET status = ?, last_modified_date = ? "
                 f"WHERE certificate_id = ? RETURNING {_COLUMNS}",
                 (status.value, moment, cert_id),
@@ -472,6 +603,82 @@ class CertificateRegistry:
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def principal_snapshot(self, certificate_id: str) -> PrincipalSnapshot:
+        """Read what the broker needs about a client certificate, in one read transaction.
+
+        The policies are the default versions' documents of the policies attached to the
+        certificate's ARN (AWS evaluates a policy's default version, API_SetDefaultPolicyVersion);
+        the things are those attached with AttachThingPrincipal.
+
+        Args:
+            certificate_id: 64 hex digits, any case.
+
+        Returns:
+            The snapshot; for an unregistered certificate ``status`` is None and the tuples are
+            empty.
+
+        Raises:
+            CertificateError: the ID is malformed (InvalidRequestException).
+        """
+        cert_id = normalize_certificate_id(certificate_id)
+        with self._read() as connection:
+            (generation,) = connection.execute(_GENERATION_SQL).fetchone()
+            row = connection.execute(
+                "SELECT status, ca_certificate_id FROM certificates WHERE certificate_id = ?",
+                (cert_id,),
+            ).fetchone()
+            if row is None:
+                return PrincipalSnapshot(
+                    certificate_id=cert_id,
+                    status=None,
+                    ca_certificate_id=None,
+                    policies=(),
+                    things=(),
+                    generation=int(generation),
+                )
+            status, ca_id = row
+            ca_row = (
+                connection.execute(
+                    "SELECT status FROM ca_certificates WHERE certificate_id = ?", (ca_id,)
+                ).fetchone()
+                if ca_id is not None
+                else None
+            )
+            policies = connection.execute(
+                "SELECT t.policy_name, v.document FROM policy_targets AS t "
+                "JOIN policies AS p ON (p.policy_name = t.policy_name) "
+                "JOIN policy_versions AS v "
+                "ON (v.policy_name = p.policy_name AND v.version_id = p.default_version_id) "
+                "WHERE t.certificate_id = ? ORDER BY t.policy_name",
+                (cert_id,),
+            ).fetchall()
+            things = connection.execute(
+                f"SELECT {THING_COLUMNS} FROM thing_principals "
+                "JOIN things USING (thing_name) WHERE certificate_id = ? ORDER BY thing_name",
+                (cert_id,),
+            ).fetchall()
+        return PrincipalSnapshot(
+            certificate_id=cert_id,
+            status=CertificateStatus(status),
+            ca_certificate_id=ca_id,
+            policies=tuple((name, document) for name, document in policies),
+            things=tuple(thing_from_row(thing, self._arn) for thing in things),
+            ca_status=None if ca_row is None else ca_row[0],
+            generation=int(generation),
+        )
+
+    def generation(self) -> int:
+        """Return the registry generation: a counter every changing write transaction bumps.
+
+        It is stored in the database, so it moves for writes by any process (the CLI while the
+        broker runs); a single-row primary-key read, cheap enough to poll every second.
+        """
+        with self._lock:
+            (generation,) = self._connection.execute(_GENERATION_SQL).fetchone()
+        return int(generation)
+
+
+_GENERATION_SQL = "SELECT generation FROM registry_generation WHERE id = 1"
 
 _COLUMNS = (
     "certificate_id, certificate_arn, certificate_pem, status, creation_date,"
@@ -536,24 +743,3 @@ def _not_found(certificate_id: str) -> str:
         f"ResourceNotFoundException: The certificate given in the resource id "
         f"({certificate_id.lower()}) was not found"
     )
-
-
-def _utc(now: datetime | None) -> datetime:
-    """Return ``now`` in UTC, or the current time if None.
-
-    Raises:
-        ValueError: ``now`` is naive.
-    """
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    """Format a time as ISO-8601 UTC with microseconds, e.g. ``2026-11-26T08:20:00.123000+00:00``.
-
-    A fixed width and zone make stored strings sort in time order.
-    """
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -20,6 +20,7 @@ from broker.logs.cloudwatch import LogLevel
 from broker.logs.sink import LogSink
 from broker.mqtt.core import BrokerCore
 from broker.registry import CertificateRegistry
+from broker.server.authorization import Authorizer
 from broker.server.door import FrontDoor, MqttHandlerFactory
 from broker.server.mqtt_connection import MqttHub
 from broker.state.sessions import SqliteSessionStore
@@ -74,6 +75,7 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._door: FrontDoor | None = None
         self._port: int | None = None
+        self._registered_cas: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -121,7 +123,13 @@ class Broker:
                 BrokerCore(self._store),
                 emit=self.sink.emit,
                 keep_alive_time_scale=self._keep_alive_time_scale,
+                authorizer=Authorizer(
+                    self._registry, region=config.region, account_id=config.account_id
+                ),
+                connack_on_deny=config.diagnostics.connack_on_deny,
+                log_successes=self.sink.level >= LogLevel.INFO,
             )
+            self._hub.registry_listeners.append(self._refresh_trust)
             handler_factory = self._hub.handler_factory
 
         def registry_status(certificate_id: str) -> str | None:
@@ -153,8 +161,20 @@ class Broker:
             self._hub.start()
         logger.info("listening on %s:%d", config.listener.host, self._port)
 
+    def _refresh_trust(self) -> None:
+        """Trust the CAs registered with register-ca-certificate (checked on registry change)."""
+        if self._door is None or self._registry is None:
+            return
+        registered = tuple(self._registry.active_ca_certificates_pem())
+        if registered != self._registered_cas:
+            self._door.contexts = self._create_contexts()
+
     def _create_contexts(self) -> Mapping[str, ssl.SSLContext]:
         config = self.config
+        assert self._registry is not None
+        # Device certificates may come from the local root CA or from a CA the user registered
+        # (register-ca-certificate, then register-certificate), as on AWS.
+        self._registered_cas = tuple(self._registry.active_ca_certificates_pem())
         credentials = ServerCredentials(
             rsa_cert_path=self.certs.server_rsa_cert_path,
             rsa_key_path=self.certs.server_rsa_key_path,
@@ -174,7 +194,11 @@ class Broker:
         names.update(domain.security_policy for domain in config.domain_configurations)
         return {
             name: create_server_context(
-                get_security_policy(name), port, credentials, sni_check=sni_check
+                get_security_policy(name),
+                port,
+                credentials,
+                sni_check=sni_check,
+                extra_client_cas=self._registered_cas,
             )
             for name in sorted(names)
         }

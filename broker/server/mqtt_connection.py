@@ -12,12 +12,22 @@ AWS behaviour cited here is from ``shared/reference/aws-iot-spec.md`` section 3 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from broker.authz.policy import Decision
+from broker.aws.lifecycle import (
+    ConnectionIdentity,
+    connect_failed_event,
+    connected_event,
+    disconnected_event,
+    emits_lifecycle_events,
+    subscription_event,
+)
 from broker.aws.limits import (
     CLIENT_ID_MAX_BYTES,
     INFLIGHT_MAX,
@@ -33,6 +43,7 @@ from broker.logs.cloudwatch import (
     Reason,
     connect_failure,
     event_failure,
+    event_success,
 )
 from broker.mqtt.codec import (
     EMPTY_PROPERTIES,
@@ -55,11 +66,21 @@ from broker.mqtt.codec import (
     Unsuback,
     Unsubscribe,
     UnsupportedProtocolVersion,
+    Will,
     encode,
 )
 from broker.mqtt.core import BrokerCore, Session
 from broker.mqtt.message import Message
 from broker.mqtt.topics import validate_publish_topic, validate_topic_filter, validate_topic_name
+from broker.server.authorization import (
+    CONNECT,
+    PUBLISH,
+    RECEIVE,
+    RETAIN_PUBLISH,
+    SUBSCRIBE,
+    Authorizer,
+    ConnectionPermissions,
+)
 from broker.server.door import DeviceChannel
 
 __all__ = ["MqttConnection", "MqttHub"]
@@ -90,6 +111,7 @@ _V5_PACKET_TOO_LARGE = 0x95
 _V5_SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xA1
 _V5_TOPIC_FILTER_INVALID = 0x8F
 _V3_SUBACK_FAILURE = 0x80
+_V3_NOT_AUTHORIZED = 0x05
 _DISCONNECT_WITH_WILL = 0x04
 
 _DUPLICATE_DETAILS = "A new connection was established with the same client ID"
@@ -117,6 +139,12 @@ class MqttHub:
         keep_alive_time_scale: real seconds per keep-alive second. Tests use a small value so
             that AWS's 30 s minimum (a 45 s timeout) elapses quickly; CONNACK still carries the
             keep-alive in protocol seconds.
+        authorizer: evaluates IoT policies; None turns authorization off (only for tests of
+            the MQTT layer alone).
+        connack_on_deny: ``diagnostics.connack_on_deny``: answer a denied MQTT 3.1.1 CONNECT
+            with CONNACK 0x05 and a denied SUBSCRIBE with SUBACK 0x80 instead of closing.
+        log_successes: write INFO records for every publish, delivery and (un)subscribe (AWS
+            logs them at INFO); off when the configured level is below INFO.
     """
 
     def __init__(
@@ -126,11 +154,21 @@ class MqttHub:
         emit: Callable[[Mapping[str, object]], None],
         session_expiry_cap: int = SESSION_EXPIRY_DEFAULT_MAX,
         keep_alive_time_scale: float = 1.0,
+        authorizer: Authorizer | None = None,
+        connack_on_deny: bool = False,
+        log_successes: bool = True,
     ) -> None:
         self.core = core
         self.emit = emit
         self.session_expiry_cap = session_expiry_cap
         self.keep_alive_time_scale = keep_alive_time_scale
+        self.authorizer = authorizer
+        self.connack_on_deny = connack_on_deny
+        self.log_successes = log_successes
+        self.connections: set[MqttConnection] = set()
+        self.registry_listeners: list[Callable[[], None]] = []
+        # AWS: versionNumber is "monotonically increasing ... for each client ID connection".
+        self._version_numbers: dict[str, int] = {}
         self._dirty: list[MqttConnection] = []
         self._tick_handle: asyncio.TimerHandle | None = None
 
@@ -154,8 +192,25 @@ class MqttHub:
         self._tick()
 
     def _tick(self) -> None:
-        self.core.tick()
         self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
+        self.core.tick()
+        if self.authorizer is not None and self.authorizer.changed():
+            # The registry was written (CLI, another process): re-read every live connection's
+            # certificate status, policies and things.
+            for connection in list(self.connections):
+                connection.refresh_permissions()
+            for listener in self.registry_listeners:
+                listener()
+
+    def next_version_number(self, client_id: str) -> int:
+        """The lifecycle ``versionNumber`` for a new connection of ``client_id``."""
+        number = self._version_numbers.get(client_id, -1) + 1
+        self._version_numbers[client_id] = number
+        return number
+
+    def publish_event(self, topic: str, payload: bytes) -> None:
+        """Publish a broker-made message (lifecycle events) to subscribers, QoS 1."""
+        self.core.publish(Message(topic, payload, qos=1, sender=None, published_at=time.time()))
 
     def stop(self) -> None:
         """Stop the tick."""
@@ -185,6 +240,11 @@ class MqttConnection:
         self._receive_maximum = INFLIGHT_MAX
         self._maximum_packet_size: int | None = None
         self._aliases: dict[int, str] = {}
+        self._permissions: ConnectionPermissions | None = None
+        self._connect_attributes: frozenset[str] = frozenset()
+        self._lifecycle: ConnectionIdentity | None = None
+        self._disconnect_reason = "CONNECTION_LOST"
+        self._receive_denied_logged: set[str] = set()
         # Devices publish to a handful of topics again and again: remember verdicts.
         self._topic_verdicts: dict[tuple[str, bool], _TopicVerdict] = {}
 
@@ -223,6 +283,12 @@ class MqttConnection:
     def taken_over(self) -> None:
         """Another connection authenticated with this client ID (the core then detaches us)."""
         self._session = None  # the core detaches the session and sends the will
+        # The old connection's disconnected event must come before the new one's connected.
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            self._hub.publish_event(
+                *disconnected_event(lifecycle, _now_ms(), disconnect_reason="DUPLICATE_CLIENTID")
+            )
         self._close(
             _Closing(Reason.DUPLICATE_CLIENT_ID.name, "DUPLICATE_CLIENTID", _V5_SESSION_TAKEN_OVER),
             _DUPLICATE_DETAILS,
@@ -271,9 +337,15 @@ class MqttConnection:
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
             self._keep_alive_timer = None
+        self._hub.connections.discard(self)
         session, self._session = self._session, None
         if session is not None:
             self._core.detach(session, send_will=not self._clean_disconnect)
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            self._hub.publish_event(
+                *disconnected_event(lifecycle, _now_ms(), disconnect_reason=self._disconnect_reason)
+            )
 
     def shutdown(self) -> None:
         """The broker is stopping: MQTT 5 gets DISCONNECT 0x8B, then the connection closes."""
@@ -318,7 +390,7 @@ class MqttConnection:
             name = type(packet).__name__.upper()
             self._protocol_error(f"{name} is not supported by AWS IoT Core (QoS 0 and 1 only)")
 
-    def _on_connect(self, connect: Connect) -> None:
+    def _on_connect(self, connect: Connect) -> None:  # noqa: PLR0912, PLR0915 (AWS's rules, in order)
         level = connect.protocol_level
         if (connect.protocol_name, level) not in (("MQTT", 4), ("MQTT", 5)):
             self._channel.write(encode(Connack(False, _V3_UNACCEPTABLE_PROTOCOL), 4))
@@ -354,30 +426,9 @@ class MqttConnection:
         will_message: Message | None = None
         will_delay = 0
         if connect.will is not None:
+            if not self._will_acceptable(connect.will):
+                return
             will = connect.will
-            if will.qos > 1:
-                # AWS: QoS 2 is unsupported; MQTT 3 has no CONNACK code for it, so just close.
-                self._refuse_connect_with(
-                    Reason.WILL_QOS_NOT_SUPPORTED, "The will has QoS 2", None, _V5_QOS_NOT_SUPPORTED
-                )
-                return
-            topic_problem = validate_publish_topic(will.topic, retain=will.retain)
-            if topic_problem is not None:
-                self._refuse_connect_with(
-                    Reason.WILL_TOPIC_INVALID,
-                    f"Will topic {will.topic!r}: {topic_problem.reason}",
-                    None,
-                    _V5_TOPIC_NAME_INVALID,
-                )
-                return
-            if len(will.payload) > PAYLOAD_MAX_BYTES:
-                self._refuse_connect_with(
-                    Reason.PAYLOAD_LIMIT_EXCEEDED,
-                    "Message payload exceeds size limit for message type.",
-                    None,
-                    _V5_PACKET_TOO_LARGE,
-                )
-                return
             will_message = _message(
                 will.topic,
                 will.payload,
@@ -401,6 +452,14 @@ class MqttConnection:
             requested_expiry = 0 if connect.clean_start else cap
         granted_expiry = grant_session_expiry(requested_expiry, cap)
 
+        # AWS authorizes before anything else happens: a refused CONNECT never takes over.
+        attributes = {"PersistentConnect"} if granted_expiry > 0 else set()
+        if connect.will is not None:
+            attributes.add("LastWill")
+        self._connect_attributes = frozenset(attributes)
+        if not self._authorize_connect(client_id, connect):
+            return
+
         session, present = self._core.open_session(
             client_id,
             self,
@@ -412,45 +471,178 @@ class MqttConnection:
         self._session = session
         connack_properties = Properties()
         if v5:
-            connack_properties = Properties(
-                session_expiry_interval=(
-                    granted_expiry if granted_expiry != requested_expiry else None
-                ),
-                receive_maximum=INFLIGHT_MAX,
-                maximum_qos=1,
-                retain_available=1,
-                maximum_packet_size=ADVERTISED_MAXIMUM_PACKET_SIZE,
-                assigned_client_identifier=assigned,
-                topic_alias_maximum=TOPIC_ALIAS_MAX,
-                wildcard_subscription_available=1,
-                subscription_identifier_available=0,
-                shared_subscription_available=1,
-                server_keep_alive=self._keep_alive,
+            connack_properties = self._connack_properties(
+                requested_expiry, granted_expiry, assigned
             )
         self.send(encode(Connack(present, 0, connack_properties), level))
         self._channel.connect_accepted(client_id)
+        self._hub.connections.add(self)
+        permissions = self._permissions
+        if permissions is not None:
+            session.receive_check = self._receive_check(permissions)
+        if self._hub.log_successes:
+            session.on_delivery = self._log_delivery
+        self._start_lifecycle(client_id)
         self._core.resume_delivery(session)
         self._arm_keep_alive(self._keep_alive_limit())
 
+    def _will_acceptable(self, will: Will) -> bool:
+        """AWS's will rules: QoS 0 or 1, a publishable topic, a payload within the limit."""
+        if will.qos > 1:
+            # AWS: QoS 2 is unsupported; MQTT 3 has no CONNACK code for it, so just close.
+            self._refuse_connect_with(
+                Reason.WILL_QOS_NOT_SUPPORTED, "The will has QoS 2", None, _V5_QOS_NOT_SUPPORTED
+            )
+            return False
+        topic_problem = validate_publish_topic(will.topic, retain=will.retain)
+        if topic_problem is not None:
+            self._refuse_connect_with(
+                Reason.WILL_TOPIC_INVALID,
+                f"Will topic {will.topic!r}: {topic_problem.reason}",
+                None,
+                _V5_TOPIC_NAME_INVALID,
+            )
+            return False
+        if len(will.payload) > PAYLOAD_MAX_BYTES:
+            self._refuse_connect_with(
+                Reason.PAYLOAD_LIMIT_EXCEEDED,
+                "Message payload exceeds size limit for message type.",
+                None,
+                _V5_PACKET_TOO_LARGE,
+            )
+            return False
+        return True
+
+    def _connack_properties(
+        self, requested_expiry: int, granted_expiry: int, assigned: str | None
+    ) -> Properties:
+        """MQTT 5 CONNACK properties: AWS's advertised limits and the values applied."""
+        return Properties(
+            session_expiry_interval=granted_expiry if granted_expiry != requested_expiry else None,
+            receive_maximum=INFLIGHT_MAX,
+            maximum_qos=1,
+            retain_available=1,
+            maximum_packet_size=ADVERTISED_MAXIMUM_PACKET_SIZE,
+            assigned_client_identifier=assigned,
+            topic_alias_maximum=TOPIC_ALIAS_MAX,
+            wildcard_subscription_available=1,
+            subscription_identifier_available=0,
+            shared_subscription_available=1,
+            server_keep_alive=self._keep_alive,
+        )
+
+    def _start_lifecycle(self, client_id: str) -> None:
+        if not emits_lifecycle_events(client_id):
+            return
+        self._lifecycle = ConnectionIdentity(
+            client_id=client_id,
+            principal_identifier=self._channel.identity.certificate_id,
+            session_identifier=str(uuid.uuid4()),
+            ip_address=self._channel.facts().source_ip,
+            version_number=self._hub.next_version_number(client_id),
+        )
+        self._hub.publish_event(*connected_event(self._lifecycle, _now_ms()))
+
+    # -- authorization ---------------------------------------------------------------------
+
+    def _authorize_connect(self, client_id: str, connect: Connect) -> bool:
+        """``iot:Connect`` on the client ID, and ``iot:Publish`` on the will topic (AWS)."""
+        authorizer = self._hub.authorizer
+        if authorizer is None:
+            return True
+        identity = self._channel.identity
+        permissions = authorizer.permissions_for(
+            identity.certificate_der, identity.certificate_id, client_id, self._connect_attributes
+        )
+        self._permissions = permissions
+        denial = _first_denial(permissions.check(CONNECT, "client", client_id))
+        if denial is None and connect.will is not None:
+            will = connect.will
+            denial = _first_denial(permissions.check(PUBLISH, "topic", will.topic))
+            if denial is None and will.retain:
+                denial = _first_denial(permissions.check(RETAIN_PUBLISH, "topic", will.topic))
+        if denial is None:
+            return True
+        details = f"Authorization Failure: {denial.details}"
+        # AWS: MQTT 3 gets no CONNACK (the connection just closes), MQTT 5 gets 0x87.
+        if self._level == 5:
+            self._channel.write(encode(Connack(False, _V5_NOT_AUTHORIZED), 5))
+        elif self._hub.connack_on_deny:
+            self._channel.write(encode(Connack(False, _V3_NOT_AUTHORIZED), 4))
+        if emits_lifecycle_events(client_id):
+            failed = ConnectionIdentity(
+                client_id=client_id,
+                principal_identifier=identity.certificate_id,
+                session_identifier=str(uuid.uuid4()),
+                ip_address=self._channel.facts().source_ip,
+                version_number=0,
+            )
+            self._hub.publish_event(*connect_failed_event(failed, _now_ms()))
+        self._refuse_connect(Reason.AUTHORIZATION_FAILURE, details)
+        return False
+
+    def _authorize(self, action: str, kind: str, name: str) -> Decision | None:
+        """None when allowed (or authorization is off), else the denying decision."""
+        permissions = self._permissions
+        if permissions is None:
+            return None
+        return _first_denial(permissions.check(action, kind, name))
+
+    def _receive_check(self, permissions: ConnectionPermissions) -> Callable[[str], bool]:
+        """``iot:Receive`` at each delivery, logged once per topic when denied."""
+
+        def may_receive(topic: str) -> bool:
+            decision = permissions.check(RECEIVE, "topic", topic)
+            if not decision.allowed and topic not in self._receive_denied_logged:
+                self._receive_denied_logged.add(topic)
+                self._emit_failure(
+                    EventType.PUBLISH_OUT,
+                    Reason.AUTHORIZATION_FAILURE,
+                    f"Authorization Failure: {decision.details}",
+                    topic,
+                )
+            return decision.allowed
+
+        return may_receive
+
+    def refresh_permissions(self) -> None:
+        """Re-read the certificate's status, policies and things after a registry change.
+
+        AWS: "Within a few minutes of updating a certificate from the ACTIVE state to any other
+        state, AWS IoT disconnects all devices that used that certificate" (UpdateCertificate);
+        policy changes apply to the next action.
+        """
+        authorizer = self._hub.authorizer
+        if authorizer is None or self._session is None or self._client_id is None:
+            return
+        identity = self._channel.identity
+        permissions = authorizer.permissions_for(
+            identity.certificate_der,
+            identity.certificate_id,
+            self._client_id,
+            self._connect_attributes,
+        )
+        if permissions.status != "ACTIVE":
+            self._close(
+                _Closing(Reason.CERTIFICATE_STATUS_CHANGED.name, "AUTH_ERROR", _V5_NOT_AUTHORIZED),
+                f"Certificate {identity.certificate_id} is now {permissions.status or 'deleted'}",
+            )
+            return
+        self._permissions = permissions
+        self._receive_denied_logged.clear()
+        self._session.receive_check = self._receive_check(permissions)
+
+    def _log_delivery(self, message: Message) -> None:
+        self._channel.emit(
+            event_success(EventType.PUBLISH_OUT, self._channel.facts(), topic_name=message.topic)
+        )
+
     def _on_publish(self, publish: Publish) -> None:
         assert self._session is not None and self._client_id is not None
-        topic = publish.topic
         properties = publish.properties
-        if self._level == 5 and properties.topic_alias is not None:
-            alias = properties.topic_alias
-            if not 1 <= alias <= TOPIC_ALIAS_MAX:
-                self._close(
-                    _Closing(Reason.PROTOCOL_ERROR.name, "CLIENT_ERROR", _V5_TOPIC_ALIAS_INVALID),
-                    f"Topic alias {alias} is outside 1..{TOPIC_ALIAS_MAX}",
-                )
-                return
-            if topic:
-                self._aliases[alias] = topic
-            elif alias in self._aliases:
-                topic = self._aliases[alias]
-            else:
-                self._protocol_error(f"Topic alias {alias} was never set")
-                return
+        topic = self._resolve_alias(publish)
+        if topic is None:
+            return
         if publish.qos > 1:
             # AWS: "When QoS level 2 is requested, the message broker doesn't send a PUBACK".
             self._emit_failure(
@@ -477,6 +669,13 @@ class MqttConnection:
             else:
                 self._refuse_publish(publish, topic, reason, details, _V5_NOT_AUTHORIZED)
             return
+        denial = self._authorize(PUBLISH, "topic", topic)
+        if denial is None and publish.retain:
+            # AWS: publishing with RETAIN needs iot:RetainPublish on top of iot:Publish.
+            denial = self._authorize(RETAIN_PUBLISH, "topic", topic)
+        if denial is not None:
+            self._deny(publish.packet_id if publish.qos else None, topic, denial)
+            return
         if properties.payload_format_indicator == 1 and not _is_utf8(publish.payload):
             self._refuse_publish(
                 publish,
@@ -497,6 +696,40 @@ class MqttConnection:
         self._core.publish(message)
         if publish.qos == 1 and publish.packet_id is not None:
             self.send(encode(Puback(publish.packet_id), self._level))
+        if self._hub.log_successes:
+            self._channel.emit(
+                event_success(EventType.PUBLISH_IN, self._channel.facts(), topic_name=topic)
+            )
+
+    def _deny(self, packet_id: int | None, topic: str, denial: Decision) -> None:
+        """A denied PUBLISH: MQTT 5 gets PUBACK 0x87; MQTT 3.1.1 is disconnected (AWS)."""
+        details = f"Authorization Failure: {denial.details}"
+        self._emit_failure(EventType.PUBLISH_IN, Reason.AUTHORIZATION_FAILURE, details, topic)
+        if self._level == 5:
+            if packet_id is not None:
+                self.send(encode(Puback(packet_id, _V5_NOT_AUTHORIZED), 5))
+            return
+        self._close(_Closing(Reason.AUTHORIZATION_FAILURE.name, "AUTH_ERROR", None), details)
+
+    def _resolve_alias(self, publish: Publish) -> str | None:
+        """The PUBLISH's topic, with an MQTT 5 topic alias applied; None after a refusal."""
+        topic = publish.topic
+        alias = publish.properties.topic_alias
+        if self._level != 5 or alias is None:
+            return topic
+        if not 1 <= alias <= TOPIC_ALIAS_MAX:
+            self._close(
+                _Closing(Reason.PROTOCOL_ERROR.name, "CLIENT_ERROR", _V5_TOPIC_ALIAS_INVALID),
+                f"Topic alias {alias} is outside 1..{TOPIC_ALIAS_MAX}",
+            )
+            return None
+        if topic:
+            self._aliases[alias] = topic
+            return topic
+        if alias in self._aliases:
+            return self._aliases[alias]
+        self._protocol_error(f"Topic alias {alias} was never set")
+        return None
 
     def _topic_verdict(self, topic: str, retain: bool) -> _TopicVerdict:
         """None if ``topic`` may be published to (with ``retain``), else the refusal."""
@@ -528,7 +761,7 @@ class MqttConnection:
             return
         self._close(_Closing(reason.name, "CLIENT_ERROR", None), f"Topic {topic!r}: {details}")
 
-    def _on_subscribe(self, subscribe: Subscribe) -> None:
+    def _on_subscribe(self, subscribe: Subscribe) -> None:  # noqa: PLR0912 (per-filter verdicts)
         assert self._session is not None
         if subscribe.properties.subscription_identifiers:
             self._close(
@@ -561,9 +794,26 @@ class MqttConnection:
                     EventType.SUBSCRIBE, Reason.TOPIC_FILTER_INVALID, problem.reason, topic_filter
                 )
                 codes.append(_V5_TOPIC_FILTER_INVALID if v5 else _V3_SUBACK_FAILURE)
-            else:
-                valid.append((topic_filter, options))
-                codes.append(None)
+                continue
+            denial = self._authorize(SUBSCRIBE, "topicfilter", topic_filter)
+            if denial is not None:
+                details = f"Authorization Failure: {denial.details}"
+                if not v5 and not self._hub.connack_on_deny:
+                    # AWS: a denied SUBSCRIBE disconnects an MQTT 3.1.1 client.
+                    self._emit_failure(
+                        EventType.SUBSCRIBE, Reason.AUTHORIZATION_FAILURE, details, topic_filter
+                    )
+                    self._close(
+                        _Closing(Reason.AUTHORIZATION_FAILURE.name, "AUTH_ERROR", None), details
+                    )
+                    return
+                self._emit_failure(
+                    EventType.SUBSCRIBE, Reason.AUTHORIZATION_FAILURE, details, topic_filter
+                )
+                codes.append(_V5_NOT_AUTHORIZED if v5 else _V3_SUBACK_FAILURE)
+                continue
+            valid.append((topic_filter, options))
+            codes.append(None)
         result = self._core.subscribe(self._session, valid)
         granted = iter(result.reason_codes)
         final = [code if code is not None else next(granted) for code in codes]
@@ -576,6 +826,24 @@ class MqttConnection:
                     topic_filter,
                 )
         self.send(encode(Suback(subscribe.packet_id, tuple(final)), self._level))
+        granted_filters = [
+            topic_filter
+            for (topic_filter, _), code in zip(subscribe.subscriptions, final, strict=True)
+            if code in (0, 1)
+        ]
+        if granted_filters:
+            if self._hub.log_successes:
+                facts = self._channel.facts()
+                for topic_filter in granted_filters:
+                    self._channel.emit(
+                        event_success(EventType.SUBSCRIBE, facts, topic_name=topic_filter)
+                    )
+            if self._lifecycle is not None:
+                self._hub.publish_event(
+                    *subscription_event(
+                        self._lifecycle, _now_ms(), granted_filters, subscribed=True
+                    )
+                )
         self._core.send_retained(self._session, result)
 
     def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
@@ -583,6 +851,17 @@ class MqttConnection:
         codes = self._core.unsubscribe(self._session, unsubscribe.topic_filters)
         reason_codes = codes if self._level == 5 else ()
         self.send(encode(Unsuback(unsubscribe.packet_id, reason_codes), self._level))
+        filters = list(unsubscribe.topic_filters)
+        if self._hub.log_successes:
+            facts = self._channel.facts()
+            for topic_filter in filters:
+                self._channel.emit(
+                    event_success(EventType.UNSUBSCRIBE, facts, topic_name=topic_filter)
+                )
+        if self._lifecycle is not None:
+            self._hub.publish_event(
+                *subscription_event(self._lifecycle, _now_ms(), filters, subscribed=False)
+            )
 
     def _on_disconnect(self, disconnect: Disconnect) -> None:
         assert self._session is not None
@@ -597,6 +876,7 @@ class MqttConnection:
             )
         # AWS sends no will after a client DISCONNECT; MQTT 5 reason 0x04 asks for it.
         self._clean_disconnect = disconnect.reason_code != _DISCONNECT_WITH_WILL
+        self._disconnect_reason = "CLIENT_INITIATED_DISCONNECT"
         self._closing = True
         self._channel.close("CLIENT_INITIATED_DISCONNECT", "The client sent DISCONNECT")
 
@@ -642,6 +922,7 @@ class MqttConnection:
             self.send(encode(Disconnect(closing.code), 5))
         self.flush()
         self._closing = True
+        self._disconnect_reason = closing.disconnect_reason
         self._channel.close(
             closing.reason,
             details,
@@ -650,7 +931,10 @@ class MqttConnection:
         )
 
     def _refuse_connect(self, reason: Reason, details: str) -> None:
-        self._channel.emit(connect_failure(reason, details, self._channel.facts()))
+        facts = self._channel.facts()
+        if self._client_id is not None:  # the door learns the client ID only on acceptance
+            facts = dataclasses.replace(facts, client_id=self._client_id)
+        self._channel.emit(connect_failure(reason, details, facts))
         self._closing = True
         self._channel.close()
 
@@ -666,6 +950,14 @@ class MqttConnection:
     def _emit_failure(self, event: EventType, reason: Reason, details: str, topic: str) -> None:
         facts = self._channel.facts()
         self._channel.emit(event_failure(event, reason, details, facts, topic_name=topic))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _first_denial(decision: Decision) -> Decision | None:
+    return None if decision.allowed else decision
 
 
 def _client_id_problem(client_id: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,7 @@ def create_server_context(
     credentials: ServerCredentials,
     *,
     sni_check: SniCheck | None = None,
+    extra_client_cas: Sequence[str] = (),
 ) -> ssl.SSLContext:
     """Build the server context that enforces ``policy`` on ``port``.
 
@@ -75,6 +76,8 @@ def create_server_context(
         sni_check: called from OpenSSL's servername callback with the SNI ``host_name`` (None
             when absent); returns None to accept or an ``ssl.ALERT_DESCRIPTION_*`` to refuse
             with that alert. The caller decides which names are valid.
+        extra_client_cas: PEM CA certificates trusted for client certificates besides
+            ``credentials.client_ca_path`` (CAs registered with register-ca-certificate).
 
     Returns:
         A context that requires a client certificate, negotiates only the policy's versions and
@@ -88,6 +91,8 @@ def create_server_context(
     # Mutual TLS: AWS IoT refuses X.509 connections without a client certificate (protocols.md).
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cafile=str(credentials.client_ca_path))
+    for ca_pem in extra_client_cas:
+        ctx.load_verify_locations(cadata=ca_pem)
 
     versions = policy.versions
     ctx.minimum_version = (
