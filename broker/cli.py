@@ -41,6 +41,7 @@ from broker.authz.policy import (
     resource_arn,
 )
 from broker.certs_dir import CertsDirectory, write_private_key, write_public_file
+from broker.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from broker.config import Config, load_config
 from broker.errors import BrokerError, ConfigError
 from broker.registry import CertificateRegistry, CertificateStatus
@@ -175,6 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_thing_verbs(verbs)
     _add_policy_verbs(verbs)
     _add_ca_verbs(verbs)
+    add_shadow_verbs(verbs, _add_common)
     return parser
 
 
@@ -1259,7 +1261,19 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_shadow(args: argparse.Namespace) -> int:
+    return cmd_shadow_operation(_load(args), args, args.verb)
+
+
+def _cmd_list_named_shadows(args: argparse.Namespace) -> int:
+    return cmd_list_named_shadows(_load(args), args)
+
+
 _VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "get-thing-shadow": _cmd_shadow,
+    "update-thing-shadow": _cmd_shadow,
+    "delete-thing-shadow": _cmd_shadow,
+    "list-named-shadows-for-thing": _cmd_list_named_shadows,
     "serve": _cmd_serve,
     "init": _cmd_init,
     "describe-endpoint": _cmd_describe_endpoint,

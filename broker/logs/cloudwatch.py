@@ -39,6 +39,7 @@ __all__ = [
     "format_timestamp",
     "reason_catalogue_markdown",
     "record_level",
+    "shadow_record",
 ]
 
 
@@ -64,6 +65,10 @@ class EventType(enum.Enum):
     PUBLISH_OUT = "Publish-Out"
     SUBSCRIBE = "Subscribe"
     UNSUBSCRIBE = "Unsubscribe"
+    # Device Shadow event types (cwl-format, "Device Shadow log entries").
+    GET_THING_SHADOW = "GetThingShadow"
+    UPDATE_THING_SHADOW = "UpdateThingShadow"
+    DELETE_THING_SHADOW = "DeleteThingShadow"
 
 
 @dataclass(frozen=True)
@@ -373,6 +378,35 @@ def event_success(
     record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
     if topic_name is not None:
         record["topicName"] = topic_name
+    return record
+
+
+def shadow_record(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    thing_name: str,
+    shadow_name: str | None,
+    topic_name: str,
+    failure: tuple[str, str] | None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a shadow record, as AWS's ``UpdateThingShadow`` example.
+
+    ``deviceShadowName`` is the thing's name, as in AWS's example
+    (``$aws/things/Jack/shadow/update`` -> ``"deviceShadowName":"Jack"``); a named shadow's name
+    goes in ``shadowName``. ``failure`` is ``(error name, message)`` for a rejected request,
+    which is written at ``ERROR`` with ``status: Failure``.
+    """
+    level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
+    record = _base_record(level, status, event_type, facts, now, trace_id)
+    record["deviceShadowName"] = thing_name
+    if shadow_name is not None:
+        record["shadowName"] = shadow_name
+    record["topicName"] = topic_name
+    if failure is not None:
+        record["reason"], record["details"] = failure
     return record
 
 

@@ -174,6 +174,8 @@ class BrokerCore:
         self.index: SubscriptionIndex[SubscriptionOptions] = SubscriptionIndex()
         self.retained: dict[str, Message] = {m.topic: m for m in store.load_retained()}
         self._wills: dict[str, _PendingWill] = {}
+        # Called with every message routed (tests and the pytest plugin record them here).
+        self.observers: list[Callable[[Message], None]] = []
         # Disconnected persistent sessions, the only ones tick() needs to look at.
         self._offline: dict[str, Session] = {}
         for stored in store.load_sessions():
@@ -406,6 +408,8 @@ class BrokerCore:
         Returns:
             The number of sessions it was delivered or queued to.
         """
+        for observer in self.observers:
+            observer(message)
         if message.retain:
             if message.payload:
                 self.retained[message.topic] = message

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -19,11 +20,14 @@ from broker.config import Config
 from broker.logs.cloudwatch import LogLevel
 from broker.logs.sink import LogSink
 from broker.mqtt.core import BrokerCore
+from broker.mqtt.message import Message
 from broker.registry import CertificateRegistry
 from broker.server.authorization import Authorizer
 from broker.server.door import FrontDoor, MqttHandlerFactory
 from broker.server.mqtt_connection import MqttHub
+from broker.server.shadows import ShadowService
 from broker.state.sessions import SqliteSessionStore
+from broker.state.shadows import ShadowStore
 from broker.tls.context import ServerCredentials, create_server_context
 from broker.tls.policies import get_security_policy
 from broker.tls.verdicts import sni_alert
@@ -70,6 +74,7 @@ class Broker:
         self._handler_factory = handler_factory
         self._keep_alive_time_scale = keep_alive_time_scale
         self._store: SqliteSessionStore | None = None
+        self._shadow_store: ShadowStore | None = None
         self._hub: MqttHub | None = None
         self._registry: CertificateRegistry | None = None
         self._server: asyncio.Server | None = None
@@ -101,6 +106,16 @@ class Broker:
             raise RuntimeError("the broker is not started")
         return self._registry
 
+    def add_message_listener(self, listener: Callable[[Message], None]) -> None:
+        """Call ``listener(message)`` for every message the broker routes (after authorization).
+
+        Must be called after ``start()``. Messages published by the broker itself (lifecycle
+        events) are included; ``message.sender`` is None for those.
+        """
+        if self._hub is None:
+            raise RuntimeError("the broker is not started, or runs without the MQTT core")
+        self._hub.core.observers.append(listener)
+
     async def start(self) -> None:
         """Create PKI material if missing, open the registry, and start listening.
 
@@ -130,6 +145,13 @@ class Broker:
                 log_successes=self.sink.level >= LogLevel.INFO,
             )
             self._hub.registry_listeners.append(self._refresh_trust)
+            self._shadow_store = ShadowStore.open(config.state_dir)
+            self._hub.shadows = ShadowService(
+                self._shadow_store,
+                publish=self._hub.publish_event,
+                emit=self.sink.emit,
+                clock=time.time,
+            )
             handler_factory = self._hub.handler_factory
 
         def registry_status(certificate_id: str) -> str | None:
@@ -223,6 +245,9 @@ class Broker:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._shadow_store is not None:
+            self._shadow_store.close()
+            self._shadow_store = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

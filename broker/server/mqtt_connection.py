@@ -82,6 +82,7 @@ from broker.server.authorization import (
     ConnectionPermissions,
 )
 from broker.server.door import DeviceChannel
+from broker.server.shadows import ShadowService
 
 __all__ = ["MqttConnection", "MqttHub"]
 
@@ -167,6 +168,9 @@ class MqttHub:
         self.log_successes = log_successes
         self.connections: set[MqttConnection] = set()
         self.registry_listeners: list[Callable[[], None]] = []
+        # The Device Shadow service, when the broker runs one (set by broker.server.app).
+        self.shadows: ShadowService | None = None
+        self._mailbox_handle: asyncio.TimerHandle | None = None
         # AWS: versionNumber is "monotonically increasing ... for each client ID connection".
         self._version_numbers: dict[str, int] = {}
         self._dirty: list[MqttConnection] = []
@@ -188,8 +192,18 @@ class MqttHub:
             connection.flush()
 
     def start(self) -> None:
-        """Start the once-a-second tick that fires delayed wills and expires sessions."""
+        """Start the timers: the once-a-second tick and the shadow mailbox poll.
+
+        The tick fires delayed wills, expires sessions and applies registry changes; the poll
+        answers shadow requests posted by the CLI within a fifth of a second.
+        """
         self._tick()
+        self._poll_mailbox()
+
+    def _poll_mailbox(self) -> None:
+        self._mailbox_handle = asyncio.get_running_loop().call_later(0.2, self._poll_mailbox)
+        if self.shadows is not None:
+            self.shadows.drain_cli_requests()
 
     def _tick(self) -> None:
         self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
@@ -213,10 +227,11 @@ class MqttHub:
         self.core.publish(Message(topic, payload, qos=1, sender=None, published_at=time.time()))
 
     def stop(self) -> None:
-        """Stop the tick."""
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
-            self._tick_handle = None
+        """Stop the timers."""
+        for handle in (self._tick_handle, self._mailbox_handle):
+            if handle is not None:
+                handle.cancel()
+        self._tick_handle = self._mailbox_handle = None
 
 
 class MqttConnection:
@@ -700,6 +715,9 @@ class MqttConnection:
             self._channel.emit(
                 event_success(EventType.PUBLISH_IN, self._channel.facts(), topic_name=topic)
             )
+        shadows = self._hub.shadows
+        if shadows is not None and topic.startswith("$aws/things/"):
+            shadows.handle_publish(topic, publish.payload, self._channel.facts())
 
     def _deny(self, packet_id: int | None, topic: str, denial: Decision) -> None:
         """A denied PUBLISH: MQTT 5 gets PUBACK 0x87; MQTT 3.1.1 is disconnected (AWS)."""
