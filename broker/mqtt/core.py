@@ -427,8 +427,12 @@ class BrokerCore:
                 continue
             if session.outlet is None and not (qos == 1 and session.persistent):
                 continue  # AWS stores only QoS 1 messages for offline persistent sessions
-            if session.receive_check is not None and not session.receive_check(message.topic):
-                continue  # iot:Receive denied
+            # AWS: "Permission for iot:Receive is confirmed every time a message is delivered
+            # to a client": checked now for a connected session, at delivery (_drain, with the
+            # reconnected client's permissions) for an offline one.
+            check = session.receive_check
+            if session.outlet is not None and check is not None and not check(message.topic):
+                continue
             pending = _Pending(message, qos, keep_retain)
             deliveries.append((session, pending))
             if qos == 1 and session.persistent:
@@ -536,9 +540,11 @@ class BrokerCore:
         outlet = session.outlet
         if outlet is None:
             return
+        check = session.receive_check
         while session.queue and len(session.inflight) < outlet.receive_maximum:
             pending = session.queue.popleft()
-            if self._expired(pending.message):
+            denied = check is not None and not check(pending.message.topic)
+            if denied or self._expired(pending.message):
                 if pending.row_id is not None:
                     self.store.remove_queued(session.client_id, pending.row_id)
                 continue
