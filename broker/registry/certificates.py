@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -46,6 +44,7 @@ from broker.registry.errors import (
 )
 from broker.registry.policies import PoliciesMixin
 from broker.registry.things import THING_COLUMNS, Thing, ThingsMixin, thing_from_row
+from broker.state.sqlite import SqliteResource, open_database
 
 __all__ = [
     "DATABASE_NAME",
@@ -62,7 +61,6 @@ DATABASE_NAME = "registry.sqlite3"
 
 # How long a connection waits for another process's write lock before failing
 # (https://www.sqlite.org/pragma.html#pragma_busy_timeout).
-_BUSY_TIMEOUT_MS = 10_000
 
 # Step i upgrades user_version i to i + 1, in one transaction. Append only: a database that has
 # run a step never runs it again, so editing a published step changes nothing for existing files.
@@ -315,7 +313,7 @@ class PrincipalSnapshot:
     generation: int = 0
 
 
-class CertificateRegistry(ThingsMixin, PoliciesMixin, CaCertificatesMixin):
+class CertificateRegistry(SqliteResource, ThingsMixin, PoliciesMixin, CaCertificatesMixin):
     """The registry database: certificates, things, thing types, policies and CA certificates.
 
     Each instance owns one SQLite connection, guarded by a lock so that threads may share the
@@ -332,10 +330,9 @@ class CertificateRegistry(ThingsMixin, PoliciesMixin, CaCertificatesMixin):
             region: the AWS region for ARNs.
             account_id: the account ID for ARNs and ``ownedBy``.
         """
-        self._connection = connection
+        super().__init__(connection)
         self._region = region
         self._account_id = account_id
-        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, state_dir: Path, *, region: str, account_id: str) -> CertificateRegistry:
@@ -355,54 +352,13 @@ class CertificateRegistry(ThingsMixin, PoliciesMixin, CaCertificatesMixin):
             BrokerError: the database cannot be opened, or was written by a newer version.
             OSError: the directory cannot be created.
         """
-        if not state_dir.exists():
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves; Python's implicit transactions
-        # would hold read snapshots open between calls and hide other processes' writes.
-        database = state_dir / DATABASE_NAME
-        try:
-            connection = sqlite3.connect(
-                database,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
-            raise BrokerError(f"{database}: cannot open the registry: {exc}") from exc
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
-            # the last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
-            connection.execute("PRAGMA synchronous = NORMAL")
-            # Per connection, and outside any transaction
-            # (https://www.sqlite.org/foreignkeys.html#fk_enable).
-            connection.execute("PRAGMA foreign_keys = ON")
-            _migrate(connection)
-        except sqlite3.Error as exc:
-            connection.close()
-            raise BrokerError(f"{database}: cannot open the registry: {exc}") from exc
-        except BaseException:
-            connection.close()
-            raise
+        connection = open_database(
+            state_dir,
+            DATABASE_NAME,
+            what="the registry",
+            setup=lambda connection, _database: _migrate(connection),
+        )
         return cls(connection, region=region, account_id=account_id)
-
-    def close(self) -> None:
-        """Close the connection; further calls fail. Closing twice is harmless."""
-        with self._lock:
-            self._connection.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def register_certificate(
         self,

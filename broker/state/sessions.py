@@ -32,7 +32,6 @@ import contextlib
 import itertools
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any, Protocol, Self
 from broker.errors import BrokerError
 from broker.mqtt.codec import EMPTY_PROPERTIES, Properties, SubscriptionOptions
 from broker.mqtt.message import Message
+from broker.state.sqlite import SqliteResource, open_database
 
 __all__ = [
     "DATABASE_NAME",
@@ -58,7 +58,6 @@ DATABASE_NAME = "broker.sqlite3"
 # How long a connection waits for another connection's write lock before failing
 # (https://www.sqlite.org/pragma.html#pragma_busy_timeout). Only a second process on the same
 # state directory (or a second store object) can hold it, and only for one short transaction.
-_BUSY_TIMEOUT_MS = 10_000
 
 # Step i upgrades user_version i to i + 1, in one transaction. Append only: a database that has
 # run a step never runs it again, so editing a published step changes nothing for existing files.
@@ -470,23 +469,13 @@ class MemorySessionStore:
         self.close()
 
 
-class SqliteSessionStore:
+class SqliteSessionStore(SqliteResource):
     """A ``SessionStore`` in ``<state_dir>/broker.sqlite3``.
 
     Each instance owns one SQLite connection, guarded by a lock so that threads may share the
     instance. Separate instances (or processes) on the same file see each other's committed
     writes: every method is its own transaction.
     """
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        """Wrap an open, configured, migrated connection; use ``SqliteSessionStore.open``.
-
-        Args:
-            connection: a connection in autocommit mode (``isolation_level=None``) with
-                foreign keys enabled.
-        """
-        self._connection = connection
-        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, state_dir: Path) -> SqliteSessionStore:
@@ -504,48 +493,11 @@ class SqliteSessionStore:
             BrokerError: the database cannot be opened, or was written by a newer version.
             OSError: the directory cannot be created.
         """
-        if not state_dir.exists():
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
-        database = state_dir / DATABASE_NAME
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves; Python's implicit
-            # transactions would hold read snapshots open between calls and hide other
-            # connections' writes.
-            connection = sqlite3.connect(
-                database,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
+        return cls(
+            open_database(
+                state_dir, DATABASE_NAME, what="the broker state database", setup=_migrate
             )
-        except sqlite3.Error as exc:
-            raise BrokerError(f"{database}: cannot open the broker state database: {exc}") from exc
-        try:
-            _configure(connection)
-            _migrate(connection, database)
-        except sqlite3.Error as exc:
-            connection.close()
-            raise BrokerError(f"{database}: cannot open the broker state database: {exc}") from exc
-        except BaseException:
-            connection.close()
-            raise
-        return cls(connection)
-
-    def close(self) -> None:
-        """Close the connection; further calls fail. Closing twice is harmless."""
-        with self._lock:
-            self._connection.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+        )
 
     # --- retained messages ---------------------------------------------------------------------
 
@@ -819,17 +771,6 @@ def _message(row: Sequence[Any]) -> Message:
         sender=sender,
         published_at=published_at,
     )
-
-
-def _configure(connection: sqlite3.Connection) -> None:
-    """Set the per-connection pragmas the contract relies on."""
-    connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    connection.execute("PRAGMA journal_mode = WAL")
-    # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
-    # last commits (https://www.sqlite.org/pragma.html#pragma_synchronous).
-    connection.execute("PRAGMA synchronous = NORMAL")
-    # Off by default and per connection; the schema's cascades and the enqueue check need it.
-    connection.execute("PRAGMA foreign_keys = ON")
 
 
 def _migrate(connection: sqlite3.Connection, database: Path) -> None:

@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from broker.aws.shadow import ShadowState
-from broker.errors import BrokerError
+from broker.state.sqlite import SqliteResource, open_database
 
 __all__ = ["DATABASE_NAME", "ShadowRequest", "ShadowStore"]
 
 DATABASE_NAME = "shadows.sqlite3"
-_BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shadows (
@@ -63,12 +59,8 @@ class ShadowRequest:
     payload: bytes
 
 
-class ShadowStore:
+class ShadowStore(SqliteResource):
     """Shadows and the CLI mailbox in one SQLite file. Thread-safe; one connection."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
-        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, state_dir: Path) -> ShadowStore:
@@ -77,22 +69,11 @@ class ShadowStore:
         Raises:
             BrokerError: the file cannot be opened.
         """
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        database = state_dir / DATABASE_NAME
-        try:
-            connection = sqlite3.connect(
-                database,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
+
+        def setup(connection: sqlite3.Connection, _database: Path) -> None:
             connection.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise BrokerError(f"{database}: cannot open the shadow store: {exc}") from exc
-        return cls(connection)
+
+        return cls(open_database(state_dir, DATABASE_NAME, what="the shadow store", setup=setup))
 
     # -- shadows ---------------------------------------------------------------------------
 
@@ -187,22 +168,6 @@ class ShadowStore:
                 "DELETE FROM shadow_requests WHERE id = ? AND taken_at IS NULL", (request_id,)
             )
         return cursor.rowcount == 1
-
-    def close(self) -> None:
-        """Close the connection. Closing twice is harmless."""
-        with self._lock:
-            self._connection.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _encode(state: ShadowState) -> str:
