@@ -386,7 +386,11 @@ class DoorProtocol(asyncio.Protocol):
                 )
                 return
             if not chunk:
-                break
+                # SSLObject.read() returns b"" (rather than raising SSLZeroReturnError) once
+                # the client's close_notify has been read: the client closed its side.
+                self._deliver(chunks)
+                self.close("CLIENT_INITIATED_DISCONNECT", "The client sent close_notify")
+                return
             chunks.append(chunk)
         self._deliver(chunks)
         # Reading can produce output (e.g. a TLS 1.3 KeyUpdate response).
