@@ -24,7 +24,12 @@ from broker.registry import CertificateStatus
 from broker.server.app import Broker
 
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
-ALLOW_ALL_POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}'
+ALLOW_ALL_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}],
+    }
+)
 
 
 @dataclass(frozen=True)
