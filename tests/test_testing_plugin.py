@@ -2,7 +2,7 @@
 
 Example test files are run with ``pytester`` in a subprocess (a fresh interpreter, as ``pytest``
 would be run by a user), with their own ini file: ``filterwarnings = error`` there too, so a
-leaked socket or thread warning fails them. The README section's examples (``docs/testing.md``)
+leaked socket or thread warning fails them. The README section's examples ("Using it in your tests")
 are extracted verbatim and run the same way.
 """
 
@@ -37,7 +37,8 @@ from broker.testing.plugin import REPORT_SECTION
 
 pytest_plugins = ["pytester"]
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+README = Path(__file__).resolve().parent.parent / "README.md"
+SECTION = "## Using it in your tests"
 TIMEOUT = 10.0
 
 
@@ -255,7 +256,10 @@ def test_xdist_workers_each_get_their_own_brokers(pytester: pytest.Pytester) -> 
 
 def _docs_examples() -> dict[str, str]:
     """The README section's example files: Python blocks whose first line names the file."""
-    text = DOCS.read_text(encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
+    start = readme.index(SECTION)
+    end = readme.find("\n## ", start + len(SECTION))
+    text = readme[start : end if end != -1 else None]
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     examples = {}
     for block in blocks:
