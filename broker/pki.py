@@ -639,7 +639,14 @@ def _load_private_key(pem: bytes) -> _PrivateKey:
         CertificateError: not an unencrypted PEM private key, or neither RSA nor EC.
     """
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        # The keys loaded here are ones this module generated and the certs directory keeps
+        # at mode 0600 (the CA and server keys): a trusted source. cryptography's RSA key
+        # validation costs ~100 ms per key and dominated start-up; its docs name this flag for
+        # exactly this case (keys from a trusted source). Keys from users never come through
+        # here: they send certificates and CSRs, never private keys.
+        key = serialization.load_pem_private_key(
+            pem, password=None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError):
         raise CertificateError("not an unencrypted PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
