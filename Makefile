@@ -32,10 +32,11 @@ lint: $(STAMP)
 certs: $(STAMP)
 	$(PY) -m broker init --config $(CONFIG) --demo-device
 
-## bench: placeholder until the benchmark issue lands (issue "make bench")
+## bench: ours vs Mosquitto vs amqtt, same TLS, same certs (QUICK=1: < 2 min); see bench/README.md
+QUICK ?=
 bench: $(STAMP)
-	@echo "make bench: not implemented yet; see the open issue 'make bench: side-by-side benchmark'." >&2
-	@exit 1
+	sh bench/ensure-deps.sh $(PY)
+	$(PY) -m bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 ## docker: build the image (needs a Docker engine; none runs on our CI machines)
 docker:

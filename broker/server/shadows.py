@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -134,7 +135,14 @@ class ShadowService:
         now = self._clock()
         client_token = _client_token(payload)
         try:
-            messages = self._apply(operation, thing_name, shadow_name, payload, base, now)
+            _check_names(thing_name, shadow_name)
+            try:
+                messages = self._apply(operation, thing_name, shadow_name, payload, base, now)
+            except sqlite3.Error as exc:
+                # A storage failure is the service's, not the device's: answer 500 on
+                # /rejected and keep the device's connection.
+                logger.exception("shadow store failed for %s", base)
+                raise documents.ShadowError(500, documents.MSG_INTERNAL) from exc
         except documents.ShadowError as error:
             rejected = documents.rejected_document(error, now=now, client_token=client_token)
             messages = ((f"{base}/{operation}/rejected", _json(rejected)),)
@@ -204,6 +212,21 @@ class ShadowService:
             messages.append((f"{base}/update/delta", _json(result.delta)))
         messages.append((f"{base}/update/documents", _json(result.documents)))
         return tuple(messages)
+
+
+def _check_names(thing_name: str, shadow_name: str | None) -> None:
+    """Thing and shadow names as AWS allows them (API_iotdata_UpdateThingShadow): 400 if not.
+
+    AWS documents the patterns but not the MQTT message for a bad name; ours names the rule.
+    """
+    if not documents.THING_NAME_PATTERN.fullmatch(thing_name):
+        raise documents.ShadowError(
+            400, "Invalid thing name: 1 to 128 characters of a-z, A-Z, 0-9, ':', '_' and '-'"
+        )
+    if shadow_name is not None and not documents.SHADOW_NAME_PATTERN.fullmatch(shadow_name):
+        raise documents.ShadowError(
+            400, "Invalid shadow name: 1 to 64 characters of a-z, A-Z, 0-9, '$', ':', '_' and '-'"
+        )
 
 
 def _client_token(payload: bytes) -> str | None:
