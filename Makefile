@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/default.yaml
 ARGS   ?=
 
-.PHONY: run test lint certs bench docker clean
+.PHONY: run test lint certs bench docker clean bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Precompiled bytecode: with PYTHONDONTWRITEBYTECODE set (as in some CI and sandbox images)
+# Python never caches it and recompiles every module at each start (~150 ms here); existing .pyc
+# files are still read. compileall skips files that are up to date.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q broker bench
+
 ## run: set up, create the local CA and a demo device on first run, and serve in the foreground
-run: $(STAMP)
+run: $(STAMP) bytecode
 	$(PY) -m broker serve --config $(CONFIG) --demo-device $(ARGS)
 
 ## test: set up, then the whole test suite
@@ -34,7 +40,7 @@ certs: $(STAMP)
 
 ## bench: ours vs Mosquitto vs amqtt, same TLS, same certs (QUICK=1: < 2 min); see bench/README.md
 QUICK ?=
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	sh bench/ensure-deps.sh $(PY)
 	$(PY) -m bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)
 

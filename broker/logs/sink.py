@@ -26,7 +26,9 @@ class LogSink:
 
     Args:
         level: the most verbose level written (``DISABLED`` writes nothing to stdout or the file;
-            listeners still see every record, so tests can assert on refusals regardless).
+            listeners still see every record emitted, so tests can assert on refusals
+            regardless). The broker does not build INFO records at all when the level is below
+            INFO, so listeners then see failures only.
         file: path of the JSON-lines file, created with its parent directories; None for none.
         stdout: whether to write lines to standard output too.
         stream: the stream used for ``stdout`` (tests pass their own).

@@ -169,6 +169,7 @@ class Broker:
             handler_factory=handler_factory,
             handshake_timeout=config.tls.handshake_timeout,
             connect_timeout=config.tls.connect_timeout,
+            log_successes=self.sink.level >= LogLevel.INFO,
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from broker.authz.policy import (
+    CertificateContext,
     Decision,
     NamedPolicy,
     PolicyError,
@@ -26,6 +27,7 @@ from broker.authz.policy import (
     resource_arn,
 )
 from broker.registry import CertificateRegistry
+from broker.registry.certificates import PrincipalSnapshot
 
 __all__ = ["Authorizer", "ConnectionPermissions"]
 
@@ -37,6 +39,8 @@ RETAIN_PUBLISH = "iot:RetainPublish"
 
 # Decisions cached per connection; a device cycling through many topics starts over.
 _DECISION_CACHE = 1024
+# Certificates whose snapshot and subject are cached (a fleet larger than this starts over).
+_PRINCIPAL_CACHE = 4096
 
 
 @dataclass
@@ -89,6 +93,16 @@ class Authorizer:
         self._account_id = account_id
         self._generation = registry.generation()
         self._parsed: dict[tuple[str, str], NamedPolicy | None] = {}
+        # Per-certificate caches. A certificate's subject, issuer and SANs never change; its
+        # snapshot (status, policies, things) is valid until the registry's generation moves,
+        # which is checked on every CONNECT (one row) so a change is never missed.
+        self._certificates: dict[str, CertificateContext] = {}
+        self._snapshots: dict[str, PrincipalSnapshot] = {}
+        # Decisions shared by every connection with the same certificate, client ID and CONNECT
+        # attributes (the inputs of the request context), so a reconnecting device does not
+        # evaluate its policies again. Cleared with the snapshots.
+        self._decisions: dict[tuple[str, str, frozenset[str]], dict[tuple[str, str], Decision]] = {}
+        self._snapshot_generation = self._generation
 
     def permissions_for(
         self,
@@ -102,14 +116,14 @@ class Authorizer:
         One registry transaction. Thing variables resolve only when ``client_id`` is the name of
         a thing attached to the certificate, as AWS's ``iot:Connection.Thing.*`` do.
         """
-        snapshot = self._registry.principal_snapshot(certificate_id)
+        snapshot = self._snapshot(certificate_id)
         policies = tuple(
             policy
             for name, document in snapshot.policies
             if (policy := self._parse(name, document)) is not None
         )
         thing = next((t for t in snapshot.things if t.thing_name == client_id), None)
-        subject, issuer, san = certificate_context(x509.load_der_x509_certificate(certificate_der))
+        subject, issuer, san = self._certificate_context(certificate_id, certificate_der)
         context = RequestContext(
             region=self._region,
             account_id=self._account_id,
@@ -123,7 +137,38 @@ class Authorizer:
             certificate_san=san,
             connect_attributes=connect_attributes,
         )
-        return ConnectionPermissions(certificate_id, snapshot.status, policies, context)
+        key = (certificate_id, client_id, connect_attributes)
+        decisions = self._decisions.get(key)
+        if decisions is None:
+            if len(self._decisions) >= _PRINCIPAL_CACHE:
+                self._decisions.clear()
+            decisions = self._decisions[key] = {}
+        return ConnectionPermissions(
+            certificate_id, snapshot.status, policies, context, _cache=decisions
+        )
+
+    def _snapshot(self, certificate_id: str) -> PrincipalSnapshot:
+        generation = self._registry.generation()
+        if generation != self._snapshot_generation:
+            self._snapshots.clear()
+            self._decisions.clear()
+            self._snapshot_generation = generation
+        snapshot = self._snapshots.get(certificate_id)
+        if snapshot is None:
+            if len(self._snapshots) >= _PRINCIPAL_CACHE:
+                self._snapshots.clear()
+            snapshot = self._registry.principal_snapshot(certificate_id)
+            self._snapshots[certificate_id] = snapshot
+        return snapshot
+
+    def _certificate_context(self, certificate_id: str, der: bytes) -> CertificateContext:
+        context = self._certificates.get(certificate_id)
+        if context is None:
+            if len(self._certificates) >= _PRINCIPAL_CACHE:
+                self._certificates.clear()
+            context = certificate_context(x509.load_der_x509_certificate(der))
+            self._certificates[certificate_id] = context
+        return context
 
     def _parse(self, name: str, document: str) -> NamedPolicy | None:
         key = (name, document)

@@ -143,6 +143,8 @@ class FrontDoor:
         handler_factory: creates the MQTT handler for an authenticated connection.
         handshake_timeout: seconds allowed from TCP accept to the end of the TLS handshake.
         connect_timeout: seconds allowed from the end of the handshake to the MQTT CONNECT.
+        log_successes: whether INFO records (accepted handshakes and CONNECTs, clean
+            disconnects) are written; False when the configured level is below INFO.
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class FrontDoor:
         handler_factory: MqttHandlerFactory,
         handshake_timeout: float,
         connect_timeout: float,
+        log_successes: bool = True,
     ) -> None:
         self.account_id = account_id
         self.contexts = contexts
@@ -169,6 +172,8 @@ class FrontDoor:
         self.handler_factory = handler_factory
         self.handshake_timeout = handshake_timeout
         self.connect_timeout = connect_timeout
+        # Success records are INFO: not even built when the configured level drops them.
+        self.log_successes = log_successes
         self.connections: set[DoorProtocol] = set()
         self._idle: asyncio.Event | None = None
 
@@ -266,7 +271,7 @@ class DoorProtocol(asyncio.Protocol):
                         Reason.HANDSHAKE_FAILED, f"The connection was lost mid-handshake{cause}"
                     )
                 )
-            else:
+            elif self._door.log_successes:
                 self._door.emit(
                     disconnect_record(
                         self._facts(),
@@ -351,13 +356,14 @@ class DoorProtocol(asyncio.Protocol):
             source_ip=self._source_ip,
             source_port=self._source_port,
         )
-        self._door.emit(
-            connect_success(
-                self._facts(),
-                details=f"TLS handshake accepted: {identity.tls_version} {identity.cipher}, "
-                f"SNI {identity.server_name!r}, policy {identity.security_policy}",
+        if self._door.log_successes:
+            self._door.emit(
+                connect_success(
+                    self._facts(),
+                    details=f"TLS handshake accepted: {identity.tls_version} {identity.cipher}, "
+                    f"SNI {identity.server_name!r}, policy {identity.security_policy}",
+                )
             )
-        )
         self._cancel_timer()
         self._timer = asyncio.get_running_loop().call_later(
             self._door.connect_timeout, self._connect_timed_out
@@ -485,7 +491,8 @@ class DoorProtocol(asyncio.Protocol):
         """Record the MQTT client ID, stop the CONNECT deadline, log Connect Success."""
         self._client_id = client_id
         self._cancel_timer()
-        self._door.emit(connect_success(self._facts()))
+        if self._door.log_successes:
+            self._door.emit(connect_success(self._facts()))
 
     def close(
         self,
@@ -498,7 +505,7 @@ class DoorProtocol(asyncio.Protocol):
         """Close the connection, logging a Disconnect record when a reason is given."""
         if self._closed:
             return
-        if reason is not None:
+        if reason is not None and (failure or self._door.log_successes):
             self._door.emit(
                 disconnect_record(
                     self._facts(),
