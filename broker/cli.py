@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shlex
@@ -1180,6 +1181,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await broker.start()
+        # Everything built so far (modules, config, certificates, contexts) lives as long as
+        # the process: move it out of the collector's sight, so that full collections stay
+        # short and do not show up as latency spikes (gc.freeze, Python 3.7+).
+        gc.freeze()
         print(f"endpoint:    {broker.endpoint}", file=sys.stderr)
         print(f"port:        {broker.port}", file=sys.stderr)
         print(f"root CA:     {broker.root_ca_path}", file=sys.stderr)

@@ -125,6 +125,13 @@ class ShadowStore(SqliteResource):
         now = time.time()
         with self._lock:
             connection = self._connection
+            # A read first: this runs five times a second, almost always with nothing to take,
+            # and should not take the write lock for that.
+            pending = connection.execute(
+                "SELECT 1 FROM shadow_requests WHERE taken_at IS NULL LIMIT 1"
+            ).fetchone()
+            if pending is None:
+                return []
             connection.execute("BEGIN IMMEDIATE")
             try:
                 rows = connection.execute(
