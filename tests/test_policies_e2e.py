@@ -1224,6 +1224,8 @@ async def test_error_log_has_failures_only(config: Config) -> None:
             for r in running.records
             if r["eventType"] in SUCCESS_EVENTS and r["status"] == "Success"
         ]
+        # Nor the door's: accepted handshakes, CONNECTs and clean disconnects are INFO too.
+        assert not [r for r in running.records if r["status"] == "Success"]
     finally:
         await net.aclose()
         await running.broker.stop()

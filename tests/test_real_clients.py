@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import socket
 import ssl
 import threading
 import time
@@ -30,6 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broker.logs.cloudwatch import Reason
 from broker.registry import CertificateStatus
 from broker.server.app import Broker
+from broker.testing.clients import SniContext
 from tests.conftest import ENDPOINT, Device, RunningBroker, make_config
 
 # Generous bound for anything that should happen in milliseconds on loopback.
@@ -44,49 +44,9 @@ PAHO_PROTOCOLS = [
 # -- paho-mqtt ---------------------------------------------------------------------------------
 
 
-class FixedSniContext(ssl.SSLContext):
-    """A client context that sends ``server_name`` as SNI whatever host the client dialled.
-
-    paho wraps its TCP socket with ``ctx.wrap_socket(sock, server_hostname=<host it connected
-    to>)``. The endpoint name has no DNS record here, so paho must dial 127.0.0.1, which alone
-    would send no SNI (OpenSSL omits IP literals) and verify the server certificate against the
-    IP. Overriding the one standard-library method paho calls puts the endpoint in both the SNI
-    and the hostname check (``check_hostname`` stays on), like ``curl --resolve`` or
-    ``openssl s_client -connect 127.0.0.1:port -servername ENDPOINT``. This was preferred over
-    subclassing ``paho.mqtt.client.Client`` to replace its private ``_create_socket_connection``:
-    it relies only on the public ``ssl`` API and paho's public ``tls_set_context``.
-
-    The context also keeps every socket it wrapped: when the handshake fails inside paho's
-    ``connect()`` paho drops the socket without closing it, so the test closes it rather than
-    leave it to the garbage collector.
-    """
-
-    server_name: str
-    wrapped: list[ssl.SSLSocket]
-
-    def wrap_socket(  # noqa: PLR0917 (the signature is SSLContext.wrap_socket's)
-        self,
-        sock: socket.socket,
-        server_side: bool = False,
-        do_handshake_on_connect: bool = True,
-        suppress_ragged_eofs: bool = True,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLSocket:
-        tls = super().wrap_socket(
-            sock,
-            server_side=server_side,
-            do_handshake_on_connect=do_handshake_on_connect,
-            suppress_ragged_eofs=suppress_ragged_eofs,
-            server_hostname=self.server_name,
-            session=session,
-        )
-        self.wrapped.append(tls)
-        return tls
-
-    def close_wrapped(self) -> None:
-        for tls in self.wrapped:
-            tls.close()
+# paho dials 127.0.0.1 (the endpoint name has no DNS record here) but must send the endpoint
+# as SNI and verify it: the plugin's SNI-fixing context does exactly that.
+FixedSniContext = SniContext
 
 
 def paho_tls_context(root_ca: Path, device: Device, server_name: str) -> FixedSniContext:

@@ -39,6 +39,7 @@ __all__ = [
     "TopicError",
     "is_wildcard",
     "parse_shared",
+    "reserved_topic_problem",
     "topic_matches",
     "validate_publish_topic",
     "validate_topic_filter",
@@ -156,9 +157,13 @@ def validate_publish_topic(topic: str, *, retain: bool) -> TopicError | None:
     Returns:
         None when the publish is allowed, else a :class:`TopicError`.
     """
-    error = validate_topic_name(topic)
-    if error is not None or not topic.startswith("$"):
-        return error
+    return validate_topic_name(topic) or reserved_topic_problem(topic, retain=retain)
+
+
+def reserved_topic_problem(topic: str, *, retain: bool) -> TopicError | None:
+    """The reserved-topic rules of :func:`validate_publish_topic`, for a valid topic name."""
+    if not topic.startswith("$"):
+        return None
     if not topic.startswith(_AWS_PREFIX):
         return TopicError("topics starting with '$' are reserved; only '$aws/...' may be published")
     if topic == _EVENTS_TOPIC or topic.startswith(_EVENTS_TOPIC + "/"):

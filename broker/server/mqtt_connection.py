@@ -71,7 +71,12 @@ from broker.mqtt.codec import (
 )
 from broker.mqtt.core import BrokerCore, Session
 from broker.mqtt.message import Message
-from broker.mqtt.topics import validate_publish_topic, validate_topic_filter, validate_topic_name
+from broker.mqtt.topics import (
+    reserved_topic_problem,
+    validate_publish_topic,
+    validate_topic_filter,
+    validate_topic_name,
+)
 from broker.server.authorization import (
     CONNECT,
     PUBLISH,
@@ -760,7 +765,7 @@ class MqttConnection:
         if name_problem is not None:
             verdict = (Reason.TOPIC_INVALID, name_problem.reason)
         else:
-            reserved = validate_publish_topic(topic, retain=retain)
+            reserved = reserved_topic_problem(topic, retain=retain)
             if reserved is not None:
                 verdict = (Reason.RESERVED_TOPIC, reserved.reason)
         if len(verdicts) >= _TOPIC_VERDICT_CACHE:
@@ -833,16 +838,16 @@ class MqttConnection:
             valid.append((topic_filter, options))
             codes.append(None)
         result = self._core.subscribe(self._session, valid)
-        granted = iter(result.reason_codes)
-        final = [code if code is not None else next(granted) for code in codes]
-        for (topic_filter, _), code in zip(subscribe.subscriptions, final, strict=True):
-            if code in (0x97, _V3_SUBACK_FAILURE) and validate_topic_filter(topic_filter) is None:
+        for (topic_filter, _), code in zip(valid, result.reason_codes, strict=True):
+            if code not in (0, 1):  # the core refuses only beyond AWS's 50 subscriptions
                 self._emit_failure(
                     EventType.SUBSCRIBE,
                     Reason.SUBSCRIPTION_LIMIT_EXCEEDED,
                     "The connection already has 50 subscriptions",
                     topic_filter,
                 )
+        granted = iter(result.reason_codes)
+        final = [code if code is not None else next(granted) for code in codes]
         self.send(encode(Suback(subscribe.packet_id, tuple(final)), self._level))
         granted_filters = [
             topic_filter

@@ -256,11 +256,13 @@ class _BrokerApi:
     def __init__(
         self,
         *,
-        endpoint: str,
-        region: str,
-        account_id: str,
-        connack_on_deny: bool,
+        endpoint: str = "localhost",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        connack_on_deny: bool = False,
+        keep_alive_time_scale: float = 1.0,
     ) -> None:
+        self._keep_alive_time_scale = keep_alive_time_scale
         self._settings: dict[str, object] = {
             "account_id": account_id,
             "region": region,
@@ -499,7 +501,7 @@ class _BrokerApi:
             source="broker.testing",
         )
 
-    async def _start_in_loop(self, keep_alive_time_scale: float) -> None:
+    async def _start_in_loop(self) -> None:
         """Start the broker in the running loop; on failure leave nothing behind."""
         if self._broker is not None:
             raise RuntimeError("the broker is already started")
@@ -508,7 +510,7 @@ class _BrokerApi:
             directory = Path(tempdir.name)
             config = self._config(directory)
             _seed_certificates(config.certs_dir, config.server_names)
-            broker = Broker(config, keep_alive_time_scale=keep_alive_time_scale)
+            broker = Broker(config, keep_alive_time_scale=self._keep_alive_time_scale)
             self._recorder.bind_loop(asyncio.get_running_loop())
             broker.sink.add_listener(self._recorder.on_record)
             try:
@@ -590,26 +592,9 @@ class IotBroker(_BrokerApi):
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
     """
 
-    def __init__(
-        self,
-        *,
-        endpoint: str = "localhost",
-        region: str = "us-east-1",
-        account_id: str = "123456789012",
-        connack_on_deny: bool = False,
-        keep_alive_time_scale: float = 1.0,
-    ) -> None:
-        super().__init__(
-            endpoint=endpoint,
-            region=region,
-            account_id=account_id,
-            connack_on_deny=connack_on_deny,
-        )
-        self._keep_alive_time_scale = keep_alive_time_scale
-
     async def start(self) -> None:
         """Start listening; once this returns a TLS handshake succeeds (no sleeps needed)."""
-        await self._start_in_loop(self._keep_alive_time_scale)
+        await self._start_in_loop()
 
     async def stop(self) -> None:
         """Disconnect the helpers' clients, stop the broker, remove the temporary directory."""
@@ -684,26 +669,11 @@ class IotBrokerThread(_BrokerApi):
     ``IotBroker``'s.
     """
 
-    def __init__(
-        self,
-        *,
-        endpoint: str = "localhost",
-        region: str = "us-east-1",
-        account_id: str = "123456789012",
-        connack_on_deny: bool = False,
-        keep_alive_time_scale: float = 1.0,
-    ) -> None:
-        super().__init__(
-            endpoint=endpoint,
-            region=region,
-            account_id=account_id,
-            connack_on_deny=connack_on_deny,
-        )
-        self._keep_alive_time_scale = keep_alive_time_scale
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._finished: concurrent.futures.Future[None] | None = None
+    # The background thread and its loop, set while the broker runs.
+    _thread: threading.Thread | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stop_event: asyncio.Event | None = None
+    _finished: concurrent.futures.Future[None] | None = None
 
     def start(self) -> None:
         """Start the broker thread; once this returns a TLS handshake succeeds."""
@@ -737,7 +707,7 @@ class IotBrokerThread(_BrokerApi):
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         try:
-            await self._start_in_loop(self._keep_alive_time_scale)
+            await self._start_in_loop()
         except BaseException as exc:
             ready.set_exception(exc)
             return

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from paho.mqtt.client import Client
     from paho.mqtt.enums import MQTTProtocolVersion
 
-__all__ = ["DeviceRefusedError", "awsiot_connection", "paho_client"]
+__all__ = ["DeviceRefusedError", "SniContext", "awsiot_connection", "paho_client"]
 
 DEFAULT_TIMEOUT = 5.0
 # The broker listens on loopback; the endpoint name only goes into SNI and the hostname check.
@@ -65,13 +65,14 @@ def _log_index(device: DeviceFiles) -> int:
     return device.link.recorder.log_count() if device.link is not None else 0
 
 
-class _SniContext(ssl.SSLContext):
+class SniContext(ssl.SSLContext):
     """A client context that sends ``server_name`` as SNI whatever host the client dialled.
 
     paho wraps its socket with ``wrap_socket(sock, server_hostname=<host it dialled>)``; the
     client dials the loopback address, so this puts the endpoint name in the SNI and the
     hostname check instead (``check_hostname`` stays on), like ``curl --resolve``. It also keeps
     the sockets it wrapped, because paho drops a socket whose handshake failed without closing it.
+    Set ``server_name`` and ``wrapped = []`` after constructing it.
     """
 
     server_name: str
@@ -86,6 +87,7 @@ class _SniContext(ssl.SSLContext):
         server_hostname: str | bytes | None = None,
         session: ssl.SSLSession | None = None,
     ) -> ssl.SSLSocket:
+        """``SSLContext.wrap_socket``, with ``server_name`` as SNI and for the hostname check."""
         tls = super().wrap_socket(
             sock,
             server_side=server_side,
@@ -98,6 +100,7 @@ class _SniContext(ssl.SSLContext):
         return tls
 
     def close_wrapped(self) -> None:
+        """Close every socket this context wrapped."""
         for tls in self.wrapped:
             tls.close()
         self.wrapped.clear()
@@ -109,7 +112,7 @@ def paho_tls_context(device: DeviceFiles) -> ssl.SSLContext:
     Use it with ``client.tls_set_context(...)`` and ``client.connect("127.0.0.1", device.port)``;
     it sends ``device.endpoint`` as SNI whatever host paho dials.
     """
-    context = _SniContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = SniContext(ssl.PROTOCOL_TLS_CLIENT)
     context.server_name = device.endpoint
     context.wrapped = []
     context.load_verify_locations(cafile=str(device.root_ca_path))
@@ -151,7 +154,7 @@ def paho_client(
         protocol=MQTTProtocolVersion.MQTTv311 if protocol is None else protocol,
     )
     context = paho_tls_context(device)
-    assert isinstance(context, _SniContext)
+    assert isinstance(context, SniContext)
     client.tls_set_context(context)
     outcome: list[str | None] = []  # None: accepted; text: why not
     settled = threading.Event()
