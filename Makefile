@@ -22,7 +22,7 @@ bytecode: $(STAMP)
 
 ## run: set up, create the local CA and a demo device on first run, and serve in the foreground
 run: $(STAMP) bytecode
-	$(PY) -m broker serve --config $(CONFIG) --demo-device $(ARGS)
+	$(PY) -m aws_iot_mock serve --config $(CONFIG) --demo-device $(ARGS)
 
 ## test: set up, then the whole test suite
 test: $(STAMP)
@@ -36,7 +36,7 @@ lint: $(STAMP)
 
 ## certs: create the local root CA, server certificates and the demo device (idempotent)
 certs: $(STAMP)
-	$(PY) -m broker init --config $(CONFIG) --demo-device
+	$(PY) -m aws_iot_mock init --config $(CONFIG) --demo-device
 
 ## bench: ours vs Mosquitto vs amqtt, same TLS, same certs (QUICK=1: < 2 min); see bench/README.md
 QUICK ?=

@@ -3,7 +3,7 @@
 All three listen on 127.0.0.1 with TLS 1.2 only, the single cipher ECDHE-ECDSA-AES128-GCM-SHA256,
 our ECDSA server certificate, and a required client certificate signed by our root CA.
 
-* ours: ``python -m broker serve`` with ``bench/ours.yaml`` (log level ERROR, nothing on stdout),
+* ours: ``python -m aws_iot_mock serve`` with ``bench/ours.yaml`` (log level ERROR, nothing on stdout),
   normal authorization: the device certificate has a policy allowing ``bench-*`` client IDs and
   ``bench/*`` topics. Its TLS policy IoTSecurityPolicy_TLS12_1_2_2022_10 offers more ciphers;
   the clients offer only the bench's one.
@@ -97,7 +97,7 @@ def bench_policy() -> dict[str, object]:
 
 
 def _cli(python: str, *args: str) -> str:
-    argv = [python, "-m", "broker", *args, "--config", str(OURS_CONFIG)]
+    argv = [python, "-m", "aws_iot_mock", *args, "--config", str(OURS_CONFIG)]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
@@ -225,7 +225,7 @@ def launch(
         argv = [
             python,
             "-m",
-            "broker",
+            "aws_iot_mock",
             "serve",
             "--port",
             str(port),

@@ -31,8 +31,8 @@ __all__ = ["main"]
 
 async def _ours(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
-    from broker.config import load_config  # noqa: PLC0415
-    from broker.server.app import Broker  # noqa: PLC0415
+    from aws_iot_mock.config import load_config  # noqa: PLC0415
+    from aws_iot_mock.server.app import Broker  # noqa: PLC0415
 
     import_s = time.perf_counter() - t0
     base = load_config(args.config)

@@ -255,7 +255,7 @@ def _run_scenarios(
 SETTINGS = {
     "tls": "TLS 1.2, ECDHE-ECDSA-AES128-GCM-SHA256, ECDSA P-256 server certificate, client "
     "certificate required (RSA 2048 device certificate from our CA), SNI localhost",
-    "ours": "python -m broker serve, bench/ours.yaml (log level ERROR), IoT policy enforced",
+    "ours": "python -m aws_iot_mock serve, bench/ours.yaml (log level ERROR), IoT policy enforced",
     "mosquitto": "max_inflight_messages 100, max_queued_messages 10000000, persistence false",
     "amqtt": "bench/amqtt_server.py: TLS context tightened to CERT_REQUIRED, TLS 1.2, one "
     "cipher; no logging/$SYS plugins; asyncio event loop (as its CLI runs)",

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from broker import pki
-from broker.certs_dir import CertsDirectory, write_private_key, write_public_file
-from broker.config import Config, ListenerConfig, LoggingConfig, TlsConfig
-from broker.registry import CertificateStatus
-from broker.server.app import Broker
+from aws_iot_mock import pki
+from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.config import Config, ListenerConfig, LoggingConfig, TlsConfig
+from aws_iot_mock.registry import CertificateStatus
+from aws_iot_mock.server.app import Broker
 
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
 ALLOW_ALL_POLICY = json.dumps(

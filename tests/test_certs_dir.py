@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from broker import pki
-from broker.certs_dir import CertsDirectory, write_private_key, write_public_file
-from broker.errors import CertificateError
+from aws_iot_mock import pki
+from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.errors import CertificateError
 
 NOW = datetime(2026, 11, 26, 8, 20, tzinfo=UTC)
 NAMES = ["localhost", "127.0.0.1", "::1"]

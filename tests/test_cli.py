@@ -1,4 +1,4 @@
-"""Tests for broker.cli: every verb through ``main(argv)``, as a user would type it.
+"""Tests for aws_iot_mock.cli: every verb through ``main(argv)``, as a user would type it.
 
 Each test passes ``--certs-dir`` and ``--state-dir`` under ``tmp_path`` and runs from ``tmp_path``
 (``monkeypatch.chdir``), so nothing touches the repository's own ``certs/`` or ``.state/``. Output
@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from broker.cli import main
-from broker.config import Config
+from aws_iot_mock.cli import main
+from aws_iot_mock.config import Config
 from tests.conftest import (
     ENDPOINT,
     MQTT311_CONNACK_ACCEPTED,
@@ -719,7 +719,7 @@ def test_python_m_broker_help() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     completed = subprocess.run(
-        [sys.executable, "-m", "broker", "--help"],
+        [sys.executable, "-m", "aws_iot_mock", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from cryptography.x509.oid import NameOID
 
-from broker import cli as cli_module
-from broker import pki
-from broker.certs_dir import CertsDirectory, write_public_file
+from aws_iot_mock import cli as cli_module
+from aws_iot_mock import pki
+from aws_iot_mock.certs_dir import CertsDirectory, write_public_file
 from tests.test_cli import Cli, Result
 
 EXIT_USAGE = 252
@@ -968,7 +968,7 @@ def test_demo_policy_allows_the_printed_hints(cli: Cli) -> None:
 
 
 def test_client_hints_use_two_attached_things(tmp_path: Path) -> None:
-    from broker.config import Config  # noqa: PLC0415
+    from aws_iot_mock.config import Config  # noqa: PLC0415
 
     hints = cli_module._client_hints(
         Config(), 8883, tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from broker.tls.client_hello import ClientHelloInfo, NeedMoreData, NotTls, read_client_hello
+from aws_iot_mock.tls.client_hello import ClientHelloInfo, NeedMoreData, NotTls, read_client_hello
 from tests.conftest import MQTT311_CONNECT
 
 SNI = "Device.Example.com"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.logs.cloudwatch import (
+from aws_iot_mock.logs.cloudwatch import (
     LOG_LEVELS,
     ConnectionFacts,
     LogLevel,
@@ -23,7 +23,7 @@ from broker.logs.cloudwatch import (
     reason_catalogue_markdown,
     record_level,
 )
-from broker.logs.sink import LogSink
+from aws_iot_mock.logs.sink import LogSink
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.mqtt import codec
-from broker.mqtt.codec import (
+from aws_iot_mock.mqtt import codec
+from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Auth,
     Connack,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import (
+from aws_iot_mock.config import (
     CertificateResource,
     Config,
     DiagnosticsConfig,
@@ -19,8 +19,8 @@ from broker.config import (
     ThingResource,
     load_config,
 )
-from broker.errors import ConfigError
-from broker.tls.policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
+from aws_iot_mock.errors import ConfigError
+from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
 ROOT = Path(__file__).parent.parent
 SHIPPED_CONFIGS = sorted((ROOT / "config").rglob("*.yaml"))

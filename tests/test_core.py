@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from broker.mqtt.codec import (
+from aws_iot_mock.mqtt.codec import (
     PacketReader,
     Properties,
     Publish,
     SubscriptionOptions,
 )
-from broker.mqtt.core import BrokerCore, Session
-from broker.mqtt.message import Message
-from broker.state.sessions import MemorySessionStore
+from aws_iot_mock.mqtt.core import BrokerCore, Session
+from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.state.sessions import MemorySessionStore
 
 
 @dataclass

@@ -21,11 +21,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from broker import pki
-from broker.certs_dir import CertsDirectory, write_private_key, write_public_file
-from broker.config import Config, DomainConfiguration, TlsConfig
-from broker.registry import CertificateStatus
-from broker.server.app import Broker
+from aws_iot_mock import pki
+from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.config import Config, DomainConfiguration, TlsConfig
+from aws_iot_mock.registry import CertificateStatus
+from aws_iot_mock.server.app import Broker
 from tests.conftest import (
     ALLOW_ALL_POLICY,
     ENDPOINT,

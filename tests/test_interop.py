@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker.server.app import Broker
+from aws_iot_mock.server.app import Broker
 from tests.conftest import ENDPOINT, RunningBroker, make_config
 from tests.test_real_clients import (
     TIMEOUT,

@@ -23,8 +23,8 @@ from typing import TypeVar
 
 import pytest
 
-from broker.config import Config
-from broker.mqtt.codec import (
+from aws_iot_mock.config import Config
+from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Connack,
     Connect,
@@ -42,9 +42,9 @@ from broker.mqtt.codec import (
     Will,
     encode,
 )
-from broker.mqtt.core import BrokerCore
-from broker.registry import CertificateStatus
-from broker.server.app import Broker
+from aws_iot_mock.mqtt.core import BrokerCore
+from aws_iot_mock.registry import CertificateStatus
+from aws_iot_mock.server.app import Broker
 from tests.conftest import ENDPOINT, Device, RunningBroker, client_context
 
 # Generous bound for anything that should take milliseconds on loopback.

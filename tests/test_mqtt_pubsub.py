@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
 
-from broker.mqtt.codec import (
+from aws_iot_mock.mqtt.codec import (
     Connack,
     Connect,
     Disconnect,

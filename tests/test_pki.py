@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker import pki
-from broker.errors import CertificateError
+from aws_iot_mock import pki
+from aws_iot_mock.errors import CertificateError
 
 NOW = datetime(2026, 11, 26, 8, 20, 0, 123456, tzinfo=UTC)
 AWS_NOT_AFTER = datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)

@@ -1,7 +1,7 @@
 """AWS IoT's TLS security policy table, written out literally, against the code's data and contexts.
 
 The expected values below are transcribed from AWS's "Transport security in AWS IoT Core" table,
-independently of ``broker.tls.policies``: a typo in either shows up here.
+independently of ``aws_iot_mock.tls.security_policies``: a typo in either shows up here.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.certs_dir import CertsDirectory
-from broker.tls.context import ServerCredentials, create_server_context
-from broker.tls.policies import (
+from aws_iot_mock.certs_dir import CertsDirectory
+from aws_iot_mock.tls.context import ServerCredentials, create_server_context
+from aws_iot_mock.tls.security_policies import (
     DEFAULT_SECURITY_POLICY,
     SECURITY_POLICIES,
     TLS13_SUITES,

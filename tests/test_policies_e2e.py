@@ -36,10 +36,10 @@ from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties as PahoProperties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker import pki
-from broker.certs_dir import write_private_key, write_public_file
-from broker.config import Config, DiagnosticsConfig
-from broker.mqtt.codec import (
+from aws_iot_mock import pki
+from aws_iot_mock.certs_dir import write_private_key, write_public_file
+from aws_iot_mock.config import Config, DiagnosticsConfig
+from aws_iot_mock.mqtt.codec import (
     Connack,
     Connect,
     Disconnect,
@@ -52,8 +52,8 @@ from broker.mqtt.codec import (
     Unsubscribe,
     Will,
 )
-from broker.registry import CertificateStatus
-from broker.server.app import Broker
+from aws_iot_mock.registry import CertificateStatus
+from aws_iot_mock.server.app import Broker
 from tests.conftest import ENDPOINT, Device, RunningBroker, client_context, make_config
 from tests.test_mqtt_connect import RawClient, start
 from tests.test_real_clients import (

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.authz.policy import (
+from aws_iot_mock.authz.iot_policy_evaluation import (
     ACTIONS,
     ALLOWED,
     EXPLICIT_DENY,
@@ -38,7 +38,7 @@ from broker.authz.policy import (
     parse_policy_document,
     resource_arn,
 )
-from broker.errors import BrokerError
+from aws_iot_mock.errors import BrokerError
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

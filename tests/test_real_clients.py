@@ -26,10 +26,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker.logs.cloudwatch import Reason
-from broker.registry import CertificateStatus
-from broker.server.app import Broker
-from broker.testing.clients import SniContext
+from aws_iot_mock.logs.cloudwatch import Reason
+from aws_iot_mock.registry import CertificateStatus
+from aws_iot_mock.server.app import Broker
+from aws_iot_mock.testing.clients import SniContext
 from tests.conftest import ENDPOINT, Device, RunningBroker, make_config
 
 # Generous bound for anything that should happen in milliseconds on loopback.

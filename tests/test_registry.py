@@ -1,4 +1,4 @@
-"""Tests for broker.registry: the SQLite certificate registry and the status check."""
+"""Tests for aws_iot_mock.registry: the SQLite certificate registry and the status check."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker import pki
-from broker.errors import BrokerError, CertificateError, ResourceNotFoundError
-from broker.registry import (
+from aws_iot_mock import pki
+from aws_iot_mock.errors import BrokerError, CertificateError, ResourceNotFoundError
+from aws_iot_mock.registry import (
     CertificateRecord,
     CertificateRegistry,
     CertificateStatus,
     check_certificate_status,
 )
-from broker.registry.certificates import SCHEMA_MIGRATIONS
+from aws_iot_mock.registry.certificates import SCHEMA_MIGRATIONS
 
 NOW = datetime(2026, 11, 26, 8, 20, 0, 123000, tzinfo=UTC)
 REGION = "us-east-1"

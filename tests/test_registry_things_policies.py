@@ -17,9 +17,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker import pki
-from broker.errors import BrokerError, CertificateError, ResourceNotFoundError
-from broker.registry import (
+from aws_iot_mock import pki
+from aws_iot_mock.errors import BrokerError, CertificateError, ResourceNotFoundError
+from aws_iot_mock.registry import (
     CertificateRegistry,
     CertificateStatus,
     CertificateValidationError,
@@ -33,7 +33,7 @@ from broker.registry import (
     VersionsLimitExceededError,
     aws_error_code,
 )
-from broker.registry.certificates import SCHEMA_MIGRATIONS
+from aws_iot_mock.registry.certificates import SCHEMA_MIGRATIONS
 
 NOW = datetime(2026, 11, 26, 8, 20, 0, 123000, tzinfo=UTC)
 REGION = "us-east-1"
@@ -1268,7 +1268,7 @@ def test_another_process_sees_writes_and_generation(tmp_path: Path) -> None:
         script = (
             "import sys\n"
             "from pathlib import Path\n"
-            "from broker.registry import Registry\n"
+            "from aws_iot_mock.registry import Registry\n"
             "with Registry.open(Path(sys.argv[1]), region=sys.argv[2], account_id=sys.argv[3])"
             " as r:\n"
             "    r.create_thing('from-cli', attributes={'a': '1'})\n"

@@ -1,4 +1,4 @@
-"""Persistent sessions and retained messages survive ``kill -9`` of ``python -m broker serve``.
+"""Persistent sessions and retained messages survive ``kill -9`` of ``aws-iot-mock serve``.
 
 AWS keeps "a client's subscriptions and messages, with a QoS of 1, that haven't been acknowledged"
 and retained messages; a PUBACK promises the message is stored. Here the broker process is killed
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.mqtt.codec import Disconnect, Publish
+from aws_iot_mock.mqtt.codec import Disconnect, Publish
 from tests.conftest import Device, client_context
 from tests.test_mqtt_pubsub import RawClient
 from tests.test_serve_process import REPO_ROOT, STARTUP_TIMEOUT, ServeProcess
@@ -77,7 +77,7 @@ class Broker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         subprocess.run(
-            [sys.executable, "-m", "broker", "init", "--demo-device", *self.dirs],
+            [sys.executable, "-m", "aws_iot_mock", "init", "--demo-device", *self.dirs],
             cwd=self.tmp_path,
             env=env,
             check=True,

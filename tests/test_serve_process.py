@@ -1,4 +1,4 @@
-"""Tests for ``python -m broker serve`` as a real process: startup lines, a device, signals.
+"""Tests for ``python -m aws_iot_mock serve`` as a real process: startup lines, a device, signals.
 
 The process's stderr is read line by line by a thread into a queue, so the test waits for the
 "ready" line with a deadline instead of sleeping. Standard output (the AWSIotLogsV2 JSON lines)
@@ -45,14 +45,14 @@ EXIT_TIMEOUT = 10.0
 
 
 class ServeProcess:
-    """A ``python -m broker`` child whose stdout and stderr are drained by reader threads."""
+    """A ``python -m aws_iot_mock`` child whose stdout and stderr are drained by reader threads."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         env = dict(os.environ)
         # Import this checkout's package even if the venv's install points elsewhere.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", *args],
+            [sys.executable, "-m", "aws_iot_mock", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -130,7 +130,7 @@ class ServeProcess:
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
-    """Start ``python -m broker <args>`` in ``tmp_path``; every child is reaped at teardown."""
+    """Start ``python -m aws_iot_mock <args>`` in ``tmp_path``; children are reaped on teardown."""
     children: list[ServeProcess] = []
 
     def start(*args: str) -> ServeProcess:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import BrokerError
-from broker.mqtt.codec import EMPTY_PROPERTIES, Properties, SubscriptionOptions
-from broker.mqtt.message import Message
-from broker.state.sessions import (
+from aws_iot_mock.errors import BrokerError
+from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties, SubscriptionOptions
+from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.state.sessions import (
     DATABASE_NAME,
     SCHEMA_MIGRATIONS,
     MemorySessionStore,
@@ -390,8 +390,8 @@ _CRASHING_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from broker.mqtt.message import Message
-    from broker.state.sessions import SqliteSessionStore, StoredSession
+    from aws_iot_mock.mqtt.message import Message
+    from aws_iot_mock.state.sessions import SqliteSessionStore, StoredSession
 
     store = SqliteSessionStore.open(Path(sys.argv[1]))
     store.put_session(StoredSession("dev", 5, 3600))

@@ -1,4 +1,4 @@
-"""Device Shadow document logic (broker/aws/shadow.py), from AWS's documented examples.
+"""Device Shadow document logic (aws_iot_mock/aws/shadow.py), from AWS's documented examples.
 
 Pages cited: device-shadow-document (DOC), device-shadow-data-flow (FLOW), device-shadow-mqtt
 (MQTT), device-shadow-error-messages (ERR) of the AWS IoT developer guide.
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from broker.aws.shadow import (
+from aws_iot_mock.aws.shadow import (
     CLIENT_TOKEN_MAX,
     MAX_STATE_DEPTH,
     SHADOW_NAME_PATTERN,

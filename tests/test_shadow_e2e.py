@@ -1,6 +1,6 @@
 """Device Shadows end to end: the AWS IoT Device SDK's shadow clients, restarts, the CLI, logs.
 
-The broker runs in the test's event loop (or as a ``python -m broker serve`` child for the
+The broker runs in the test's event loop (or as a ``python -m aws_iot_mock serve`` child for the
 restart and the README's worked example). SDK callbacks run on awscrt's threads and hand their
 events to the loop through an `Inbox`; raw MQTT clients (``tests.test_mqtt_pubsub.RawClient``)
 see the exact packets. Nothing sleeps: every wait is on an event with a deadline, and the absence
@@ -35,11 +35,11 @@ from awsiot import (  # type: ignore[import-untyped]
     mqtt_connection_builder,
 )
 
-from broker import cli
-from broker.config import Config
-from broker.mqtt.codec import Puback, Publish, encode
-from broker.server.app import Broker
-from broker.state.shadows import ShadowStore
+from aws_iot_mock import cli
+from aws_iot_mock.config import Config
+from aws_iot_mock.mqtt.codec import Puback, Publish, encode
+from aws_iot_mock.server.app import Broker
+from aws_iot_mock.state.shadows import ShadowStore
 from tests.conftest import Device, RunningBroker, client_context, make_config
 from tests.test_mqtt_pubsub import RawClient
 from tests.test_real_clients import (
@@ -548,11 +548,11 @@ async def test_deleted_shadow_recreated_continues_its_version(clients: Clients) 
 
 
 class ServeChild:
-    """``python -m broker <args>``; both output streams are read by threads, waited on by line."""
+    """``python -m aws_iot_mock <args>``: output streams are read by threads, waited on by line."""
 
     def __init__(self, args: list[str], cwd: Path, env: Mapping[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", *args],
+            [sys.executable, "-m", "aws_iot_mock", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.logs.cloudwatch import Reason
-from broker.server.app import Broker
+from aws_iot_mock.logs.cloudwatch import Reason
+from aws_iot_mock.server.app import Broker
 from tests.conftest import ENDPOINT, RunningBroker, make_config
 from tests.test_policies import AWS_TLS13_SUITES, EXPECTED
 

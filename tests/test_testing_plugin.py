@@ -1,4 +1,4 @@
-"""The pytest plugin and the ``broker.testing`` API, as a user's test suite sees them.
+"""The pytest plugin and the ``aws_iot_mock.testing`` API, as a user's test suite sees them.
 
 Example test files are run with ``pytester`` in a subprocess (a fresh interpreter, as ``pytest``
 would be run by a user), with their own ini file: ``filterwarnings = error`` there too, so a
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from awscrt import mqtt  # type: ignore[import-untyped]
 
-from broker.cli import main as cli_main
-from broker.testing import (
+from aws_iot_mock.cli import main as cli_main
+from aws_iot_mock.testing import (
     DeviceRefusedError,
     IotBroker,
     IotBrokerThread,
@@ -33,7 +33,7 @@ from broker.testing import (
     default_device_policy,
     paho_client,
 )
-from broker.testing.plugin import REPORT_SECTION
+from aws_iot_mock.testing.plugin import REPORT_SECTION
 
 pytest_plugins = ["pytester"]
 
@@ -45,12 +45,12 @@ TIMEOUT = 10.0
 def _plugin_autoloaded() -> bool:
     """Whether the ``pytest11`` entry point is installed (then ``-p`` would register it twice)."""
     return any(
-        ep.value == "broker.testing.plugin"
+        ep.value == "aws_iot_mock.testing.plugin"
         for ep in importlib.metadata.entry_points(group="pytest11")
     )
 
 
-PLUGIN_ARGS: tuple[str, ...] = () if _plugin_autoloaded() else ("-p", "broker.testing.plugin")
+PLUGIN_ARGS: tuple[str, ...] = () if _plugin_autoloaded() else ("-p", "aws_iot_mock.testing.plugin")
 
 
 def write_ini(pytester: pytest.Pytester, asyncio_mode: str = "strict") -> None:
@@ -75,7 +75,7 @@ import threading
 
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from broker.testing import paho_client
+from aws_iot_mock.testing import paho_client
 
 
 def test_paho_round_trip(iot_broker, iot_device):
@@ -115,7 +115,7 @@ import asyncio
 {import_pytest}
 from awscrt import mqtt
 
-from broker.testing import awsiot_connection
+from aws_iot_mock.testing import awsiot_connection
 
 
 {mark}async def test_sdk_publishes(iot_broker, iot_device):
@@ -150,7 +150,7 @@ from broker.testing import awsiot_connection
 REFUSED_PAHO = """
 import pytest
 
-from broker.testing import DeviceRefusedError, paho_client
+from aws_iot_mock.testing import DeviceRefusedError, paho_client
 
 
 def test_second_device_with_wrong_client_id_is_refused(iot_broker, iot_device):
@@ -170,7 +170,7 @@ def test_second_device_with_wrong_client_id_is_refused(iot_broker, iot_device):
 FAILING = """
 import pytest
 
-from broker.testing import DeviceRefusedError, paho_client
+from aws_iot_mock.testing import DeviceRefusedError, paho_client
 
 
 def test_fails_after_a_refusal(iot_broker, iot_device):
@@ -307,11 +307,48 @@ def test_user_suite_passes(pytester: pytest.Pytester, mode: str) -> None:
     result.assert_outcomes(passed=len(expected))
 
 
+def test_plugin_loads_beside_a_users_own_broker_package(pytester: pytest.Pytester) -> None:
+    """A project with its own ``broker`` package still gets the fixtures (import name is unique).
+
+    Before the package was renamed, pytest imported the user's ``broker/`` and failed with
+    ``No module named 'broker.testing'`` before collecting anything.
+    """
+    write_ini(pytester)
+    package = pytester.path / "broker"
+    package.mkdir()
+    (package / "__init__.py").write_text('NAME = "the own broker"\n', encoding="utf-8")
+    (package / "testing.py").write_text("raise ImportError('not the plugin')\n", encoding="utf-8")
+    pytester.makeconftest("")  # rootdir-relative imports: ./broker shadows any installed 'broker'
+    pytester.makepyfile(
+        test_own_broker="""
+import broker
+
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from aws_iot_mock.testing import paho_client
+
+
+def test_both_brokers(iot_broker, iot_device):
+    assert broker.NAME == "the own broker"
+    client = paho_client(iot_device("own-1"), protocol=MQTTProtocolVersion.MQTTv311)
+    try:
+        client.publish("devices/own-1/x", b"1", qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert iot_broker.wait_for_message("devices/own-1/x").payload == b"1"
+"""
+    )
+    result = run(pytester, "-v")
+    result.stdout.fnmatch_lines(["*test_both_brokers PASSED*"])
+    result.assert_outcomes(passed=1)
+
+
 def test_plugin_import_is_light() -> None:
     """Installing the plugin must cost unrelated suites nothing: the broker loads on use."""
     code = (
-        "import sys, broker.testing.plugin\n"
-        "assert 'broker.server.app' not in sys.modules, 'the broker was imported'\n"
+        "import sys, aws_iot_mock.testing.plugin\n"
+        "assert 'aws_iot_mock.server.app' not in sys.modules, 'the broker was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

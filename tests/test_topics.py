@@ -1,4 +1,4 @@
-"""Topic validation, AWS topic matching and the subscription index (broker/mqtt/topics.py)."""
+"""Topic validation, AWS topic matching and the subscription index (aws_iot_mock/mqtt/topics.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.aws.limits import SHARE_NAME_MAX_CHARS, TOPIC_MAX_BYTES, TOPIC_MAX_SLASHES
-from broker.mqtt.topics import (
+from aws_iot_mock.aws.limits import SHARE_NAME_MAX_CHARS, TOPIC_MAX_BYTES, TOPIC_MAX_SLASHES
+from aws_iot_mock.mqtt.topics import (
     Match,
     SharedFilter,
     SubscriptionIndex,

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker import pki
-from broker.certs_dir import CertsDirectory, write_private_key, write_public_file
-from broker.logs.cloudwatch import Reason
-from broker.tls.context import ServerCredentials, create_server_context
-from broker.tls.policies import get_security_policy
-from broker.tls.verdicts import (
+from aws_iot_mock import pki
+from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.logs.cloudwatch import Reason
+from aws_iot_mock.tls.context import ServerCredentials, create_server_context
+from aws_iot_mock.tls.security_policies import get_security_policy
+from aws_iot_mock.tls.verdicts import (
     ALERT_ACCESS_DENIED,
     ALERT_CERTIFICATE_REVOKED,
     ALERT_CERTIFICATE_UNKNOWN,

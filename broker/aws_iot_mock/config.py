@@ -1,0 +1,1009 @@
+"""The broker's configuration: one frozen tree of dataclasses and one loader.
+
+Everything here is pure except :func:`load_config`, which reads the config file (and the policy
+documents that ``resources.policies[].document_file`` names). Validation happens once,
+at the edge (:meth:`Config.from_mapping` and :meth:`Config.with_overrides`); every other module
+may trust a ``Config`` it is handed. Every :class:`~broker.errors.ConfigError` raised here names
+the dotted key path (or the command-line flag) and the file it came from, so a newcomer can find
+the offending line without reading this code.
+
+The YAML layout mirrors the dataclasses one to one; ``config/default.yaml`` writes out every
+setting with its default value and a comment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import NoReturn, TypeVar
+
+import yaml
+
+from aws_iot_mock.errors import ConfigError
+from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
+
+__all__ = [
+    "LOG_LEVELS",
+    "CertificateResource",
+    "Config",
+    "DiagnosticsConfig",
+    "DomainConfiguration",
+    "ListenerConfig",
+    "LoggingConfig",
+    "PolicyResource",
+    "ResourcesConfig",
+    "ThingResource",
+    "TlsConfig",
+    "load_config",
+]
+
+# AWS IoT's log level names (SetV2LoggingOptions), most severe first. Each level includes every
+# level before it; DISABLED logs nothing.
+LOG_LEVELS: tuple[str, ...] = ("DISABLED", "ERROR", "WARN", "INFO", "DEBUG")
+
+# Generous upper bound on timeouts: a larger value is almost certainly a unit mistake (ms vs s).
+_MAX_TIMEOUT_SECONDS = 3600.0
+_MAX_PORT = 65535
+_ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
+# AWS partitions: commercial (us-east-1), GovCloud (us-gov-west-1), China (cn-north-1).
+_REGION_RE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]")
+# RFC 1123 label: letters, digits and inner hyphens, 1..63 characters.
+_DNS_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_MAX_DNS_NAME = 253
+# Names every server certificate carries besides the configured ones, so that a local client
+# connecting by "localhost" or a loopback address can still verify the certificate.
+_LOOPBACK_NAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+
+# AWS IoT API name patterns (CreateThing, CreatePolicy, ThingAttribute's AttributePayload).
+_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+_POLICY_NAME_RE = re.compile(r"[\w+=,.@-]{1,128}")
+_ATTRIBUTE_NAME_RE = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
+_ATTRIBUTE_VALUE_RE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class DomainConfiguration:
+    """A custom domain (AWS "domain configuration"): its own host name and TLS policy.
+
+    Attributes:
+        domain_name: the DNS name devices put in SNI to reach this domain; a valid DNS name,
+            distinct (case-insensitively) from the endpoint and every other domain name.
+        security_policy: a key of ``SECURITY_POLICIES``, applied to handshakes naming this domain.
+    """
+
+    domain_name: str
+    security_policy: str
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """Where the MQTT-over-TLS listener binds.
+
+    Attributes:
+        host: an IPv4/IPv6 literal or a host name to bind to.
+        port: 0..65535; 0 asks the OS for a free port.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8883
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS settings of the default (ATS endpoint) domain.
+
+    Attributes:
+        security_policy: a key of ``SECURITY_POLICIES``; used whenever SNI names no custom domain.
+        require_sni: refuse handshakes without an SNI naming the endpoint or a custom domain, as
+            AWS IoT Core does.
+        handshake_timeout: seconds allowed for the TLS handshake, in (0, 3600].
+        connect_timeout: seconds after the TLS handshake within which the MQTT CONNECT must
+            arrive, in (0, 3600].
+    """
+
+    security_policy: str = DEFAULT_SECURITY_POLICY
+    require_sni: bool = True
+    handshake_timeout: float = 10.0
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Where AWSIotLogsV2 JSON log lines go.
+
+    Attributes:
+        level: one of ``LOG_LEVELS`` (AWS's names); each level includes everything more severe,
+            DISABLED logs nothing.
+        file: path of a JSON-lines file to append to, or None for no file.
+        stdout: also write each line to standard output.
+    """
+
+    level: str = "INFO"
+    file: Path | None = None
+    stdout: bool = True
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """Departures from AWS's behaviour that make a refusal easier to see from the device side.
+
+    Attributes:
+        connack_on_deny: when a policy denies a CONNECT or SUBSCRIBE, answer CONNACK 0x05 (not
+            authorized) or SUBACK 0x80 (failure) instead of AWS's silent disconnect. Off by
+            default, as AWS IoT Core never says why; the log line always does.
+    """
+
+    connack_on_deny: bool = False
+
+
+@dataclass(frozen=True)
+class ThingResource:
+    """A thing the broker creates at start (``resources.things[]``).
+
+    Attributes:
+        thing_name: AWS's thingName (``[a-zA-Z0-9:_-]``, 1..128 characters).
+        thing_type_name: its thing type, created too if it does not exist; None for none.
+        attributes: attribute name to value (strings, AWS's attribute patterns).
+    """
+
+    thing_name: str
+    thing_type_name: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+@dataclass(frozen=True)
+class PolicyResource:
+    """An IoT policy the broker creates at start (``resources.policies[]``).
+
+    Attributes:
+        policy_name: AWS's policyName (letters, digits and ``+=,.@_-``, 1..128 characters).
+        document: the policy document, JSON text (the inline mapping serialized, or the text
+            of ``document_file``). Only its JSON syntax is checked when the config loads; the
+            policy grammar is checked when the policy is created.
+    """
+
+    policy_name: str
+    document: str
+
+
+@dataclass(frozen=True)
+class CertificateResource:
+    """A device certificate the broker registers at start (``resources.certificates[]``).
+
+    Attributes:
+        certificate_file: PEM file; registered ACTIVE if it is not registered yet. It must be
+            signed by the local root CA or by a registered CA certificate.
+        things: names of things to attach the certificate to (AttachThingPrincipal).
+        policies: names of policies to attach to the certificate (AttachPolicy).
+    """
+
+    certificate_file: Path
+    things: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Registry resources declared in the config, applied idempotently when ``serve`` starts.
+
+    Attributes:
+        things: things to create (or bring in line with the config).
+        policies: policies to create (or give the configured document as default version).
+        certificates: certificates to register and attach.
+    """
+
+    things: tuple[ThingResource, ...] = ()
+    policies: tuple[PolicyResource, ...] = ()
+    certificates: tuple[CertificateResource, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole broker configuration, immutable.
+
+    Build one with :func:`load_config` or :meth:`from_mapping` (which validate); constructing it
+    directly skips validation and is meant for tests that know their values are valid.
+
+    Attributes:
+        account_id: the 12-digit AWS account id put in ARNs and logs.
+        region: the AWS region put in ARNs and logs, e.g. ``us-east-1``.
+        endpoint: the DNS name devices put in SNI for the default domain (never an IP literal).
+        listener: where to bind.
+        tls: TLS settings of the default domain.
+        domain_configurations: custom domains, each with its own security policy.
+        certs_dir: directory of the local CA, server and device certificates.
+        state_dir: directory of the registry's persistent state.
+        logging: where log lines go.
+        diagnostics: opt-in departures from AWS that explain refusals to the device.
+        resources: things, policies and certificates to create when ``serve`` starts.
+        source: where the values came from (a file name, ``<defaults>`` or ``<mapping>``); every
+            error message about this config names it.
+    """
+
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    endpoint: str = "localhost"
+    listener: ListenerConfig = field(default_factory=ListenerConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    domain_configurations: tuple[DomainConfiguration, ...] = ()
+    certs_dir: Path = Path("certs")
+    state_dir: Path = Path(".state")
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    source: str = "<defaults>"
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """The names the server certificates must carry, in a stable order.
+
+        The endpoint, every custom domain name, then ``localhost``, ``127.0.0.1`` and ``::1``;
+        duplicates (compared case-insensitively) keep their first spelling and position.
+        """
+        names: list[str] = []
+        seen: set[str] = set()
+        for name in (
+            self.endpoint,
+            *(d.domain_name for d in self.domain_configurations),
+            *_LOOPBACK_NAMES,
+        ):
+            if name.lower() not in seen:
+                seen.add(name.lower())
+                names.append(name)
+        return tuple(names)
+
+    @property
+    def accepted_sni_names(self) -> frozenset[str]:
+        """The lowercase names an SNI ``host_name`` must equal (after lowercasing) to be served.
+
+        The endpoint and every custom domain name; DNS names compare case-insensitively.
+        """
+        return frozenset(
+            {self.endpoint.lower(), *(d.domain_name.lower() for d in self.domain_configurations)}
+        )
+
+    def security_policy_for(self, sni: str | None) -> str:
+        """Return the name of the security policy that governs a handshake with this SNI.
+
+        The matching custom domain's policy if ``sni`` equals its domain name (case-insensitive);
+        otherwise, including for no SNI or an unknown name, ``tls.security_policy``. Whether an
+        unknown or missing SNI is refused at all is the caller's decision (``tls.require_sni``).
+        """
+        if sni is not None:
+            wanted = sni.lower()
+            for domain in self.domain_configurations:
+                if domain.domain_name.lower() == wanted:
+                    return domain.security_policy
+        return self.tls.security_policy
+
+    def with_overrides(
+        self,
+        *,
+        certs_dir: Path | None = None,
+        state_dir: Path | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        endpoint: str | None = None,
+    ) -> Config:
+        """Return a copy with command-line overrides applied; None keeps the current value.
+
+        New values are validated like the file's; paths are used as given (relative ones are
+        relative to the current directory, as a shell user expects).
+
+        Raises:
+            ConfigError: a value is invalid; the message starts with the flag, e.g. ``--port: ``.
+        """
+        listener = self.listener
+        if host is not None:
+            listener = replace(listener, host=_checked("--host", _parse_host, host))
+        if port is not None:
+            listener = replace(listener, port=_checked("--port", _parse_port, port))
+        new_endpoint = self.endpoint
+        if endpoint is not None:
+            new_endpoint = _checked("--endpoint", _parse_endpoint, endpoint)
+            for index, domain in enumerate(self.domain_configurations):
+                if domain.domain_name.lower() == new_endpoint.lower():
+                    raise ConfigError(
+                        f"--endpoint: {new_endpoint!r} equals domain_configurations[{index}]"
+                        f".domain_name in {self.source}; the endpoint and custom domains must"
+                        " differ"
+                    )
+        return replace(
+            self,
+            endpoint=new_endpoint,
+            listener=listener,
+            certs_dir=self.certs_dir if certs_dir is None else Path(certs_dir),
+            state_dir=self.state_dir if state_dir is None else Path(state_dir),
+        )
+
+    @classmethod
+    def from_mapping(
+        cls,
+        data: Mapping[str, object] | None,
+        *,
+        source: str = "<mapping>",
+        base_dir: Path | None = None,
+    ) -> Config:
+        """Validate a parsed config document (the YAML layout) and build a ``Config``.
+
+        Args:
+            data: the top-level mapping; None (an empty document) means all defaults.
+            source: the file name (or other origin) to name in error messages and ``source``.
+            base_dir: directory that relative paths in ``data`` are resolved against; None keeps
+                them relative to the current directory. Default paths are never rebased.
+
+        Raises:
+            ConfigError: unknown key, wrong type or impossible value; the message is
+                ``"<source>: <dotted.key.path>: <problem>"``. The first problem found is reported.
+        """
+        return _Reader(source, base_dir).config(data)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a YAML config file; None means all defaults.
+
+    An empty file means all defaults too. Paths in the file (``certs_dir``, ``state_dir``,
+    ``logging.file``, ``resources.policies[].document_file``,
+    ``resources.certificates[].certificate_file``) are relative to the file's directory.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not UTF-8, not valid YAML (the message gives
+            the line) or not a valid config (see :meth:`Config.from_mapping`); the message always
+            names the file.
+    """
+    if path is None:
+        return Config()
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: config file is not valid UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
+    try:
+        # _StrictLoader is yaml.SafeLoader (no arbitrary objects) that also rejects duplicate keys.
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of settings, got {_type_name(data)}"
+        )
+    return Config.from_mapping(data, source=source, base_dir=path.parent)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of silently keeping the last."""
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Hashable, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            # A "<<" merge key is expanded by SafeLoader; keys it merges in may be overridden.
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            # Unhashable keys are left for SafeLoader, which reports them itself.
+            if not isinstance(key, Hashable):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# --- value parsers -----------------------------------------------------------------------------
+# Each takes a raw (YAML-parsed or CLI) value and returns the typed value or raises _Invalid with
+# a message that does not yet say where the value came from; callers add the key path or flag.
+
+
+class _Invalid(Exception):
+    """A single value is invalid; the message describes the problem only."""
+
+
+def _type_name(value: object) -> str:
+    """Name ``value``'s type the way a YAML author thinks of it."""
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "null",
+        list: "a list",
+        dict: "a mapping",
+    }
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _parse_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_type_name(value)} ({value!r})")
+    if not value:
+        raise _Invalid("must not be empty")
+    return value
+
+
+def _parse_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_type_name(value)} ({value!r})")
+    return value
+
+
+def _parse_int(value: object) -> int:
+    # bool is a subclass of int in Python, but `port: true` is a mistake, not the number 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected an integer, got {_type_name(value)} ({value!r})")
+    return value
+
+
+def _parse_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number of seconds, got {_type_name(value)} ({value!r})")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 < seconds <= _MAX_TIMEOUT_SECONDS:
+        raise _Invalid(
+            f"timeout must be more than 0 and at most {_MAX_TIMEOUT_SECONDS:g} seconds,"
+            f" got {value!r}"
+        )
+    return seconds
+
+
+def _parse_account_id(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # An unquoted id parses as an int; accept it, but a leading zero is already lost.
+        text = str(value)
+        if not _ACCOUNT_ID_RE.fullmatch(text):
+            raise _Invalid(
+                f"AWS account id must be exactly 12 digits, got the number {value}; quote it"
+                ' (account_id: "012345678901") to keep leading zeros'
+            )
+        return text
+    text = _parse_str(value)
+    if not _ACCOUNT_ID_RE.fullmatch(text):
+        raise _Invalid(f"AWS account id must be exactly 12 digits, got {text!r}")
+    return text
+
+
+def _parse_region(value: object) -> str:
+    text = _parse_str(value)
+    if not _REGION_RE.fullmatch(text):
+        raise _Invalid(
+            f"not an AWS region name: {text!r}; expected e.g. us-east-1, eu-west-2, us-gov-west-1"
+        )
+    return text
+
+
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _dns_name_problem(text: str) -> str | None:
+    """Return why ``text`` is not an RFC 1123 DNS name, or None if it is one."""
+    if len(text) > _MAX_DNS_NAME:
+        return f"DNS name is {len(text)} characters long; at most {_MAX_DNS_NAME} are allowed"
+    if text.endswith("."):
+        # SNI host names are sent without the trailing root dot (RFC 6066 section 3).
+        return f"DNS name {text!r} must not end with a dot"
+    labels = text.split(".")
+    for label in labels:
+        if not _DNS_LABEL_RE.fullmatch(label):
+            return (
+                f"not a valid DNS name: {text!r} (label {label!r}: each dot-separated label must"
+                " be 1-63 letters, digits or inner hyphens)"
+            )
+    if labels[-1].isdigit():
+        # An all-numeric last label makes the name read as an IP address ("127.1").
+        return f"not a valid DNS name: {text!r} (the last label must not be all digits)"
+    return None
+
+
+def _parse_dns_name(value: object) -> str:
+    text = _parse_str(value)
+    if _is_ip_literal(text):
+        raise _Invalid(
+            f"{text!r} is an IP address, but this must be a DNS name: TLS SNI cannot carry IP"
+            " addresses (RFC 6066 section 3), so devices could never name it"
+        )
+    problem = _dns_name_problem(text)
+    if problem is not None:
+        raise _Invalid(problem)
+    return text
+
+
+_parse_endpoint = _parse_dns_name
+
+
+def _parse_host(value: object) -> str:
+    text = _parse_str(value)
+    if _is_ip_literal(text) or _dns_name_problem(text) is None:
+        return text
+    raise _Invalid(
+        f"not a bind address: {text!r}; expected an IPv4/IPv6 address (without brackets)"
+        " or a host name"
+    )
+
+
+def _parse_port(value: object) -> int:
+    port = _parse_int(value)
+    if not 0 <= port <= _MAX_PORT:
+        raise _Invalid(f"port {port} is out of range; expected 0..{_MAX_PORT} (0 = any free port)")
+    return port
+
+
+def _parse_policy(value: object) -> str:
+    text = _parse_str(value)
+    if text not in SECURITY_POLICIES:
+        raise _Invalid(
+            f"unknown TLS security policy {text!r}{_suggestion(text, SECURITY_POLICIES)};"
+            f" expected one of: {', '.join(SECURITY_POLICIES)}"
+        )
+    return text
+
+
+def _parse_log_level(value: object) -> str:
+    text = _parse_str(value)
+    if text not in LOG_LEVELS:
+        raise _Invalid(
+            f"unknown log level {text!r}{_suggestion(text, LOG_LEVELS)};"
+            f" expected one of: {', '.join(LOG_LEVELS)}"
+        )
+    return text
+
+
+def _parse_thing_name(value: object) -> str:
+    text = _parse_str(value)
+    if not _THING_NAME_RE.fullmatch(text):
+        raise _Invalid(
+            f"invalid name {text!r}: AWS allows 1-128 of a-z A-Z 0-9 : _ - (no spaces or dots)"
+        )
+    return text
+
+
+def _parse_policy_name(value: object) -> str:
+    text = _parse_str(value)
+    if not _POLICY_NAME_RE.fullmatch(text):
+        raise _Invalid(
+            f"invalid policy name {text!r}: AWS allows 1-128 of letters, digits and + = , . @ _ -"
+        )
+    return text
+
+
+def _parse_attribute_value(value: object) -> str:
+    # YAML reads `floor: 3` as a number; AWS attribute values are strings, so accept integers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_type_name(value)} ({value!r})")
+    if not _ATTRIBUTE_VALUE_RE.fullmatch(value):
+        raise _Invalid(
+            f"invalid attribute value {value!r}: AWS allows up to 800 of a-z A-Z 0-9 _ . , @ / :"
+            " # = [ ] - (no spaces)"
+        )
+    return value
+
+
+def _names(parse: Callable[[object], str]) -> Callable[[object], tuple[str, ...]]:
+    """Return a parser of a list of names, each checked by ``parse``, without duplicates."""
+
+    def parse_names(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"expected a list of names, got {_type_name(value)}")
+        names: list[str] = []
+        for index, item in enumerate(value):
+            try:
+                name = parse(item)
+            except _Invalid as exc:
+                raise _Invalid(f"item {index}: {exc}") from None
+            if name in names:
+                raise _Invalid(f"item {index}: {name!r} is listed twice")
+            names.append(name)
+        return tuple(names)
+
+    return parse_names
+
+
+def _json_ready(value: object, where: str = "") -> object:
+    """Turn a YAML-parsed value into JSON-ready data, or raise _Invalid naming the bad part.
+
+    An unquoted ``Version: 2012-10-17`` parses as a date; it is written back as the same text.
+    """
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Invalid(f"keys must be strings, got {_type_name(key)} ({key!r}){where}")
+            result[key] = _json_ready(item, f" (under {key!r})")
+        return result
+    if isinstance(value, list):
+        return [_json_ready(item, where) for item in value]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise _Invalid(f"{_type_name(value)} ({value!r}) has no JSON form{where}")
+
+
+def _parse_policy_document(value: object) -> str:
+    """An inline policy document: a mapping (written as JSON text) or a string of JSON."""
+    if isinstance(value, str):
+        return _checked_json(value)
+    if not isinstance(value, dict):
+        raise _Invalid(
+            f"expected a policy document mapping ({{Version, Statement}}), got {_type_name(value)}"
+        )
+    if not value:
+        raise _Invalid("the policy document is empty")
+    return json.dumps(_json_ready(value), indent=2)
+
+
+def _checked_json(text: str) -> str:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(
+            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise _Invalid(f"a policy document is a JSON object, got {_type_name(parsed)}")
+    return text
+
+
+def _read_policy(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Invalid(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise _Invalid(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise _Invalid(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return _checked_json(text)
+    except _Invalid as exc:
+        raise _Invalid(f"{path}: {exc}") from None
+
+
+def _suggestion(word: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``."""
+    matches = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _checked(flag: str, parse: Callable[[object], _T], value: object) -> _T:
+    """Run ``parse`` on a command-line value, prefixing any problem with the flag name."""
+    try:
+        return parse(value)
+    except _Invalid as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+# --- the document reader -----------------------------------------------------------------------
+
+
+class _Reader:
+    """Walks one config document, turning the first problem into a located ``ConfigError``."""
+
+    def __init__(self, source: str, base_dir: Path | None) -> None:
+        self.source = source
+        self.base_dir = base_dir
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        raise ConfigError(f"{self.source}: {path}: {message}")
+
+    def section(self, value: object, path: str, allowed: tuple[str, ...]) -> Mapping[str, object]:
+        """Check that ``value`` is a mapping with only ``allowed`` keys; null means empty.
+
+        Null is accepted because a section whose every line is commented out parses as null.
+        """
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            where = path or "top level"
+            self.fail(where, f"expected a mapping, got {_type_name(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                self.fail(
+                    path or "top level",
+                    f"keys must be strings, got {_type_name(key)} ({key!r}) as a key",
+                )
+            if key not in allowed:
+                self.fail(
+                    _join(path, key),
+                    f"unknown key{_suggestion(key, allowed)}; valid keys here: "
+                    + ", ".join(allowed),
+                )
+        return value
+
+    def get(
+        self,
+        mapping: Mapping[str, object],
+        path: str,
+        key: str,
+        parse: Callable[[object], _T],
+        default: _T,
+    ) -> _T:
+        """Return ``parse(mapping[key])``, or ``default`` when the key is absent."""
+        if key not in mapping:
+            return default
+        try:
+            return parse(mapping[key])
+        except _Invalid as exc:
+            self.fail(_join(path, key), str(exc))
+
+    def path_value(self, value: object) -> Path:
+        """Parse a path setting, resolving a relative one against the config file's directory."""
+        path = Path(_parse_str(value))
+        return path if self.base_dir is None else self.base_dir / path
+
+    def optional_path_value(self, value: object) -> Path | None:
+        return None if value is None else self.path_value(value)
+
+    def config(self, data: object) -> Config:
+        defaults = Config()
+        top = self.section(
+            data,
+            "",
+            (
+                "account_id",
+                "region",
+                "endpoint",
+                "listener",
+                "tls",
+                "domain_configurations",
+                "certs_dir",
+                "state_dir",
+                "logging",
+                "diagnostics",
+                "resources",
+            ),
+        )
+        endpoint = self.get(top, "", "endpoint", _parse_endpoint, defaults.endpoint)
+        tls = self.tls(top.get("tls"))
+        return Config(
+            account_id=self.get(top, "", "account_id", _parse_account_id, defaults.account_id),
+            region=self.get(top, "", "region", _parse_region, defaults.region),
+            endpoint=endpoint,
+            listener=self.listener(top.get("listener")),
+            tls=tls,
+            domain_configurations=self.domains(
+                top.get("domain_configurations"), endpoint, tls.security_policy
+            ),
+            certs_dir=self.get(top, "", "certs_dir", self.path_value, defaults.certs_dir),
+            state_dir=self.get(top, "", "state_dir", self.path_value, defaults.state_dir),
+            logging=self.logging(top.get("logging")),
+            diagnostics=self.diagnostics(top.get("diagnostics")),
+            resources=self.resources(top.get("resources")),
+            source=self.source,
+        )
+
+    def listener(self, value: object) -> ListenerConfig:
+        d = ListenerConfig()
+        m = self.section(value, "listener", ("host", "port"))
+        return ListenerConfig(
+            host=self.get(m, "listener", "host", _parse_host, d.host),
+            port=self.get(m, "listener", "port", _parse_port, d.port),
+        )
+
+    def tls(self, value: object) -> TlsConfig:
+        d = TlsConfig()
+        keys = ("security_policy", "require_sni", "handshake_timeout", "connect_timeout")
+        m = self.section(value, "tls", keys)
+        return TlsConfig(
+            security_policy=self.get(m, "tls", "security_policy", _parse_policy, d.security_policy),
+            require_sni=self.get(m, "tls", "require_sni", _parse_bool, d.require_sni),
+            handshake_timeout=self.get(
+                m, "tls", "handshake_timeout", _parse_timeout, d.handshake_timeout
+            ),
+            connect_timeout=self.get(
+                m, "tls", "connect_timeout", _parse_timeout, d.connect_timeout
+            ),
+        )
+
+    def domains(
+        self, value: object, endpoint: str, default_policy: str
+    ) -> tuple[DomainConfiguration, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(
+                "domain_configurations",
+                f"expected a list of {{domain_name, security_policy}} mappings,"
+                f" got {_type_name(value)}",
+            )
+        seen: dict[str, int] = {}
+        domains: list[DomainConfiguration] = []
+        for index, item in enumerate(value):
+            path = f"domain_configurations[{index}]"
+            if not isinstance(item, dict):
+                self.fail(path, f"expected a mapping, got {_type_name(item)}")
+            m = self.section(item, path, ("domain_name", "security_policy"))
+            if "domain_name" not in m:
+                self.fail(_join(path, "domain_name"), "required key is missing")
+            name = self.get(m, path, "domain_name", _parse_dns_name, "")
+            if name.lower() == endpoint.lower():
+                self.fail(
+                    _join(path, "domain_name"),
+                    f"{name!r} equals the endpoint; a custom domain needs its own name",
+                )
+            if name.lower() in seen:
+                self.fail(
+                    _join(path, "domain_name"),
+                    f"duplicate domain name {name!r} (already used by"
+                    f" domain_configurations[{seen[name.lower()]}]; names are case-insensitive)",
+                )
+            seen[name.lower()] = index
+            policy = self.get(m, path, "security_policy", _parse_policy, default_policy)
+            domains.append(DomainConfiguration(domain_name=name, security_policy=policy))
+        return tuple(domains)
+
+    def logging(self, value: object) -> LoggingConfig:
+        d = LoggingConfig()
+        m = self.section(value, "logging", ("level", "file", "stdout"))
+        return LoggingConfig(
+            level=self.get(m, "logging", "level", _parse_log_level, d.level),
+            file=self.get(m, "logging", "file", self.optional_path_value, d.file),
+            stdout=self.get(m, "logging", "stdout", _parse_bool, d.stdout),
+        )
+
+    def diagnostics(self, value: object) -> DiagnosticsConfig:
+        d = DiagnosticsConfig()
+        m = self.section(value, "diagnostics", ("connack_on_deny",))
+        return DiagnosticsConfig(
+            connack_on_deny=self.get(
+                m, "diagnostics", "connack_on_deny", _parse_bool, d.connack_on_deny
+            ),
+        )
+
+    def resources(self, value: object) -> ResourcesConfig:
+        m = self.section(value, "resources", ("things", "policies", "certificates"))
+        things: list[ThingResource] = []
+        seen_things: dict[str, int] = {}
+        for index, item in enumerate(self.entries(m, "resources.things", "thing_name")):
+            thing = self.thing(item, f"resources.things[{index}]")
+            if thing.thing_name in seen_things:
+                self.fail(
+                    f"resources.things[{index}].thing_name",
+                    f"duplicate thing name {thing.thing_name!r} (already declared by"
+                    f" resources.things[{seen_things[thing.thing_name]}])",
+                )
+            seen_things[thing.thing_name] = index
+            things.append(thing)
+        policies: list[PolicyResource] = []
+        seen_policies: dict[str, int] = {}
+        for index, item in enumerate(self.entries(m, "resources.policies", "policy_name")):
+            policy = self.policy(item, f"resources.policies[{index}]")
+            if policy.policy_name in seen_policies:
+                self.fail(
+                    f"resources.policies[{index}].policy_name",
+                    f"duplicate policy name {policy.policy_name!r} (already declared by"
+                    f" resources.policies[{seen_policies[policy.policy_name]}])",
+                )
+            seen_policies[policy.policy_name] = index
+            policies.append(policy)
+        certificates = tuple(
+            self.certificate(item, f"resources.certificates[{index}]")
+            for index, item in enumerate(
+                self.entries(m, "resources.certificates", "certificate_file")
+            )
+        )
+        return ResourcesConfig(
+            things=tuple(things), policies=tuple(policies), certificates=certificates
+        )
+
+    def entries(self, section: Mapping[str, object], path: str, name_key: str) -> list[object]:
+        """Return the list at ``path`` (its last key is looked up in ``section``); null is []."""
+        value = section.get(path.rsplit(".", 1)[-1])
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(
+                path, f"expected a list of mappings (each with {name_key}), got {_type_name(value)}"
+            )
+        return value
+
+    def required(
+        self, mapping: Mapping[str, object], path: str, key: str, parse: Callable[[object], _T]
+    ) -> _T:
+        if key not in mapping:
+            self.fail(_join(path, key), "required key is missing")
+        try:
+            return parse(mapping[key])
+        except _Invalid as exc:
+            self.fail(_join(path, key), str(exc))
+
+    def thing(self, item: object, path: str) -> ThingResource:
+        m = self.mapping_item(item, path, ("thing_name", "thing_type_name", "attributes"))
+        return ThingResource(
+            thing_name=self.required(m, path, "thing_name", _parse_thing_name),
+            thing_type_name=self.get(m, path, "thing_type_name", _parse_thing_name, None),
+            attributes=self.attributes(m.get("attributes"), _join(path, "attributes")),
+        )
+
+    def attributes(self, value: object, path: str) -> Mapping[str, str]:
+        if value is None:
+            return MappingProxyType({})
+        if not isinstance(value, dict):
+            self.fail(
+                path, f"expected a mapping of attribute names to values, got {_type_name(value)}"
+            )
+        attributes: dict[str, str] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str):
+                # YAML 1.1 reads unquoted on/off/yes/no as booleans, also as keys.
+                self.fail(
+                    path,
+                    f"attribute names must be strings, got {_type_name(name)} ({name!r});"
+                    " quote the name",
+                )
+            if not _ATTRIBUTE_NAME_RE.fullmatch(name):
+                self.fail(
+                    path,
+                    f"invalid attribute name {name!r}: AWS allows 1-128 of a-z A-Z 0-9 _ . , @ /"
+                    " : # -",
+                )
+            try:
+                attributes[name] = _parse_attribute_value(raw)
+            except _Invalid as exc:
+                self.fail(_join(path, name), str(exc))
+        return MappingProxyType(attributes)
+
+    def policy(self, item: object, path: str) -> PolicyResource:
+        m = self.mapping_item(item, path, ("policy_name", "document", "document_file"))
+        name = self.required(m, path, "policy_name", _parse_policy_name)
+        if ("document" in m) == ("document_file" in m):
+            self.fail(path, "give exactly one of document (a mapping) or document_file (a path)")
+        if "document" in m:
+            document = self.get(m, path, "document", _parse_policy_document, "")
+        else:
+            file = self.get(m, path, "document_file", self.path_value, Path())
+            document = self.get(m, path, "document_file", lambda _: _read_policy(file), "")
+        return PolicyResource(policy_name=name, document=document)
+
+    def certificate(self, item: object, path: str) -> CertificateResource:
+        m = self.mapping_item(item, path, ("certificate_file", "things", "policies"))
+        return CertificateResource(
+            certificate_file=self.required(m, path, "certificate_file", self.path_value),
+            things=self.get(m, path, "things", _names(_parse_thing_name), ()),
+            policies=self.get(m, path, "policies", _names(_parse_policy_name), ()),
+        )
+
+    def mapping_item(
+        self, item: object, path: str, allowed: tuple[str, ...]
+    ) -> Mapping[str, object]:
+        if not isinstance(item, dict):
+            self.fail(path, f"expected a mapping, got {_type_name(item)}")
+        return self.section(item, path, allowed)
+
+
+def _join(path: str, key: str) -> str:
+    """Append ``key`` to a dotted key path (``""`` is the top level)."""
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,444 @@
+"""AWSIotLogsV2 records and the reason catalogue.
+
+Every reason this broker gives for refusing or closing a connection is defined in ``Reason``
+below and nowhere else; the README's reason table is generated from the same data
+(``reason_catalogue_markdown``) and a test keeps the two in sync.
+
+The record shape follows AWS IoT's CloudWatch log entries, "CloudWatch AWS IoT log entries"
+(https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html), see
+``shared/reference/aws-iot-spec.md`` section 5: common attributes ``timestamp`` (written
+``YYYY-MM-DD HH:MM:SS.mmm`` in every AWS example), ``logLevel``, ``traceId``, ``accountId``,
+``status``, ``eventType``; broker attributes ``protocol``, ``clientId``, ``principalId``,
+``sourceIp``, ``sourcePort``; failures carry ``reason`` and ``details``.
+
+AWS documents no log entry for TLS or SNI refusals of X.509 connections (the real service shows
+the device developer nothing); these reasons are this project's, in AWS's naming style.
+
+This module is pure: it builds dictionaries; ``aws_iot_mock.logs.sink`` writes them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "LOG_LEVELS",
+    "ConnectionFacts",
+    "EventType",
+    "LogLevel",
+    "Reason",
+    "connect_failure",
+    "connect_success",
+    "disconnect_record",
+    "event_failure",
+    "event_success",
+    "format_timestamp",
+    "reason_catalogue_markdown",
+    "record_level",
+    "shadow_record",
+]
+
+
+class LogLevel(enum.IntEnum):
+    """AWS IoT log levels; each level includes everything more severe (lower value)."""
+
+    DISABLED = 0
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+
+
+LOG_LEVELS: tuple[str, ...] = tuple(level.name for level in LogLevel)
+
+
+class EventType(enum.Enum):
+    """Message-broker ``eventType`` values this broker writes (AWS's names)."""
+
+    CONNECT = "Connect"
+    DISCONNECT = "Disconnect"
+    PUBLISH_IN = "Publish-In"
+    PUBLISH_OUT = "Publish-Out"
+    SUBSCRIBE = "Subscribe"
+    UNSUBSCRIBE = "Unsubscribe"
+    # Device Shadow event types (cwl-format, "Device Shadow log entries").
+    GET_THING_SHADOW = "GetThingShadow"
+    UPDATE_THING_SHADOW = "UpdateThingShadow"
+    DELETE_THING_SHADOW = "DeleteThingShadow"
+
+
+@dataclass(frozen=True)
+class _ReasonInfo:
+    """What a reason means, which TLS alert the client sees, and when it happens."""
+
+    alert: str
+    meaning: str
+
+
+class Reason(enum.Enum):
+    """Why a connection was refused or closed by the front door.
+
+    Each member's ``alert`` is what the refused client sees on the wire, and ``meaning`` the
+    one-line explanation shown in the README's reason catalogue.
+    """
+
+    SNI_MISSING = _ReasonInfo(
+        "unrecognized_name",
+        "The ClientHello carried no SNI `host_name`, and `tls.require_sni` is true (AWS: "
+        '"Connection attempts that don\'t include the SNI are refused").',
+    )
+    SNI_MISMATCH = _ReasonInfo(
+        "unrecognized_name",
+        "The SNI `host_name` is neither the endpoint nor a configured domain name "
+        "(compared case-insensitively).",
+    )
+    TLS_VERSION_NOT_SUPPORTED = _ReasonInfo(
+        "protocol_version",
+        "The client offered no TLS version that the security policy allows "
+        "(e.g. TLS 1.3 only against `IoTSecurityPolicy_TLS12_1_2_2022_10`).",
+    )
+    NO_SHARED_CIPHER = _ReasonInfo(
+        "handshake_failure",
+        "None of the client's cipher suites is in the security policy.",
+    )
+    CLIENT_CERTIFICATE_MISSING = _ReasonInfo(
+        "handshake_failure (TLS 1.2), certificate_required (TLS 1.3)",
+        "The client sent no certificate; AWS IoT requires mutual TLS on 8883.",
+    )
+    CLIENT_CERTIFICATE_UNTRUSTED = _ReasonInfo(
+        "unknown_ca",
+        "The client certificate does not chain to the local root CA.",
+    )
+    CLIENT_CERTIFICATE_EXPIRED = _ReasonInfo(
+        "certificate_expired (bad_certificate if not yet valid)",
+        "The client certificate is expired or not yet valid.",
+    )
+    CERTIFICATE_NOT_REGISTERED = _ReasonInfo(
+        "certificate_unknown (TLS 1.2), close_notify (TLS 1.3)",
+        "The certificate chains to the CA but is not in the certificate registry "
+        "(AWS: certificates must be registered before a client can connect).",
+    )
+    CERTIFICATE_NOT_ACTIVE = _ReasonInfo(
+        "certificate_revoked if REVOKED, access_denied otherwise (TLS 1.2); close_notify (TLS 1.3)",
+        "The certificate is registered but its status is not ACTIVE "
+        "(INACTIVE, REVOKED, PENDING_ACTIVATION, ...).",
+    )
+    SERVER_CERTIFICATE_REJECTED = _ReasonInfo(
+        "(the client sent the alert: unknown_ca, bad_certificate, certificate_unknown)",
+        "The client refused the broker's server certificate: it does not trust the local "
+        "root CA (`certs/root-ca.pem`), or it checks a name the certificate does not carry.",
+    )
+    HANDSHAKE_TIMEOUT = _ReasonInfo(
+        "none (TCP close)",
+        "The TLS handshake did not complete within `tls.handshake_timeout` seconds.",
+    )
+    CONNECT_TIMEOUT = _ReasonInfo(
+        "close_notify",
+        "The handshake completed but no MQTT CONNECT arrived within `tls.connect_timeout` seconds.",
+    )
+    HANDSHAKE_FAILED = _ReasonInfo(
+        "as OpenSSL chose",
+        "Any other TLS failure (not TLS at all, a malformed record, a client that closed "
+        "mid-handshake); OpenSSL's reason is in `details`.",
+    )
+    # -- MQTT: CONNECT ------------------------------------------------------------------
+    UNSUPPORTED_PROTOCOL_VERSION = _ReasonInfo(
+        "CONNACK 0x01, then close",
+        "The CONNECT is not MQTT 3.1.1 or 5 (e.g. MQTT 3.1, protocol level 3).",
+    )
+    CLIENT_ID_INVALID = _ReasonInfo(
+        "CONNACK 0x02 (MQTT 3.1.1), 0x85 (MQTT 5), then close",
+        "The client ID is over 128 bytes, starts with `$` (reserved for AWS), or is empty on "
+        "MQTT 3.1.1 (MQTT 5 gets an assigned one).",
+    )
+    WILL_QOS_NOT_SUPPORTED = _ReasonInfo(
+        "close (MQTT 3.1.1), CONNACK 0x9B (MQTT 5)",
+        "The will has QoS 2; AWS IoT supports QoS 0 and 1 only.",
+    )
+    WILL_TOPIC_INVALID = _ReasonInfo(
+        "close (MQTT 3.1.1), CONNACK 0x90 (MQTT 5)",
+        "The will topic is not a valid topic name, or is a reserved topic.",
+    )
+    AUTHORIZATION_FAILURE = _ReasonInfo(
+        "CONNECT: close, no CONNACK (MQTT 3.1.1), CONNACK 0x87 (MQTT 5); PUBLISH/SUBSCRIBE: "
+        "disconnect (MQTT 3.1.1), PUBACK/SUBACK 0x87 (MQTT 5); delivery: not delivered",
+        "No attached policy allows the action on the resource, or one explicitly denies it; "
+        "`details` names the action, the resource and the deciding policy statement.",
+    )
+    CERTIFICATE_STATUS_CHANGED = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x87 first)",
+        "A live connection's certificate stopped being ACTIVE (update-certificate); AWS "
+        "disconnects such devices (`AUTH_ERROR`).",
+    )
+    # -- MQTT: after CONNACK ------------------------------------------------------------
+    PAYLOAD_LIMIT_EXCEEDED = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x95 first)",
+        "A packet's payload is over 128 KiB (AWS: `CLIENT_ERROR` with reason "
+        "`PAYLOAD_LIMIT_EXCEEDED`), refused from the fixed header before the body is read.",
+    )
+    MALFORMED_PACKET = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x81 first)",
+        "The bytes break the MQTT specification; `details` says how.",
+    )
+    PROTOCOL_ERROR = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x82 first)",
+        "A valid packet at the wrong time: a second CONNECT, a packet before CONNECT, "
+        "PUBREC/PUBREL/PUBCOMP/AUTH (AWS supports none of them), an invalid topic alias.",
+    )
+    QOS_NOT_SUPPORTED = _ReasonInfo(
+        "no PUBACK / no SUBACK",
+        'A QoS 2 PUBLISH or SUBSCRIBE: AWS "doesn\'t send a PUBACK or SUBACK" and delivers '
+        "nothing.",
+    )
+    TOPIC_INVALID = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x90 first)",
+        "A PUBLISH topic is empty, has wildcards, is over 256 bytes or 7 slashes.",
+    )
+    RESERVED_TOPIC = _ReasonInfo(
+        "MQTT 5: PUBACK 0x87 (QoS 1) or nothing (QoS 0); MQTT 3.1.1: close",
+        "A PUBLISH to `$aws/events/...` (subscribe-only), to another reserved `$` topic, or "
+        "with RETAIN to any `$` topic.",
+    )
+    PAYLOAD_FORMAT_INVALID = _ReasonInfo(
+        "MQTT 5: PUBACK 0x99 (QoS 1) or nothing (QoS 0)",
+        "Payload Format Indicator 1 (UTF-8) on a payload that is not valid UTF-8.",
+    )
+    TOPIC_FILTER_INVALID = _ReasonInfo(
+        "SUBACK 0x8F (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
+        "A SUBSCRIBE filter breaks the wildcard rules or AWS's size limits.",
+    )
+    SUBSCRIPTION_LIMIT_EXCEEDED = _ReasonInfo(
+        "SUBACK 0x97 (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
+        "The connection already has AWS's maximum of 50 subscriptions.",
+    )
+    SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED = _ReasonInfo(
+        "DISCONNECT 0xA1, close",
+        "A SUBSCRIBE carried a Subscription Identifier; AWS IoT advertises none available.",
+    )
+    KEEP_ALIVE_TIMEOUT = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x8D first); the will is sent",
+        "No packet for 1.5 times the keep-alive (AWS's `MQTT_KEEP_ALIVE_TIMEOUT`).",
+    )
+    DUPLICATE_CLIENT_ID = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0x8E first); the will is sent",
+        "Sent to the *old* connection when a new one authenticates with the same client ID.",
+    )
+
+    @property
+    def alert(self) -> str:
+        """The TLS alert (or close) the refused client observes."""
+        return self.value.alert
+
+    @property
+    def meaning(self) -> str:
+        """One line for the README's reason catalogue."""
+        return self.value.meaning
+
+
+def format_timestamp(moment: _dt.datetime) -> str:
+    """Format ``moment`` as AWS's log examples do: ``YYYY-MM-DD HH:MM:SS.mmm`` in UTC."""
+    utc = moment.astimezone(_dt.UTC)
+    return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
+
+
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """What is known about a connection when a record is written.
+
+    Attributes:
+        account_id: the 12-digit account the broker pretends to be.
+        source_ip: the peer's address.
+        source_port: the peer's port.
+        client_id: the MQTT client ID, once a CONNECT has been read.
+        principal_id: the certificate ID, once a certificate was presented.
+    """
+
+    account_id: str
+    source_ip: str
+    source_port: int
+    client_id: str | None = None
+    principal_id: str | None = None
+
+
+def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
+    level: LogLevel,
+    status: str,
+    event_type: EventType,
+    facts: ConnectionFacts,
+    now: _dt.datetime | None,
+    trace_id: str | None,
+) -> dict[str, object]:
+    record: dict[str, object] = {
+        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "logLevel": level.name,
+        "traceId": trace_id or str(uuid.uuid4()),
+        "accountId": facts.account_id,
+        "status": status,
+        "eventType": event_type.value,
+        "protocol": "MQTT",
+    }
+    # AWS omits attributes it does not know rather than writing nulls.
+    if facts.client_id is not None:
+        record["clientId"] = facts.client_id
+    if facts.principal_id is not None:
+        record["principalId"] = facts.principal_id
+    record["sourceIp"] = facts.source_ip
+    record["sourcePort"] = facts.source_port
+    return record
+
+
+def connect_failure(
+    reason: Reason,
+    details: str,
+    facts: ConnectionFacts,
+    *,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build the one ``Connect``/``Failure`` record written for a refused connection.
+
+    Args:
+        reason: why it was refused.
+        details: a human sentence with the specifics (the SNI received, OpenSSL's reason, ...).
+        facts: what is known about the connection.
+        now: the time to stamp (tests inject it); defaults to the current UTC time.
+        trace_id: defaults to a fresh UUID, as AWS's ``traceId`` is per request.
+
+    Returns:
+        A JSON-serialisable dict in the AWSIotLogsV2 shape, ``logLevel`` ``ERROR``.
+    """
+    record = _base_record(LogLevel.ERROR, "Failure", EventType.CONNECT, facts, now, trace_id)
+    record["reason"] = reason.name
+    record["details"] = details
+    return record
+
+
+def connect_success(
+    facts: ConnectionFacts,
+    *,
+    details: str | None = None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a ``Connect``/``Success`` record (``logLevel`` ``INFO``), as in AWS's example.
+
+    Written once when the TLS handshake is accepted (``details`` names the TLS version and
+    suite) and once when the MQTT CONNECT is accepted (with ``clientId``).
+    """
+    record = _base_record(LogLevel.INFO, "Success", EventType.CONNECT, facts, now, trace_id)
+    if details is not None:
+        record["details"] = details
+    return record
+
+
+def disconnect_record(
+    facts: ConnectionFacts,
+    reason: str,
+    details: str,
+    *,
+    failure: bool,
+    disconnect_reason: str | None = None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a ``Disconnect`` record, as in AWS's ``DUPLICATE_CLIENT_ID`` example.
+
+    Args:
+        facts: what is known about the connection.
+        reason: an upper-case reason such as ``CLIENT_INITIATED_DISCONNECT`` or a ``Reason`` name.
+        details: a human sentence.
+        failure: True for ``status: Failure`` at ``ERROR``, False for ``Success`` at ``INFO``.
+        disconnect_reason: AWS's lifecycle ``disconnectReason`` (``CLIENT_ERROR``,
+            ``MQTT_KEEP_ALIVE_TIMEOUT``, ...), as AWS's 2022 example carries it; defaults to
+            ``reason``.
+        now: the time to stamp.
+        trace_id: defaults to a fresh UUID.
+    """
+    level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
+    record = _base_record(level, status, EventType.DISCONNECT, facts, now, trace_id)
+    record["disconnectReason"] = disconnect_reason or reason
+    record["reason"] = reason
+    record["details"] = details
+    return record
+
+
+def event_success(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    topic_name: str | None = None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a ``Success`` record at ``INFO`` for a PUBLISH, delivery, SUBSCRIBE or UNSUBSCRIBE."""
+    record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
+    if topic_name is not None:
+        record["topicName"] = topic_name
+    return record
+
+
+def shadow_record(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    thing_name: str,
+    shadow_name: str | None,
+    topic_name: str,
+    failure: tuple[str, str] | None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a shadow record, as AWS's ``UpdateThingShadow`` example.
+
+    ``deviceShadowName`` is the thing's name, as in AWS's example
+    (``$aws/things/Jack/shadow/update`` -> ``"deviceShadowName":"Jack"``); a named shadow's name
+    goes in ``shadowName``. ``failure`` is ``(error name, message)`` for a rejected request,
+    which is written at ``ERROR`` with ``status: Failure``.
+    """
+    level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
+    record = _base_record(level, status, event_type, facts, now, trace_id)
+    record["deviceShadowName"] = thing_name
+    if shadow_name is not None:
+        record["shadowName"] = shadow_name
+    record["topicName"] = topic_name
+    if failure is not None:
+        record["reason"], record["details"] = failure
+    return record
+
+
+def event_failure(
+    event_type: EventType,
+    reason: Reason,
+    details: str,
+    facts: ConnectionFacts,
+    *,
+    topic_name: str | None = None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a ``Failure`` record for a refused PUBLISH or SUBSCRIBE (``logLevel`` ``ERROR``).
+
+    ``topic_name`` is the topic or topic filter, as AWS's ``topicName`` attribute.
+    """
+    record = _base_record(LogLevel.ERROR, "Failure", event_type, facts, now, trace_id)
+    if topic_name is not None:
+        record["topicName"] = topic_name
+    record["reason"] = reason.name
+    record["details"] = details
+    return record
+
+
+def record_level(record: Mapping[str, object]) -> LogLevel:
+    """Return the ``LogLevel`` named by a record's ``logLevel``."""
+    return LogLevel[str(record["logLevel"])]
+
+
+def reason_catalogue_markdown() -> str:
+    """Render the reason catalogue as the Markdown table the README carries."""
+    lines = ["| reason | what the client sees | meaning |", "|---|---|---|"]
+    lines += [f"| `{r.name}` | {r.alert} | {r.meaning} |" for r in Reason]
+    return "\n".join(lines)

@@ -1,0 +1,612 @@
+"""Sessions and routing with AWS IoT Core's semantics. Pure: no event loop, no sockets.
+
+Every rule about *who receives what* lives here: the subscription index (with ``$share`` groups),
+retained messages, persistent sessions, per-session in-flight windows and queues, wills, and
+session expiry. The asyncio shell (``aws_iot_mock.server.mqtt_connection``) parses packets, runs
+timers and calls into ``BrokerCore``; the core answers through each connected session's ``Outlet``.
+
+AWS facts applied here (``shared/reference/aws-iot-spec.md`` section 3, AWS IoT "MQTT" page):
+delivered QoS is min(publish QoS, granted QoS); only QoS 1 messages are kept for offline persistent
+sessions; retained messages are delivered on SUBSCRIBE only to filters without wildcards, with
+RETAIN=1, and live deliveries carry RETAIN=0; shared subscribers get no retained messages; at most
+100 unacknowledged outbound QoS 1 messages per connection; a will is sent on every disconnect
+except a clean client DISCONNECT.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from aws_iot_mock.aws.limits import SUBSCRIPTIONS_PER_CONNECTION
+from aws_iot_mock.mqtt.codec import (
+    EMPTY_PROPERTIES,
+    Properties,
+    Publish,
+    SubscriptionOptions,
+    encode,
+    with_packet_id,
+)
+from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_wildcard, parse_shared
+from aws_iot_mock.state.sessions import SessionStore, StoredSession
+
+__all__ = ["BrokerCore", "Outlet", "Session", "SubscribeResult"]
+
+# MQTT 5 reason codes used in SUBACK / UNSUBACK (MQTT 5.0 sections 3.9.3, 3.11.3).
+SUBACK_QUOTA_EXCEEDED = 0x97
+UNSUBACK_NO_SUBSCRIPTION = 0x11
+V311_SUBACK_FAILURE = 0x80
+
+
+class Outlet(Protocol):
+    """The sending side of a connected session, implemented by the shell."""
+
+    @property
+    def protocol_level(self) -> int:
+        """4 (MQTT 3.1.1) or 5."""
+        ...
+
+    @property
+    def receive_maximum(self) -> int:
+        """The client's Receive Maximum (MQTT 5), capped by AWS's 100 in-flight QoS 1."""
+        ...
+
+    @property
+    def maximum_packet_size(self) -> int | None:
+        """The largest packet the client accepts (MQTT 5), or None for no limit."""
+        ...
+
+    def send(self, data: bytes) -> None:
+        """Queue encoded packet bytes for the client."""
+        ...
+
+    def taken_over(self) -> None:
+        """Another connection took this client ID: disconnect (MQTT 5: reason 0x8E)."""
+        ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A message on its way to one session: queued, or in flight under ``packet_id``."""
+
+    message: Message
+    qos: int
+    retain: bool
+    row_id: int | None = None
+    dup: bool = False
+
+
+@dataclass(slots=True)
+class _PendingWill:
+    due: float
+    message: Message
+
+
+@dataclass(slots=True)
+class Session:
+    """One client ID's session state.
+
+    Attributes:
+        client_id: the MQTT client identifier.
+        protocol_level: 4 or 5, of the connection that created or last resumed it.
+        expiry_interval: seconds the session outlives its connection; 0 = ends with it.
+        subscriptions: topic filter -> granted options.
+        outlet: the live connection, or None while disconnected.
+        inflight: packet id -> message sent and awaiting PUBACK.
+        queue: messages waiting for the connection or for room in the in-flight window.
+        disconnected_at: wall-clock time of the last disconnect (None while connected).
+        will: the live connection's will message (sent when it ends uncleanly), or None.
+        will_delay: its MQTT 5 Will Delay Interval, seconds.
+        receive_check: AWS's ``iot:Receive`` check for a topic, asked before each delivery.
+        on_delivery: called after each message sent (the shell logs ``Publish-Out``).
+    """
+
+    client_id: str
+    protocol_level: int
+    expiry_interval: int
+    subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
+    outlet: Outlet | None = None
+    inflight: dict[int, _Pending] = field(default_factory=dict)
+    queue: deque[_Pending] = field(default_factory=deque)
+    disconnected_at: float | None = None
+    will: Message | None = None
+    will_delay: int = 0
+    receive_check: Callable[[str], bool] | None = None
+    on_delivery: Callable[[Message], None] | None = None
+    stored: bool = False
+    queue_loaded: bool = True
+    _next_packet_id: int = 1
+
+    @property
+    def persistent(self) -> bool:
+        """Whether it outlives its connection (MQTT 3 clean_session=0, MQTT 5 expiry > 0)."""
+        return self.expiry_interval > 0
+
+    def allocate_packet_id(self) -> int:
+        """Return a packet identifier not in flight (1..65535, MQTT 2.2.1)."""
+        candidate = self._next_packet_id
+        while candidate in self.inflight:
+            candidate = candidate % 65535 + 1
+        self._next_packet_id = candidate % 65535 + 1
+        return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    """What a SUBSCRIBE did.
+
+    Attributes:
+        reason_codes: one per requested filter, in order (granted QoS, or a failure code).
+        retained: the subscriptions whose retained message is due; pass the result to
+            ``BrokerCore.send_retained`` after the SUBACK is on its way.
+    """
+
+    reason_codes: tuple[int, ...]
+    retained: tuple[tuple[str, SubscriptionOptions], ...] = ()
+
+
+class BrokerCore:
+    """All sessions, the subscription index and the retained store of one broker.
+
+    Args:
+        store: where retained messages and persistent sessions are kept.
+        clock: wall-clock time in epoch seconds (tests inject their own).
+        rng: chooses the member of a shared-subscription group that gets a message.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.sessions: dict[str, Session] = {}
+        self.index: SubscriptionIndex[SubscriptionOptions] = SubscriptionIndex()
+        self.retained: dict[str, Message] = {m.topic: m for m in store.load_retained()}
+        self._wills: dict[str, _PendingWill] = {}
+        # Called with every message routed (tests and the pytest plugin record them here).
+        self.observers: list[Callable[[Message], None]] = []
+        # Disconnected persistent sessions, the only ones tick() needs to look at.
+        self._offline: dict[str, Session] = {}
+        for stored in store.load_sessions():
+            session = Session(
+                client_id=stored.client_id,
+                protocol_level=stored.protocol_level,
+                expiry_interval=stored.expiry_interval,
+                subscriptions=dict(stored.subscriptions),
+                # A session that was connected when the broker stopped is disconnected now.
+                disconnected_at=stored.disconnected_at or self.clock(),
+                stored=True,
+                queue_loaded=False,
+            )
+            self.sessions[session.client_id] = session
+            self._offline[session.client_id] = session
+            for topic_filter, options in session.subscriptions.items():
+                self.index.add(session.client_id, topic_filter, options)
+
+    # -- connect / disconnect --------------------------------------------------------------
+
+    def open_session(
+        self,
+        client_id: str,
+        outlet: Outlet,
+        *,
+        clean_start: bool,
+        expiry_interval: int,
+        will: Message | None = None,
+        will_delay: int = 0,
+    ) -> tuple[Session, bool]:
+        """Attach a newly authenticated connection to its session.
+
+        A connection already using ``client_id`` is taken over first (AWS: "the new client
+        connection is accepted and the previously connected client is disconnected"); its will
+        is sent. With ``clean_start`` an existing session is discarded.
+
+        Returns:
+            The session and CONNACK's ``sessionPresent``.
+        """
+        existing = self.sessions.get(client_id)
+        if existing is not None and existing.outlet is not None:
+            # The shell closes the old connection and must not detach it again.
+            existing.outlet.taken_over()
+            self.detach(existing, send_will=True)
+            existing = self.sessions.get(client_id)
+        # A resumed session cancels a will still waiting out its delay (MQTT 5 3.1.3.2.2).
+        self._wills.pop(client_id, None)
+        if existing is not None and clean_start:
+            self._end_session(existing)
+            existing = None
+        level = outlet.protocol_level
+        if existing is None:
+            session = Session(client_id, level, expiry_interval, outlet=outlet)
+            self.sessions[client_id] = session
+            present = False
+        else:
+            session = existing
+            session.outlet = outlet
+            session.protocol_level = level
+            session.expiry_interval = expiry_interval
+            session.disconnected_at = None
+            self._offline.pop(client_id, None)
+            present = True
+        session.will = will
+        session.will_delay = will_delay
+        if session.persistent:
+            self._save_session(session)
+            self.store.set_disconnected_at(client_id, None)
+        elif session.stored:
+            self.store.delete_session(client_id)
+            session.stored = False
+        return session, present
+
+    def resume_delivery(self, session: Session) -> None:
+        """After CONNACK: resend unacknowledged QoS 1 with DUP, then drain the queue."""
+        outlet = session.outlet
+        if outlet is None:
+            return
+        if not session.queue_loaded:
+            # After a restart the store holds every queued QoS 1 message, including those
+            # routed to this session since; it replaces the in-memory queue.
+            session.queue = deque(
+                _Pending(message, 1, message.retain, row_id)
+                for row_id, message in self.store.load_queue(session.client_id)
+            )
+            session.queue_loaded = True
+        for packet_id, pending in list(session.inflight.items()):
+            pending.dup = True
+            self._transmit(session, outlet, pending, packet_id)
+        self._drain(session)
+
+    def detach(self, session: Session, *, send_will: bool) -> None:
+        """The session's connection is gone: keep or end the session, and handle the will.
+
+        Args:
+            session: the session.
+            send_will: False only after a clean client DISCONNECT (AWS sends the will on every
+                other disconnect).
+        """
+        now = self.clock()
+        session.outlet = None
+        session.disconnected_at = now
+        will, session.will = session.will, None
+        if session.persistent:
+            self.store.set_disconnected_at(session.client_id, now)
+            self._offline[session.client_id] = session
+        else:
+            self._end_session(session)
+        if send_will and will is not None:
+            delay = min(session.will_delay, session.expiry_interval)
+            if delay > 0:
+                self._wills[session.client_id] = _PendingWill(now + delay, will)
+            else:
+                self.publish(will)
+
+    def set_expiry_interval(self, session: Session, expiry_interval: int) -> None:
+        """Apply a Session Expiry Interval sent in an MQTT 5 DISCONNECT."""
+        was_persistent = session.persistent
+        session.expiry_interval = expiry_interval
+        if session.persistent:
+            self._save_session(session)
+        elif was_persistent and session.stored:
+            self.store.delete_session(session.client_id)
+            session.stored = False
+
+    def tick(self) -> None:
+        """Fire wills whose delay has passed and end sessions that have expired."""
+        now = self.clock()
+        for client_id, pending in list(self._wills.items()):
+            if pending.due <= now:
+                del self._wills[client_id]
+                self.publish(pending.message)
+        for session in list(self._offline.values()):
+            if (
+                session.disconnected_at is not None
+                and session.disconnected_at + session.expiry_interval <= now
+            ):
+                pending_will = self._wills.pop(session.client_id, None)
+                if pending_will is not None:  # session end sends a delayed will at once
+                    self.publish(pending_will.message)
+                self._end_session(session)
+
+    def _end_session(self, session: Session) -> None:
+        self.index.remove_subscriber(session.client_id)
+        self._offline.pop(session.client_id, None)
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        if session.stored:
+            self.store.delete_session(session.client_id)
+            session.stored = False
+
+    def _save_session(self, session: Session) -> None:
+        self.store.put_session(
+            StoredSession(
+                client_id=session.client_id,
+                protocol_level=session.protocol_level,
+                expiry_interval=session.expiry_interval,
+                subscriptions=tuple(session.subscriptions.items()),
+                disconnected_at=session.disconnected_at,
+            )
+        )
+        session.stored = True
+
+    # -- subscribe -------------------------------------------------------------------------
+
+    def subscribe(
+        self, session: Session, requests: Iterable[tuple[str, SubscriptionOptions]]
+    ) -> SubscribeResult:
+        """Add subscriptions (filters already validated) and deliver retained messages.
+
+        QoS is granted as min(requested, 1). Beyond AWS's 50 subscriptions per connection a
+        filter is refused (MQTT 5: 0x97 Quota exceeded; MQTT 3.1.1: 0x80).
+        """
+        codes: list[int] = []
+        retained_to_send: list[tuple[str, SubscriptionOptions]] = []
+        for topic_filter, requested in requests:
+            is_new = topic_filter not in session.subscriptions
+            if is_new and len(session.subscriptions) >= SUBSCRIPTIONS_PER_CONNECTION:
+                level = session.protocol_level
+                codes.append(SUBACK_QUOTA_EXCEEDED if level == 5 else V311_SUBACK_FAILURE)
+                continue
+            options = replace(requested, qos=min(requested.qos, 1))
+            session.subscriptions[topic_filter] = options
+            self.index.add(session.client_id, topic_filter, options)
+            codes.append(options.qos)
+            # Retain Handling: 0 = send, 1 = send only for a new subscription, 2 = never.
+            if options.retain_handling == 0 or (options.retain_handling == 1 and is_new):
+                retained_to_send.append((topic_filter, options))
+        if session.persistent:
+            self._save_session(session)
+        return SubscribeResult(tuple(codes), tuple(retained_to_send))
+
+    def send_retained(self, session: Session, result: SubscribeResult) -> None:
+        """Deliver the retained messages a SUBSCRIBE earned (after its SUBACK)."""
+        for topic_filter, options in result.retained:
+            self._deliver_retained(session, topic_filter, options)
+
+    def _deliver_retained(
+        self, session: Session, topic_filter: str, options: SubscriptionOptions
+    ) -> None:
+        # AWS: "Subscription to topic filters that contain a wildcard character can't receive
+        # retained messages"; shared subscribers "don't receive retained messages".
+        if is_wildcard(topic_filter) or parse_shared(topic_filter) is not None:
+            return
+        message = self.retained.get(topic_filter)
+        if message is None or self._expired(message):
+            return
+        self._deliver(session, message, min(message.qos, options.qos), retain=True)
+
+    def unsubscribe(self, session: Session, topic_filters: Iterable[str]) -> tuple[int, ...]:
+        """Remove subscriptions; return MQTT 5 reason codes (0x00, or 0x11 if none existed)."""
+        codes = []
+        for topic_filter in topic_filters:
+            existed = session.subscriptions.pop(topic_filter, None) is not None
+            self.index.remove(session.client_id, topic_filter)
+            codes.append(0x00 if existed else UNSUBACK_NO_SUBSCRIPTION)
+        if session.persistent:
+            self._save_session(session)
+        return tuple(codes)
+
+    # -- publish ---------------------------------------------------------------------------
+
+    def publish(self, message: Message) -> int:
+        """Route ``message`` (already validated and authorized) to every matching session.
+
+        A retained message replaces the topic's retained message first (an empty payload deletes
+        it and is still delivered live). Persistent-session copies of a QoS 1 message are
+        written to the store before this returns, so the caller may PUBACK afterwards.
+
+        Returns:
+            The number of sessions it was delivered or queued to.
+        """
+        for observer in self.observers:
+            observer(message)
+        if message.retain:
+            if message.payload:
+                self.retained[message.topic] = message
+                self.store.put_retained(message)
+            elif self.retained.pop(message.topic, None) is not None:
+                self.store.delete_retained(message.topic)
+        targets = self._targets(message)
+        if not targets:
+            return 0
+        deliveries: list[tuple[Session, _Pending]] = []
+        to_store: list[tuple[str, Message]] = []
+        for client_id, (qos, keep_retain) in targets.items():
+            session = self.sessions.get(client_id)
+            if session is None:
+                continue
+            if session.outlet is None and not (qos == 1 and session.persistent):
+                continue  # AWS stores only QoS 1 messages for offline persistent sessions
+            # AWS: "Permission for iot:Receive is confirmed every time a message is delivered
+            # to a client": checked now for a connected session, at delivery (_drain, with the
+            # reconnected client's permissions) for an offline one.
+            check = session.receive_check
+            if session.outlet is not None and check is not None and not check(message.topic):
+                continue
+            pending = _Pending(message, qos, keep_retain)
+            deliveries.append((session, pending))
+            if qos == 1 and session.persistent:
+                to_store.append((client_id, message))
+        if to_store:
+            self._persist(deliveries, to_store)
+        cache: dict[tuple[int, int, bool], bytes] = {}
+        for session, pending in deliveries:
+            self._enqueue(session, pending, cache)
+        return len(deliveries)
+
+    def _persist(
+        self, deliveries: list[tuple[Session, _Pending]], to_store: list[tuple[str, Message]]
+    ) -> None:
+        """Write the persistent sessions' QoS 1 copies in one transaction, before any PUBACK."""
+        row_ids = iter(self.store.enqueue_many(to_store))
+        for session, pending in deliveries:
+            if pending.qos == 1 and session.persistent:
+                pending.row_id = next(row_ids)
+
+    def _targets(self, message: Message) -> dict[str, tuple[int, bool]]:
+        """Client ID -> (delivered QoS, RETAIN flag) for every session that gets ``message``.
+
+        A client with several matching filters gets one copy at the highest QoS (MQTT 5
+        3.3.4 allows either); each shared group contributes one member.
+        """
+        match = self.index.match(message.topic)
+        targets: dict[str, tuple[int, bool]] = {}
+        sender = message.sender
+        for client_id, _topic_filter, options in match.direct:
+            if options.no_local and client_id == sender:
+                continue
+            qos = min(message.qos, options.qos)
+            keep_retain = options.retain_as_published and message.retain
+            previous = targets.get(client_id)
+            if previous is not None:
+                qos, keep_retain = max(qos, previous[0]), keep_retain or previous[1]
+            targets[client_id] = (qos, keep_retain)
+        for _group, _topic_filter, members in match.shared:
+            chosen = self._choose_member(members, sender)
+            if chosen is not None:
+                client_id, options = chosen
+                if client_id not in targets:
+                    targets[client_id] = (min(message.qos, options.qos), False)
+        return targets
+
+    def _choose_member(
+        self, members: list[tuple[str, SubscriptionOptions]], sender: str | None
+    ) -> tuple[str, SubscriptionOptions] | None:
+        """Pick one member of a shared group: a connected one if any (AWS picks at random)."""
+        eligible = [m for m in members if not (m[1].no_local and m[0] == sender)]
+        connected = [m for m in eligible if self._is_connected(m[0])]
+        pool = connected or [m for m in eligible if self._is_persistent(m[0])]
+        return self.rng.choice(pool) if pool else None
+
+    def _is_connected(self, client_id: str) -> bool:
+        session = self.sessions.get(client_id)
+        return session is not None and session.outlet is not None
+
+    def _is_persistent(self, client_id: str) -> bool:
+        session = self.sessions.get(client_id)
+        return session is not None and session.persistent
+
+    def _deliver(self, session: Session, message: Message, qos: int, *, retain: bool) -> None:
+        """Deliver one message to one session outside ``publish`` (retained on subscribe)."""
+        if session.receive_check is not None and not session.receive_check(message.topic):
+            return
+        pending = _Pending(message, qos, retain)
+        if qos == 1 and session.persistent:
+            pending.row_id = self.store.enqueue_many([(session.client_id, message)])[0]
+        self._enqueue(session, pending, {})
+
+    def _enqueue(
+        self, session: Session, pending: _Pending, cache: dict[tuple[int, int, bool], bytes]
+    ) -> None:
+        outlet = session.outlet
+        if outlet is None:
+            session.queue.append(pending)
+            return
+        if pending.qos == 0:
+            self._transmit(session, outlet, pending, None, cache)
+            return
+        if session.queue or len(session.inflight) >= outlet.receive_maximum:
+            session.queue.append(pending)  # keep QoS 1 order behind what is already waiting
+            return
+        packet_id = session.allocate_packet_id()
+        session.inflight[packet_id] = pending
+        self._transmit(session, outlet, pending, packet_id, cache)
+
+    def acknowledge(self, session: Session, packet_id: int) -> bool:
+        """Handle a PUBACK: release the in-flight slot and send what was waiting.
+
+        Returns:
+            False if no message was in flight under ``packet_id``.
+        """
+        pending = session.inflight.pop(packet_id, None)
+        if pending is None:
+            return False
+        if pending.row_id is not None:
+            self.store.remove_queued(session.client_id, pending.row_id)
+        self._drain(session)
+        return True
+
+    def _drain(self, session: Session) -> None:
+        outlet = session.outlet
+        if outlet is None:
+            return
+        check = session.receive_check
+        while session.queue and len(session.inflight) < outlet.receive_maximum:
+            pending = session.queue.popleft()
+            denied = check is not None and not check(pending.message.topic)
+            if denied or self._expired(pending.message):
+                if pending.row_id is not None:
+                    self.store.remove_queued(session.client_id, pending.row_id)
+                continue
+            if pending.qos == 0:
+                self._transmit(session, outlet, pending, None)
+                continue
+            packet_id = session.allocate_packet_id()
+            session.inflight[packet_id] = pending
+            self._transmit(session, outlet, pending, packet_id)
+
+    def _expired(self, message: Message) -> bool:
+        return message.expires_at is not None and message.expires_at <= self.clock()
+
+    def _transmit(
+        self,
+        session: Session,
+        outlet: Outlet,
+        pending: _Pending,
+        packet_id: int | None,
+        cache: dict[tuple[int, int, bool], bytes] | None = None,
+    ) -> None:
+        """Encode (once per level, QoS and RETAIN for a fan-out) and send."""
+        message = pending.message
+        level = outlet.protocol_level
+        key = (level, pending.qos, pending.retain)
+        encoded = None if cache is None or pending.dup else cache.get(key)
+        if encoded is None:
+            properties = EMPTY_PROPERTIES
+            if level == 5:
+                properties = _outbound_properties(message, self.clock())
+            packet = Publish(
+                topic=message.topic,
+                payload=message.payload,
+                qos=pending.qos,
+                retain=pending.retain,
+                dup=pending.dup,
+                packet_id=1 if pending.qos else None,
+                properties=properties,
+            )
+            encoded = encode(packet, level)
+            if cache is not None and not pending.dup:
+                cache[key] = encoded
+        if packet_id is not None:
+            encoded = with_packet_id(encoded, packet_id, dup=pending.dup)
+        limit = outlet.maximum_packet_size
+        if limit is not None and len(encoded) > limit:
+            # MQTT 5 3.1.2.25: the server must not send a packet larger than the client's
+            # Maximum Packet Size; it discards the message as if delivered.
+            if packet_id is not None:
+                session.inflight.pop(packet_id, None)
+                if pending.row_id is not None:
+                    self.store.remove_queued(session.client_id, pending.row_id)
+            return
+        outlet.send(encoded)
+        if session.on_delivery is not None:
+            session.on_delivery(message)
+
+
+def _outbound_properties(message: Message, now: float) -> Properties:
+    """The MQTT 5 properties a subscriber gets: the publisher's, plus the remaining expiry."""
+    if message.expires_at is None:
+        return message.properties
+    # AWS: outbound messages carry the remaining time; "<=999 ms remaining is shown as 0".
+    remaining = max(0, math.floor(message.expires_at - now))
+    return replace(message.properties, message_expiry_interval=remaining)

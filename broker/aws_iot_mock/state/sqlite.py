@@ -1,0 +1,96 @@
+"""How this project opens its SQLite files: one helper for the registry and the two state stores.
+
+Every database is opened the same way: the state directory created with mode 0700, autocommit
+mode (``isolation_level=None``: callers issue ``BEGIN``/``COMMIT`` themselves, since Python's
+implicit transactions would hold read snapshots open between calls and hide other processes'
+writes), a busy timeout so the CLI and a running broker can share a file, WAL journaling with
+``synchronous=NORMAL`` (durable across a process crash such as ``kill -9``; only an OS crash can
+lose the last commits, https://www.sqlite.org/pragma.html#pragma_synchronous), and foreign keys
+on (per connection, https://www.sqlite.org/foreignkeys.html#fk_enable).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from aws_iot_mock.errors import BrokerError
+
+__all__ = ["BUSY_TIMEOUT_MS", "SqliteResource", "open_database"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def open_database(
+    state_dir: Path,
+    name: str,
+    *,
+    what: str,
+    setup: Callable[[sqlite3.Connection, Path], None],
+) -> sqlite3.Connection:
+    """Open ``<state_dir>/<name>``, configured as above, then run ``setup`` (the schema).
+
+    Args:
+        state_dir: the state directory (created with mode 0700 if missing).
+        name: the file name.
+        what: what the file holds, for error messages ("the registry").
+        setup: creates or migrates the schema; called with the connection and the path.
+
+    Raises:
+        BrokerError: the file cannot be opened or set up; the message names the file.
+        OSError: the directory cannot be created.
+    """
+    if not state_dir.exists():
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+    database = state_dir / name
+    try:
+        connection = sqlite3.connect(
+            database,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise BrokerError(f"{database}: cannot open {what}: {exc}") from exc
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        setup(connection, database)
+    except sqlite3.Error as exc:
+        connection.close()
+        raise BrokerError(f"{database}: cannot open {what}: {exc}") from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+class SqliteResource:
+    """One connection guarded by a lock, closable and usable as a context manager."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection; further calls fail. Closing twice is harmless."""
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
