@@ -123,16 +123,37 @@ class RunningBroker:
         return Device(issued.certificate_id, cert_path, key_path)
 
 
+# Every door of the data endpoint, each on a port the OS picks.
+TEST_LISTENERS = tuple(
+    ListenerConfig(door, 0, host="127.0.0.1") for door in ("mqtt", "https", "alpn")
+)
+
+
 def make_config(tmp_path: Path, **tls: object) -> Config:
     """A config for tests: port 0, fresh directories, an AWS-shaped endpoint, a log file."""
     return Config(
         endpoint=ENDPOINT,
-        listener=ListenerConfig(host="127.0.0.1", port=0),
+        listeners=TEST_LISTENERS,
         tls=TlsConfig(**tls),  # type: ignore[arg-type]
         certs_dir=tmp_path / "certs",
         state_dir=tmp_path / "state",
         logging=LoggingConfig(level="DEBUG", file=tmp_path / "logs" / "iot.jsonl", stdout=False),
     )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``transport``: MQTT tests run in memory through the device core; a socket twin per
+    behaviour family (``@pytest.mark.socket_twin``) runs over TLS too, and a test about TLS or
+    TCP itself (``@pytest.mark.tls_only``) runs over TLS only."""
+    if "transport" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("tls_only"):
+        transports = ["tls"]
+    elif metafunc.definition.get_closest_marker("socket_twin"):
+        transports = ["memory", "tls"]
+    else:
+        transports = ["memory"]
+    metafunc.parametrize("transport", transports)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from aws_iot_mock.config import (
     Config,
     DiagnosticsConfig,
     DomainConfiguration,
+    ListenerConfig,
     PolicyResource,
     ResourcesConfig,
     ThingResource,
@@ -42,7 +43,11 @@ def test_none_gives_defaults() -> None:
     assert config.account_id == "123456789012"
     assert config.region == "us-east-1"
     assert config.endpoint == "localhost"
-    assert (config.listener.host, config.listener.port) == ("127.0.0.1", 8883)
+    assert [(item.door, item.host, item.port, item.optional) for item in config.listeners] == [
+        ("mqtt", "127.0.0.1", 8883, False),
+        ("https", "127.0.0.1", 8443, False),
+        ("alpn", "127.0.0.1", 443, True),
+    ]
     assert config.tls.security_policy == DEFAULT_SECURITY_POLICY
     assert config.tls.require_sni is True
     assert config.tls.handshake_timeout == config.tls.connect_timeout == 10.0
@@ -65,7 +70,7 @@ def test_empty_file_gives_defaults(tmp_path: Path, text: str) -> None:
 
 def test_null_sections_mean_defaults(tmp_path: Path) -> None:
     # A section whose lines are all commented out parses as null.
-    path = write(tmp_path, "listener:\ntls:\nlogging:\ndomain_configurations:\n")
+    path = write(tmp_path, "listeners:\ntls:\nlogging:\nlimits:\ndomain_configurations:\n")
     assert load_config(path) == dataclasses.replace(Config(), source=str(path))
 
 
@@ -100,7 +105,11 @@ def test_examples_content() -> None:
     examples = ROOT / "config" / "examples"
     aws = load_config(examples / "aws-shaped-endpoint.yaml")
     assert aws.endpoint == "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
-    assert aws.listener.port == 8883
+    assert [(item.door, item.port) for item in aws.listeners] == [
+        ("mqtt", 8883),
+        ("https", 8443),
+        ("alpn", 443),
+    ]
 
     domains = load_config(examples / "domain-configurations.yaml")
     policies = {d.security_policy for d in domains.domain_configurations}
@@ -109,7 +118,7 @@ def test_examples_content() -> None:
     assert "IoTSecurityPolicy_TLS13_1_3_2022_10" in policies
 
     docker = load_config(examples / "docker.yaml")
-    assert docker.listener.host == "0.0.0.0"
+    assert {item.host for item in docker.listeners} == {"0.0.0.0"}
     assert docker.certs_dir == Path("/data/certs")
     assert docker.state_dir == Path("/data/state")
     assert docker.logging.file == Path("/data/logs/aws-iot-logs.jsonl")
@@ -133,11 +142,17 @@ def test_examples_content() -> None:
             "endpoint",
             "A1-ats.iot.eu-west-1.amazonaws.com",
         ),
-        ("listener: {host: '::1'}", "listener.host", "::1"),
-        ("listener: {host: 0.0.0.0}", "listener.host", "0.0.0.0"),
-        ("listener: {host: my-host}", "listener.host", "my-host"),
-        ("listener: {port: 0}", "listener.port", 0),
-        ("listener: {port: 65535}", "listener.port", 65535),
+        ("listeners: [{door: mqtt, port: 1, host: '::1'}]", "listeners.0.host", "::1"),
+        ("listeners: [{door: mqtt, port: 1, host: 0.0.0.0}]", "listeners.0.host", "0.0.0.0"),
+        ("listeners: [{door: mqtt, port: 1, host: my-host}]", "listeners.0.host", "my-host"),
+        ("listeners: [{door: mqtt, port: 0}]", "listeners.0.port", 0),
+        ("listeners: [{door: https, port: 65535}]", "listeners.0.port", 65535),
+        ("listeners: [{door: https, port: 65535}]", "listeners.0.door", "https"),
+        ("listeners: [{door: alpn, port: 443}]", "listeners.0.optional", False),
+        ("listeners: [{door: alpn, port: 443, optional: true}]", "listeners.0.optional", True),
+        ("listeners: [{door: api, port: 0}]", "listeners.0.host", "127.0.0.1"),
+        ("limits: {outbound_buffer_bytes: 4096}", "limits.outbound_buffer_bytes", 4096),
+        ("limits: {session_queue_max: 5}", "limits.session_queue_max", 5),
         ("tls: {handshake_timeout: 3600}", "tls.handshake_timeout", 3600.0),
         ("tls: {connect_timeout: 0.5}", "tls.connect_timeout", 0.5),
         ("tls: {require_sni: false}", "tls.require_sni", False),
@@ -148,7 +163,7 @@ def test_examples_content() -> None:
 def test_valid_values(tmp_path: Path, text: str, attribute: str, expected: object) -> None:
     value: object = load_config(write(tmp_path, text))
     for part in attribute.split("."):
-        value = getattr(value, part)
+        value = value[int(part)] if part.isdigit() else getattr(value, part)  # type: ignore[index]
     assert value == expected
     assert type(value) is type(expected)
 
@@ -181,13 +196,28 @@ BAD_INPUTS: list[tuple[str, str, str]] = [
     ),
     ("zzzzzz: 1", "zzzzzz", "unknown key"),
     ("1: x", "top level", "keys must be strings"),
-    ("listener: [1, 2]", "listener", "expected a mapping"),
+    ("listeners: {door: mqtt}", "listeners", "expected a list"),
+    ("listeners: []", "listeners", "at least one listener"),
+    ("listeners: [1, 2]", "listeners[0]", "expected a mapping"),
+    ("listener: {port: 8883}", "listener", "replaced by 'listeners'"),
+    ("listeners: [{port: 8883}]", "listeners[0].door", "required key is missing"),
+    ("listeners: [{door: mqtt}]", "listeners[0].port", "required key is missing"),
+    ("listeners: [{door: mqtts, port: 1}]", "listeners[0].door", "did you mean 'mqtt'"),
+    ("listeners: [{door: mqtt, port: 1, prot: 2}]", "listeners[0].prot", "did you mean 'port'"),
+    (
+        "listeners: [{door: mqtt, port: 1}, {door: mqtt, port: 2}]",
+        "listeners[1].door",
+        "listed twice",
+    ),
+    ("listeners: [{door: alpn, port: 1, optional: 1}]", "listeners[0].optional", "true or false"),
+    ("limits: {session_queue_max: 0}", "limits.session_queue_max", "out of range"),
+    ("limits: {outbound_buffer_bytes: 10}", "limits.outbound_buffer_bytes", "out of range"),
     ("tls: true", "tls", "expected a mapping"),
     ("region: 5", "region", "expected a string"),
     ("endpoint: ''", "endpoint", "must not be empty"),
-    ("listener: {port: '8883'}", "listener.port", "expected an integer"),
-    ("listener: {port: 8883.0}", "listener.port", "expected an integer"),
-    ("listener: {port: true}", "listener.port", "got a boolean"),
+    ("listeners: [{door: mqtt, port: '8883'}]", "listeners[0].port", "expected an integer"),
+    ("listeners: [{door: mqtt, port: 8883.0}]", "listeners[0].port", "expected an integer"),
+    ("listeners: [{door: mqtt, port: true}]", "listeners[0].port", "got a boolean"),
     ("tls: {require_sni: 'yes please'}", "tls.require_sni", "expected true or false"),
     ("tls: {require_sni: 1}", "tls.require_sni", "expected true or false"),
     ("tls: {handshake_timeout: true}", "tls.handshake_timeout", "got a boolean"),
@@ -211,10 +241,14 @@ BAD_INPUTS: list[tuple[str, str, str]] = [
     ("endpoint: 127.0.0.1", "endpoint", "RFC 6066"),
     ("endpoint: '::1'", "endpoint", "IP address"),
     ("endpoint: '127.1'", "endpoint", "all digits"),
-    ("listener: {host: '[::1]'}", "listener.host", "not a bind address"),
-    ("listener: {host: ''}", "listener.host", "must not be empty"),
-    ("listener: {port: -1}", "listener.port", "out of range"),
-    ("listener: {port: 65536}", "listener.port", "out of range"),
+    (
+        "listeners: [{door: mqtt, port: 1, host: '[::1]'}]",
+        "listeners[0].host",
+        "not a bind address",
+    ),
+    ("listeners: [{door: mqtt, port: 1, host: ''}]", "listeners[0].host", "must not be empty"),
+    ("listeners: [{door: mqtt, port: -1}]", "listeners[0].port", "out of range"),
+    ("listeners: [{door: mqtt, port: 65536}]", "listeners[0].port", "out of range"),
     ("tls: {handshake_timeout: 0}", "tls.handshake_timeout", "more than 0"),
     ("tls: {handshake_timeout: -1.5}", "tls.handshake_timeout", "more than 0"),
     ("tls: {connect_timeout: 3601}", "tls.connect_timeout", "at most 3600"),
@@ -287,8 +321,8 @@ def test_unknown_policy_lists_every_policy(tmp_path: Path) -> None:
 
 
 def test_from_mapping_names_its_source() -> None:
-    with pytest.raises(ConfigError, match=r"^x\.yaml: listener\.port: "):
-        Config.from_mapping({"listener": {"port": 99999}}, source="x.yaml")
+    with pytest.raises(ConfigError, match=r"^x\.yaml: listeners\[0\]\.port: "):
+        Config.from_mapping({"listeners": [{"door": "mqtt", "port": 99999}]}, source="x.yaml")
     with pytest.raises(ConfigError, match=r"^<mapping>: region: "):
         Config.from_mapping({"region": "mars"})
     assert Config.from_mapping(None) == dataclasses.replace(Config(), source="<mapping>")
@@ -449,12 +483,17 @@ def test_with_overrides_applies() -> None:
         certs_dir=Path("/tmp/c"),
         state_dir=Path("s"),
         host="::",
-        port=0,
+        ports={"mqtt": 0, "https": "off", "alpn": 4443, "api": 0},
         endpoint="dev.example.com",
     )
     assert config.certs_dir == Path("/tmp/c")
     assert config.state_dir == Path("s")
-    assert config.listener == dataclasses.replace(Config().listener, host="::", port=0)
+    assert config.listeners == (
+        ListenerConfig("mqtt", 0, host="::"),
+        # Asked for by flag, so no longer optional: failing to bind it is an error.
+        ListenerConfig("alpn", 4443, host="::", optional=False),
+        ListenerConfig("api", 0, host="::"),
+    )
     assert config.endpoint == "dev.example.com"
     assert config.source == "f.yaml"
 
@@ -462,9 +501,12 @@ def test_with_overrides_applies() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"port": 70000}, "--port: "),
-        ({"port": -1}, "--port: "),
-        ({"port": True}, "--port: "),
+        ({"ports": {"mqtt": 70000}}, "--port: "),
+        ({"ports": {"mqtt": -1}}, "--port: "),
+        ({"ports": {"mqtt": True}}, "--port: "),
+        ({"ports": {"https": "of"}}, "--https-port: "),
+        ({"ports": {"alpn": 65536}}, "--alpn-port: "),
+        ({"ports": {"smtp": 25}}, "--smtp-port: unknown door"),
         ({"host": "not a host"}, "--host: "),
         ({"host": ""}, "--host: "),
         ({"endpoint": "10.1.2.3"}, "--endpoint: "),
@@ -486,7 +528,7 @@ def test_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.endpoint = "x"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        config.listener.port = 1  # type: ignore[misc]
+        config.listeners[0].port = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.tls.require_sni = False  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):

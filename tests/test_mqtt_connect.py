@@ -19,11 +19,12 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import pytest
 
 from aws_iot_mock.config import Config
+from aws_iot_mock.core.routing import Router
 from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Connack,
@@ -42,10 +43,10 @@ from aws_iot_mock.mqtt.codec import (
     Will,
     encode,
 )
-from aws_iot_mock.mqtt.core import BrokerCore
 from aws_iot_mock.registry import CertificateStatus
 from aws_iot_mock.server.app import Broker
 from tests.conftest import ENDPOINT, Device, RunningBroker, client_context
+from tests.memory_link import open_memory_connection
 
 # Generous bound for anything that should take milliseconds on loopback.
 TIMEOUT = 5.0
@@ -89,8 +90,15 @@ class RawClient:
         self.local_port = int(writer.get_extra_info("sockname")[1])
 
     @classmethod
-    async def open(cls, running: RunningBroker, device: Device, level: int) -> RawClient:
-        """Handshake with the device's certificate and SNI = the endpoint."""
+    async def open(
+        cls, running: RunningBroker, device: Device, level: int, transport: str = "tls"
+    ) -> RawClient:
+        """Handshake with the device's certificate and SNI = the endpoint (or link in memory)."""
+        if transport == "memory":
+            inbound, link = await open_memory_connection(
+                running.broker, device.cert_path.read_bytes()
+            )
+            return cls(inbound, cast(asyncio.StreamWriter, link), level)
         ctx = client_context(running.root_ca_path, device)
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", running.port, ssl=ctx, server_hostname=ENDPOINT),
@@ -182,10 +190,14 @@ class RawClient:
 
 
 class Mqtt:
-    """Raw clients against one broker, all closed at teardown; one device certificate."""
+    """Raw clients against one broker, all closed at teardown; one device certificate.
 
-    def __init__(self, running: RunningBroker) -> None:
+    ``transport`` is ``memory`` (the broker's device core, no TLS) or ``tls`` (a real socket).
+    """
+
+    def __init__(self, running: RunningBroker, transport: str = "tls") -> None:
         self.running = running
+        self.transport = transport
         self._device: Device | None = None
         self._clients: list[RawClient] = []
 
@@ -196,7 +208,7 @@ class Mqtt:
         return self._device
 
     async def open(self, level: int = 5, device: Device | None = None) -> RawClient:
-        client = await RawClient.open(self.running, device or self.device, level)
+        client = await RawClient.open(self.running, device or self.device, level, self.transport)
         self._clients.append(client)
         return client
 
@@ -259,8 +271,8 @@ async def start(config: Config, keep_alive_time_scale: float = 1.0) -> RunningBr
 
 
 @pytest.fixture
-async def mqtt(running_broker: RunningBroker) -> AsyncIterator[Mqtt]:
-    net = Mqtt(running_broker)
+async def mqtt(running_broker: RunningBroker, transport: str) -> AsyncIterator[Mqtt]:
+    net = Mqtt(running_broker, transport)
     try:
         yield net
     finally:
@@ -268,10 +280,10 @@ async def mqtt(running_broker: RunningBroker) -> AsyncIterator[Mqtt]:
 
 
 @pytest.fixture
-async def fast_mqtt(config: Config) -> AsyncIterator[Mqtt]:
+async def fast_mqtt(config: Config, transport: str) -> AsyncIterator[Mqtt]:
     """A broker whose keep-alive second lasts 10 ms (the 45 s AWS timeout becomes 0.45 s)."""
     running = await start(config, keep_alive_time_scale=0.01)
-    net = Mqtt(running)
+    net = Mqtt(running, transport)
     try:
         yield net
     finally:
@@ -337,6 +349,7 @@ async def test_mqtt31_gets_connack_unacceptable_protocol(mqtt: Mqtt) -> None:
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.socket_twin
 async def test_mqtt311_and_5_are_accepted(mqtt: Mqtt, level: int) -> None:
     _, connack = await mqtt.connect("dev-1", level)
     assert (connack.session_present, connack.reason_code) == (False, 0)
@@ -482,6 +495,7 @@ async def test_keep_alive_is_clamped_to_aws_range(mqtt: Mqtt) -> None:
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.socket_twin
 async def test_keep_alive_timeout_closes_and_sends_the_will(fast_mqtt: Mqtt, level: int) -> None:
     loop = asyncio.get_running_loop()
     watcher = await fast_mqtt.watcher("wills/#")
@@ -515,6 +529,7 @@ async def test_pings_keep_the_connection_alive(fast_mqtt: Mqtt) -> None:
 # -- client-ID takeover -------------------------------------------------------------------
 
 
+@pytest.mark.socket_twin
 async def test_same_client_id_takes_over_the_old_connection(mqtt: Mqtt) -> None:
     watcher = await mqtt.watcher("wills/#")
     old = await mqtt.connected("dev", 5, will=Will("wills/dev", b"A gone", 1, False))
@@ -550,6 +565,7 @@ async def test_different_client_id_does_not_disturb(mqtt: Mqtt) -> None:
     assert not [r for r in mqtt.running.records if r["eventType"] == "Disconnect"]
 
 
+@pytest.mark.tls_only
 async def test_refused_connect_does_not_take_over(mqtt: Mqtt) -> None:
     """AWS disconnects the old connection only once the new one is authenticated and valid."""
     watcher = await mqtt.watcher("wills/#")
@@ -621,6 +637,7 @@ async def test_mqtt5_session_expiry_is_capped_at_one_hour(mqtt: Mqtt) -> None:
 
 
 @pytest.mark.parametrize(("expiry", "present"), [(0, False), (60, True)])
+@pytest.mark.socket_twin
 async def test_mqtt5_session_survives_only_with_expiry(
     mqtt: Mqtt, expiry: int, present: bool
 ) -> None:
@@ -667,6 +684,7 @@ async def test_unacknowledged_qos1_is_resent_with_dup(mqtt: Mqtt, level: int) ->
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.socket_twin
 async def test_will_is_sent_when_the_connection_drops(mqtt: Mqtt, level: int) -> None:
     watcher = await mqtt.watcher("wills/#")
     client = await mqtt.connected("dev", level, will=Will("wills/dev", b"dropped", 1, False))
@@ -756,15 +774,14 @@ async def test_mqtt5_reconnect_within_will_delay_cancels_the_will(
     assert await watcher.ping() == []
 
 
-def _core(running: RunningBroker) -> BrokerCore:
-    hub = running.broker._hub
-    assert hub is not None
-    return hub.core
+def _core(running: RunningBroker) -> Router:
+    return running.broker.core.router
 
 
 # -- flow control -------------------------------------------------------------------------
 
 
+@pytest.mark.socket_twin
 async def test_at_most_100_unacknowledged_qos1_messages_in_flight(mqtt: Mqtt) -> None:
     subscriber = await mqtt.watcher("flow/t", client_id="sub")
     publisher = await mqtt.connected("publisher", 4)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import cast
 
 import pytest
 
@@ -39,6 +40,7 @@ from aws_iot_mock.mqtt.codec import (
     encode,
 )
 from tests.conftest import ENDPOINT, Device, RunningBroker, client_context
+from tests.memory_link import open_memory_connection
 
 TIMEOUT = 10.0
 PAYLOAD_LIMIT = 128 * 1024
@@ -254,17 +256,27 @@ class RawClient:
 
 
 class Clients:
-    """Opens connected clients for one test and closes them all at teardown."""
+    """Opens connected clients for one test and closes them all at teardown.
 
-    def __init__(self, running: RunningBroker) -> None:
+    ``transport`` is ``memory`` (the broker's device core, no TLS) or ``tls`` (a real socket).
+    """
+
+    def __init__(self, running: RunningBroker, transport: str = "tls") -> None:
         self.running = running
+        self.transport = transport
         self.device: Device = running.create_device()
         self._ctx = client_context(running.root_ca_path, self.device)
         self._opened: list[RawClient] = []
 
     async def raw(self, level: int = 4) -> RawClient:
         """A TLS connection with no CONNECT sent yet."""
-        client = await RawClient.open(self.running.port, self._ctx, level)
+        if self.transport == "memory":
+            inbound, link = await open_memory_connection(
+                self.running.broker, self.device.cert_path.read_bytes()
+            )
+            client = RawClient(inbound, cast(asyncio.StreamWriter, link), level)
+        else:
+            client = await RawClient.open(self.running.port, self._ctx, level)
         self._opened.append(client)
         return client
 
@@ -286,8 +298,8 @@ class Clients:
 
 
 @pytest.fixture
-async def clients(running_broker: RunningBroker) -> AsyncIterator[Clients]:
-    opened = Clients(running_broker)
+async def clients(running_broker: RunningBroker, transport: str) -> AsyncIterator[Clients]:
+    opened = Clients(running_broker, transport)
     try:
         yield opened
     finally:
@@ -353,6 +365,7 @@ async def test_qos2_publish_is_not_acknowledged_nor_delivered(
 
 
 @LEVELS
+@pytest.mark.socket_twin
 async def test_qos1_publish_is_acknowledged_and_delivered(
     clients: Clients, running_broker: RunningBroker, level: int
 ) -> None:
@@ -420,6 +433,7 @@ async def test_delivered_qos_is_min_of_publish_and_granted(
 
 @LEVELS
 @pytest.mark.parametrize("topic", ["a/+/b", "a/#", "+", "a/b#"])
+@pytest.mark.socket_twin
 async def test_publish_to_wildcard_topic_closes_the_connection(
     clients: Clients, running_broker: RunningBroker, level: int, topic: str
 ) -> None:
@@ -618,6 +632,7 @@ async def test_payload_of_exactly_128_kib_is_accepted_and_delivered(
 
 
 @LEVELS
+@pytest.mark.socket_twin
 async def test_payload_one_byte_over_128_kib_closes_the_connection(
     clients: Clients, running_broker: RunningBroker, level: int
 ) -> None:
@@ -635,6 +650,7 @@ async def test_payload_one_byte_over_128_kib_closes_the_connection(
 
 
 @LEVELS
+@pytest.mark.socket_twin
 async def test_huge_publish_is_refused_from_its_fixed_header(
     clients: Clients, running_broker: RunningBroker, level: int
 ) -> None:
@@ -694,6 +710,7 @@ async def test_empty_retained_publish_deletes_and_is_delivered_live(
 
 
 @LEVELS
+@pytest.mark.socket_twin
 async def test_retained_goes_to_exact_filters_only_and_live_copies_have_retain_0(
     clients: Clients, level: int
 ) -> None:
@@ -777,6 +794,7 @@ async def test_shared_subscription_gets_no_retained_message(clients: Clients, le
 # -- shared subscriptions ------------------------------------------------------------------
 
 
+@pytest.mark.socket_twin
 async def test_shared_subscription_delivers_each_message_to_exactly_one_member(
     clients: Clients, running_broker: RunningBroker
 ) -> None:
@@ -812,6 +830,7 @@ FORWARDED = Properties(
 )
 
 
+@pytest.mark.socket_twin
 async def test_mqtt5_properties_are_forwarded_to_v5_and_stripped_for_v3(
     clients: Clients, running_broker: RunningBroker
 ) -> None:
@@ -911,6 +930,7 @@ async def test_message_without_expiry_carries_none(clients: Clients) -> None:
     assert (await subscriber.receive_publish()).properties.message_expiry_interval is None
 
 
+@pytest.mark.socket_twin
 async def test_topic_alias_is_resolved_for_subscribers(
     clients: Clients, running_broker: RunningBroker
 ) -> None:
@@ -1010,6 +1030,7 @@ async def test_unsuback_reason_codes(clients: Clients, level: int) -> None:
 
 
 @LEVELS
+@pytest.mark.socket_twin
 async def test_the_51st_subscription_is_refused(
     clients: Clients, running_broker: RunningBroker, level: int
 ) -> None:
@@ -1044,6 +1065,7 @@ async def test_after_unsubscribing_one_there_is_room_again(clients: Clients, lev
 
 
 @pytest.mark.parametrize(("publisher_level", "subscriber_level"), [(4, 5), (5, 4)])
+@pytest.mark.socket_twin
 async def test_cross_version_delivery(
     clients: Clients, running_broker: RunningBroker, publisher_level: int, subscriber_level: int
 ) -> None:
@@ -1061,6 +1083,7 @@ async def test_cross_version_delivery(
 # -- closing -------------------------------------------------------------------------------
 
 
+@pytest.mark.tls_only
 async def test_client_close_notify_ends_the_connection(
     clients: Clients, running_broker: RunningBroker
 ) -> None:
@@ -1075,6 +1098,7 @@ async def test_client_close_notify_ends_the_connection(
         client.writer.transport.abort()
 
 
+@pytest.mark.socket_twin
 async def test_client_disconnect_ends_the_connection(
     clients: Clients, running_broker: RunningBroker
 ) -> None:

@@ -273,17 +273,14 @@ async def record_with(running: RunningBroker, **fields: object) -> dict[str, obj
 def registry_refreshed(running: RunningBroker) -> asyncio.Event:
     """An event set once the broker has applied the next registry change to live connections.
 
-    The hub calls its ``registry_listeners`` on the tick that noticed a change, after every
-    live connection re-read its certificate status, policies and things, and after the door
-    refreshed its trusted CAs.
+    The device core calls its ``registry_listeners`` on the tick that noticed a change, after
+    every live connection re-read its certificate status, policies and things, and after the
+    doors refreshed their trusted CAs.
     """
-    hub = running.broker._hub
-    assert hub is not None
     event = asyncio.Event()
-
     # Left registered (the broker lives for one test): removing it from inside the call would
-    # mutate the list the hub is iterating.
-    hub.registry_listeners.append(event.set)
+    # mutate the list the core is iterating.
+    running.broker.core.registry_listeners.append(event.set)
     return event
 
 

@@ -244,7 +244,7 @@ def test_serve_bad_config_exits_before_binding(
     spawn: Callable[..., ServeProcess], tmp_path: Path, busy_port: int
 ) -> None:
     config = tmp_path / "broken.yaml"
-    config.write_text("listener:\n  prot: 8883\n", encoding="utf-8")
+    config.write_text("listeners:\n  - {door: mqtt, prot: 8883}\n", encoding="utf-8")
     # The port is taken: had the broker tried to bind, the error would be about the address.
     child = spawn("serve", "--config", str(config), "--port", str(busy_port), *_dirs(tmp_path))
 
@@ -255,7 +255,7 @@ def test_serve_bad_config_exits_before_binding(
     assert "Traceback" not in stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
-    assert "listener.prot" in lines[0]
+    assert "listeners[0].prot" in lines[0]
     assert str(config) in lines[0]
     assert str(busy_port) not in lines[0]
     assert child.stdout_lines == []

@@ -18,18 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from aws_iot_mock.errors import BrokerError
-from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties, SubscriptionOptions
-from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.state.sessions import (
-    DATABASE_NAME,
-    SCHEMA_MIGRATIONS,
+from aws_iot_mock.core.session_store import (
     MemorySessionStore,
     SessionStore,
-    SqliteSessionStore,
     StoredSession,
     stored_form,
 )
+from aws_iot_mock.errors import BrokerError
+from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties, SubscriptionOptions
+from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.state.sessions import DATABASE_NAME, SCHEMA_MIGRATIONS, SqliteSessionStore
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_790_000_000.25  # an epoch time with a fractional part, to check REAL round trips
@@ -391,7 +389,8 @@ _CRASHING_WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from aws_iot_mock.mqtt.message import Message
-    from aws_iot_mock.state.sessions import SqliteSessionStore, StoredSession
+    from aws_iot_mock.core.session_store import StoredSession
+    from aws_iot_mock.state.sessions import SqliteSessionStore
 
     store = SqliteSessionStore.open(Path(sys.argv[1]))
     store.put_session(StoredSession("dev", 5, 3600))

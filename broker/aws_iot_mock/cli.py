@@ -341,7 +341,7 @@ def _load(args: argparse.Namespace) -> Config:
         certs_dir=args.certs_dir,
         state_dir=args.state_dir,
         host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
+        ports={"mqtt": getattr(args, "port", None)},
         endpoint=getattr(args, "endpoint", None),
     )
 
@@ -1241,10 +1241,11 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     config = _load(args)
     certs = CertsDirectory(config.certs_dir)
     cert_path, key_path, _ = _demo_device_paths(certs)
-    host = args.host or config.listener.host
+    listener = config.listener_for("mqtt")
+    host = args.host or (listener.host if listener else "127.0.0.1")
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    port = args.port or config.listener.port
+    port = args.port or (listener.port if listener else 8883)
     ctx = ssl.create_default_context(cafile=str(certs.root_ca_path))
     ctx.load_cert_chain(str(cert_path), str(key_path))
     # Connect to the address but verify and send SNI for the endpoint name, as a device does.

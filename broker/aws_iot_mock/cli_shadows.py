@@ -22,7 +22,7 @@ from typing import Any
 
 from aws_iot_mock.config import Config
 from aws_iot_mock.errors import BrokerError
-from aws_iot_mock.server.shadows import ERROR_NAMES, ShadowService
+from aws_iot_mock.services.shadows import ERROR_NAMES, ShadowService
 from aws_iot_mock.state.shadows import ShadowStore
 
 __all__ = ["add_shadow_verbs", "cmd_list_named_shadows", "cmd_shadow_operation"]

@@ -31,11 +31,15 @@ from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
 __all__ = [
+    "DEFAULT_LISTENERS",
+    "DOORS",
+    "DOOR_FLAGS",
     "LOG_LEVELS",
     "CertificateResource",
     "Config",
     "DiagnosticsConfig",
     "DomainConfiguration",
+    "LimitsConfig",
     "ListenerConfig",
     "LoggingConfig",
     "PolicyResource",
@@ -85,17 +89,40 @@ class DomainConfiguration:
     security_policy: str
 
 
+# The doors a listener can be (``listeners[].door``): AWS IoT's data endpoint serves MQTT on 8883,
+# HTTPS on 8443, and on 443 MQTT, HTTPS and WebSocket chosen by ALPN ("Protocols, port
+# mappings, and authentication", https://docs.aws.amazon.com/iot/latest/developerguide/
+# protocols.html). ``api`` is the control plane (the ``iot`` REST API for boto3 and the AWS CLI).
+DOORS: tuple[str, ...] = ("mqtt", "https", "alpn", "api")
+# The ``serve`` flag that sets each door's port.
+DOOR_FLAGS = {"mqtt": "--port", "https": "--https-port", "alpn": "--alpn-port", "api": "--api-port"}
+
+
 @dataclass(frozen=True)
 class ListenerConfig:
-    """Where the MQTT-over-TLS listener binds.
+    """One listener: a door on an address and port.
 
     Attributes:
-        host: an IPv4/IPv6 literal or a host name to bind to.
+        door: one of ``DOORS``.
         port: 0..65535; 0 asks the OS for a free port.
+        host: an IPv4/IPv6 literal or a host name to bind to.
+        optional: when the port cannot be bound (a privileged port as non-root, a port in use),
+            serve without this door and say why, instead of refusing to start.
     """
 
+    door: str
+    port: int
     host: str = "127.0.0.1"
-    port: int = 8883
+    optional: bool = False
+
+
+# AWS's three doors of the data endpoint. 443 is optional: a non-root user cannot bind it, and
+# `make run` must work for one (the banner says how to get 443).
+DEFAULT_LISTENERS: tuple[ListenerConfig, ...] = (
+    ListenerConfig("mqtt", 8883),
+    ListenerConfig("https", 8443),
+    ListenerConfig("alpn", 443, optional=True),
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +158,22 @@ class LoggingConfig:
     level: str = "INFO"
     file: Path | None = None
     stdout: bool = True
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on what one client can make the broker hold.
+
+    Attributes:
+        outbound_buffer_bytes: bytes that may wait for one client before it counts as not
+            reading; QoS 0 messages for it are then dropped and QoS 1 ones wait in its
+            session's queue (1 KiB .. 64 MiB).
+        session_queue_max: the most messages one session's queue holds (QoS 1 waiting for the
+            client, its in-flight window or its reconnect); newer ones are dropped (1 .. 10^7).
+    """
+
+    outbound_buffer_bytes: int = 1024 * 1024
+    session_queue_max: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -218,12 +261,13 @@ class Config:
         account_id: the 12-digit AWS account id put in ARNs and logs.
         region: the AWS region put in ARNs and logs, e.g. ``us-east-1``.
         endpoint: the DNS name devices put in SNI for the default domain (never an IP literal).
-        listener: where to bind.
+        listeners: the doors to serve, where (each door at most once).
         tls: TLS settings of the default domain.
         domain_configurations: custom domains, each with its own security policy.
         certs_dir: directory of the local CA, server and device certificates.
         state_dir: directory of the registry's persistent state.
         logging: where log lines go.
+        limits: bounds on what one client can make the broker hold.
         diagnostics: opt-in departures from AWS that explain refusals to the device.
         resources: things, policies and certificates to create when ``serve`` starts.
         source: where the values came from (a file name, ``<defaults>`` or ``<mapping>``); every
@@ -233,15 +277,20 @@ class Config:
     account_id: str = "123456789012"
     region: str = "us-east-1"
     endpoint: str = "localhost"
-    listener: ListenerConfig = field(default_factory=ListenerConfig)
+    listeners: tuple[ListenerConfig, ...] = DEFAULT_LISTENERS
     tls: TlsConfig = field(default_factory=TlsConfig)
     domain_configurations: tuple[DomainConfiguration, ...] = ()
     certs_dir: Path = Path("certs")
     state_dir: Path = Path(".state")
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     source: str = "<defaults>"
+
+    def listener_for(self, door: str) -> ListenerConfig | None:
+        """The listener of ``door``, or None when that door is off."""
+        return next((listener for listener in self.listeners if listener.door == door), None)
 
     @property
     def server_names(self) -> tuple[str, ...]:
@@ -292,7 +341,7 @@ class Config:
         certs_dir: Path | None = None,
         state_dir: Path | None = None,
         host: str | None = None,
-        port: int | None = None,
+        ports: Mapping[str, int | str | None] | None = None,
         endpoint: str | None = None,
     ) -> Config:
         """Return a copy with command-line overrides applied; None keeps the current value.
@@ -300,14 +349,39 @@ class Config:
         New values are validated like the file's; paths are used as given (relative ones are
         relative to the current directory, as a shell user expects).
 
+        Args:
+            certs_dir: ``--certs-dir``.
+            state_dir: ``--state-dir``.
+            host: ``--host``: the bind address of every listener.
+            ports: door -> ``--port`` / ``--https-port`` / ``--alpn-port`` / ``--api-port``
+                value: a port (0 = a free one; a door the config lacks is added, not optional),
+                ``"off"`` to serve without that door, or None to keep the config's.
+            endpoint: ``--endpoint``.
+
         Raises:
             ConfigError: a value is invalid; the message starts with the flag, e.g. ``--port: ``.
         """
-        listener = self.listener
+        listeners = list(self.listeners)
+        for door, value in (ports or {}).items():
+            if value is None:
+                continue
+            flag = DOOR_FLAGS.get(door, f"--{door}-port")
+            if door not in DOORS:
+                raise ConfigError(f"{flag}: unknown door {door!r}; doors: {', '.join(DOORS)}")
+            existing = next((i for i, item in enumerate(listeners) if item.door == door), None)
+            if value == "off":
+                if existing is not None:
+                    del listeners[existing]
+                continue
+            port = _checked(flag, _parse_port, value)
+            if existing is None:
+                listeners.append(ListenerConfig(door, port))
+            else:
+                # Asked for by flag: a failure to bind it is an error, not a silent "off".
+                listeners[existing] = replace(listeners[existing], port=port, optional=False)
         if host is not None:
-            listener = replace(listener, host=_checked("--host", _parse_host, host))
-        if port is not None:
-            listener = replace(listener, port=_checked("--port", _parse_port, port))
+            bind = _checked("--host", _parse_host, host)
+            listeners = [replace(item, host=bind) for item in listeners]
         new_endpoint = self.endpoint
         if endpoint is not None:
             new_endpoint = _checked("--endpoint", _parse_endpoint, endpoint)
@@ -321,7 +395,7 @@ class Config:
         return replace(
             self,
             endpoint=new_endpoint,
-            listener=listener,
+            listeners=tuple(listeners),
             certs_dir=self.certs_dir if certs_dir is None else Path(certs_dir),
             state_dir=self.state_dir if state_dir is None else Path(state_dir),
         )
@@ -557,6 +631,25 @@ def _parse_port(value: object) -> int:
     return port
 
 
+def _parse_door(value: object) -> str:
+    text = _parse_str(value)
+    if text not in DOORS:
+        raise _Invalid(
+            f"unknown door {text!r}{_suggestion(text, DOORS)}; doors: {', '.join(DOORS)}"
+        )
+    return text
+
+
+def _bounded_int(low: int, high: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        number = _parse_int(value)
+        if not low <= number <= high:
+            raise _Invalid(f"{number} is out of range; expected {low}..{high}")
+        return number
+
+    return parse
+
+
 def _parse_policy(value: object) -> str:
     text = _parse_str(value)
     if text not in SECURITY_POLICIES:
@@ -777,22 +870,33 @@ class _Reader:
                 "region",
                 "endpoint",
                 "listener",
+                "listeners",
                 "tls",
                 "domain_configurations",
                 "certs_dir",
                 "state_dir",
                 "logging",
+                "limits",
                 "diagnostics",
                 "resources",
             ),
         )
+        if "listener" in top:
+            self.fail(
+                "listener",
+                "replaced by 'listeners', a list of doors; write e.g. listeners: "
+                "[{door: mqtt, host: 127.0.0.1, port: 8883}, {door: https, port: 8443}, "
+                "{door: alpn, port: 443, optional: true}]",
+            )
         endpoint = self.get(top, "", "endpoint", _parse_endpoint, defaults.endpoint)
         tls = self.tls(top.get("tls"))
         return Config(
             account_id=self.get(top, "", "account_id", _parse_account_id, defaults.account_id),
             region=self.get(top, "", "region", _parse_region, defaults.region),
             endpoint=endpoint,
-            listener=self.listener(top.get("listener")),
+            listeners=self.listeners(top["listeners"])
+            if "listeners" in top
+            else defaults.listeners,
             tls=tls,
             domain_configurations=self.domains(
                 top.get("domain_configurations"), endpoint, tls.security_policy
@@ -800,17 +904,50 @@ class _Reader:
             certs_dir=self.get(top, "", "certs_dir", self.path_value, defaults.certs_dir),
             state_dir=self.get(top, "", "state_dir", self.path_value, defaults.state_dir),
             logging=self.logging(top.get("logging")),
+            limits=self.limits(top.get("limits")),
             diagnostics=self.diagnostics(top.get("diagnostics")),
             resources=self.resources(top.get("resources")),
             source=self.source,
         )
 
-    def listener(self, value: object) -> ListenerConfig:
-        d = ListenerConfig()
-        m = self.section(value, "listener", ("host", "port"))
-        return ListenerConfig(
-            host=self.get(m, "listener", "host", _parse_host, d.host),
-            port=self.get(m, "listener", "port", _parse_port, d.port),
+    def listeners(self, value: object) -> tuple[ListenerConfig, ...]:
+        if value is None:  # every line commented out: the defaults
+            return DEFAULT_LISTENERS
+        if not isinstance(value, list):
+            self.fail("listeners", f"expected a list of listeners, got {_type_name(value)}")
+        if not value:
+            self.fail("listeners", "at least one listener is needed (a broker with no door)")
+        listeners: list[ListenerConfig] = []
+        for index, item in enumerate(value):
+            path = f"listeners[{index}]"
+            m = self.section(item, path, ("door", "host", "port", "optional"))
+            door = self.required(m, path, "door", _parse_door)
+            if any(listener.door == door for listener in listeners):
+                self.fail(_join(path, "door"), f"door {door!r} is listed twice; one each")
+            listeners.append(
+                ListenerConfig(
+                    door=door,
+                    port=self.required(m, path, "port", _parse_port),
+                    host=self.get(m, path, "host", _parse_host, "127.0.0.1"),
+                    optional=self.get(m, path, "optional", _parse_bool, False),
+                )
+            )
+        return tuple(listeners)
+
+    def limits(self, value: object) -> LimitsConfig:
+        d = LimitsConfig()
+        m = self.section(value, "limits", ("outbound_buffer_bytes", "session_queue_max"))
+        return LimitsConfig(
+            outbound_buffer_bytes=self.get(
+                m,
+                "limits",
+                "outbound_buffer_bytes",
+                _bounded_int(1024, 64 * 1024 * 1024),
+                d.outbound_buffer_bytes,
+            ),
+            session_queue_max=self.get(
+                m, "limits", "session_queue_max", _bounded_int(1, 10_000_000), d.session_queue_max
+            ),
         )
 
     def tls(self, value: object) -> TlsConfig:

@@ -145,6 +145,20 @@ class Reason(enum.Enum):
         "Any other TLS failure (not TLS at all, a malformed record, a client that closed "
         "mid-handshake); OpenSSL's reason is in `details`.",
     )
+    ALPN_REQUIRED = _ReasonInfo(
+        "close_notify",
+        "A client certificate on port 443 without ALPN `x-amzn-mqtt-ca` (MQTT) or "
+        "`x-amzn-http-ca` (HTTPS): AWS requires one of them there (8883 and 8443 need none).",
+    )
+    CUSTOM_AUTH_NOT_EMULATED = _ReasonInfo(
+        "close_notify",
+        "ALPN `mqtt` on port 443 (MQTT with a custom authorizer): custom authentication is not "
+        "emulated.",
+    )
+    DOOR_NOT_AVAILABLE = _ReasonInfo(
+        "close_notify",
+        "The protocol this connection asked for is not served by this build (see `details`).",
+    )
     # -- MQTT: CONNECT ------------------------------------------------------------------
     UNSUPPORTED_PROTOCOL_VERSION = _ReasonInfo(
         "CONNACK 0x01, then close",
@@ -227,6 +241,19 @@ class Reason(enum.Enum):
         "close (MQTT 5: DISCONNECT 0x8E first); the will is sent",
         "Sent to the *old* connection when a new one authenticates with the same client ID.",
     )
+    # -- delivery ---------------------------------------------------------------------------
+    OUTBOUND_BUFFER_FULL = _ReasonInfo(
+        "QoS 0 messages not delivered (QoS 1 ones wait)",
+        "The client is not reading: its TCP buffer is full or more than "
+        "`limits.outbound_buffer_bytes` wait for it. Logged once when it starts and once, with "
+        "the count, when it ends.",
+    )
+    SESSION_QUEUE_FULL = _ReasonInfo(
+        "messages not delivered",
+        "The session's queue already holds `limits.session_queue_max` messages (QoS 1 waiting "
+        "for the client, its in-flight window or its reconnect); newer ones are dropped. Logged "
+        "once when it starts and once, with the count, when it ends.",
+    )
 
     @property
     def alert(self) -> str:
@@ -254,7 +281,10 @@ class ConnectionFacts:
         source_ip: the peer's address.
         source_port: the peer's port.
         client_id: the MQTT client ID, once a CONNECT has been read.
-        principal_id: the certificate ID, once a certificate was presented.
+        principal_id: the certificate ID once a certificate was presented, or the IAM identity
+            of a SigV4 request.
+        protocol: AWS's ``protocol`` attribute: ``MQTT`` (including MQTT over WebSocket) or
+            ``HTTP``.
     """
 
     account_id: str
@@ -262,6 +292,7 @@ class ConnectionFacts:
     source_port: int
     client_id: str | None = None
     principal_id: str | None = None
+    protocol: str = "MQTT"
 
 
 def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
@@ -279,7 +310,7 @@ def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
         "accountId": facts.account_id,
         "status": status,
         "eventType": event_type.value,
-        "protocol": "MQTT",
+        "protocol": facts.protocol,
     }
     # AWS omits attributes it does not know rather than writing nulls.
     if facts.client_id is not None:
@@ -371,13 +402,20 @@ def event_success(
     facts: ConnectionFacts,
     *,
     topic_name: str | None = None,
+    retain: bool = False,
     now: _dt.datetime | None = None,
     trace_id: str | None = None,
 ) -> dict[str, object]:
-    """Build a ``Success`` record at ``INFO`` for a PUBLISH, delivery, SUBSCRIBE or UNSUBSCRIBE."""
+    """Build a ``Success`` record at ``INFO`` for a PUBLISH, delivery, SUBSCRIBE or UNSUBSCRIBE.
+
+    ``retain`` adds ``"retain": "True"``, as AWS's ``Publish-In`` example carries it when the
+    message was published with RETAIN (cwl-format, "Publish-In log entry").
+    """
     record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
     if topic_name is not None:
         record["topicName"] = topic_name
+    if retain:
+        record["retain"] = "True"
     return record
 
 

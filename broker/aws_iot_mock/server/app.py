@@ -1,8 +1,13 @@
-"""The broker process: PKI on disk, the certificate registry, the listener, and shutdown.
+"""The broker process: PKI on disk, the registry, the device core, every listener, and shutdown.
 
-``Broker`` is an async context manager. ``start()`` returns once the socket is listening, so a
+``Broker`` is an async context manager. ``start()`` returns once every listener is bound, so a
 TLS handshake started after it returns is served (no sleeps needed by callers); ``stop()`` closes
-the listener, every connection, the registry and the log file.
+the listeners, every connection, the stores and the log file.
+
+What runs where: the device core (``aws_iot_mock.core``) holds the MQTT rules, sessions and
+routing, pure; each listener is a TLS front door (``aws_iot_mock.doors.tls_door``) whose accepted
+connections go to a protocol handler by route (MQTT today; HTTPS and SigV4 plug in as more
+handlers); this module wires them together and runs the timers.
 """
 
 from __future__ import annotations
@@ -15,20 +20,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
+from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
+from aws_iot_mock.doors.listeners import BoundListener, bind_listener
+from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
+from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
 from aws_iot_mock.logs.cloudwatch import LogLevel
 from aws_iot_mock.logs.sink import LogSink
-from aws_iot_mock.mqtt.core import BrokerCore
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
-from aws_iot_mock.server.authorization import Authorizer
-from aws_iot_mock.server.door import FrontDoor, MqttHandlerFactory
-from aws_iot_mock.server.mqtt_connection import MqttHub
-from aws_iot_mock.server.shadows import ShadowService
+from aws_iot_mock.services.shadows import ShadowService
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
+from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
 from aws_iot_mock.tls.verdicts import sni_alert
 
@@ -38,6 +45,8 @@ logger = logging.getLogger("aws_iot_mock")
 
 # How long stop() waits for connections to finish closing before aborting them.
 _SHUTDOWN_GRACE = 2.0
+# The CLI posts shadow requests to a mailbox the running broker answers (aws iot-data verbs).
+_MAILBOX_POLL = 0.2
 
 
 def create_sink(config: Config) -> LogSink:
@@ -50,13 +59,11 @@ def create_sink(config: Config) -> LogSink:
 
 
 class Broker:
-    """One listener with its TLS front door.
+    """The endpoint: every configured door over one device core.
 
     Args:
         config: the validated configuration.
         sink: where log records go; by default the one the configuration describes.
-        handler_factory: the MQTT handler for authenticated connections; by default the MQTT
-            core (``MqttHub``), with sessions and retained messages in the state directory.
         keep_alive_time_scale: real seconds per keep-alive second (tests shrink it).
     """
 
@@ -65,22 +72,23 @@ class Broker:
         config: Config,
         *,
         sink: LogSink | None = None,
-        handler_factory: MqttHandlerFactory | None = None,
         keep_alive_time_scale: float = 1.0,
     ) -> None:
         self.config = config
         self.sink = sink if sink is not None else create_sink(config)
         self.certs = CertsDirectory(config.certs_dir)
-        self._handler_factory = handler_factory
         self._keep_alive_time_scale = keep_alive_time_scale
         self._store: SqliteSessionStore | None = None
         self._shadow_store: ShadowStore | None = None
-        self._hub: MqttHub | None = None
+        self._core: DeviceCore | None = None
+        self._shadows: ShadowService | None = None
         self._registry: CertificateRegistry | None = None
-        self._server: asyncio.Server | None = None
-        self._door: FrontDoor | None = None
-        self._port: int | None = None
+        self._servers: list[asyncio.Server] = []
+        self._doors: list[FrontDoor] = []
+        self._listeners: list[BoundListener] = []
         self._registered_cas: tuple[str, ...] = ()
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._mailbox_handle: asyncio.TimerHandle | None = None
 
     @property
     def endpoint(self) -> str:
@@ -88,11 +96,22 @@ class Broker:
         return self.config.endpoint
 
     @property
+    def listeners(self) -> tuple[BoundListener, ...]:
+        """Every configured listener: its bound port, or why it is off."""
+        return tuple(self._listeners)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Door name -> the port actually bound, for every door that is serving."""
+        return {item.door: item.port for item in self._listeners if item.port is not None}
+
+    @property
     def port(self) -> int:
-        """The port actually bound (the configured one, or the one port 0 picked)."""
-        if self._port is None:
-            raise RuntimeError("the broker is not started")
-        return self._port
+        """The MQTT door's port (the configured one, or the one port 0 picked)."""
+        port = self.ports.get("mqtt")
+        if port is None:
+            raise RuntimeError("the broker is not started, or serves no MQTT door")
+        return port
 
     @property
     def root_ca_path(self) -> Path:
@@ -106,98 +125,143 @@ class Broker:
             raise RuntimeError("the broker is not started")
         return self._registry
 
+    @property
+    def core(self) -> DeviceCore:
+        """The device core (while the broker runs)."""
+        if self._core is None:
+            raise RuntimeError("the broker is not started")
+        return self._core
+
+    @property
+    def shadows(self) -> ShadowService:
+        """The Device Shadow service (while the broker runs)."""
+        if self._shadows is None:
+            raise RuntimeError("the broker is not started")
+        return self._shadows
+
     def add_message_listener(self, listener: Callable[[Message], None]) -> None:
         """Call ``listener(message)`` for every message the broker routes (after authorization).
 
         Must be called after ``start()``. Messages published by the broker itself (lifecycle
-        events) are included; ``message.sender`` is None for those.
+        events, service answers) are included; ``message.sender`` is None for those.
         """
-        if self._hub is None:
-            raise RuntimeError("the broker is not started, or runs without the MQTT core")
-        self._hub.core.observers.append(listener)
+        self.core.router.observers.append(listener)
 
     async def start(self) -> None:
-        """Create PKI material if missing, open the registry, and start listening.
+        """Create PKI material if missing, open the stores, and bind every listener.
 
         Raises:
-            OSError: if the address cannot be bound.
-            broker.errors.BrokerError: if the certs directory or registry is unusable.
+            aws_iot_mock.doors.listeners.ListenerBindError: a required listener cannot bind.
+            aws_iot_mock.errors.BrokerError: the certs directory or a store is unusable.
         """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
+        loop = asyncio.get_running_loop()
         self.certs.ensure_root_ca()
         self.certs.ensure_server_certificates(config.server_names)
-        self._registry = CertificateRegistry.open(
+        self._registry = registry = CertificateRegistry.open(
             config.state_dir, region=config.region, account_id=config.account_id
         )
-        contexts = self._create_contexts()
-        registry = self._registry
-        handler_factory = self._handler_factory
-        if handler_factory is None:
-            self._store = SqliteSessionStore.open(config.state_dir)
-            self._hub = MqttHub(
-                BrokerCore(self._store),
-                emit=self.sink.emit,
+        self._store = SqliteSessionStore.open(config.state_dir)
+        log_successes = self.sink.level >= LogLevel.INFO
+        core = self._core = DeviceCore(
+            self._store,
+            settings=CoreSettings(
+                account_id=config.account_id,
+                connect_timeout=config.tls.connect_timeout,
                 keep_alive_time_scale=self._keep_alive_time_scale,
-                authorizer=Authorizer(
-                    self._registry, region=config.region, account_id=config.account_id
-                ),
                 connack_on_deny=config.diagnostics.connack_on_deny,
-                log_successes=self.sink.level >= LogLevel.INFO,
-            )
-            self._hub.registry_listeners.append(self._refresh_trust)
-            self._shadow_store = ShadowStore.open(config.state_dir)
-            self._hub.shadows = ShadowService(
-                self._shadow_store,
-                publish=self._hub.publish_event,
-                emit=self.sink.emit,
-                clock=time.time,
-            )
-            handler_factory = self._hub.handler_factory
+                outbound_buffer_bytes=config.limits.outbound_buffer_bytes,
+                session_queue_max=config.limits.session_queue_max,
+            ),
+            emit=self.sink.emit,
+            permissions=Authorizer(registry, region=config.region, account_id=config.account_id),
+            log_successes=log_successes,
+            clock=time.time,
+            monotonic=loop.time,
+        )
+        core.registry_listeners.append(self._refresh_trust)
+        self._shadow_store = ShadowStore.open(config.state_dir)
+        self._shadows = ShadowService(
+            self._shadow_store,
+            publish=core.publish_as_service,
+            emit=self.sink.emit,
+            clock=time.time,
+        )
+        core.register_service(self._shadows)
+
+        scheduler = FlushScheduler()
+
+        def mqtt_handler(channel: ByteChannel) -> MqttDoorHandler:
+            return MqttDoorHandler(channel, core, scheduler)
+
+        handlers: dict[Route, HandlerFactory] = {Route.MQTT_X509: mqtt_handler}
 
         def registry_status(certificate_id: str) -> str | None:
             record = registry.get_certificate(certificate_id)
             return None if record is None else record.status.value
 
-        self._door = FrontDoor(
-            account_id=config.account_id,
-            contexts=contexts,
-            policy_for=config.security_policy_for,
-            accepted_names=config.accepted_sni_names,
-            require_sni=config.tls.require_sni,
-            registry_status=registry_status,
-            emit=self.sink.emit,
-            handler_factory=handler_factory,
-            handshake_timeout=config.tls.handshake_timeout,
-            connect_timeout=config.tls.connect_timeout,
-            log_successes=self.sink.level >= LogLevel.INFO,
-        )
+        self._registered_cas = tuple(registry.active_ca_certificates_pem())
+        for listener in config.listeners:
+            door_kind = DoorKind(listener.door)
+            door = FrontDoor(
+                door=door_kind,
+                account_id=config.account_id,
+                contexts=self._create_contexts(door_kind),
+                policy_for=config.security_policy_for,
+                accepted_names=config.accepted_sni_names,
+                require_sni=config.tls.require_sni,
+                registry_status=registry_status,
+                emit=self.sink.emit,
+                handlers=handlers,
+                handshake_timeout=config.tls.handshake_timeout,
+                log_successes=log_successes,
+            )
+            server, bound = await bind_listener(listener, door.protocol_factory)
+            self._listeners.append(bound)
+            if server is None:
+                logger.warning("%s door off: %s", bound.door, bound.off_reason)
+                continue
+            self._servers.append(server)
+            self._doors.append(door)
+            logger.info("%s door listening on %s:%d", bound.door, bound.host, bound.port)
+        self._tick()
+        self._poll_mailbox()
+
+    def _tick(self) -> None:
+        """Once a second: the core's wills, session expiry and registry changes."""
+        self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
+        if self._core is not None:
+            self._core.tick()
+
+    def _poll_mailbox(self) -> None:
+        """Answer shadow requests the CLI posted, within a fifth of a second."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._door.protocol_factory,
-            host=config.listener.host,
-            port=config.listener.port,
-            reuse_address=True,
-        )
-        sockets = self._server.sockets
-        self._port = int(sockets[0].getsockname()[1]) if sockets else config.listener.port
-        if self._hub is not None:
-            self._hub.start()
-        logger.info("listening on %s:%d", config.listener.host, self._port)
+        self._mailbox_handle = loop.call_later(_MAILBOX_POLL, self._poll_mailbox)
+        if self._shadows is not None:
+            self._shadows.drain_cli_requests()
 
     def _refresh_trust(self) -> None:
         """Trust the CAs registered with register-ca-certificate (checked on registry change)."""
-        if self._door is None or self._registry is None:
+        if self._registry is None:
             return
         registered = tuple(self._registry.active_ca_certificates_pem())
         if registered != self._registered_cas:
-            self._door.contexts = self._create_contexts()
+            self._registered_cas = registered
+            for door in self._doors:
+                door.contexts = self._create_contexts(door.door)
 
-    def _create_contexts(self) -> Mapping[str, ssl.SSLContext]:
+    def _create_contexts(self, door: DoorKind) -> Mapping[str, ssl.SSLContext]:
+        """One SSL context per security policy in use, built for ``door``."""
         config = self.config
-        assert self._registry is not None
         # Device certificates may come from the local root CA or from a CA the user registered
         # (register-ca-certificate, then register-certificate), as on AWS.
-        self._registered_cas = tuple(self._registry.active_ca_certificates_pem())
         credentials = ServerCredentials(
             rsa_cert_path=self.certs.server_rsa_cert_path,
             rsa_key_path=self.certs.server_rsa_key_path,
@@ -211,47 +275,50 @@ class Broker:
         def sni_check(server_name: str | None) -> int | None:
             return sni_alert(server_name, accepted, require_sni=require_sni)
 
-        # Port 0 (tests) behaves as the MQTT port 8883 for the legacy policies' per-port suites.
-        port = config.listener.port or 8883
         names = {config.tls.security_policy}
         names.update(domain.security_policy for domain in config.domain_configurations)
         return {
             name: create_server_context(
                 get_security_policy(name),
-                port,
+                # The legacy policies' suites differ between 443 and 8443/8883: by door, so
+                # that a listener on another port (0 in tests) behaves as its AWS port does.
+                door.aws_port,
                 credentials,
                 sni_check=sni_check,
                 extra_client_cas=self._registered_cas,
+                require_client_certificate=door.requires_client_certificate,
+                alpn_protocols=alpn_protocols_offered(door),
             )
             for name in sorted(names)
         }
 
     async def stop(self) -> None:
-        """Stop listening, close every connection, and release the registry and log file."""
-        if self._server is not None:
+        """Stop listening, close every connection, and release the stores and log file."""
+        for handle in (self._tick_handle, self._mailbox_handle):
+            if handle is not None:
+                handle.cancel()
+        self._tick_handle = self._mailbox_handle = None
+        for server in self._servers:
             # Stop accepting new connections.
-            self._server.close()
-        if self._door is not None:
-            # Close existing connections: close_notify, then the socket.
-            for connection in list(self._door.connections):
+            server.close()
+        # Close existing connections: MQTT 5 DISCONNECT 0x8B, close_notify, then the socket.
+        for door in self._doors:
+            for connection in list(door.connections):
                 connection.shutdown()
-        if self._door is not None and not await self._door.wait_closed(_SHUTDOWN_GRACE):
-            logger.warning("connections still open after %.0f s", _SHUTDOWN_GRACE)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-        if self._hub is not None:
-            self._hub.stop()
-            self._hub = None
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._shadow_store is not None:
-            self._shadow_store.close()
-            self._shadow_store = None
-        if self._registry is not None:
-            self._registry.close()
-            self._registry = None
+        for door in self._doors:
+            if not await door.wait_closed(_SHUTDOWN_GRACE):
+                logger.warning("connections still open after %.0f s", _SHUTDOWN_GRACE)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        self._doors.clear()
+        self._core = None
+        self._shadows = None
+        for store in (self._store, self._shadow_store, self._registry):
+            if store is not None:
+                store.close()
+        self._store = self._shadow_store = None
+        self._registry = None
         self.sink.close()
 
     async def __aenter__(self) -> Broker:

@@ -43,6 +43,8 @@ _T = TypeVar("_T")
 
 DEFAULT_TIMEOUT = 5.0
 _LOOPBACK = "127.0.0.1"
+# The doors of the data endpoint a test broker serves, each on a port the OS picks.
+_TEST_DOORS = ("mqtt", "https", "alpn")
 _POLICY_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # How long a client helper waits for the broker's refusal record after a failed connect (the
@@ -275,7 +277,7 @@ class _BrokerApi:
         self._broker: Broker | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._directory: Path | None = None
-        self._port: int | None = None
+        self._ports: dict[str, int] = {}
         self._ca: pki.CertificateAuthority | None = None
 
     # -- where it is ---------------------------------------------------------------------------
@@ -292,10 +294,19 @@ class _BrokerApi:
 
     @property
     def port(self) -> int:
-        """The TCP port the broker listens on (picked by the OS)."""
-        if self._port is None:
+        """The MQTT door's TCP port (8883 on AWS; picked by the OS here)."""
+        return self.ports["mqtt"]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Every door's port, picked by the OS.
+
+        ``mqtt`` (AWS's 8883), ``https`` (8443) and ``alpn`` (443: MQTT, HTTPS and WebSocket
+        chosen by ALPN).
+        """
+        if not self._ports:
             raise RuntimeError("the broker is not started")
-        return self._port
+        return dict(self._ports)
 
     @property
     def root_ca_path(self) -> Path:
@@ -492,7 +503,7 @@ class _BrokerApi:
         return Config.from_mapping(
             {
                 **self._settings,
-                "listener": {"host": _LOOPBACK, "port": 0},
+                "listeners": [{"door": door, "host": _LOOPBACK, "port": 0} for door in _TEST_DOORS],
                 "certs_dir": str(directory / "certs"),
                 "state_dir": str(directory / "state"),
                 # Records reach the recorder whatever the level; DEBUG so that none is skipped.
@@ -523,11 +534,12 @@ class _BrokerApi:
             tempdir.cleanup()
             raise
         self._tempdir, self._directory, self._broker = tempdir, directory, broker
-        self._port = broker.port
+        self._ports = broker.ports
 
     async def _stop_in_loop(self) -> None:
         broker, tempdir = self._broker, self._tempdir
         self._broker = self._tempdir = self._directory = None
+        self._ports = {}
         self._ca = None
         try:
             if broker is not None:

@@ -2,8 +2,9 @@
 
 One function, one frozen input: ``create_server_context(policy, port, credentials, ...)``. Every
 setting carries a comment naming the AWS IoT rule it mirrors (see
-``aws_iot_mock.tls.security_policies`` for the table and ``shared/reference/aws-iot-spec.md``
-section 1 for the sources).
+``aws_iot_mock.tls.security_policies`` for the table and AWS's "Transport security in AWS IoT
+Core", https://docs.aws.amazon.com/iot/latest/developerguide/transport-security.html, for the
+source).
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ from pathlib import Path
 
 from aws_iot_mock.tls.security_policies import SecurityPolicy, TlsVersion
 
-__all__ = ["ALPN_PROTOCOLS", "ServerCredentials", "create_server_context"]
-
-# AWS IoT's ALPN names for MQTT with X.509 on port 443 (protocols.md): devices that connect on
-# 443 must offer "x-amzn-mqtt-ca"; the AWS SDKs send it there. Offering it on any port lets such
-# a device connect to whatever port the mock listens on; a client that offers none still works.
-ALPN_PROTOCOLS: tuple[str, ...] = ("x-amzn-mqtt-ca",)
+__all__ = ["ServerCredentials", "create_server_context"]
 
 # RFC 7919 ffdhe2048, for the one DHE suite AWS lists (DHE-RSA-AES256-SHA, legacy 2015 policy).
 # CPython 3.11 does not enable OpenSSL's automatic DH parameters, and generating our own takes
@@ -67,30 +63,39 @@ def create_server_context(
     *,
     sni_check: SniCheck | None = None,
     extra_client_cas: Sequence[str] = (),
+    require_client_certificate: bool = True,
+    alpn_protocols: Sequence[str] = (),
 ) -> ssl.SSLContext:
     """Build the server context that enforces ``policy`` on ``port``.
 
     Args:
         policy: the AWS TLS security policy.
-        port: the listener's port; legacy policies differ between 443 and 8443/8883.
+        port: the AWS port of the door (443, 8443 or 8883); legacy policies differ between 443
+            and 8443/8883.
         credentials: server certificates (both key types) and the client-certificate trust root.
         sni_check: called from OpenSSL's servername callback with the SNI ``host_name`` (None
             when absent); returns None to accept or an ``ssl.ALERT_DESCRIPTION_*`` to refuse
             with that alert. The caller decides which names are valid.
         extra_client_cas: PEM CA certificates trusted for client certificates besides
             ``credentials.client_ca_path`` (CAs registered with register-ca-certificate).
+        require_client_certificate: True on 8883 and 8443 (X.509 only); False on 443, where
+            a certificate is requested but SigV4 clients send none, and the door decides after
+            the handshake.
+        alpn_protocols: ALPN names the server selects from, in its order of preference; empty
+            to ignore the client's ALPN extension.
 
     Returns:
-        A context that requires a client certificate, negotiates only the policy's versions and
-        suites, and issues no session tickets.
+        A context that requests (or requires) a client certificate, negotiates only the
+        policy's versions and suites, and issues no session tickets.
 
     Raises:
         ssl.SSLError: if OpenSSL rejects the suite list or the certificate files.
         OSError: if a file cannot be read.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # Mutual TLS: AWS IoT refuses X.509 connections without a client certificate (protocols.md).
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    # Mutual TLS: AWS IoT refuses X.509 connections without a client certificate (protocols.md);
+    # on 443 a certificate is optional at the TLS layer (SigV4 clients send none).
+    ctx.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL
     ctx.load_verify_locations(cafile=str(credentials.client_ca_path))
     for ca_pem in extra_client_cas:
         ctx.load_verify_locations(cadata=ca_pem)
@@ -127,7 +132,8 @@ def create_server_context(
     # suite, as AWS serves an RSA or an ECC chain depending on it (server-authentication.md).
     ctx.load_cert_chain(str(credentials.rsa_cert_path), str(credentials.rsa_key_path))
     ctx.load_cert_chain(str(credentials.ecdsa_cert_path), str(credentials.ecdsa_key_path))
-    ctx.set_alpn_protocols(list(ALPN_PROTOCOLS))
+    if alpn_protocols:
+        ctx.set_alpn_protocols(list(alpn_protocols))
 
     if sni_check is not None:
         check = sni_check

@@ -8,7 +8,8 @@ The rules, in the order the front door applies them:
    chaining to the root CA, within its validity (``classify_handshake_error`` names the reason).
 3. The certificate registry (``check_registration``): registered, and ``ACTIVE``.
 
-Pure: values in, values out. The asyncio shell (``aws_iot_mock.server.door``) applies the verdicts.
+Pure: values in, values out. The asyncio shell (``aws_iot_mock.doors.tls_door``) applies
+them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""The Device Shadow service: answers ``$aws/things/<thing>/shadow/...`` requests over MQTT.
+"""The Device Shadow service: answers ``$aws/things/<thing>/shadow/...`` requests.
 
-A device (or app) publishes to ``.../shadow[/name/<shadow>]/get|update|delete``; the request is
-routed like any message (so subscribers of the request topic see it, and ``iot:Publish`` on it
-was already checked), then this service applies it with the pure document logic in
+A built-in service of the device core (``aws_iot_mock.core.services``). A device (or app)
+publishes to ``.../shadow[/name/<shadow>]/get|update|delete``; the request goes through the
+ingress like any publish (so subscribers of the request topic see it, and ``iot:Publish`` on it
+was already checked), then the core hands it to this service, which applies it with the pure
+document logic in
 ``aws_iot_mock.aws.shadow`` and publishes the answer on ``/accepted`` or ``/rejected`` (plus
 ``/update/delta`` and ``/update/documents`` after an accepted update) to whoever subscribed, as
 AWS does ("Device Shadow service MQTT topics", device-shadow-mqtt). The shadow is on disk before
@@ -21,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aws_iot_mock.aws import shadow as documents
+from aws_iot_mock.core.services import ServiceRequest
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, shadow_record
 from aws_iot_mock.state.shadows import ShadowStore
 
@@ -101,14 +104,18 @@ class ShadowService:
         self._emit = emit
         self._clock = clock
 
-    def handle_publish(self, topic: str, payload: bytes, facts: ConnectionFacts) -> bool:
-        """Handle an MQTT PUBLISH if it is a shadow request; True if it was one."""
-        parsed = parse_request_topic(topic)
+    name = "Device Shadow"
+    # Classic (…/shadow/<op>) and named (…/shadow/name/<shadow>/<op>) request topics; responses
+    # (…/accepted and so on) do not match parse_request_topic and are ignored.
+    request_filters = ("$aws/things/+/shadow/+", "$aws/things/+/shadow/name/+/+")
+
+    def handle(self, request: ServiceRequest) -> None:
+        """Answer a publish on a shadow request topic (a built-in service of the core)."""
+        parsed = parse_request_topic(request.topic)
         if parsed is None:
-            return False
+            return
         thing_name, shadow_name, operation = parsed
-        self.process(operation, thing_name, shadow_name, payload, facts=facts)
-        return True
+        self.process(operation, thing_name, shadow_name, request.payload, facts=request.facts)
 
     def drain_cli_requests(self) -> None:
         """Answer the requests the CLI posted (called on a short timer by the broker)."""

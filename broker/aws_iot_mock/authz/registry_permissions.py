@@ -1,4 +1,7 @@
-"""Per-connection IoT policy checks, fed from the registry and kept fresh while devices connect.
+"""IoT policy permissions of X.509 principals, read from the registry and kept fresh.
+
+This is the device core's ``PermissionsProvider`` for certificates
+(``aws_iot_mock.core.permissions``).
 
 The decisions come from the pure evaluator (``aws_iot_mock.authz.iot_policy_evaluation.evaluate``);
 this module only gathers its inputs (the certificate's attached policies and things, the
@@ -26,16 +29,12 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
     parse_policy_document,
     resource_arn,
 )
+from aws_iot_mock.core.permissions import RECEIVE
+from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.registry import CertificateRegistry
 from aws_iot_mock.registry.certificates import PrincipalSnapshot
 
 __all__ = ["Authorizer", "ConnectionPermissions"]
-
-CONNECT = "iot:Connect"
-PUBLISH = "iot:Publish"
-RECEIVE = "iot:Receive"
-SUBSCRIBE = "iot:Subscribe"
-RETAIN_PUBLISH = "iot:RetainPublish"
 
 # Decisions cached per connection; a device cycling through many topics starts over.
 _DECISION_CACHE = 1024
@@ -106,8 +105,7 @@ class Authorizer:
 
     def permissions_for(
         self,
-        certificate_der: bytes,
-        certificate_id: str,
+        principal: Principal,
         client_id: str,
         connect_attributes: frozenset[str] = frozenset(),
     ) -> ConnectionPermissions:
@@ -115,7 +113,13 @@ class Authorizer:
 
         One registry transaction. Thing variables resolve only when ``client_id`` is the name of
         a thing attached to the certificate, as AWS's ``iot:Connection.Thing.*`` do.
+
+        Raises:
+            ValueError: ``principal`` is not an X.509 certificate.
         """
+        certificate_id, certificate_der = principal.certificate_id, principal.certificate_der
+        if certificate_id is None or certificate_der is None:
+            raise ValueError(f"not a certificate principal: {principal.kind.value}")
         snapshot = self._snapshot(certificate_id)
         policies = tuple(
             policy

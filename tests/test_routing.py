@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from aws_iot_mock.core.routing import Router, Session
+from aws_iot_mock.core.session_store import MemorySessionStore
 from aws_iot_mock.mqtt.codec import (
     PacketReader,
     Properties,
     Publish,
     SubscriptionOptions,
 )
-from aws_iot_mock.mqtt.core import BrokerCore, Session
 from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.state.sessions import MemorySessionStore
 
 
 @dataclass
@@ -30,6 +30,7 @@ class RecordingOutlet:
     maximum_packet_size: int | None = None
     sent: list[bytes] = field(default_factory=list)
     was_taken_over: bool = False
+    can_send: bool = True
 
     def send(self, data: bytes) -> None:
         self.sent.append(data)
@@ -68,12 +69,12 @@ def store() -> MemorySessionStore:
 
 
 @pytest.fixture
-def core(store: MemorySessionStore, clock: Clock) -> BrokerCore:
-    return BrokerCore(store, clock=clock)
+def core(store: MemorySessionStore, clock: Clock) -> Router:
+    return Router(store, clock=clock)
 
 
 def connect(
-    core: BrokerCore,
+    core: Router,
     client_id: str,
     *,
     level: int = 4,
@@ -97,7 +98,7 @@ def connect(
 
 
 def subscribe(
-    core: BrokerCore, session: Session, topic_filter: str, qos: int = 1, **options: object
+    core: Router, session: Session, topic_filter: str, qos: int = 1, **options: object
 ) -> tuple[int, ...]:
     result = core.subscribe(
         session,
@@ -126,7 +127,7 @@ def msg(
     [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 1)],
 )
 def test_delivered_qos_is_the_minimum(
-    core: BrokerCore, published: int, granted: int, delivered: int
+    core: Router, published: int, granted: int, delivered: int
 ) -> None:
     session, outlet, _ = connect(core, "sub")
     subscribe(core, session, "a/b", qos=granted)
@@ -136,12 +137,12 @@ def test_delivered_qos_is_the_minimum(
     assert (publish.packet_id is not None) == (delivered == 1)
 
 
-def test_qos2_subscription_is_granted_qos1(core: BrokerCore) -> None:
+def test_qos2_subscription_is_granted_qos1(core: Router) -> None:
     session, _, _ = connect(core, "sub")
     assert subscribe(core, session, "a", qos=2) == (1,)
 
 
-def test_hash_does_not_match_the_parent_level(core: BrokerCore) -> None:
+def test_hash_does_not_match_the_parent_level(core: Router) -> None:
     session, outlet, _ = connect(core, "sub")
     subscribe(core, session, "sensor/#")
     for topic in ("sensor", "sensor/", "sensor/temperature", "sensor/temperature/room1"):
@@ -153,7 +154,7 @@ def test_hash_does_not_match_the_parent_level(core: BrokerCore) -> None:
     ]
 
 
-def test_overlapping_subscriptions_deliver_once_with_the_highest_qos(core: BrokerCore) -> None:
+def test_overlapping_subscriptions_deliver_once_with_the_highest_qos(core: Router) -> None:
     session, outlet, _ = connect(core, "sub")
     subscribe(core, session, "a/+", qos=0)
     subscribe(core, session, "a/b", qos=1)
@@ -165,7 +166,7 @@ def test_overlapping_subscriptions_deliver_once_with_the_highest_qos(core: Broke
 # -- retained messages -----------------------------------------------------------------------
 
 
-def test_retained_is_sent_on_exact_subscribe_with_retain_flag(core: BrokerCore) -> None:
+def test_retained_is_sent_on_exact_subscribe_with_retain_flag(core: Router) -> None:
     core.publish(msg("status/dev1", b"on", qos=1, retain=True))
     session, outlet, _ = connect(core, "sub")
     subscribe(core, session, "status/dev1")
@@ -175,7 +176,7 @@ def test_retained_is_sent_on_exact_subscribe_with_retain_flag(core: BrokerCore) 
 
 @pytest.mark.parametrize("topic_filter", ["status/+", "status/#", "#", "$share/g/status/dev1"])
 def test_retained_is_not_sent_to_wildcard_or_shared_filters(
-    core: BrokerCore, topic_filter: str
+    core: Router, topic_filter: str
 ) -> None:
     core.publish(msg("status/dev1", b"on", retain=True))
     session, outlet, _ = connect(core, "sub")
@@ -183,7 +184,7 @@ def test_retained_is_not_sent_to_wildcard_or_shared_filters(
     assert outlet.publishes() == []
 
 
-def test_live_delivery_clears_retain_unless_retain_as_published(core: BrokerCore) -> None:
+def test_live_delivery_clears_retain_unless_retain_as_published(core: Router) -> None:
     plain, plain_out, _ = connect(core, "plain", level=5)
     keeper, keeper_out, _ = connect(core, "keeper", level=5)
     subscribe(core, plain, "t")
@@ -195,7 +196,7 @@ def test_live_delivery_clears_retain_unless_retain_as_published(core: BrokerCore
 
 
 def test_empty_retained_deletes_and_is_still_delivered_live(
-    core: BrokerCore, store: MemorySessionStore
+    core: Router, store: MemorySessionStore
 ) -> None:
     core.publish(msg("t", b"old", retain=True))
     live, live_out, _ = connect(core, "live")
@@ -210,7 +211,7 @@ def test_empty_retained_deletes_and_is_still_delivered_live(
     assert late_out.publishes() == []
 
 
-def test_one_retained_message_per_topic(core: BrokerCore) -> None:
+def test_one_retained_message_per_topic(core: Router) -> None:
     core.publish(msg("t", b"1", retain=True))
     core.publish(msg("t", b"2", retain=True))
     session, outlet, _ = connect(core, "sub")
@@ -219,7 +220,7 @@ def test_one_retained_message_per_topic(core: BrokerCore) -> None:
 
 
 @pytest.mark.parametrize(("handling", "new", "sent"), [(0, False, 1), (1, False, 0), (2, True, 0)])
-def test_retain_handling(core: BrokerCore, handling: int, new: bool, sent: int) -> None:
+def test_retain_handling(core: Router, handling: int, new: bool, sent: int) -> None:
     core.publish(msg("t", b"v", retain=True))
     session, outlet, _ = connect(core, "sub", level=5)
     if not new:
@@ -232,7 +233,7 @@ def test_retain_handling(core: BrokerCore, handling: int, new: bool, sent: int) 
 # -- persistent sessions ---------------------------------------------------------------------
 
 
-def test_offline_persistent_session_queues_qos1_only(core: BrokerCore) -> None:
+def test_offline_persistent_session_queues_qos1_only(core: Router) -> None:
     session, _, _ = connect(core, "dev", clean=False, expiry=3600)
     subscribe(core, session, "cmd", qos=1)
     core.detach(session, send_will=False)
@@ -244,7 +245,7 @@ def test_offline_persistent_session_queues_qos1_only(core: BrokerCore) -> None:
     assert (publish.payload, publish.qos, publish.retain) == (b"q1", 1, False)
 
 
-def test_clean_start_discards_the_session(core: BrokerCore, store: MemorySessionStore) -> None:
+def test_clean_start_discards_the_session(core: Router, store: MemorySessionStore) -> None:
     session, _, _ = connect(core, "dev", clean=False, expiry=3600)
     subscribe(core, session, "cmd", qos=1)
     core.detach(session, send_will=False)
@@ -256,7 +257,7 @@ def test_clean_start_discards_the_session(core: BrokerCore, store: MemorySession
     assert store.load_sessions() == []
 
 
-def test_non_persistent_session_ends_with_its_connection(core: BrokerCore) -> None:
+def test_non_persistent_session_ends_with_its_connection(core: Router) -> None:
     session, _, _ = connect(core, "dev")
     subscribe(core, session, "cmd", qos=1)
     core.detach(session, send_will=False)
@@ -266,7 +267,7 @@ def test_non_persistent_session_ends_with_its_connection(core: BrokerCore) -> No
     assert not present
 
 
-def test_session_expires(core: BrokerCore, clock: Clock, store: MemorySessionStore) -> None:
+def test_session_expires(core: Router, clock: Clock, store: MemorySessionStore) -> None:
     session, _, _ = connect(core, "dev", clean=False, expiry=60)
     subscribe(core, session, "cmd", qos=1)
     core.detach(session, send_will=False)
@@ -279,7 +280,7 @@ def test_session_expires(core: BrokerCore, clock: Clock, store: MemorySessionSto
     assert store.load_sessions() == []
 
 
-def test_unacknowledged_qos1_is_resent_with_dup_on_resume(core: BrokerCore) -> None:
+def test_unacknowledged_qos1_is_resent_with_dup_on_resume(core: Router) -> None:
     session, outlet, _ = connect(core, "dev", clean=False, expiry=3600)
     subscribe(core, session, "cmd", qos=1)
     core.publish(msg("cmd", b"a", qos=1))
@@ -297,14 +298,14 @@ def test_unacknowledged_qos1_is_resent_with_dup_on_resume(core: BrokerCore) -> N
 def test_restart_restores_sessions_queues_and_retained(
     store: MemorySessionStore, clock: Clock
 ) -> None:
-    before = BrokerCore(store, clock=clock)
+    before = Router(store, clock=clock)
     session, _, _ = connect(before, "dev", clean=False, expiry=3600)
     subscribe(before, session, "cmd", qos=1)
     before.detach(session, send_will=False)
     before.publish(msg("cmd", b"queued", qos=1))
     before.publish(msg("state", b"kept", qos=1, retain=True))
 
-    after = BrokerCore(store, clock=clock)
+    after = Router(store, clock=clock)
     session, outlet, present = connect(after, "dev", clean=False, expiry=3600)
     assert present
     assert [p.payload for p in outlet.publishes()] == [b"queued"]
@@ -315,7 +316,7 @@ def test_restart_restores_sessions_queues_and_retained(
 # -- flow control ----------------------------------------------------------------------------
 
 
-def test_at_most_100_unacknowledged_qos1_in_flight(core: BrokerCore) -> None:
+def test_at_most_100_unacknowledged_qos1_in_flight(core: Router) -> None:
     session, outlet, _ = connect(core, "dev")
     subscribe(core, session, "t", qos=1)
     for n in range(150):
@@ -330,7 +331,7 @@ def test_at_most_100_unacknowledged_qos1_in_flight(core: BrokerCore) -> None:
     assert [p.payload for p in more] == [str(n).encode() for n in range(100, 110)]
 
 
-def test_client_receive_maximum_is_respected(core: BrokerCore) -> None:
+def test_client_receive_maximum_is_respected(core: Router) -> None:
     session, outlet, _ = connect(core, "dev", level=5, receive_maximum=3)
     subscribe(core, session, "t", qos=1)
     for _ in range(5):
@@ -341,7 +342,7 @@ def test_client_receive_maximum_is_respected(core: BrokerCore) -> None:
 # -- takeover and wills ----------------------------------------------------------------------
 
 
-def test_takeover_disconnects_the_old_connection_and_sends_its_will(core: BrokerCore) -> None:
+def test_takeover_disconnects_the_old_connection_and_sends_its_will(core: Router) -> None:
     watcher, watcher_out, _ = connect(core, "watcher")
     subscribe(core, watcher, "wills/dev")
     will = msg("wills/dev", b"gone", sender="dev")
@@ -354,7 +355,7 @@ def test_takeover_disconnects_the_old_connection_and_sends_its_will(core: Broker
 
 @pytest.mark.parametrize(("send_will", "expected"), [(True, [b"gone"]), (False, [])])
 def test_will_is_sent_unless_the_disconnect_was_clean(
-    core: BrokerCore, send_will: bool, expected: list[bytes]
+    core: Router, send_will: bool, expected: list[bytes]
 ) -> None:
     watcher, watcher_out, _ = connect(core, "watcher")
     subscribe(core, watcher, "wills/dev")
@@ -363,7 +364,7 @@ def test_will_is_sent_unless_the_disconnect_was_clean(
     assert [p.payload for p in watcher_out.publishes()] == expected
 
 
-def test_will_delay_and_cancellation_on_reconnect(core: BrokerCore, clock: Clock) -> None:
+def test_will_delay_and_cancellation_on_reconnect(core: Router, clock: Clock) -> None:
     watcher, watcher_out, _ = connect(core, "watcher")
     subscribe(core, watcher, "wills/dev")
     will = msg("wills/dev", b"gone", sender="dev")
@@ -387,7 +388,7 @@ def test_will_delay_and_cancellation_on_reconnect(core: BrokerCore, clock: Clock
 # -- shared subscriptions, no-local, expiry ----------------------------------------------------
 
 
-def test_shared_subscription_delivers_each_message_to_one_member(core: BrokerCore) -> None:
+def test_shared_subscription_delivers_each_message_to_one_member(core: Router) -> None:
     outlets = []
     for name in ("w1", "w2", "w3"):
         session, outlet, _ = connect(core, name)
@@ -399,7 +400,7 @@ def test_shared_subscription_delivers_each_message_to_one_member(core: BrokerCor
     assert sorted(received) == sorted(f"jobs/{n}" for n in range(30))
 
 
-def test_no_local(core: BrokerCore) -> None:
+def test_no_local(core: Router) -> None:
     session, outlet, _ = connect(core, "me", level=5)
     subscribe(core, session, "chat", no_local=True)
     core.publish(msg("chat", sender="me"))
@@ -408,7 +409,7 @@ def test_no_local(core: BrokerCore) -> None:
     assert len(outlet.publishes()) == 1
 
 
-def test_message_expiry(core: BrokerCore, clock: Clock) -> None:
+def test_message_expiry(core: Router, clock: Clock) -> None:
     session, _, _ = connect(core, "dev", level=5, clean=False, expiry=3600)
     subscribe(core, session, "t", qos=1)
     core.detach(session, send_will=False)
@@ -421,7 +422,7 @@ def test_message_expiry(core: BrokerCore, clock: Clock) -> None:
     assert publish.properties.message_expiry_interval == 60
 
 
-def test_mqtt5_properties_are_forwarded_and_stripped_for_mqtt311(core: BrokerCore) -> None:
+def test_mqtt5_properties_are_forwarded_and_stripped_for_mqtt311(core: Router) -> None:
     v5, v5_out, _ = connect(core, "v5", level=5)
     v3, v3_out, _ = connect(core, "v3", level=4)
     subscribe(core, v5, "t")
@@ -435,7 +436,7 @@ def test_mqtt5_properties_are_forwarded_and_stripped_for_mqtt311(core: BrokerCor
     assert to_v3.payload == to_v5.payload
 
 
-def test_fifty_subscriptions_per_connection(core: BrokerCore) -> None:
+def test_fifty_subscriptions_per_connection(core: Router) -> None:
     session, _, _ = connect(core, "dev", level=5)
     for n in range(50):
         assert subscribe(core, session, f"t/{n}", qos=0) == (0,)
@@ -444,7 +445,7 @@ def test_fifty_subscriptions_per_connection(core: BrokerCore) -> None:
     assert subscribe(core, session, "t/0", qos=1) == (1,)
 
 
-def test_oversized_delivery_is_dropped_for_a_small_client_maximum(core: BrokerCore) -> None:
+def test_oversized_delivery_is_dropped_for_a_small_client_maximum(core: Router) -> None:
     session, outlet, _ = connect(core, "dev", level=5)
     outlet.maximum_packet_size = 50
     subscribe(core, session, "t", qos=1)

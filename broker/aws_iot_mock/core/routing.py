@@ -1,9 +1,18 @@
 """Sessions and routing with AWS IoT Core's semantics. Pure: no event loop, no sockets.
 
 Every rule about *who receives what* lives here: the subscription index (with ``$share`` groups),
-retained messages, persistent sessions, per-session in-flight windows and queues, wills, and
-session expiry. The asyncio shell (``aws_iot_mock.server.mqtt_connection``) parses packets, runs
-timers and calls into ``BrokerCore``; the core answers through each connected session's ``Outlet``.
+retained messages, persistent sessions, per-session in-flight windows and queues, wills, session
+expiry, and what happens to messages for a client that stops reading. The MQTT connection
+(``aws_iot_mock.core.mqtt_connection``) calls into ``Router``; the router answers through each
+connected session's ``Outlet``.
+
+Flow control: an outlet that cannot take more bytes (its client stopped reading) says so with
+``can_send``. A QoS 0 message for it is dropped and counted; a QoS 1 message waits in the
+session's queue, as it would for an offline persistent session. Each session's queue holds at
+most ``session_queue_max`` messages; past that, new messages for it are dropped and counted.
+AWS documents no per-session queue size, only that queued QoS 1 messages are kept "for up to an
+hour" and that a stored-message replay runs at 10 messages per second, so the cap is a bounded,
+configurable choice of this project. Drops are reported once per episode through ``DropReport``.
 
 AWS facts applied here (``shared/reference/aws-iot-spec.md`` section 3, AWS IoT "MQTT" page):
 delivered QoS is min(publish QoS, granted QoS); only QoS 1 messages are kept for offline persistent
@@ -15,6 +24,7 @@ except a clean client DISCONNECT.
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 import time
@@ -24,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from aws_iot_mock.aws.limits import SUBSCRIPTIONS_PER_CONNECTION
+from aws_iot_mock.core.session_store import SessionStore, StoredSession
 from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Properties,
@@ -34,18 +45,50 @@ from aws_iot_mock.mqtt.codec import (
 )
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_wildcard, parse_shared
-from aws_iot_mock.state.sessions import SessionStore, StoredSession
 
-__all__ = ["BrokerCore", "Outlet", "Session", "SubscribeResult"]
+__all__ = [
+    "DEFAULT_SESSION_QUEUE_MAX",
+    "DropReason",
+    "DropReport",
+    "Outlet",
+    "Router",
+    "Session",
+    "SubscribeResult",
+]
 
 # MQTT 5 reason codes used in SUBACK / UNSUBACK (MQTT 5.0 sections 3.9.3, 3.11.3).
 SUBACK_QUOTA_EXCEEDED = 0x97
 UNSUBACK_NO_SUBSCRIPTION = 0x11
 V311_SUBACK_FAILURE = 0x80
 
+# Messages a session's queue holds at most (QoS 1 waiting for the in-flight window, a reading
+# client, or a reconnect); see the module docstring. ``limits.session_queue_max`` in the config.
+DEFAULT_SESSION_QUEUE_MAX = 10_000
+
+
+class DropReason(enum.Enum):
+    """Why the router dropped a message for one session (values are log reason names)."""
+
+    # A QoS 0 message for a client that is not reading (its outbound buffer is full).
+    CLIENT_NOT_READING = "OUTBOUND_BUFFER_FULL"
+    # Any message for a session whose queue is at ``session_queue_max``.
+    SESSION_QUEUE_FULL = "SESSION_QUEUE_FULL"
+
+
+class DropReport(Protocol):
+    """Told when a session starts and stops dropping messages (one log line each, not per drop)."""
+
+    def drops_started(self, session: Session, reason: DropReason) -> None:
+        """The first message of an episode was dropped for ``session``."""
+        ...
+
+    def drops_ended(self, session: Session, reason: DropReason, count: int) -> None:
+        """The episode is over (the client reads again, the queue has room): ``count`` dropped."""
+        ...
+
 
 class Outlet(Protocol):
-    """The sending side of a connected session, implemented by the shell."""
+    """The sending side of a connected session, implemented by the MQTT connection."""
 
     @property
     def protocol_level(self) -> int:
@@ -60,6 +103,11 @@ class Outlet(Protocol):
     @property
     def maximum_packet_size(self) -> int | None:
         """The largest packet the client accepts (MQTT 5), or None for no limit."""
+        ...
+
+    @property
+    def can_send(self) -> bool:
+        """False while the client is not reading: its outbound buffer is full."""
         ...
 
     def send(self, data: bytes) -> None:
@@ -121,6 +169,8 @@ class Session:
     on_delivery: Callable[[Message], None] | None = None
     stored: bool = False
     queue_loaded: bool = True
+    # Messages dropped in the current episode, per reason (see DropReport).
+    drops: dict[DropReason, int] = field(default_factory=dict)
     _next_packet_id: int = 1
 
     @property
@@ -144,20 +194,22 @@ class SubscribeResult:
     Attributes:
         reason_codes: one per requested filter, in order (granted QoS, or a failure code).
         retained: the subscriptions whose retained message is due; pass the result to
-            ``BrokerCore.send_retained`` after the SUBACK is on its way.
+            ``Router.send_retained`` after the SUBACK is on its way.
     """
 
     reason_codes: tuple[int, ...]
     retained: tuple[tuple[str, SubscriptionOptions], ...] = ()
 
 
-class BrokerCore:
+class Router:
     """All sessions, the subscription index and the retained store of one broker.
 
     Args:
         store: where retained messages and persistent sessions are kept.
         clock: wall-clock time in epoch seconds (tests inject their own).
         rng: chooses the member of a shared-subscription group that gets a message.
+        session_queue_max: the most messages one session's queue holds.
+        drop_report: told when sessions start and stop dropping messages.
     """
 
     def __init__(
@@ -166,10 +218,14 @@ class BrokerCore:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX,
+        drop_report: DropReport | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
+        self.session_queue_max = session_queue_max
+        self.drop_report = drop_report
         self.sessions: dict[str, Session] = {}
         self.index: SubscriptionIndex[SubscriptionOptions] = SubscriptionIndex()
         self.retained: dict[str, Message] = {m.topic: m for m in store.load_retained()}
@@ -254,6 +310,7 @@ class BrokerCore:
         outlet = session.outlet
         if outlet is None:
             return
+        self._end_drops(session, DropReason.CLIENT_NOT_READING)
         if not session.queue_loaded:
             # After a restart the store holds every queued QoS 1 message, including those
             # routed to this session since; it replaces the in-memory queue.
@@ -278,6 +335,7 @@ class BrokerCore:
         now = self.clock()
         session.outlet = None
         session.disconnected_at = now
+        self._end_drops(session, DropReason.CLIENT_NOT_READING)
         will, session.will = session.will, None
         if session.persistent:
             self.store.set_disconnected_at(session.client_id, now)
@@ -319,6 +377,8 @@ class BrokerCore:
                 self._end_session(session)
 
     def _end_session(self, session: Session) -> None:
+        for reason in list(session.drops):
+            self._end_drops(session, reason)
         self.index.remove_subscriber(session.client_id)
         self._offline.pop(session.client_id, None)
         if self.sessions.get(session.client_id) is session:
@@ -398,7 +458,7 @@ class BrokerCore:
 
     # -- publish ---------------------------------------------------------------------------
 
-    def publish(self, message: Message) -> int:
+    def publish(self, message: Message) -> int:  # noqa: PLR0912 (one pass over the targets)
         """Route ``message`` (already validated and authorized) to every matching session.
 
         A retained message replaces the topic's retained message first (an empty payload deletes
@@ -432,6 +492,11 @@ class BrokerCore:
             # reconnected client's permissions) for an offline one.
             check = session.receive_check
             if session.outlet is not None and check is not None and not check(message.topic):
+                continue
+            if len(session.queue) >= self.session_queue_max:
+                # Anything for this session would wait behind a full queue: drop it here,
+                # before it is written to the store.
+                self._dropped(session, DropReason.SESSION_QUEUE_FULL)
                 continue
             pending = _Pending(message, qos, keep_retain)
             deliveries.append((session, pending))
@@ -500,6 +565,9 @@ class BrokerCore:
         """Deliver one message to one session outside ``publish`` (retained on subscribe)."""
         if session.receive_check is not None and not session.receive_check(message.topic):
             return
+        if len(session.queue) >= self.session_queue_max:
+            self._dropped(session, DropReason.SESSION_QUEUE_FULL)
+            return
         pending = _Pending(message, qos, retain)
         if qos == 1 and session.persistent:
             pending.row_id = self.store.enqueue_many([(session.client_id, message)])[0]
@@ -513,9 +581,12 @@ class BrokerCore:
             session.queue.append(pending)
             return
         if pending.qos == 0:
-            self._transmit(session, outlet, pending, None, cache)
+            if outlet.can_send:
+                self._transmit(session, outlet, pending, None, cache)
+            else:
+                self._dropped(session, DropReason.CLIENT_NOT_READING)
             return
-        if session.queue or len(session.inflight) >= outlet.receive_maximum:
+        if session.queue or len(session.inflight) >= outlet.receive_maximum or not outlet.can_send:
             session.queue.append(pending)  # keep QoS 1 order behind what is already waiting
             return
         packet_id = session.allocate_packet_id()
@@ -541,7 +612,7 @@ class BrokerCore:
         if outlet is None:
             return
         check = session.receive_check
-        while session.queue and len(session.inflight) < outlet.receive_maximum:
+        while session.queue and len(session.inflight) < outlet.receive_maximum and outlet.can_send:
             pending = session.queue.popleft()
             denied = check is not None and not check(pending.message.topic)
             if denied or self._expired(pending.message):
@@ -554,6 +625,19 @@ class BrokerCore:
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = pending
             self._transmit(session, outlet, pending, packet_id)
+        if len(session.queue) < self.session_queue_max:
+            self._end_drops(session, DropReason.SESSION_QUEUE_FULL)
+
+    def _dropped(self, session: Session, reason: DropReason) -> None:
+        count = session.drops.get(reason, 0)
+        session.drops[reason] = count + 1
+        if count == 0 and self.drop_report is not None:
+            self.drop_report.drops_started(session, reason)
+
+    def _end_drops(self, session: Session, reason: DropReason) -> None:
+        count = session.drops.pop(reason, 0)
+        if count and self.drop_report is not None:
+            self.drop_report.drops_ended(session, reason, count)
 
     def _expired(self, message: Message) -> bool:
         return message.expires_at is not None and message.expires_at <= self.clock()

@@ -1,0 +1,235 @@
+"""The device core: what every door talks to, and the only thing doors talk to. Pure.
+
+A door (MQTT over TLS on 8883, the 443 multiplexer, HTTPS, MQTT over WebSocket) authenticates a
+principal and then uses this narrow interface:
+
+- ``open_mqtt_connection(principal, facts, wake)``: an MQTT client over any byte stream; the door
+  moves bytes between its transport and the returned ``MqttConnection``;
+- ``publish(publisher, request)``: one publish that is not MQTT (HTTPS ``POST /topics``), through
+  the same ingress as MQTT's;
+- ``tick()``: once a second, from the shell's timer.
+
+Built-in services (``register_service``) are in-process clients: they see the publishes on their
+request topics after the ingress and answer through ``publish_as_service``. Nothing here opens a
+socket, starts a task or reads the time except through the injected clocks, so the whole MQTT
+behaviour can be driven in memory (``tests/mqtt_pair.py``), and a later step can run the doors in
+other processes in front of one core (``docs/scale-out.md``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aws_iot_mock.aws.limits import SESSION_EXPIRY_DEFAULT_MAX
+from aws_iot_mock.core.ingress import Publisher, PublishIngress, PublishRefusal, PublishRequest
+from aws_iot_mock.core.mqtt_connection import MqttConnection
+from aws_iot_mock.core.permissions import PermissionsProvider
+from aws_iot_mock.core.principal import Principal
+from aws_iot_mock.core.routing import DEFAULT_SESSION_QUEUE_MAX, DropReason, Router, Session
+from aws_iot_mock.core.services import BuiltInService, ServiceTable
+from aws_iot_mock.core.session_store import SessionStore
+from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, Reason, event_failure
+from aws_iot_mock.mqtt.message import Message
+
+__all__ = ["DEFAULT_OUTBOUND_BUFFER_BYTES", "CoreSettings", "DeviceCore"]
+
+# Bytes that may wait for one client before it counts as not reading: a QoS 0 message for it is
+# then dropped, a QoS 1 one waits in its session's queue. AWS documents no such buffer; 1 MiB
+# holds eight maximum-size (128 KiB) messages. ``limits.outbound_buffer_bytes`` in the config.
+DEFAULT_OUTBOUND_BUFFER_BYTES = 1024 * 1024
+# AWS resets a client ID's lifecycle versionNumber "to 0" after it has been disconnected for
+# about an hour (life-cycle-events); the counters of long-gone clients are dropped then.
+_VERSION_NUMBER_MEMORY = 3600.0
+
+Emit = Callable[[Mapping[str, object]], None]
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """Settings of the device core (from the configuration).
+
+    Attributes:
+        account_id: the 12-digit account, for log records.
+        connect_timeout: seconds after a door hands over a connection within which the MQTT
+            CONNECT must arrive.
+        keep_alive_time_scale: real seconds per keep-alive second (tests shrink it).
+        session_expiry_cap: the longest session granted (AWS: 1 hour by default, 7 days max).
+        connack_on_deny: answer a denied MQTT 3.1.1 CONNECT/SUBSCRIBE instead of closing.
+        outbound_buffer_bytes: bytes that may wait for one client before it counts as not
+            reading.
+        session_queue_max: the most messages one session's queue holds.
+    """
+
+    account_id: str
+    connect_timeout: float = 10.0
+    keep_alive_time_scale: float = 1.0
+    session_expiry_cap: int = SESSION_EXPIRY_DEFAULT_MAX
+    connack_on_deny: bool = False
+    outbound_buffer_bytes: int = DEFAULT_OUTBOUND_BUFFER_BYTES
+    session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX
+
+
+class DeviceCore:
+    """Sessions, routing, the ingress, built-in services and live MQTT connections.
+
+    Args:
+        store: where retained messages and persistent sessions are kept.
+        settings: the core's settings.
+        emit: writes an AWSIotLogsV2 record.
+        permissions: builds each principal's permissions; None turns authorization off (only
+            for tests of the MQTT layer alone).
+        log_successes: whether INFO records are built (False below level INFO).
+        clock: wall-clock epoch seconds.
+        monotonic: the clock of deadlines (the door's timers use the same one).
+        rng: chooses shared-subscription members.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        settings: CoreSettings,
+        emit: Emit,
+        permissions: PermissionsProvider | None,
+        log_successes: bool = True,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.emit = emit
+        self.permissions = permissions
+        self.clock = clock
+        self.monotonic = monotonic
+        self.router = Router(
+            store,
+            clock=clock,
+            rng=rng,
+            session_queue_max=settings.session_queue_max,
+            drop_report=self,
+        )
+        self.services = ServiceTable()
+        self.ingress = PublishIngress(
+            self.router, self.services, emit=emit, log_successes=log_successes, clock=clock
+        )
+        self.connections: set[MqttConnection] = set()
+        # Called after tick() noticed a registry change (the TLS door re-reads registered CAs).
+        self.registry_listeners: list[Callable[[], None]] = []
+        # AWS: versionNumber is "monotonically increasing ... for each client ID connection".
+        # client ID -> (last number, when its last connection ended or None while connected).
+        self._version_numbers: dict[str, tuple[int, float | None]] = {}
+
+    # -- the door interface ----------------------------------------------------------------
+
+    def open_mqtt_connection(
+        self, principal: Principal, facts: ConnectionFacts, *, wake: Callable[[], None]
+    ) -> MqttConnection:
+        """A new MQTT connection for an authenticated ``principal`` (CONNECT still to come)."""
+        return MqttConnection(self, principal, facts, wake=wake)
+
+    def publish(self, publisher: Publisher, request: PublishRequest) -> PublishRefusal | None:
+        """One publish through the ingress (see ``PublishIngress.publish``).
+
+        When it returns None the message is routed and stored, and its service has answered.
+        """
+        return self.ingress.publish(publisher, request)
+
+    def tick(self) -> None:
+        """Once a second: due wills, expired sessions, forgotten clients, registry changes."""
+        self.router.tick()
+        self._forget_version_numbers()
+        if self.permissions is not None and self.permissions.changed():
+            # The registry was written (CLI, API, another process): re-read every live
+            # connection's status and policies.
+            for connection in list(self.connections):
+                connection.refresh_permissions()
+            for listener in self.registry_listeners:
+                listener()
+
+    def shutdown(self) -> None:
+        """Say goodbye to every MQTT connection (MQTT 5: DISCONNECT 0x8B)."""
+        for connection in list(self.connections):
+            connection.shutdown()
+
+    # -- built-in services -----------------------------------------------------------------
+
+    def register_service(self, service: BuiltInService) -> None:
+        """Give ``service`` the publishes on its request topics."""
+        self.services.register(service)
+
+    def publish_as_service(self, topic: str, payload: bytes) -> None:
+        """Route a broker-made message (service answers, lifecycle events) at QoS 1."""
+        self.router.publish(Message(topic, payload, qos=1, sender=None, published_at=self.clock()))
+
+    # Lifecycle events are broker-made messages too.
+    publish_event = publish_as_service
+
+    # -- called by MQTT connections --------------------------------------------------------
+
+    def connection_opened(self, connection: MqttConnection) -> None:
+        """A CONNECT was accepted."""
+        self.connections.add(connection)
+
+    def connection_closed(self, connection: MqttConnection) -> None:
+        """The connection's transport is gone."""
+        self.connections.discard(connection)
+
+    def now_ms(self) -> int:
+        """Wall-clock epoch milliseconds (lifecycle event timestamps)."""
+        return int(self.clock() * 1000)
+
+    def next_version_number(self, client_id: str) -> int:
+        """The lifecycle ``versionNumber`` for a new connection of ``client_id``."""
+        previous = self._version_numbers.get(client_id)
+        number = 0 if previous is None else previous[0] + 1
+        self._version_numbers[client_id] = (number, None)
+        return number
+
+    def note_disconnect(self, client_id: str) -> None:
+        """``client_id``'s connection ended (its version number is kept for an hour)."""
+        entry = self._version_numbers.get(client_id)
+        if entry is not None:
+            self._version_numbers[client_id] = (entry[0], self.clock())
+
+    def _forget_version_numbers(self) -> None:
+        cutoff = self.clock() - _VERSION_NUMBER_MEMORY
+        stale = [
+            client_id
+            for client_id, (_, ended) in self._version_numbers.items()
+            if ended is not None and ended < cutoff
+        ]
+        for client_id in stale:
+            del self._version_numbers[client_id]
+
+    # -- DropReport (called by the router) -------------------------------------------------
+
+    def drops_started(self, session: Session, reason: DropReason) -> None:
+        """Log the start of a drop episode (one line, not one per message)."""
+        if reason is DropReason.CLIENT_NOT_READING:
+            details = (
+                "The client is not reading: its outbound buffer is full; QoS 0 messages to it "
+                "are dropped (QoS 1 ones wait) until it reads again"
+            )
+        else:
+            details = (
+                f"The session's queue holds {self.settings.session_queue_max} messages; "
+                "messages to it are dropped until it has room"
+            )
+        self._log_drops(session, reason, details)
+
+    def drops_ended(self, session: Session, reason: DropReason, count: int) -> None:
+        """Log the end of a drop episode with its count."""
+        self._log_drops(session, reason, f"{count} message(s) to this client were dropped")
+
+    def _log_drops(self, session: Session, reason: DropReason, details: str) -> None:
+        outlet = session.outlet
+        if isinstance(outlet, MqttConnection):
+            facts = outlet.facts
+        else:
+            facts = ConnectionFacts(
+                self.settings.account_id, source_ip="", source_port=0, client_id=session.client_id
+            )
+        self.emit(event_failure(EventType.PUBLISH_OUT, Reason[reason.value], details, facts))

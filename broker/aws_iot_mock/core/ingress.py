@@ -1,0 +1,269 @@
+"""The one way in for "a principal publishes X": MQTT, HTTPS, WebSocket and services alike. Pure.
+
+Every publish, whichever door it came through, passes the same checks in the same order and is
+logged the same way, so a message that AWS refuses over MQTT is refused here over HTTPS too:
+
+1. QoS: AWS IoT supports QoS 0 and 1 ("When QoS level 2 is requested, the message broker doesn't
+   send a PUBACK or SUBACK", https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html).
+2. Payload size: "The payload for every publish request is limited to 128 KB" (AWS IoT Core
+   quotas, https://docs.aws.amazon.com/general/latest/gr/iot-core.html).
+3. The topic: a valid topic name (256 bytes, 7 slashes, no wildcards) that is not a reserved
+   topic a client may not publish to, and no RETAIN on a ``$`` topic.
+4. The publisher's policies: ``iot:Publish``, plus ``iot:RetainPublish`` with RETAIN.
+5. MQTT 5 Payload Format Indicator: 1 (UTF-8) on a payload that is not UTF-8 is refused.
+
+An accepted message is logged (``Publish-In``) before it is routed, so that the log reads cause
+before effect; it is routed (and stored, for persistent sessions and RETAIN); the publisher is
+acknowledged; then the built-in service whose request topic it is, if any, answers it (so an
+MQTT client reads its PUBACK before the service's ``/accepted``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aws_iot_mock.aws.limits import PAYLOAD_MAX_BYTES, clamp_message_expiry
+from aws_iot_mock.core.permissions import PUBLISH, RETAIN_PUBLISH, Permissions
+from aws_iot_mock.core.routing import Router
+from aws_iot_mock.core.services import ServiceRequest, ServiceTable
+from aws_iot_mock.logs.cloudwatch import (
+    ConnectionFacts,
+    EventType,
+    Reason,
+    event_failure,
+    event_success,
+)
+from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties
+from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.mqtt.topics import reserved_topic_problem, validate_topic_name
+
+__all__ = ["PublishIngress", "PublishRefusal", "PublishRequest", "Publisher"]
+
+# Verdicts on topic names are pure functions of (topic, retain); devices publish to a handful of
+# topics again and again. Bounded: a publisher cycling through many topics starts the cache over.
+_TOPIC_VERDICT_CACHE = 4096
+
+Emit = Callable[[Mapping[str, object]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    """Who publishes, as far as the ingress needs to know.
+
+    Attributes:
+        facts: the publisher's connection facts, for its log records.
+        permissions: its policies; None for the broker's own services (trusted).
+        client_id: the MQTT client ID (MQTT 5 No Local compares it), None over HTTPS.
+    """
+
+    facts: ConnectionFacts
+    permissions: Permissions | None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One publish as a door received it (MQTT PUBLISH, HTTPS ``POST /topics/{topic}``).
+
+    Attributes:
+        topic: the topic name (MQTT 5 topic aliases already resolved by the door).
+        payload: the payload.
+        qos: the requested QoS.
+        retain: the RETAIN flag.
+        properties: MQTT 5 properties (from the PUBLISH, or the HTTPS request's parameters and
+            ``x-amz-mqtt5-*`` headers); only the forwardable ones reach subscribers, and the
+            Message Expiry Interval becomes a deadline.
+    """
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRefusal:
+    """Why a publish was refused: the reason (its log name) and a sentence for the log."""
+
+    reason: Reason
+    details: str
+
+
+_TopicVerdict = PublishRefusal | None
+
+
+class PublishIngress:
+    """Checks, logs, routes and dispatches publishes.
+
+    Args:
+        router: the sessions and subscriptions.
+        services: the built-in services, by request topic.
+        emit: writes an AWSIotLogsV2 record.
+        log_successes: whether INFO records are built at all (False below level INFO).
+        clock: wall-clock epoch seconds (message timestamps and expiry deadlines).
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        services: ServiceTable,
+        *,
+        emit: Emit,
+        log_successes: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._router = router
+        self._services = services
+        self._emit = emit
+        self.log_successes = log_successes
+        self._clock = clock
+        self._topic_verdicts: dict[tuple[str, bool], _TopicVerdict] = {}
+
+    def publish(
+        self,
+        publisher: Publisher,
+        request: PublishRequest,
+        acknowledge: Callable[[], None] | None = None,
+    ) -> PublishRefusal | None:
+        """Check, log, route and dispatch one publish.
+
+        Args:
+            publisher: who publishes.
+            request: what.
+            acknowledge: called once the message is routed and stored, before a built-in
+                service answers it (the MQTT door sends the PUBACK from here).
+
+        Returns:
+            None when it was accepted (routed, stored where needed, and answered by its service),
+            else the refusal, already logged as a ``Publish-In`` failure. What the publisher is
+            told (PUBACK code, disconnect, HTTP status) is the door's decision.
+        """
+        refusal = self._check(publisher, request)
+        if refusal is not None:
+            self._emit(
+                event_failure(
+                    EventType.PUBLISH_IN,
+                    refusal.reason,
+                    refusal.details,
+                    publisher.facts,
+                    topic_name=request.topic,
+                )
+            )
+            return refusal
+        if self.log_successes:
+            self._emit(
+                event_success(
+                    EventType.PUBLISH_IN,
+                    publisher.facts,
+                    topic_name=request.topic,
+                    retain=request.retain,
+                )
+            )
+        self._router.publish(build_message(request, publisher.client_id, self._clock()))
+        if acknowledge is not None:
+            acknowledge()
+        if request.topic.startswith("$aws/"):
+            self._services.dispatch(
+                ServiceRequest(request.topic, request.payload, publisher.facts, publisher.client_id)
+            )
+        return None
+
+    def _check(self, publisher: Publisher, request: PublishRequest) -> PublishRefusal | None:
+        topic = request.topic
+        if request.qos > 1:
+            return PublishRefusal(
+                Reason.QOS_NOT_SUPPORTED, "QoS 2 PUBLISH: not acknowledged and not delivered"
+            )
+        if len(request.payload) > PAYLOAD_MAX_BYTES:
+            return PublishRefusal(
+                Reason.PAYLOAD_LIMIT_EXCEEDED,
+                "Message payload exceeds size limit for message type.",
+            )
+        verdict = self._topic_verdict(topic, request.retain)
+        if verdict is not None:
+            return verdict
+        permissions = publisher.permissions
+        if permissions is not None:
+            decision = permissions.check(PUBLISH, "topic", topic)
+            if decision.allowed and request.retain:
+                # AWS: publishing with RETAIN needs iot:RetainPublish on top of iot:Publish.
+                decision = permissions.check(RETAIN_PUBLISH, "topic", topic)
+            if not decision.allowed:
+                return PublishRefusal(
+                    Reason.AUTHORIZATION_FAILURE, f"Authorization Failure: {decision.details}"
+                )
+        if request.properties.payload_format_indicator == 1 and not _is_utf8(request.payload):
+            return PublishRefusal(
+                Reason.PAYLOAD_FORMAT_INVALID,
+                "Payload Format Indicator says UTF-8 but the payload is not valid UTF-8",
+            )
+        return None
+
+    def _topic_verdict(self, topic: str, retain: bool) -> _TopicVerdict:
+        key = (topic, retain)
+        verdicts = self._topic_verdicts
+        if key in verdicts:
+            return verdicts[key]
+        verdict: _TopicVerdict = None
+        name_problem = validate_topic_name(topic)
+        if name_problem is not None:
+            verdict = PublishRefusal(Reason.TOPIC_INVALID, name_problem.reason)
+        else:
+            reserved = reserved_topic_problem(topic, retain=retain)
+            if reserved is not None:
+                verdict = PublishRefusal(Reason.RESERVED_TOPIC, reserved.reason)
+        if len(verdicts) >= _TOPIC_VERDICT_CACHE:
+            verdicts.clear()
+        verdicts[key] = verdict
+        return verdict
+
+
+def build_message(request: PublishRequest, sender: str | None, now: float) -> Message:
+    """Build the routed ``Message`` of a publish (also used for MQTT wills).
+
+    Only the properties the broker forwards are kept; a Message Expiry Interval becomes
+    ``expires_at``, clamped as AWS clamps it (1 s to 7 days).
+    """
+    properties = request.properties
+    if properties is EMPTY_PROPERTIES:  # every MQTT 3.1.1 publish: nothing to copy
+        return Message(
+            request.topic,
+            request.payload,
+            request.qos,
+            request.retain,
+            EMPTY_PROPERTIES,
+            None,
+            sender,
+            now,
+        )
+    expires_at = None
+    if properties.message_expiry_interval is not None:
+        expires_at = now + clamp_message_expiry(properties.message_expiry_interval)
+    forwarded = Properties(
+        payload_format_indicator=properties.payload_format_indicator,
+        content_type=properties.content_type,
+        response_topic=properties.response_topic,
+        correlation_data=properties.correlation_data,
+        user_properties=properties.user_properties,
+    )
+    return Message(
+        topic=request.topic,
+        payload=request.payload,
+        qos=request.qos,
+        retain=request.retain,
+        properties=forwarded,
+        expires_at=expires_at,
+        sender=sender,
+        published_at=now,
+    )
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

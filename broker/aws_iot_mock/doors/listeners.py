@@ -1,0 +1,136 @@
+"""Binding the configured listeners, with errors that name the listener and the fix.
+
+A listener that cannot bind stops ``serve`` with one line that says which door, which address,
+why, and what to do, unless the configuration marks it optional (the default 443 listener: a
+non-root user cannot bind it); then the broker serves the other doors and reports why this one
+is off and how to get it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_iot_mock.config import DOOR_FLAGS, ListenerConfig
+from aws_iot_mock.errors import BrokerError
+
+__all__ = ["BoundListener", "ListenerBindError", "bind_listener", "door_flag"]
+
+# Ports below this need privileges on Linux (net.ipv4.ip_unprivileged_port_start's default).
+_PRIVILEGED_BELOW = 1024
+
+
+class ListenerBindError(BrokerError):
+    """A listener could not bind; the message names the door, the address, why and the fix."""
+
+
+@dataclass(frozen=True)
+class BoundListener:
+    """A configured listener after start: its bound port, or why it is off.
+
+    Attributes:
+        door: the listener's door.
+        host: the configured bind address.
+        port: the port actually bound (the one port 0 picked), or None when off.
+        off_reason: why an optional listener is off and how to get it; None when bound.
+    """
+
+    door: str
+    host: str
+    port: int | None
+    off_reason: str | None = None
+
+
+def door_flag(door: str) -> str:
+    """The ``serve`` flag that sets ``door``'s port."""
+    return DOOR_FLAGS.get(door, f"--{door}-port")
+
+
+async def bind_listener(
+    listener: ListenerConfig, protocol_factory: Callable[[], asyncio.Protocol]
+) -> tuple[asyncio.Server | None, BoundListener]:
+    """Bind ``listener``.
+
+    Returns:
+        The server and what was bound; ``(None, off)`` for an optional listener that could not
+        bind.
+
+    Raises:
+        ListenerBindError: a required listener could not bind.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            protocol_factory, host=listener.host, port=listener.port, reuse_address=True
+        )
+    except OSError as exc:
+        why = bind_failure(listener, exc)
+        if listener.optional:
+            return None, BoundListener(listener.door, listener.host, None, why)
+        raise ListenerBindError(why) from None
+    sockets = server.sockets
+    port = int(sockets[0].getsockname()[1]) if sockets else listener.port
+    return server, BoundListener(listener.door, listener.host, port)
+
+
+def bind_failure(listener: ListenerConfig, exc: OSError) -> str:
+    """One line: which listener, why it could not bind, and the fix."""
+    flag = door_flag(listener.door)
+    where = f"the {listener.door} listener ({listener.host}:{listener.port})"
+    other = f"choose another port with {flag} N ({flag} 0 picks a free one, {flag} off disables it)"
+    if exc.errno in (errno.EACCES, errno.EPERM) and listener.port < _PRIVILEGED_BELOW:
+        return (
+            f"{where}: permission denied: ports below {_PRIVILEGED_BELOW} need privileges. Run "
+            "as root, or `sudo setcap cap_net_bind_service=+ep "
+            f"{os.path.realpath(sys.executable)}`, or `sudo sysctl "
+            f"net.ipv4.ip_unprivileged_port_start={listener.port}`, or {other}"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        holder = _port_holder(listener.port)
+        held = f" (held by {holder})" if holder else ""
+        return f"{where}: address already in use{held}; stop it, or {other}"
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"{where}: {exc.strerror or exc}: not an address of this machine; check host"
+    return f"{where}: {exc.strerror or exc}; {other}"
+
+
+def _port_holder(port: int) -> str | None:
+    """Best effort: "pid N (command)" of the process listening on TCP ``port``, from /proc."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is "HEXIP:HEXPORT"; state 0A is LISTEN.
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except OSError:
+            continue
+        if links & wanted:
+            try:
+                command = (proc / "comm").read_text(encoding="utf-8").strip()
+            except OSError:
+                command = "?"
+            return f"pid {proc.name} ({command})"
+    return None
