@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/default.yaml
 ARGS   ?=
 
-.PHONY: run test lint certs bench docker clean bytecode
+.PHONY: run test lint certs bench stress docker clean bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ test: $(STAMP)
 
 ## lint: ruff (format and rules) and mypy --strict
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check broker tests
-	$(VENV)/bin/ruff check broker tests
+	$(VENV)/bin/ruff format --check broker tests bench stress
+	$(VENV)/bin/ruff check broker tests bench stress
 	$(VENV)/bin/mypy
 
 ## certs: create the local root CA, server certificates and the demo device (idempotent)
@@ -43,6 +43,12 @@ QUICK ?=
 bench: $(STAMP) bytecode
 	sh bench/ensure-deps.sh $(PY)
 	$(PY) -m bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+## stress: hostile clients and a flaky machine against ours (Mosquitto beside it); fails on a miss
+STRESS ?=
+stress: $(STAMP) bytecode
+	sh bench/ensure-deps.sh $(PY)
+	$(PY) -m stress.run $(STRESS)
 
 ## docker: build the image (needs a Docker engine; none runs on our CI machines)
 docker:

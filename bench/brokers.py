@@ -3,10 +3,10 @@
 All three listen on 127.0.0.1 with TLS 1.2 only, the single cipher ECDHE-ECDSA-AES128-GCM-SHA256,
 our ECDSA server certificate, and a required client certificate signed by our root CA.
 
-* ours: ``python -m aws_iot_mock serve`` with ``bench/ours.yaml`` (log level ERROR, nothing on stdout),
-  normal authorization: the device certificate has a policy allowing ``bench-*`` client IDs and
-  ``bench/*`` topics. Its TLS policy IoTSecurityPolicy_TLS12_1_2_2022_10 offers more ciphers;
-  the clients offer only the bench's one.
+* ours: ``python -m aws_iot_mock serve`` with ``bench/ours.yaml`` (log level ERROR, nothing on
+  stdout), normal authorization: the device certificate has a policy allowing ``bench-*`` client
+  IDs and ``bench/*`` topics. Its TLS policy IoTSecurityPolicy_TLS12_1_2_2022_10 offers more
+  ciphers; the clients offer only the bench's one.
 * mosquitto: a generated config (see :func:`mosquitto_config`).
 * amqtt: ``bench/amqtt_server.py`` (see there for what amqtt lets us configure).
 """
@@ -166,8 +166,15 @@ def mosquitto_binary() -> str:
     return found
 
 
-def mosquitto_config(pki: Pki, port: int, *, as_root: bool) -> str:
-    """Mosquitto with the bench's TLS settings, 100 inflight, queues that never drop."""
+def mosquitto_config(
+    pki: Pki, port: int, *, as_root: bool, max_queued_messages: int = 10_000_000
+) -> str:
+    """Mosquitto with the bench's TLS settings, 100 inflight, queues that never drop.
+
+    ``max_queued_messages``: the bench's default is far above any run's message count, so that
+    nothing is dropped (0 would mean unlimited); the stress scenarios pass Mosquitto's own
+    default (1000), as a user running it out of the box has it.
+    """
     lines = [
         f"listener {port} 127.0.0.1",
         f"cafile {pki.ca}",
@@ -179,8 +186,7 @@ def mosquitto_config(pki: Pki, port: int, *, as_root: bool) -> str:
         "allow_anonymous true",
         "persistence false",
         "max_inflight_messages 100",
-        # Far above any run's message count, so nothing is dropped (0 would mean unlimited).
-        "max_queued_messages 10000000",
+        f"max_queued_messages {max_queued_messages}",
         "max_queued_bytes 0",
         "log_dest stderr",
         "log_type error",
@@ -213,9 +219,19 @@ class RunningBroker:
 
 
 def launch(
-    kind: str, pki: Pki, workdir: Path, python: str, *, port: int, tag: str
+    kind: str,
+    pki: Pki,
+    workdir: Path,
+    python: str,
+    *,
+    port: int,
+    tag: str,
+    mosquitto_queue: int = 10_000_000,
 ) -> RunningBroker:
-    """Start one broker process (not waiting for it to be ready)."""
+    """Start one broker process (not waiting for it to be ready).
+
+    ``mosquitto_queue`` is Mosquitto's ``max_queued_messages`` (see ``mosquitto_config``).
+    """
     log = workdir / f"{kind}-{tag}.log"
     if kind == "ours":
         state = workdir / f"state-{tag}"
@@ -238,7 +254,11 @@ def launch(
         ]
     elif kind == "mosquitto":
         config = workdir / f"mosquitto-{tag}.conf"
-        config.write_text(mosquitto_config(pki, port, as_root=os.geteuid() == 0))
+        config.write_text(
+            mosquitto_config(
+                pki, port, as_root=os.geteuid() == 0, max_queued_messages=mosquitto_queue
+            )
+        )
         argv = [mosquitto_binary(), "-c", str(config)]
     elif kind == "amqtt":
         argv = [

@@ -142,9 +142,12 @@ def make_config(tmp_path: Path, **tls: object) -> Config:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``transport``: MQTT tests run in memory through the device core; a socket twin per
-    behaviour family (``@pytest.mark.socket_twin``) runs over TLS too, and a test about TLS or
-    TCP itself (``@pytest.mark.tls_only``) runs over TLS only."""
+    """Parametrize ``transport``: in memory, over TLS, or both.
+
+    MQTT tests run in memory through the device core; a socket twin per behaviour family
+    (``@pytest.mark.socket_twin``) runs over TLS too, and a test about TLS or TCP itself
+    (``@pytest.mark.tls_only``) runs over TLS only.
+    """
     if "transport" not in metafunc.fixturenames:
         return
     if metafunc.definition.get_closest_marker("tls_only"):

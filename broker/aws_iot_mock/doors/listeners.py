@@ -124,13 +124,20 @@ def _port_holder(port: int) -> str | None:
         if not proc.name.isdigit():
             continue
         try:
-            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+            descriptors = list((proc / "fd").iterdir())
         except OSError:
             continue
-        if links & wanted:
+        if any(_link(fd) in wanted for fd in descriptors):
             try:
                 command = (proc / "comm").read_text(encoding="utf-8").strip()
             except OSError:
                 command = "?"
             return f"pid {proc.name} ({command})"
     return None
+
+
+def _link(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile, or not ours to read
+        return None

@@ -63,8 +63,8 @@ __all__ = [
 logger = logging.getLogger("aws_iot_mock.door")
 
 # Plaintext handed to a handler per event-loop turn; a flooding client then yields to the others
-# (a TLS record carries at most 16 KiB, so this is four full records).
-READ_BUDGET = 64 * 1024
+# (one full TLS record).
+READ_BUDGET = 16 * 1024
 # Seconds a refused connection is kept open, reading, so the client reads the alert (not a reset).
 REFUSAL_LINGER = 2.0
 
