@@ -18,8 +18,6 @@ https://docs.aws.amazon.com/iot/latest/developerguide/iot-jobs-lifecycle.html ([
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -27,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from aws_iot_mock.aws.api_errors import AwsApiError
+from aws_iot_mock.aws.api_pages import page
 from aws_iot_mock.aws.jobs.effects import Outcome, settle
 from aws_iot_mock.aws.jobs.model import (
     JOB_DOCUMENT_MAX,
@@ -79,8 +78,6 @@ _TARGET_ARN: Final = re.compile(
 _DESCRIPTION_MAX: Final = 2028
 # "reasonCode ... Maximum length of 128. Pattern: [\p{Upper}\p{Digit}_]+" (API_CancelJob).
 _REASON_CODE: Final = re.compile(r"[A-Z0-9_]{1,128}")
-# "maxResults ... Valid Range: Minimum value of 1. Maximum value of 250." (API_ListJobs).
-_MAX_RESULTS: Final = 250
 # Members CreateJob accepts and DescribeJob echoes, but that the emulator does not act on: roll
 # out all at once, never abort, never retry, never presign (see docs/jobs-reference.md).
 _STORED_MEMBERS: Final = (
@@ -95,18 +92,8 @@ _STORED_MEMBERS: Final = (
     "destinationPackageVersions",
     "tags",
 )
-# Which of them DescribeJob's Job shape has (botocore iot ``Job``).
-_ECHOED_MEMBERS: Final = (
-    "presignedUrlConfig",
-    "jobExecutionsRolloutConfig",
-    "abortConfig",
-    "jobExecutionsRetryConfig",
-    "namespaceId",
-    "jobTemplateArn",
-    "documentParameters",
-    "schedulingConfig",
-    "destinationPackageVersions",
-)
+# Which of them DescribeJob's Job shape has (botocore iot ``Job``): all but the tags.
+_ECHOED_MEMBERS: Final = tuple(name for name in _STORED_MEMBERS if name != "tags")
 
 
 def create_job(
@@ -283,9 +270,9 @@ def list_jobs(
             or any(t.endswith(f":thinggroup/{thing_group_name}") for t in job.targets)
         )
     ]
-    page, token = _page(jobs, max_results, next_token)
+    items_page, token = page(jobs, max_results, next_token)
     summaries = []
-    for job in page:
+    for job in items_page:
         summary: dict[str, Any] = {
             "jobArn": job.job_arn,
             "jobId": job.job_id,
@@ -422,11 +409,11 @@ def list_job_executions_for_job(
     """
     job = _job(state, job_id)
     executions = _filter_status(state.executions_of_job(job_id), status)
-    page, token = _page(executions, max_results, next_token)
+    items_page, token = page(executions, max_results, next_token)
     prefix = arn_prefix(job.job_arn)
     items = [
         {"thingArn": f"{prefix}thing/{e.thing_name}", "jobExecutionSummary": _summary(e)}
-        for e in page
+        for e in items_page
     ]
     return _with_token({"executionSummaries": items}, token)
 
@@ -454,8 +441,8 @@ def list_job_executions_for_thing(
         for e in _filter_status(state.executions_of_thing(thing_name), status)
         if job_id is None or e.job_id == job_id
     ]
-    page, token = _page(executions, max_results, next_token)
-    items = [{"jobId": e.job_id, "jobExecutionSummary": _summary(e)} for e in page]
+    items_page, token = page(executions, max_results, next_token)
+    items = [{"jobId": e.job_id, "jobExecutionSummary": _summary(e)} for e in items_page]
     return _with_token({"executionSummaries": items}, token)
 
 
@@ -871,27 +858,6 @@ def _resolve_targets(
                 )
             things.update(dict.fromkeys(sorted(members)))
     return list(things)
-
-
-def _page(
-    items: Sequence[Any], max_results: int | None, next_token: str | None
-) -> tuple[Sequence[Any], str | None]:
-    """One page of ``items`` and the token of the next (the offset, opaque to clients)."""
-    if max_results is None:
-        max_results = _MAX_RESULTS
-    if isinstance(max_results, bool) or not isinstance(max_results, int):
-        raise AwsApiError("InvalidRequestException", "maxResults must be an integer")
-    if not 1 <= max_results <= _MAX_RESULTS:
-        raise AwsApiError("InvalidRequestException", f"maxResults must be 1-{_MAX_RESULTS}")
-    start = 0
-    if next_token is not None:
-        try:
-            start = int(base64.urlsafe_b64decode(next_token.encode()).decode())
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise AwsApiError("InvalidRequestException", "Invalid nextToken") from None
-    end = start + max_results
-    token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
-    return items[start:end], token
 
 
 def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:

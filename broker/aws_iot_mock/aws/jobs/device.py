@@ -726,24 +726,18 @@ def _https_execution(
 
 def _query_int(query: Mapping[str, str], name: str) -> int | None:
     text = query.get(name)
-    if text is None:
-        return None
-    try:
+    value: object = text
+    if text is not None and text.lstrip("-").isdigit():
         value = int(text)
-    except ValueError:
-        raise JobsRequestError(RejectedCode.INVALID_REQUEST, f"{name} must be an integer") from None
-    if value < 1:
-        raise JobsRequestError(RejectedCode.INVALID_REQUEST, f"{name} must be at least 1")
-    return value
+    return _optional_int({name: value}, name, minimum=1)
 
 
 def _query_bool(query: Mapping[str, str], name: str) -> bool | None:
     text = query.get(name)
-    if text is None:
-        return None
-    if text.lower() not in ("true", "false"):
-        raise JobsRequestError(RejectedCode.INVALID_REQUEST, f"{name} must be true or false")
-    return text.lower() == "true"
+    value: object = text
+    if text is not None and text.lower() in ("true", "false"):
+        value = text.lower() == "true"
+    return _optional_bool({name: value}, name)
 
 
 # -- shared helpers ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from aws_iot_mock.aws.api_errors import AwsApiError
+from aws_iot_mock.aws.api_pages import page
 from aws_iot_mock.aws.provisioning.device import ProvisioningError
 from aws_iot_mock.aws.provisioning.engine import (
     EngineOptions,
@@ -54,7 +55,6 @@ _NAME: Final = re.compile(r"[0-9A-Za-z_-]{1,36}")
 _BODY_MAX: Final = 10240
 _DESCRIPTION_MAX: Final = 500
 _PAYLOAD_VERSION: Final = re.compile(r"[0-9-]{10,32}")
-_MAX_RESULTS: Final = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +203,9 @@ def list_provisioning_templates(
         AwsApiError: InvalidRequestException (bad page size or token).
     """
     names = sorted(templates)
-    page, token = _page(names, max_results, next_token)
+    items_page, token = page(names, max_results, next_token)
     items = []
-    for name in page:
+    for name in items_page:
         template = templates[name]
         item: dict[str, Any] = {
             "templateArn": template.template_arn,
@@ -358,7 +358,7 @@ def list_provisioning_template_versions(
         AwsApiError: ResourceNotFoundException, InvalidRequestException.
     """
     template = _get(templates, template_name)
-    page, token = _page(list(template.versions), max_results, next_token)
+    items_page, token = page(list(template.versions), max_results, next_token)
     reply: dict[str, Any] = {
         "versions": [
             {
@@ -366,7 +366,7 @@ def list_provisioning_template_versions(
                 "creationDate": v.created_at,
                 "isDefaultVersion": v.version_id == template.default_version_id,
             }
-            for v in page
+            for v in items_page
         ]
     }
     if token is not None:
@@ -508,18 +508,3 @@ def _description(value: object) -> str | None:
             f"description must be at most {_DESCRIPTION_MAX} characters without control characters",
         )
     return value
-
-
-def _page(
-    items: list[Any], max_results: int | None, next_token: str | None
-) -> tuple[list[Any], str | None]:
-    size = _MAX_RESULTS if max_results is None else max_results
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= _MAX_RESULTS:
-        raise AwsApiError("InvalidRequestException", f"maxResults must be 1-{_MAX_RESULTS}")
-    start = 0
-    if next_token is not None:
-        if not next_token.isdigit():
-            raise AwsApiError("InvalidRequestException", "Invalid nextToken")
-        start = int(next_token)
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else None)
