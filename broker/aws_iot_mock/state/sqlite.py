@@ -11,16 +11,23 @@ on (per connection, https://www.sqlite.org/foreignkeys.html#fk_enable).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from aws_iot_mock.errors import BrokerError
 
-__all__ = ["BUSY_TIMEOUT_MS", "SqliteResource", "open_database"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "SqliteResource",
+    "migrate",
+    "open_database",
+    "write_transaction",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -70,6 +77,58 @@ def open_database(
         connection.close()
         raise
     return connection
+
+
+@contextlib.contextmanager
+def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body (or the COMMIT) raises.
+
+    IMMEDIATE takes the write lock up front, so a busy database makes BEGIN wait (busy_timeout)
+    instead of failing halfway through the body.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def migrate(
+    connection: sqlite3.Connection, database: Path, migrations: Sequence[str], *, what: str
+) -> None:
+    """Apply the missing steps of ``migrations`` in one write transaction.
+
+    Step i upgrades ``PRAGMA user_version`` i to i + 1. BEGIN IMMEDIATE takes the write lock
+    before reading user_version, so two processes opening a new file at once cannot both run the
+    same step. Steps contain no ';' inside literals.
+
+    Args:
+        connection: the configured connection.
+        database: the file's path, for error messages.
+        migrations: the schema steps, append only.
+        what: what the file holds, for error messages ("the jobs store").
+
+    Raises:
+        BrokerError: the file's schema is newer than this code knows.
+    """
+    latest = len(migrations)
+    with write_transaction(connection):
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > latest:
+            raise BrokerError(
+                f"{database}: {what} has schema version {version}, newer "
+                f"than this aws-iot-mock understands ({latest}); upgrade aws-iot-mock"
+            )
+        for step in range(version, latest):
+            # Not executescript(): it COMMITs first, which would split the transaction.
+            for statement in migrations[step].split(";"):
+                if statement.strip():
+                    connection.execute(statement.strip())
+        if version != latest:
+            connection.execute(f"PRAGMA user_version = {latest}")
 
 
 class SqliteResource:
