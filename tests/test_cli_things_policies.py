@@ -1031,7 +1031,9 @@ def test_serve_applies_config_resources_idempotently(
     device_id = pki.certificate_id((tmp_path / "dev.pem").read_bytes())
     arn = f"{ARN}:cert/{device_id}"
 
-    first = cli("serve", "--config", str(config), "--port", "0")
+    first = cli(
+        "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+    )
 
     assert first.code == 0, first.err
     assert "resources:" in first.err
@@ -1051,7 +1053,9 @@ def test_serve_applies_config_resources_idempotently(
         cli.describe(device_id),
     )
 
-    second = cli("serve", "--config", str(config), "--port", "0")
+    second = cli(
+        "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+    )
 
     assert second.code == 0, second.err
     assert "resources:" not in second.err
@@ -1065,7 +1069,12 @@ def test_serve_applies_config_resources_idempotently(
 
 def test_config_resources_follow_edits(cli: Cli, tmp_path: Path, no_event_loop: None) -> None:
     config = _rig(tmp_path, cli.certs_dir, RIG)
-    assert cli("serve", "--config", str(config), "--port", "0").code == 0
+    assert (
+        cli(
+            "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+        ).code
+        == 0
+    )
     device_id = pki.certificate_id((tmp_path / "dev.pem").read_bytes())
     cli("update-certificate", "--certificate-id", device_id, "--new-status", "REVOKED")
     edited = RIG.replace("{room: kitchen, floor: 1}", "{room: hall}").replace(
@@ -1073,7 +1082,9 @@ def test_config_resources_follow_edits(cli: Cli, tmp_path: Path, no_event_loop: 
     )
     config.write_text(edited, encoding="utf-8")
 
-    result = cli("serve", "--config", str(config), "--port", "0")
+    result = cli(
+        "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+    )
 
     assert result.code == 0, result.err
     thing = cli("describe-thing", "--thing-name", "sensor-1").json()
@@ -1091,7 +1102,9 @@ def test_config_policy_edits_keep_at_most_five_versions(
     config = _rig(tmp_path, cli.certs_dir, RIG)
     for index in range(7):
         config.write_text(RIG.replace("topic/demo/*", f"topic/demo/{index}/*"), encoding="utf-8")
-        result = cli("serve", "--config", str(config), "--port", "0")
+        result = cli(
+            "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+        )
         assert result.code == 0, result.err
 
     versions = cli("list-policy-versions", "--policy-name", "demo-publish").json()
@@ -1144,7 +1157,9 @@ def test_broken_config_resource_is_refused(
 ) -> None:
     config = _rig(tmp_path, cli.certs_dir, RIG.replace(*edit))
 
-    result = cli("serve", "--config", str(config), "--port", "0")
+    result = cli(
+        "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+    )
 
     assert result.code == EXIT_CONFIG, result.err
     line = result.one_line_error()
@@ -1158,7 +1173,9 @@ def test_config_certificate_of_an_unknown_ca_is_refused(
     config = _rig(tmp_path, cli.certs_dir, RIG)
     _device_of(other_ca, tmp_path / "dev.pem")
 
-    result = cli("serve", "--config", str(config), "--port", "0")
+    result = cli(
+        "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+    )
 
     assert result.code == EXIT_CONFIG
     line = result.one_line_error()
@@ -1175,7 +1192,9 @@ def test_config_certificate_of_a_registered_ca(
         "register-ca-certificate", "--ca-certificate", "file://rig-ca.pem", "--set-as-active"
     ).json()
 
-    result = cli("serve", "--config", str(config), "--port", "0")
+    result = cli(
+        "serve", "--config", str(config), "--port", "0", "--https-port", "0", "--alpn-port", "0"
+    )
 
     assert result.code == 0, result.err
     assert cli.status(device_id) == "ACTIVE"
@@ -1186,7 +1205,18 @@ def test_serve_with_demo_device_and_resources(
 ) -> None:
     config = _rig(tmp_path, cli.certs_dir, RIG)
 
-    result = cli("serve", "--config", str(config), "--port", "0", "--demo-device")
+    result = cli(
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--https-port",
+        "0",
+        "--alpn-port",
+        "0",
+        "--demo-device",
+    )
 
     assert result.code == 0, result.err
     names = [t["thingName"] for t in cli("list-things").json()["things"]]

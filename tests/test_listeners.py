@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from aws_iot_mock.config import ListenerConfig
-from aws_iot_mock.doors.listeners import ListenerBindError, bind_failure
+from aws_iot_mock.doors.listeners import bind_failure
+from aws_iot_mock.errors import ListenerBindError
 from aws_iot_mock.server.app import Broker
 from tests.conftest import make_config
 

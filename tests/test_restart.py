@@ -109,6 +109,10 @@ class Broker:
             str(self.config),
             "--port",
             "0",
+            "--https-port",
+            "0",
+            "--alpn-port",
+            "0",
             "--endpoint",
             ENDPOINT,
             *self.dirs,
@@ -123,7 +127,7 @@ class Broker:
         device = Device("demo-device", Path(match[1]), Path(match[2]))
         return Served(
             child,
-            int(_banner_field(banner, "port")),
+            int(_banner_field(banner, "mqtt").split()[0]),
             Path(_banner_field(banner, "root CA")),
             device,
         )

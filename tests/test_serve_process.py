@@ -183,12 +183,22 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 def test_serve_demo_device_connects_and_stops_on_signal(
     spawn: Callable[..., ServeProcess], tmp_path: Path, signum: signal.Signals
 ) -> None:
-    child = spawn("serve", "--port", "0", *_dirs(tmp_path), "--demo-device")
+    child = spawn(
+        "serve",
+        "--port",
+        "0",
+        "--https-port",
+        "0",
+        "--alpn-port",
+        "0",
+        *_dirs(tmp_path),
+        "--demo-device",
+    )
 
     child.wait_for_stderr(lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
 
     banner = child.stderr_lines
-    port = int(_field(banner, "port"))
+    port = int(_field(banner, "mqtt").split()[0])
     assert port > 0
     root_ca = Path(_field(banner, "root CA"))
     assert root_ca == tmp_path / "certs" / "root-ca.pem"
@@ -226,18 +236,20 @@ def test_serve_demo_device_connects_and_stops_on_signal(
 def test_serve_port_in_use(
     spawn: Callable[..., ServeProcess], tmp_path: Path, busy_port: int
 ) -> None:
-    child = spawn("serve", "--port", str(busy_port), *_dirs(tmp_path))
+    child = spawn(
+        "serve", "--port", str(busy_port), "--https-port", "0", "--alpn-port", "0", *_dirs(tmp_path)
+    )
 
     code = child.wait(STARTUP_TIMEOUT)
 
-    assert code != 0
+    assert code == EXIT_CONFIG
     stderr = child.stderr
     assert "Traceback" not in stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
-    assert "127.0.0.1" in lines[0]
-    assert str(busy_port) in lines[0]
-    assert lines[0].startswith("aws-iot-mock: ")
+    assert lines[0].startswith(f"aws-iot-mock: the mqtt listener (127.0.0.1:{busy_port}): ")
+    assert "address already in use (held by pid " in lines[0]
+    assert "--port 0 picks a free one" in lines[0]
 
 
 def test_serve_bad_config_exits_before_binding(
@@ -262,3 +274,69 @@ def test_serve_bad_config_exits_before_binding(
     # Nothing was created: the configuration is checked before any file or socket is touched.
     assert not (tmp_path / "certs").exists()
     assert not (tmp_path / "state").exists()
+
+
+def test_serve_lists_every_door_and_writes_the_ready_file(
+    spawn: Callable[..., ServeProcess], tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready.json"
+    child = spawn(
+        "serve",
+        *("--port", "0", "--https-port", "0", "--alpn-port", "0"),
+        *("--ready-file", str(ready)),
+        *_dirs(tmp_path),
+        "--demo-device",
+    )
+    child.wait_for_stderr(lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
+
+    document = json.loads(ready.read_text(encoding="utf-8"))
+    assert document["endpoint"] == "localhost"
+    assert Path(document["root_ca"]) == (tmp_path / "certs" / "root-ca.pem").resolve()
+    ports = document["ports"]
+    assert set(ports) == {"mqtt", "https", "alpn"}  # no api door: it was not asked for
+    banner = child.stderr_lines
+    for door in ("mqtt", "https", "alpn"):
+        line = _field(banner, door)
+        assert line.startswith(f"{ports[door]} on 127.0.0.1 ("), line
+    assert "AWS: 8883" in _field(banner, "mqtt")
+
+    # The ready file's port serves the demo device.
+    match = re.fullmatch(r"(\S+) \(key (\S+)\)", _field(banner, "demo device"))
+    assert match is not None
+    device = Device(_certificate_id(Path(match[1])), Path(match[1]), Path(match[2]))
+    ctx = client_context(Path(document["root_ca"]), device)
+    with blocking_handshake(ports["mqtt"], ctx, "localhost", DEMO_DEVICE_CONNECT) as tls:
+        assert _recv_exactly(tls, 4) == MQTT311_CONNACK_ACCEPTED
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait(EXIT_TIMEOUT) == 0
+
+
+def test_serve_without_443_says_why_and_how_to_get_it(
+    spawn: Callable[..., ServeProcess], tmp_path: Path, busy_port: int
+) -> None:
+    """The default config's 443 is optional: a port that cannot be bound leaves it off."""
+    config = tmp_path / "doors.yaml"
+    config.write_text(
+        "listeners:\n"
+        "  - {door: mqtt, port: 0}\n"
+        f"  - {{door: alpn, port: {busy_port}, optional: true}}\n",
+        encoding="utf-8",
+    )
+    ready = tmp_path / "ready.json"
+    child = spawn("serve", "--config", str(config), "--ready-file", str(ready), *_dirs(tmp_path))
+    child.wait_for_stderr(lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
+
+    off = _field(child.stderr_lines, "alpn")
+    assert off.startswith(f"off: the alpn listener (127.0.0.1:{busy_port}): address already in use")
+    assert "--alpn-port" in off
+    assert set(json.loads(ready.read_text(encoding="utf-8"))["ports"]) == {"mqtt"}
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait(EXIT_TIMEOUT) == 0
+
+
+def test_serve_rejects_a_port_that_is_not_a_number(
+    spawn: Callable[..., ServeProcess], tmp_path: Path
+) -> None:
+    child = spawn("serve", "--https-port", "eighty", *_dirs(tmp_path))
+    assert child.wait(STARTUP_TIMEOUT) == 252
+    assert "invalid port 'eighty': a number (0 picks a free one) or off" in child.stderr

@@ -645,6 +645,10 @@ async def start_serve(tmp_path: Path, children: list[ServeChild]) -> tuple[int, 
             "localhost",
             "--port",
             "0",
+            "--https-port",
+            "0",
+            "--alpn-port",
+            "0",
             "--demo-device",
             "--certs-dir",
             str(tmp_path / "certs"),
@@ -661,7 +665,7 @@ async def start_serve(tmp_path: Path, children: list[ServeChild]) -> tuple[int, 
     match = re.fullmatch(r"(\S+) \(key (\S+)\)", child.banner("demo device"))
     assert match is not None, child.lines
     device = Device("demo-device", Path(match[1]), Path(match[2]))
-    return int(child.banner("port")), Path(child.banner("root CA")), device
+    return int(child.banner("mqtt").split()[0]), Path(child.banner("root CA")), device
 
 
 async def test_shadows_survive_kill_9_after_accepted(
@@ -1185,7 +1189,20 @@ def make_run(cwd: Path, children: list[ServeChild]) -> ServeChild:
     """What ``make run ARGS="--port 0"`` runs, in ``cwd``."""
     config = REPO_ROOT / "config" / "default.yaml"
     child = ServeChild(
-        ["serve", "--config", str(config), "--demo-device", "--port", "0"], cwd, child_env()
+        [
+            "serve",
+            "--config",
+            str(config),
+            "--demo-device",
+            "--port",
+            "0",
+            "--https-port",
+            "0",
+            "--alpn-port",
+            "0",
+        ],
+        cwd,
+        child_env(),
     )
     children.append(child)
     return child
@@ -1218,7 +1235,7 @@ async def test_readme_worked_example(tmp_path: Path, children: list[ServeChild])
     await asyncio.to_thread(
         serve.wait_line, "stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT
     )
-    port = int(serve.banner("port"))
+    port = int(serve.banner("mqtt").split()[0])
 
     # Terminal 2, the device: wait for one delta. It has subscribed once the broker logs it.
     waiting = subprocess.Popen(
@@ -1273,7 +1290,7 @@ async def test_readme_worked_example(tmp_path: Path, children: list[ServeChild])
     await asyncio.to_thread(
         again.wait_line, "stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT
     )
-    port = int(again.banner("port"))
+    port = int(again.banner("mqtt").split()[0])
     (tmp_path / "shadow.json").unlink()
     read = await asyncio.to_thread(run_documented, APP_READS, port, tmp_path)
     assert (read.returncode, read.stderr) == (0, "")

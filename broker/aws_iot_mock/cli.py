@@ -43,8 +43,8 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
 )
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
-from aws_iot_mock.config import Config, load_config
-from aws_iot_mock.errors import BrokerError, ConfigError
+from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
+from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
 from aws_iot_mock.resources import (
     apply_config_resources,
@@ -103,6 +103,39 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, help="state directory (default: .state/)")
 
 
+# serve's port flags: which door each sets (0 picks a free port, "off" serves without the door).
+_DOOR_FLAGS = (
+    ("--port", "MQTT over TLS with a client certificate (AWS: 8883)"),
+    ("--https-port", "HTTPS with a client certificate (AWS: 8443)"),
+    ("--alpn-port", "AWS's 443: MQTT or HTTPS with a client certificate by ALPN, or SigV4"),
+    ("--api-port", "the control-plane API for boto3 and the aws CLI"),
+)
+_DOOR_NAMES = {
+    "mqtt": "--port",
+    "https": "--https-port",
+    "alpn": "--alpn-port",
+    "api": "--api-port",
+}
+_DOOR_LABELS = {
+    "mqtt": "MQTT over TLS, X.509 (AWS: 8883)",
+    "https": "HTTPS, X.509 (AWS: 8443)",
+    "alpn": "443 by ALPN: MQTT or HTTPS with X.509, or SigV4 (AWS: 443)",
+    "api": "control plane: boto3 / aws iot --endpoint-url",
+}
+
+
+def _port_value(text: str) -> int | str:
+    """A door's port on the command line: a number (0 for a free port) or ``off``."""
+    if text == "off":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid port {text!r}: a number (0 picks a free one) or off"
+        ) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aws-iot-mock",
@@ -112,9 +145,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     serve = verbs.add_parser("serve", help="run the broker in the foreground")
     _add_common(serve)
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8883; 0 picks a free one)")
+    serve.add_argument("--host", help="bind address of every door (default 127.0.0.1)")
+    for flag, door in _DOOR_FLAGS:
+        serve.add_argument(flag, type=_port_value, metavar="PORT|off", help=door)
     serve.add_argument("--endpoint", help="endpoint host name devices send as SNI")
+    serve.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="PATH",
+        help="once every door is bound, write {endpoint, root_ca, ports} there as JSON",
+    )
     serve.add_argument(
         "--demo-device",
         action="store_true",
@@ -341,7 +381,10 @@ def _load(args: argparse.Namespace) -> Config:
         certs_dir=args.certs_dir,
         state_dir=args.state_dir,
         host=getattr(args, "host", None),
-        ports={"mqtt": getattr(args, "port", None)},
+        ports={
+            door: getattr(args, flag[2:].replace("-", "_"), None)
+            for door, flag in DOOR_FLAGS.items()
+        },
         endpoint=getattr(args, "endpoint", None),
     )
 
@@ -1186,14 +1229,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         # short and do not show up as latency spikes (gc.freeze, Python 3.7+).
         gc.freeze()
         print(f"endpoint:    {broker.endpoint}", file=sys.stderr)
-        print(f"port:        {broker.port}", file=sys.stderr)
+        for listener in broker.listeners:
+            label = f"{listener.door}:"
+            if listener.port is None:
+                print(f"{label:<12} off: {listener.off_reason}", file=sys.stderr)
+            else:
+                where = f"{listener.port} on {listener.host}"
+                print(f"{label:<12} {where} ({_DOOR_LABELS[listener.door]})", file=sys.stderr)
         print(f"root CA:     {broker.root_ca_path}", file=sys.stderr)
-        if demo is not None:
+        mqtt_port = broker.ports.get("mqtt")
+        if demo is not None and mqtt_port is not None:
             cert_path, key_path = demo
             print(f"demo device: {cert_path} (key {key_path})", file=sys.stderr)
-            hints = _client_hints(config, broker.port, cert_path, key_path, broker.root_ca_path)
+            hints = _client_hints(config, mqtt_port, cert_path, key_path, broker.root_ca_path)
             for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
                 print(f"{label:<12} {hint}", file=sys.stderr)
+        if args.ready_file is not None:
+            _write_ready_file(args.ready_file, broker.endpoint, broker.root_ca_path, broker.ports)
         print("ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
         try:
             await stop.wait()
@@ -1202,6 +1254,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     _run_event_loop(serve())
     return 0
+
+
+def _write_ready_file(path: Path, endpoint: str, root_ca: Path, ports: dict[str, int]) -> None:
+    """Write what a harness needs to connect, atomically (a reader never sees half of it)."""
+    document = {"endpoint": endpoint, "root_ca": str(root_ca.resolve()), "ports": ports}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document) + "\n", encoding="utf-8")
+    temporary.replace(path)
 
 
 def _apply_resources(config: Config) -> list[str]:
@@ -1327,7 +1387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _VERBS[args.verb](args)
-    except ConfigError as exc:
+    except (ConfigError, ListenerBindError) as exc:
+        # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except _ParamError as exc:

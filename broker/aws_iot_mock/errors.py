@@ -22,3 +22,7 @@ class CertificateError(BrokerError):
 
 class ResourceNotFoundError(BrokerError):
     """A registry lookup named something that does not exist (AWS's ResourceNotFoundException)."""
+
+
+class ListenerBindError(BrokerError):
+    """A listener could not bind; the message names the door, the address, why and the fix."""

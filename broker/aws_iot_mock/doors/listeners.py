@@ -18,16 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_iot_mock.config import DOOR_FLAGS, ListenerConfig
-from aws_iot_mock.errors import BrokerError
+from aws_iot_mock.errors import ListenerBindError
 
 __all__ = ["BoundListener", "ListenerBindError", "bind_listener", "door_flag"]
 
 # Ports below this need privileges on Linux (net.ipv4.ip_unprivileged_port_start's default).
 _PRIVILEGED_BELOW = 1024
-
-
-class ListenerBindError(BrokerError):
-    """A listener could not bind; the message names the door, the address, why and the fix."""
 
 
 @dataclass(frozen=True)

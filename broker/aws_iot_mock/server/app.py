@@ -151,7 +151,7 @@ class Broker:
         """Create PKI material if missing, open the stores, and bind every listener.
 
         Raises:
-            aws_iot_mock.doors.listeners.ListenerBindError: a required listener cannot bind.
+            aws_iot_mock.errors.ListenerBindError: a required listener cannot bind.
             aws_iot_mock.errors.BrokerError: the certs directory or a store is unusable.
         """
         try:
