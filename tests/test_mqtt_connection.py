@@ -268,11 +268,11 @@ def test_version_numbers_rise_per_client_and_are_forgotten_after_an_hour() -> No
     pure = PureCore()
     core = pure.core
     assert [core.next_version_number("a") for _ in range(3)] == [0, 1, 2]
-    core.note_disconnect("a")
+    core.note_disconnect("a", "CLIENT_INITIATED_DISCONNECT")
     pure.clock.advance(3599.0)
     core.tick()
     assert core.next_version_number("a") == 3
-    core.note_disconnect("a")
+    core.note_disconnect("a", "CLIENT_INITIATED_DISCONNECT")
     pure.clock.advance(3601.0)
     core.tick()
     assert core.next_version_number("a") == 0  # AWS: "reset to 0" after about an hour

@@ -135,7 +135,7 @@ class TlsConfig:
             AWS IoT Core does.
         handshake_timeout: seconds allowed for the TLS handshake, in (0, 3600].
         connect_timeout: seconds after the TLS handshake within which the MQTT CONNECT must
-            arrive, in (0, 3600].
+            arrive, and within which an HTTP request must arrive whole, in (0, 3600].
     """
 
     security_policy: str = DEFAULT_SECURITY_POLICY

@@ -60,12 +60,18 @@ class ConnectionPermissions:
     _cache: dict[tuple[str, str], Decision] = field(default_factory=dict)
 
     def check(self, action: str, kind: str, name: str) -> Decision:
-        """Decide ``action`` on the resource ``arn:aws:iot:<region>:<account>:<kind>/<name>``."""
+        """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``.
+
+        ``kind`` ``*`` stands for the resource ``*``: the actions AWS authorizes only on all
+        resources (``iot:ListRetainedMessages``, ``iot:ListNamedShadowsForThing``).
+        """
         key = (action, f"{kind}/{name}")
         decision = self._cache.get(key)
         if decision is None:
             context = self.context
-            resource = resource_arn(context.region, context.account_id, kind, name)
+            resource = (
+                "*" if kind == "*" else resource_arn(context.region, context.account_id, kind, name)
+            )
             decision = evaluate(self.policies, action, resource, context)
             if len(self._cache) >= _DECISION_CACHE:
                 self._cache.clear()

@@ -14,25 +14,32 @@ from typing import Final
 
 __all__ = ["HTTP_STATUS", "AwsApiError"]
 
-# The statuses of the exceptions these services raise, from botocore's ``iot`` (2015-05-28) and
-# ``iot-jobs-data`` (2017-09-29) models. Where the two disagree (ThrottlingException: 400 in
-# ``iot``, 429 in ``iot-jobs-data``) the caller passes the status explicitly.
+# The statuses of the exceptions these services raise, from botocore's ``iot`` (2015-05-28),
+# ``iot-data`` (2015-05-28) and ``iot-jobs-data`` (2017-09-29) models. Where they disagree
+# (ThrottlingException: 400 in ``iot``, 429 in ``iot-data`` and ``iot-jobs-data``) the caller
+# passes the status explicitly.
 HTTP_STATUS: Final[dict[str, int]] = {
     "InvalidRequestException": 400,
     "CertificateValidationException": 400,
     "ThrottlingException": 400,
     "UnauthorizedException": 401,
+    "ForbiddenException": 403,
     "ResourceNotFoundException": 404,
+    "MethodNotAllowedException": 405,
     "ResourceAlreadyExistsException": 409,
     "VersionConflictException": 409,
     "InvalidStateTransitionException": 409,
     "DeleteConflictException": 409,
     "ConflictingResourceUpdateException": 409,
+    "ConflictException": 409,
     "VersionsLimitExceededException": 409,
     "LimitExceededException": 410,
     "TerminalStateException": 410,
+    "RequestEntityTooLargeException": 413,
+    "UnsupportedDocumentEncodingException": 415,
     "InternalFailureException": 500,
     "ServiceUnavailableException": 503,
+    "GatewayTimeoutException": 504,
 }
 
 

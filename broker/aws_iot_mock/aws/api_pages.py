@@ -21,19 +21,34 @@ _T = TypeVar("_T")
 
 
 def page(
-    items: Sequence[_T], max_results: int | None, next_token: str | None
+    items: Sequence[_T],
+    max_results: int | None,
+    next_token: str | None,
+    *,
+    limit: int = MAX_RESULTS,
+    default: int | None = None,
+    name: str = "maxResults",
 ) -> tuple[Sequence[_T], str | None]:
     """One page of ``items`` and the token of the next (None on the last page).
 
+    Args:
+        items: everything, in the order pages walk it.
+        max_results: the requested page size, or None for ``default`` (itself ``limit`` when
+            None).
+        next_token: the token of the previous page, or None for the first.
+        limit: the operation's maximum page size (its model's range).
+        default: the page size when none is asked for.
+        name: the parameter's name for the error message (``maxResults``, ``pageSize``).
+
     Raises:
-        AwsApiError: InvalidRequestException for a bad ``maxResults`` or ``nextToken``.
+        AwsApiError: InvalidRequestException for a bad page size or ``nextToken``.
     """
     if max_results is None:
-        max_results = MAX_RESULTS
+        max_results = limit if default is None else default
     if isinstance(max_results, bool) or not isinstance(max_results, int):
-        raise AwsApiError("InvalidRequestException", "maxResults must be an integer")
-    if not 1 <= max_results <= MAX_RESULTS:
-        raise AwsApiError("InvalidRequestException", f"maxResults must be 1-{MAX_RESULTS}")
+        raise AwsApiError("InvalidRequestException", f"{name} must be an integer")
+    if not 1 <= max_results <= limit:
+        raise AwsApiError("InvalidRequestException", f"{name} must be 1-{limit}")
     start = 0
     if next_token is not None:
         try:

@@ -119,8 +119,9 @@ class DeviceCore:
         # Called after tick() noticed a registry change (the TLS door re-reads registered CAs).
         self.registry_listeners: list[Callable[[], None]] = []
         # AWS: versionNumber is "monotonically increasing ... for each client ID connection".
-        # client ID -> (last number, when its last connection ended or None while connected).
-        self._version_numbers: dict[str, tuple[int, float | None]] = {}
+        # client ID -> (last number, when its last connection ended or None while connected,
+        # why it ended); GetConnection reads the last two for a client that is gone.
+        self._version_numbers: dict[str, tuple[int, float | None, str | None]] = {}
 
     # -- the door interface ----------------------------------------------------------------
 
@@ -148,6 +149,12 @@ class DeviceCore:
                 connection.refresh_permissions()
             for listener in self.registry_listeners:
                 listener()
+
+    def connection_for(self, client_id: str) -> MqttConnection | None:
+        """The live MQTT connection of ``client_id``, if it is connected."""
+        session = self.router.sessions.get(client_id)
+        outlet = session.outlet if session is not None else None
+        return outlet if isinstance(outlet, MqttConnection) else None
 
     def shutdown(self) -> None:
         """Say goodbye to every MQTT connection (MQTT 5: DISCONNECT 0x8B)."""
@@ -185,20 +192,27 @@ class DeviceCore:
         """The lifecycle ``versionNumber`` for a new connection of ``client_id``."""
         previous = self._version_numbers.get(client_id)
         number = 0 if previous is None else previous[0] + 1
-        self._version_numbers[client_id] = (number, None)
+        self._version_numbers[client_id] = (number, None, None)
         return number
 
-    def note_disconnect(self, client_id: str) -> None:
+    def note_disconnect(self, client_id: str, reason: str) -> None:
         """``client_id``'s connection ended (its version number is kept for an hour)."""
         entry = self._version_numbers.get(client_id)
         if entry is not None:
-            self._version_numbers[client_id] = (entry[0], self.clock())
+            self._version_numbers[client_id] = (entry[0], self.clock(), reason)
+
+    def last_disconnect(self, client_id: str) -> tuple[float, str] | None:
+        """When and why ``client_id``'s last connection ended, if within the last hour."""
+        entry = self._version_numbers.get(client_id)
+        if entry is None or entry[1] is None or entry[2] is None:
+            return None
+        return entry[1], entry[2]
 
     def _forget_version_numbers(self) -> None:
         cutoff = self.clock() - _VERSION_NUMBER_MEMORY
         stale = [
             client_id
-            for client_id, (_, ended) in self._version_numbers.items()
+            for client_id, (_, ended, _reason) in self._version_numbers.items()
             if ended is not None and ended < cutoff
         ]
         for client_id in stale:

@@ -75,6 +75,8 @@ class PublishRequest:
         properties: MQTT 5 properties (from the PUBLISH, or the HTTPS request's parameters and
             ``x-amz-mqtt5-*`` headers); only the forwardable ones reach subscribers, and the
             Message Expiry Interval becomes a deadline.
+        trace_id: the log records' ``traceId`` (an HTTPS request's ``x-amzn-RequestId``), or
+            None for a fresh one.
     """
 
     topic: str
@@ -82,6 +84,7 @@ class PublishRequest:
     qos: int = 0
     retain: bool = False
     properties: Properties = EMPTY_PROPERTIES
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,7 @@ class PublishIngress:
                     refusal.details,
                     publisher.facts,
                     topic_name=request.topic,
+                    trace_id=request.trace_id,
                 )
             )
             return refusal
@@ -160,6 +164,7 @@ class PublishIngress:
                     publisher.facts,
                     topic_name=request.topic,
                     retain=request.retain,
+                    trace_id=request.trace_id,
                 )
             )
         self._router.publish(build_message(request, publisher.client_id, self._clock()))

@@ -117,6 +117,7 @@ _V5_TOPIC_ALIAS_INVALID = 0x94
 _V5_SERVER_SHUTTING_DOWN = 0x8B
 _V5_KEEP_ALIVE_TIMEOUT = 0x8D
 _V5_SESSION_TAKEN_OVER = 0x8E
+_V5_ADMINISTRATIVE_ACTION = 0x98
 _V5_PACKET_TOO_LARGE = 0x95
 _V5_SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xA1
 _V5_TOPIC_FILTER_INVALID = 0x8F
@@ -205,6 +206,11 @@ class MqttConnection:
         self._lifecycle: ConnectionIdentity | None = None
         self._disconnect_reason = "CONNECTION_LOST"
         self._receive_denied_logged: set[str] = set()
+        self.connected_at: float | None = None
+        self.clean_start = True
+        # DeleteConnection's options (preventWillMessage, cleanSession).
+        self._suppress_will = False
+        self._end_session_on_close = False
 
     # -- what the door reads ---------------------------------------------------------------
 
@@ -222,6 +228,11 @@ class MqttConnection:
     def principal(self) -> Principal:
         """Who is connected."""
         return self._principal
+
+    @property
+    def keep_alive(self) -> int:
+        """The keep-alive AWS applied, in seconds (0 before the CONNECT)."""
+        return self._keep_alive
 
     @property
     def next_deadline(self) -> float | None:
@@ -341,7 +352,12 @@ class MqttConnection:
         self._core.connection_closed(self)
         session, self._session = self._session, None
         if session is not None:
-            self._router.detach(session, send_will=not self._clean_disconnect)
+            session.disconnect_reason = self._disconnect_reason
+            self._router.detach(
+                session, send_will=not (self._clean_disconnect or self._suppress_will)
+            )
+            if self._end_session_on_close:
+                self._router.end_session(session)
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             self._core.publish_event(
@@ -349,7 +365,7 @@ class MqttConnection:
                     lifecycle, self._core.now_ms(), disconnect_reason=self._disconnect_reason
                 )
             )
-            self._core.note_disconnect(lifecycle.client_id)
+            self._core.note_disconnect(lifecycle.client_id, self._disconnect_reason)
 
     def shutdown(self) -> None:
         """The broker is stopping: MQTT 5 gets DISCONNECT 0x8B, then the connection closes."""
@@ -364,8 +380,24 @@ class MqttConnection:
         )
 
     def disconnect(self, reason: Reason, details: str, disconnect_reason: str, code: int) -> None:
-        """Close from the server side for a reason outside the protocol (an API call, a limit)."""
+        """Close from the server side for a reason outside the protocol (a limit, a fault)."""
         self._close(Closing(reason.name, disconnect_reason, code), details)
+
+    def delete_by_api(self, *, clean_session: bool, prevent_will: bool) -> None:
+        """The DeleteConnection API: close (MQTT 5: DISCONNECT 0x98 Administrative action).
+
+        AWS reports it as ``API_INITIATED_DISCONNECT`` and sends the will "unless
+        preventWillMessage=true"; ``clean_session`` ends a persistent session with it.
+        """
+        self._suppress_will = prevent_will
+        self._end_session_on_close = clean_session
+        self._close(
+            Closing(
+                "API_INITIATED_DISCONNECT", "API_INITIATED_DISCONNECT", _V5_ADMINISTRATIVE_ACTION
+            ),
+            "Disconnected by the DeleteConnection API",
+            failure=False,
+        )
 
     # -- Outlet (called by the router) -----------------------------------------------------
 
@@ -542,6 +574,8 @@ class MqttConnection:
             will_delay=will_delay,
         )
         self._session = session
+        self.connected_at = self._core.clock()
+        self.clean_start = connect.clean_start
         self._facts = dataclasses.replace(self._facts, client_id=client_id)
         self._publisher = Publisher(self._facts, self._permissions, client_id)
         connack_properties = Properties()

@@ -47,7 +47,10 @@ class Permissions(Protocol):
         ...
 
     def check(self, action: str, kind: str, name: str) -> Decision:
-        """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``."""
+        """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``.
+
+        ``kind`` ``*`` means the resource ``*`` (actions AWS authorizes only on all resources).
+        """
         ...
 
 

@@ -128,6 +128,8 @@ class _Pending:
     retain: bool
     row_id: int | None = None
     dup: bool = False
+    # Called when the client acknowledges it (SendDirectMessage's delivery confirmation).
+    on_acknowledged: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +151,7 @@ class Session:
         inflight: packet id -> message sent and awaiting PUBACK.
         queue: messages waiting for the connection or for room in the in-flight window.
         disconnected_at: wall-clock time of the last disconnect (None while connected).
+        disconnect_reason: AWS's ``disconnectReason`` of the last disconnect (GetConnection).
         will: the live connection's will message (sent when it ends uncleanly), or None.
         will_delay: its MQTT 5 Will Delay Interval, seconds.
         receive_check: AWS's ``iot:Receive`` check for a topic, asked before each delivery.
@@ -163,6 +166,7 @@ class Session:
     inflight: dict[int, _Pending] = field(default_factory=dict)
     queue: deque[_Pending] = field(default_factory=deque)
     disconnected_at: float | None = None
+    disconnect_reason: str | None = None
     will: Message | None = None
     will_delay: int = 0
     receive_check: Callable[[str], bool] | None = None
@@ -280,7 +284,7 @@ class Router:
         # A resumed session cancels a will still waiting out its delay (MQTT 5 3.1.3.2.2).
         self._wills.pop(client_id, None)
         if existing is not None and clean_start:
-            self._end_session(existing)
+            self.end_session(existing)
             existing = None
         level = outlet.protocol_level
         if existing is None:
@@ -341,7 +345,7 @@ class Router:
             self.store.set_disconnected_at(session.client_id, now)
             self._offline[session.client_id] = session
         else:
-            self._end_session(session)
+            self.end_session(session)
         if send_will and will is not None:
             delay = min(session.will_delay, session.expiry_interval)
             if delay > 0:
@@ -374,9 +378,10 @@ class Router:
                 pending_will = self._wills.pop(session.client_id, None)
                 if pending_will is not None:  # session end sends a delayed will at once
                     self.publish(pending_will.message)
-                self._end_session(session)
+                self.end_session(session)
 
-    def _end_session(self, session: Session) -> None:
+    def end_session(self, session: Session) -> None:
+        """Discard a session: subscriptions, queue and stored state (idempotent)."""
         for reason in list(session.drops):
             self._end_drops(session, reason)
         self.index.remove_subscriber(session.client_id)
@@ -604,7 +609,35 @@ class Router:
             return False
         if pending.row_id is not None:
             self.store.remove_queued(session.client_id, pending.row_id)
+        if pending.on_acknowledged is not None:
+            pending.on_acknowledged()
         self._drain(session)
+        return True
+
+    def deliver_direct(
+        self,
+        client_id: str,
+        message: Message,
+        *,
+        on_acknowledged: Callable[[], None] | None = None,
+    ) -> bool | None:
+        """Deliver ``message`` to one connected client, subscribed or not (SendDirectMessage).
+
+        "The receiving client does not need to subscribe to the topic, but the receiver's policy
+        must allow iot:Receive on the specified topic" (SendDirectMessage, iot-data API).
+
+        Returns:
+            True when it was sent or queued for the connection, False when the client's
+            ``iot:Receive`` check refused it, None when no client with that ID is connected.
+        """
+        session = self.sessions.get(client_id)
+        if session is None or session.outlet is None:
+            return None
+        check = session.receive_check
+        if check is not None and not check(message.topic):
+            return False
+        pending = _Pending(message, message.qos, False, on_acknowledged=on_acknowledged)
+        self._enqueue(session, pending, {})
         return True
 
     def _drain(self, session: Session) -> None:

@@ -65,6 +65,11 @@ class EventType(enum.Enum):
     PUBLISH_OUT = "Publish-Out"
     SUBSCRIBE = "Subscribe"
     UNSUBSCRIBE = "Unsubscribe"
+    # The retained-message and connection APIs of iot-data (cwl-format, "Message broker log
+    # entries"; AWS spells the list event without the s).
+    GET_RETAINED_MESSAGE = "GetRetainedMessage"
+    LIST_RETAINED_MESSAGE = "ListRetainedMessage"
+    DELETE_CONNECTION = "DeleteConnection"
     # Device Shadow event types (cwl-format, "Device Shadow log entries").
     GET_THING_SHADOW = "GetThingShadow"
     UPDATE_THING_SHADOW = "UpdateThingShadow"
@@ -240,6 +245,29 @@ class Reason(enum.Enum):
     DUPLICATE_CLIENT_ID = _ReasonInfo(
         "close (MQTT 5: DISCONNECT 0x8E first); the will is sent",
         "Sent to the *old* connection when a new one authenticates with the same client ID.",
+    )
+    # -- HTTP (8443, 443) ---------------------------------------------------------------------
+    HTTP_MALFORMED_REQUEST = _ReasonInfo(
+        "HTTP 400, then close",
+        "The bytes are not an HTTP/1.1 or 1.0 request (h11's reason in `details`).",
+    )
+    HTTP_HEADERS_TOO_LARGE = _ReasonInfo(
+        "HTTP 431, then close", "The request line and headers are over 16 KiB."
+    )
+    HTTP_BODY_TOO_LARGE = _ReasonInfo(
+        "HTTP 413 RequestEntityTooLargeException, then close",
+        "The request body is over 128 KiB, AWS's payload limit (refused from Content-Length "
+        "before it is read).",
+    )
+    HTTP_REQUEST_TIMEOUT = _ReasonInfo(
+        "HTTP 408, then close",
+        "A request was started but not finished within 10 seconds (a stalled client).",
+    )
+    HTTP_REQUEST_REFUSED = _ReasonInfo(
+        "HTTP 4xx with AWS's REST-JSON error",
+        "An API request AWS would refuse: no such path (404 ResourceNotFoundException), the "
+        "wrong method (405 MethodNotAllowedException), a bad parameter (400 "
+        "InvalidRequestException); `details` has the exception and message.",
     )
     # -- delivery ---------------------------------------------------------------------------
     OUTBOUND_BUFFER_FULL = _ReasonInfo(

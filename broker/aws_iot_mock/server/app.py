@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from aws_iot_mock.api.data_endpoint import DataEndpoint
+from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
@@ -201,7 +203,16 @@ class Broker:
         def mqtt_handler(channel: ByteChannel) -> MqttDoorHandler:
             return MqttDoorHandler(channel, core, scheduler)
 
-        handlers: dict[Route, HandlerFactory] = {Route.MQTT_X509: mqtt_handler}
+        data_endpoint = DataEndpoint(
+            core,
+            IotDataApi(core, self._shadows, emit=self.sink.emit, log_successes=log_successes),
+            emit=self.sink.emit,
+            request_timeout=config.tls.connect_timeout,
+        )
+        handlers: dict[Route, HandlerFactory] = {
+            Route.MQTT_X509: mqtt_handler,
+            Route.HTTPS_X509: data_endpoint.x509_handler,
+        }
 
         def registry_status(certificate_id: str) -> str | None:
             record = registry.get_certificate(certificate_id)

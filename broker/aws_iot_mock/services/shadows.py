@@ -134,8 +134,21 @@ class ShadowService:
         payload: bytes,
         *,
         facts: ConnectionFacts | None = None,
+        via_rest: bool = False,
     ) -> ShadowOutcome:
-        """Apply one request, store the result, publish and log it."""
+        """Apply one request, store the result, publish and log it.
+
+        Args:
+            operation: ``get``, ``update`` or ``delete``.
+            thing_name: the thing.
+            shadow_name: a named shadow, or None for the classic one.
+            payload: the request document.
+            facts: the requester's connection facts, for the log record (None: not logged).
+            via_rest: a Device Shadow REST API call: AWS answers it on HTTP only, so a rejection
+                and a get are not published; an accepted update or delete still publishes its
+                ``/accepted`` (and ``/delta``, ``/documents``) messages to MQTT subscribers
+                ("REST API ... no MQTT error messages are emitted", device-shadow-error-messages).
+        """
         base = f"$aws/things/{thing_name}/shadow"
         if shadow_name is not None:
             base += f"/name/{shadow_name}"
@@ -161,7 +174,8 @@ class ShadowService:
         else:
             outcome = ShadowOutcome(messages, accepted=True)
             failure = None
-        if self._publish is not None:
+        quiet = via_rest and (not outcome.accepted or operation == "get")
+        if self._publish is not None and not quiet:
             for topic, body in outcome.messages:
                 self._publish(topic, body)
         if facts is not None:
