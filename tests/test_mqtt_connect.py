@@ -252,8 +252,12 @@ class Mqtt:
         return client
 
     async def watcher(self, topic_filter: str, client_id: str = "watcher") -> RawClient:
-        """An MQTT 3.1.1 client subscribed to ``topic_filter`` at QoS 1."""
-        client = await self.connected(client_id, 4)
+        """An MQTT 3.1.1 client subscribed to ``topic_filter`` at QoS 1.
+
+        Its keep-alive is AWS's longest (1200 s), so that under ``fast_mqtt``'s shrunk seconds
+        it outlives the client a test times out, however busy the machine is.
+        """
+        client = await self.connected(client_id, 4, keep_alive=1200)
         await client.subscribe(topic_filter)
         return client
 

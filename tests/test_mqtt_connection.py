@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from aws_iot_mock.aws.reserved_topics import JOBS
 from aws_iot_mock.core.device_core import CoreSettings
 from aws_iot_mock.core.services import ServiceRequest
 from aws_iot_mock.mqtt.codec import Disconnect, Pingreq, Pingresp, Puback, Publish
@@ -223,12 +224,12 @@ def test_the_connection_answering_its_own_packets_does_not_wake_its_door() -> No
 
 
 @dataclasses.dataclass
-class EchoService:
-    """A built-in service that answers ``$aws/echo/<x>`` on ``$aws/echo/<x>/accepted``."""
+class EchoJobs:
+    """A stand-in Jobs service: answers ``.../jobs/get`` with its payload on ``/get/accepted``."""
 
     core: PureCore
-    name: str = "Echo"
-    request_filters: tuple[str, ...] = ("$aws/echo/+",)
+    name: str = JOBS
+    request_filters: tuple[str, ...] = ("$aws/things/+/jobs/get",)
     requests: list[ServiceRequest] = dataclasses.field(default_factory=list)
 
     def handle(self, request: ServiceRequest) -> None:
@@ -238,27 +239,32 @@ class EchoService:
 
 def test_the_puback_comes_before_the_services_answer() -> None:
     pure = PureCore()
-    service = EchoService(pure)
+    service = EchoJobs(pure)
     pure.core.register_service(service)
     client = pure.connected("dev")
-    client.subscribe("$aws/echo/+/accepted")
-    client.publish("$aws/echo/a", b"hi", qos=1)
+    client.subscribe("$aws/things/dev/jobs/get/accepted")
+    client.publish("$aws/things/dev/jobs/get", b"hi", qos=1)
     packets = client.received()
     assert isinstance(packets[0], Puback)
     assert isinstance(packets[1], Publish)
-    assert (packets[1].topic, packets[1].payload) == ("$aws/echo/a/accepted", b"hi")
+    assert (packets[1].topic, packets[1].payload) == ("$aws/things/dev/jobs/get/accepted", b"hi")
     (request,) = service.requests
     assert (request.client_id, request.facts.client_id) == ("dev", "dev")
 
 
-def test_a_topic_no_service_claims_reaches_no_service() -> None:
+def test_a_request_of_a_service_that_is_not_registered_is_refused_by_name() -> None:
     pure = PureCore()
-    service = EchoService(pure)
+    client = pure.connected("dev", 5)
+    client.publish("$aws/things/dev/jobs/get", b"hi", qos=1)
+    assert client.received() == [Puback(1, 0x87)]
+    (record,) = pure.failures("SERVICE_NOT_EMULATED")
+    assert "Jobs" in str(record["details"])
+    # Once the service registers, the same request is served.
+    service = EchoJobs(pure)
     pure.core.register_service(service)
-    client = pure.connected("dev")
-    client.publish("$aws/echo/a/b", b"hi", qos=1)
-    assert client.received() == [Puback(1)]
-    assert service.requests == []
+    client.publish("$aws/things/dev/jobs/get", b"hi", qos=1)
+    assert client.received() == [Puback(2)]
+    assert len(service.requests) == 1
 
 
 # -- lifecycle version numbers -------------------------------------------------------------------

@@ -51,12 +51,11 @@ NOT_AUTHORIZED = 0x87
 TOPIC_FILTER_INVALID = 0x8F
 TOPIC_NAME_INVALID = 0x90
 TOPIC_ALIAS_INVALID = 0x94
-PACKET_TOO_LARGE = 0x95
+QOS_NOT_SUPPORTED = 0x9B
 QUOTA_EXCEEDED = 0x97
-PAYLOAD_FORMAT_INVALID = 0x99
+UNSPECIFIED_ERROR = 0x80
 PROTOCOL_ERROR = 0x82
 SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xA1
-NO_SUBSCRIPTION_EXISTED = 0x11
 V3_SUBACK_FAILURE = 0x80
 
 # A valid shadow update: the broker's shadow service also reads what reaches the update topic.
@@ -359,7 +358,11 @@ async def test_qos2_publish_is_not_acknowledged_nor_delivered(
 
     await publisher.send(Publish("qos/t", b"two", qos=2, packet_id=7))
 
-    await publisher.expect_nothing()  # neither PUBACK nor PUBREC
+    if level == 5:
+        # MQTT 5 3.3.1.2: QoS above the CONNACK's Maximum QoS (1) is DISCONNECT 0x9B.
+        await assert_closed(publisher, QOS_NOT_SUPPORTED)
+    else:
+        await publisher.expect_nothing()  # AWS: neither PUBACK nor PUBREC
     await subscriber.expect_nothing()
     await assert_logged(running_broker, "Publish-In", "QOS_NOT_SUPPORTED", "qos/t")
 
@@ -614,13 +617,12 @@ async def test_non_retained_shadow_publish_is_routed(
 # -- payload size --------------------------------------------------------------------------
 
 
-@LEVELS
 async def test_payload_of_exactly_128_kib_is_accepted_and_delivered(
-    clients: Clients, running_broker: RunningBroker, level: int
+    clients: Clients, running_broker: RunningBroker
 ) -> None:
-    subscriber = await clients("sub", level)
+    subscriber = await clients("sub", 4)
     await subscriber.subscribe("big/t")
-    publisher = await clients("pub", level)
+    publisher = await clients("pub", 4)
     payload = bytes(range(256)) * (PAYLOAD_LIMIT // 256)
     assert len(payload) == PAYLOAD_LIMIT
 
@@ -629,6 +631,37 @@ async def test_payload_of_exactly_128_kib_is_accepted_and_delivered(
     assert puback is not None and puback.reason_code == 0
     assert (await subscriber.receive_publish()).payload == payload
     no_failures(running_broker)
+
+
+async def test_mqtt5_packet_of_exactly_the_advertised_maximum_is_accepted(
+    clients: Clients, running_broker: RunningBroker
+) -> None:
+    """The CONNACK advertises Maximum Packet Size 131072 (AWS: "Cannot exceed 128 KB")."""
+    subscriber = await clients("sub", 5)
+    await subscriber.subscribe("big/t")
+    publisher = await clients("pub", 5)
+    overhead = len(encode(Publish("big/t", b"", qos=1, packet_id=1), 5)) + 2  # 3-byte length
+    payload = b"p" * (PAYLOAD_LIMIT - overhead)
+    assert len(encode(Publish("big/t", payload, qos=1, packet_id=1), 5)) == PAYLOAD_LIMIT
+
+    puback = await publisher.publish("big/t", payload)
+
+    assert puback is not None and puback.reason_code == 0
+    assert (await subscriber.receive_publish()).payload == payload
+    no_failures(running_broker)
+
+
+async def test_mqtt5_packet_one_byte_over_the_advertised_maximum_is_refused(
+    clients: Clients, running_broker: RunningBroker
+) -> None:
+    publisher = await clients("pub", 5)
+    overhead = len(encode(Publish("big/t", b"", qos=1, packet_id=1), 5)) + 2
+    payload = b"p" * (PAYLOAD_LIMIT - overhead + 1)
+
+    await publisher.send(Publish("big/t", payload, qos=1, packet_id=1))
+
+    await assert_closed(publisher, QUOTA_EXCEEDED)
+    await assert_logged(running_broker, "Disconnect", "PAYLOAD_LIMIT_EXCEEDED")
 
 
 @LEVELS
@@ -642,7 +675,7 @@ async def test_payload_one_byte_over_128_kib_closes_the_connection(
 
     await publisher.send(Publish("big/t", b"x" * (PAYLOAD_LIMIT + 1), qos=1, packet_id=1))
 
-    await assert_closed(publisher, PACKET_TOO_LARGE)
+    await assert_closed(publisher, QUOTA_EXCEEDED)
     record = await assert_logged(running_broker, "Disconnect", "PAYLOAD_LIMIT_EXCEEDED")
     assert record["details"] == PAYLOAD_DETAILS
     assert record["disconnectReason"] == "CLIENT_ERROR"
@@ -666,7 +699,7 @@ async def test_huge_publish_is_refused_from_its_fixed_header(
     # QoS 1 PUBLISH fixed header declaring 10 MiB, then only the start of the variable header.
     await publisher.send_raw(bytes([0x32]) + bytes(varint) + b"\x00\x05big/t\x00\x01")
 
-    await assert_closed(publisher, PACKET_TOO_LARGE)
+    await assert_closed(publisher, QUOTA_EXCEEDED)
     record = await assert_logged(running_broker, "Disconnect", "PAYLOAD_LIMIT_EXCEEDED")
     assert record["details"] == PAYLOAD_DETAILS
 
@@ -862,7 +895,8 @@ async def test_payload_format_utf8_with_invalid_utf8_is_refused(
         "pfi/t", b"\xff\xfe", properties=Properties(payload_format_indicator=1)
     )
 
-    assert puback is not None and puback.reason_code == PAYLOAD_FORMAT_INVALID
+    # AWS's PUBACK codes have no 0x99 (Payload format invalid): 0x80, Unspecified error.
+    assert puback is not None and puback.reason_code == UNSPECIFIED_ERROR
     await subscriber.expect_nothing()
     await assert_logged(running_broker, "Publish-In", "PAYLOAD_FORMAT_INVALID", "pfi/t")
 
@@ -1019,7 +1053,8 @@ async def test_unsuback_reason_codes(clients: Clients, level: int) -> None:
     await subscriber.send(Unsubscribe(9, ("un/a", "un/never")))
 
     unsuback = await subscriber.recv_packet()
-    expected = (0x00, NO_SUBSCRIPTION_EXISTED) if level == 5 else ()
+    # AWS's UNSUBACK codes have no 0x11 (No subscription existed): 0x00 for both.
+    expected = (0x00, 0x00) if level == 5 else ()
     assert unsuback == Unsuback(9, expected)
     publisher = await clients("pub", level)
     await publisher.publish("un/a", b"gone")

@@ -107,7 +107,6 @@ PARSE_ERRORS: list[tuple[str, bytes, str, int, str]] = [
     ("bad json on get", b"{", "get", 400, "Invalid JSON"),
     ("bad json on delete", b"nope", "delete", 400, "Invalid JSON"),
     ("no state", b'{"clientToken":"t"}', "update", 400, "Missing required node: state"),
-    ("null state", b'{"state":null}', "update", 400, "Missing required node: state"),
     ("state string", b'{"state":"on"}', "update", 400, "State node must be an object"),
     ("state array", b'{"state":[]}', "update", 400, "State node must be an object"),
     ("desired number", b'{"state":{"desired":1}}', "update", 400,
@@ -404,6 +403,29 @@ def test_merge(before: dict[str, Any], patch: dict[str, Any], after: dict[str, A
     assert result.state.version == 2
     # "Setting the device's shadow state to null does not delete the shadow" (FLOW).
     assert result.state.exists
+
+
+def test_null_state_empties_the_shadow_without_deleting_it() -> None:
+    """FLOW, "Deleting a shadow": "Setting the device's shadow state to null does not delete the
+    shadow. The shadow version will be incremented on the next update."""
+    first = shadow_with({"state": {"desired": {"a": 1}, "reported": {"a": 2}}})
+    result = update(first, {"state": None, "clientToken": "wipe"})
+    assert result.state.exists
+    assert result.state.version == first.version + 1
+    assert (result.state.desired, result.state.reported) == (None, None)
+    assert result.accepted["state"] is None
+    assert result.accepted["clientToken"] == "wipe"
+    assert result.delta is None
+    assert result.documents["previous"]["state"] == {"desired": {"a": 1}, "reported": {"a": 2}}
+    # The twin: no state at all is still refused.
+    assert error_of(lambda: update(first, {"clientToken": "t"})) == (
+        400,
+        "Missing required node: state",
+    )
+    # The next update continues the version.
+    assert (
+        update(result.state, {"state": {"reported": {"b": 1}}}).state.version == first.version + 2
+    )
 
 
 def test_inputs_are_not_mutated() -> None:

@@ -137,11 +137,11 @@ async def start_broker(tmp_path: Path) -> AsyncIterator[StartBroker]:
 
 def _accepted_by_broker(running: RunningBroker) -> dict[str, set[str]]:
     """Suites the broker itself logged as accepted, per TLS version."""
-    prefix = "TLS handshake accepted: "
+    prefix = "TLS handshake: "
     accepted: dict[str, set[str]] = {}
     for record in running.records:
         details = str(record.get("details", ""))
-        if record["status"] == "Success" and details.startswith(prefix):
+        if record["logLevel"] == "DEBUG" and details.startswith(prefix):
             version, suite = details[len(prefix) :].split(",", maxsplit=1)[0].split()
             accepted.setdefault(version, set()).add(suite)
     return accepted

@@ -15,7 +15,6 @@ from aws_iot_mock.mqtt.topics import (
     is_wildcard,
     parse_shared,
     topic_matches,
-    validate_publish_topic,
     validate_topic_filter,
     validate_topic_name,
 )
@@ -156,40 +155,6 @@ def test_invalid_topic_names(topic: str, reason: str) -> None:
     error = validate_topic_name(topic)
     assert isinstance(error, TopicError)
     assert reason in error.reason
-
-
-# --- validation: publish (reserved topics) ----------------------------------------------------
-
-PUBLISH_CASES = [
-    ("sensor/t", False, None),
-    ("sensor/t", True, None),
-    ("$aws/things/x/shadow/update", False, None),
-    ("$aws/things/x/shadow/name/s/get", False, None),
-    ("$aws/things/x/jobs/get", False, None),
-    ("$aws/rules/my_rule/a/b", False, None),
-    ("$aws/things/x/shadow/update", True, "RETAIN"),
-    ("$aws/rules/my_rule/a", True, "RETAIN"),
-    ("$aws/events/presence/connected/c1", False, "subscribe-only"),
-    ("$aws/events/presence/connected/c1", True, "subscribe-only"),
-    ("$aws/events", False, "subscribe-only"),
-    ("$SYS/x", False, "reserved"),
-    ("$foo", False, "reserved"),
-    ("$share/g/x", False, "reserved"),
-    ("$AWS/rules/r/x", False, "reserved"),  # topics are case sensitive
-    ("$aws", False, "reserved"),
-    ("a/+", False, "wildcard"),
-    ("", False, "empty"),
-]
-
-
-@pytest.mark.parametrize(("topic", "retain", "reason"), PUBLISH_CASES)
-def test_validate_publish_topic(topic: str, retain: bool, reason: str | None) -> None:
-    error = validate_publish_topic(topic, retain=retain)
-    if reason is None:
-        assert error is None
-    else:
-        assert error is not None
-        assert reason in error.reason
 
 
 # --- validation: filters ----------------------------------------------------------------------

@@ -290,7 +290,13 @@ def parse_request(payload: bytes, *, operation: str) -> dict[str, Any]:
     request: dict[str, Any] = {}
     if operation == "update":
         try:
-            request["state"] = _validate_state(obj.get("state"))
+            if "state" not in obj:
+                raise ShadowError(400, MSG_MISSING_STATE)
+            # "Setting the device's shadow state to null does not delete the shadow. The shadow
+            # version will be incremented on the next update" (device-shadow-data-flow,
+            # "Deleting a shadow"): {"state": null} is an update that empties both sections.
+            state = obj["state"]
+            request["state"] = None if state is None else _validate_state(state)
             version = obj.get("version")
             if version is not None:
                 if isinstance(version, bool) or not isinstance(version, int) or version < 0:
@@ -507,7 +513,8 @@ def apply_update(
         raise ShadowError(409, MSG_VERSION_CONFLICT, client_token=token)
 
     live = current if current is not None and existed else None
-    req_state: Mapping[str, Any] = request["state"]
+    state_is_null = request["state"] is None
+    req_state: Mapping[str, Any] = dict.fromkeys(_SECTIONS) if state_is_null else request["state"]
     new: dict[str, Any] = {
         "desired": live.desired if live else None,
         "reported": live.reported if live else None,
@@ -541,8 +548,10 @@ def apply_update(
     accepted = _with_token(
         {
             # "contains only fields that were in the request state document" [DOC].
-            "state": copy.deepcopy(dict(req_state)),
-            "metadata": {k: _metadata_of(v, ts) for k, v in req_state.items()},
+            "state": None if state_is_null else copy.deepcopy(dict(req_state)),
+            "metadata": {}
+            if state_is_null
+            else {k: _metadata_of(v, ts) for k, v in req_state.items()},
             "version": state.version,
             "timestamp": ts,
         },

@@ -126,10 +126,21 @@ class DeviceCore:
     # -- the door interface ----------------------------------------------------------------
 
     def open_mqtt_connection(
-        self, principal: Principal, facts: ConnectionFacts, *, wake: Callable[[], None]
+        self,
+        principal: Principal,
+        facts: ConnectionFacts,
+        *,
+        wake: Callable[[], None],
+        transport_details: str | None = None,
     ) -> MqttConnection:
-        """A new MQTT connection for an authenticated ``principal`` (CONNECT still to come)."""
-        return MqttConnection(self, principal, facts, wake=wake)
+        """A new MQTT connection for an authenticated ``principal`` (CONNECT still to come).
+
+        ``transport_details`` (the TLS handshake, the WebSocket upgrade) go in the ``details``
+        of the connection's one ``Connect`` log line.
+        """
+        return MqttConnection(
+            self, principal, facts, wake=wake, transport_details=transport_details
+        )
 
     def publish(self, publisher: Publisher, request: PublishRequest) -> PublishRefusal | None:
         """One publish through the ingress (see ``PublishIngress.publish``).
@@ -166,6 +177,7 @@ class DeviceCore:
     def register_service(self, service: BuiltInService) -> None:
         """Give ``service`` the publishes on its request topics."""
         self.services.register(service)
+        self.ingress.forget_verdicts()
 
     def publish_as_service(self, topic: str, payload: bytes) -> None:
         """Route a broker-made message (service answers, lifecycle events) at QoS 1."""

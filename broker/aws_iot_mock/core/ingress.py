@@ -7,15 +7,17 @@ logged the same way, so a message that AWS refuses over MQTT is refused here ove
    send a PUBACK or SUBACK", https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html).
 2. Payload size: "The payload for every publish request is limited to 128 KB" (AWS IoT Core
    quotas, https://docs.aws.amazon.com/general/latest/gr/iot-core.html).
-3. The topic: a valid topic name (256 bytes, 7 slashes, no wildcards) that is not a reserved
-   topic a client may not publish to, and no RETAIN on a ``$`` topic.
+3. The topic: a valid topic name (256 bytes, 7 slashes, no wildcards); a ``$`` topic only as
+   AWS's reserved-topic table allows (``aws_iot_mock.aws.reserved_topics``: a request of a
+   service that is emulated, or Basic Ingest), never a response topic, never with RETAIN.
 4. The publisher's policies: ``iot:Publish``, plus ``iot:RetainPublish`` with RETAIN.
 5. MQTT 5 Payload Format Indicator: 1 (UTF-8) on a payload that is not UTF-8 is refused.
 
 An accepted message is logged (``Publish-In``) before it is routed, so that the log reads cause
-before effect; it is routed (and stored, for persistent sessions and RETAIN); the publisher is
-acknowledged; then the built-in service whose request topic it is, if any, answers it (so an
-MQTT client reads its PUBACK before the service's ``/accepted``).
+before effect; it is routed (and stored, for persistent sessions and RETAIN) unless it is Basic
+Ingest, which reaches no subscriber; the publisher is acknowledged; then the built-in service
+whose request topic it is, if any, answers it (so an MQTT client reads its PUBACK before the
+service's ``/accepted``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from aws_iot_mock.logs.cloudwatch import (
 )
 from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties
 from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.mqtt.topics import reserved_topic_problem, validate_topic_name
+from aws_iot_mock.mqtt.topics import validate_topic_name
 
 __all__ = ["PublishIngress", "PublishRefusal", "PublishRequest", "Publisher"]
 
@@ -95,7 +97,8 @@ class PublishRefusal:
     details: str
 
 
-_TopicVerdict = PublishRefusal | None
+# (refusal or None, whether subscribers get it)
+_TopicVerdict = tuple[PublishRefusal | None, bool]
 
 
 class PublishIngress:
@@ -144,7 +147,7 @@ class PublishIngress:
             else the refusal, already logged as a ``Publish-In`` failure. What the publisher is
             told (PUBACK code, disconnect, HTTP status) is the door's decision.
         """
-        refusal = self._check(publisher, request)
+        refusal, routed = self._check(publisher, request)
         if refusal is not None:
             self._emit(
                 event_failure(
@@ -167,7 +170,11 @@ class PublishIngress:
                     trace_id=request.trace_id,
                 )
             )
-        self._router.publish(build_message(request, publisher.client_id, self._clock()))
+        message = build_message(request, publisher.client_id, self._clock())
+        if routed:
+            self._router.publish(message)
+        else:
+            self._router.observe(message)
         if acknowledge is not None:
             acknowledge()
         if request.topic.startswith("$aws/"):
@@ -176,20 +183,24 @@ class PublishIngress:
             )
         return None
 
-    def _check(self, publisher: Publisher, request: PublishRequest) -> PublishRefusal | None:
+    def _check(
+        self, publisher: Publisher, request: PublishRequest
+    ) -> tuple[PublishRefusal | None, bool]:
         topic = request.topic
         if request.qos > 1:
-            return PublishRefusal(
+            refusal = PublishRefusal(
                 Reason.QOS_NOT_SUPPORTED, "QoS 2 PUBLISH: not acknowledged and not delivered"
             )
+            return refusal, False
         if len(request.payload) > PAYLOAD_MAX_BYTES:
-            return PublishRefusal(
+            refusal = PublishRefusal(
                 Reason.PAYLOAD_LIMIT_EXCEEDED,
                 "Message payload exceeds size limit for message type.",
             )
-        verdict = self._topic_verdict(topic, request.retain)
+            return refusal, False
+        verdict, routed = self.topic_verdict(topic, request.retain)
         if verdict is not None:
-            return verdict
+            return verdict, False
         permissions = publisher.permissions
         if permissions is not None:
             decision = permissions.check(PUBLISH, "topic", topic)
@@ -197,33 +208,46 @@ class PublishIngress:
                 # AWS: publishing with RETAIN needs iot:RetainPublish on top of iot:Publish.
                 decision = permissions.check(RETAIN_PUBLISH, "topic", topic)
             if not decision.allowed:
-                return PublishRefusal(
+                refusal = PublishRefusal(
                     Reason.AUTHORIZATION_FAILURE, f"Authorization Failure: {decision.details}"
                 )
+                return refusal, False
         if request.properties.payload_format_indicator == 1 and not _is_utf8(request.payload):
-            return PublishRefusal(
+            refusal = PublishRefusal(
                 Reason.PAYLOAD_FORMAT_INVALID,
                 "Payload Format Indicator says UTF-8 but the payload is not valid UTF-8",
             )
-        return None
+            return refusal, False
+        return None, routed
 
-    def _topic_verdict(self, topic: str, retain: bool) -> _TopicVerdict:
+    def topic_verdict(self, topic: str, retain: bool) -> _TopicVerdict:
+        """Whether a client may publish to ``topic`` (also an MQTT will's topic).
+
+        Returns:
+            ``(refusal, routed)``: the refusal (None when allowed) and whether subscribers get
+            messages on ``topic`` (not Basic Ingest's).
+        """
         key = (topic, retain)
         verdicts = self._topic_verdicts
         if key in verdicts:
             return verdicts[key]
-        verdict: _TopicVerdict = None
+        refusal: PublishRefusal | None = None
         name_problem = validate_topic_name(topic)
         if name_problem is not None:
-            verdict = PublishRefusal(Reason.TOPIC_INVALID, name_problem.reason)
+            refusal = PublishRefusal(Reason.TOPIC_INVALID, name_problem.reason)
         else:
-            reserved = reserved_topic_problem(topic, retain=retain)
+            reserved = self._services.publish_refusal(topic, retain=retain)
             if reserved is not None:
-                verdict = PublishRefusal(Reason.RESERVED_TOPIC, reserved.reason)
+                refusal = PublishRefusal(reserved.reason, reserved.details)
+        verdict = (refusal, self._services.routes_to_subscribers(topic))
         if len(verdicts) >= _TOPIC_VERDICT_CACHE:
             verdicts.clear()
         verdicts[key] = verdict
         return verdict
+
+    def forget_verdicts(self) -> None:
+        """Drop cached topic verdicts (a service was registered: its topics are now served)."""
+        self._topic_verdicts.clear()
 
 
 def build_message(request: PublishRequest, sender: str | None, now: float) -> Message:

@@ -89,7 +89,7 @@ from aws_iot_mock.mqtt.codec import (
     encode,
 )
 from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.mqtt.topics import validate_publish_topic, validate_topic_filter
+from aws_iot_mock.mqtt.topics import validate_topic_filter
 
 if TYPE_CHECKING:
     from aws_iot_mock.authz.iot_policy_evaluation import Decision
@@ -111,14 +111,19 @@ _V5_CLIENT_ID_NOT_VALID = 0x85
 _V5_TOPIC_NAME_INVALID = 0x90
 _V5_QOS_NOT_SUPPORTED = 0x9B
 _V5_NOT_AUTHORIZED = 0x87
-_V5_PAYLOAD_FORMAT_INVALID = 0x99
+# AWS's PUBACK reason codes are 0x00, 0x80, 0x87, 0x90, 0x91 and 0x97 ("MQTT 5 reason codes",
+# mqtt.html): a payload that breaks its Payload Format Indicator gets 0x80 (Unspecified error),
+# not the spec's optional 0x99, which AWS does not list.
+_V5_UNSPECIFIED_ERROR = 0x80
 _V5_PROTOCOL_ERROR = 0x82
 _V5_TOPIC_ALIAS_INVALID = 0x94
 _V5_SERVER_SHUTTING_DOWN = 0x8B
 _V5_KEEP_ALIVE_TIMEOUT = 0x8D
 _V5_SESSION_TAKEN_OVER = 0x8E
 _V5_ADMINISTRATIVE_ACTION = 0x98
-_V5_PACKET_TOO_LARGE = 0x95
+# AWS lists no 0x95 (Packet too large) among its DISCONNECT codes; an oversized payload or packet
+# gets 0x97 (Quota exceeded), which it does list.
+_V5_QUOTA_EXCEEDED = 0x97
 _V5_SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xA1
 _V5_TOPIC_FILTER_INVALID = 0x8F
 _V3_SUBACK_FAILURE = 0x80
@@ -135,7 +140,8 @@ _RECEIVE_DENIALS_LOGGED = 1024
 _V5_PUBACK_CODES = {
     Reason.RESERVED_TOPIC: _V5_NOT_AUTHORIZED,
     Reason.AUTHORIZATION_FAILURE: _V5_NOT_AUTHORIZED,
-    Reason.PAYLOAD_FORMAT_INVALID: _V5_PAYLOAD_FORMAT_INVALID,
+    Reason.PAYLOAD_FORMAT_INVALID: _V5_UNSPECIFIED_ERROR,
+    Reason.SERVICE_NOT_EMULATED: _V5_NOT_AUTHORIZED,
 }
 
 
@@ -167,6 +173,8 @@ class MqttConnection:
         wake: called (once per burst) when bytes became ready to send or a close was requested
             from outside a call by the door (a message routed from another connection, a
             takeover, a registry change).
+        transport_details: how the client came in (TLS version and suite, SNI...), written in
+            the ``details`` of the one ``Connect`` success line.
     """
 
     def __init__(
@@ -176,7 +184,9 @@ class MqttConnection:
         facts: ConnectionFacts,
         *,
         wake: Callable[[], None],
+        transport_details: str | None = None,
     ) -> None:
+        self._transport_details = transport_details
         self._core = core
         self._router = core.router
         self._principal = principal
@@ -490,7 +500,7 @@ class MqttConnection:
             )
         elif isinstance(error, PacketTooLarge):
             self._close(
-                Closing(Reason.PAYLOAD_LIMIT_EXCEEDED.name, "CLIENT_ERROR", _V5_PACKET_TOO_LARGE),
+                Closing(Reason.PAYLOAD_LIMIT_EXCEEDED.name, "CLIENT_ERROR", _V5_QUOTA_EXCEEDED),
                 "Message payload exceeds size limit for message type.",
             )
         else:
@@ -510,6 +520,18 @@ class MqttConnection:
             return
         self._level = level
         v5 = level == 5
+        if v5 and connect.properties.authentication_method is not None:
+            # AWS IoT supports no AUTH (enhanced authentication); MQTT-4.12.0-1: a server that
+            # does not support the method "MUST close the Network Connection", after a CONNACK
+            # 0x8C or 0x87. AWS lists 0x87, not 0x8C, among its CONNACK codes.
+            self._refuse_connect_with(
+                Reason.ENHANCED_AUTHENTICATION_NOT_SUPPORTED,
+                f"Authentication Method {connect.properties.authentication_method!r}: AWS IoT "
+                "Core supports no MQTT 5 enhanced authentication",
+                None,
+                _V5_NOT_AUTHORIZED,
+            )
+            return
         client_id = connect.client_id
         assigned: str | None = None
         if not client_id:
@@ -584,9 +606,12 @@ class MqttConnection:
                 requested_expiry, granted_expiry, assigned
             )
         self.send(encode(Connack(present, 0, connack_properties), level))
+        if v5:
+            # Enforce the Maximum Packet Size the CONNACK advertises (MQTT 5 3.2.2.3.6).
+            self._reader.limit_packet_size(ADVERTISED_MAXIMUM_PACKET_SIZE)
         self._connect_deadline = None
         if self._core.ingress.log_successes:
-            self._core.emit(connect_success(self._facts))
+            self._core.emit(connect_success(self._facts, details=self._transport_details))
         self._core.connection_opened(self)
         permissions = self._permissions
         if permissions is not None:
@@ -604,11 +629,11 @@ class MqttConnection:
                 Reason.WILL_QOS_NOT_SUPPORTED, "The will has QoS 2", None, _V5_QOS_NOT_SUPPORTED
             )
             return False
-        topic_problem = validate_publish_topic(will.topic, retain=will.retain)
+        topic_problem, _ = self._core.ingress.topic_verdict(will.topic, will.retain)
         if topic_problem is not None:
             self._refuse_connect_with(
                 Reason.WILL_TOPIC_INVALID,
-                f"Will topic {will.topic!r}: {topic_problem.reason}",
+                f"Will topic {will.topic!r}: {topic_problem.details}",
                 None,
                 _V5_TOPIC_NAME_INVALID,
             )
@@ -618,7 +643,7 @@ class MqttConnection:
                 Reason.PAYLOAD_LIMIT_EXCEEDED,
                 "Message payload exceeds size limit for message type.",
                 None,
-                _V5_PACKET_TOO_LARGE,
+                _V5_QUOTA_EXCEEDED,
             )
             return False
         return True
@@ -764,6 +789,12 @@ class MqttConnection:
             return
         reason = refusal.reason
         if reason is Reason.QOS_NOT_SUPPORTED:
+            if self._level == 5:
+                # MQTT 5 3.3.1.2: QoS above the CONNACK's Maximum QoS is a DISCONNECT 0x9B
+                # (which AWS lists); MQTT 3.1.1 gets AWS's observed silence.
+                self._close(
+                    Closing(reason.name, "CLIENT_ERROR", _V5_QOS_NOT_SUPPORTED), refusal.details
+                )
             return  # AWS: "the message broker doesn't send a PUBACK"
         code = _V5_PUBACK_CODES.get(reason)
         if self._level == 5 and code is not None:
@@ -779,7 +810,7 @@ class MqttConnection:
                 f"Topic {topic!r}: {refusal.details}",
             )
         elif reason is Reason.PAYLOAD_LIMIT_EXCEEDED:
-            self._close(Closing(reason.name, "CLIENT_ERROR", _V5_PACKET_TOO_LARGE), refusal.details)
+            self._close(Closing(reason.name, "CLIENT_ERROR", _V5_QUOTA_EXCEEDED), refusal.details)
         else:
             self._close(
                 Closing(reason.name, "CLIENT_ERROR", None), f"Topic {topic!r}: {refusal.details}"
@@ -842,6 +873,13 @@ class MqttConnection:
                 )
                 codes.append(_V5_TOPIC_FILTER_INVALID if v5 else _V3_SUBACK_FAILURE)
                 continue
+            reserved = self._core.services.subscribe_refusal(topic_filter)
+            if reserved is not None:
+                self._emit_failure(
+                    EventType.SUBSCRIBE, reserved.reason, reserved.details, topic_filter
+                )
+                codes.append(_V5_NOT_AUTHORIZED if v5 else _V3_SUBACK_FAILURE)
+                continue
             denial = self._authorize(SUBSCRIBE, "topicfilter", topic_filter)
             if denial is not None:
                 details = f"Authorization Failure: {denial.details}"
@@ -891,8 +929,10 @@ class MqttConnection:
 
     def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> None:
         assert self._session is not None
-        codes = self._router.unsubscribe(self._session, unsubscribe.topic_filters)
-        reason_codes = codes if self._level == 5 else ()
+        self._router.unsubscribe(self._session, unsubscribe.topic_filters)
+        # AWS's UNSUBACK codes are 0x00, 0x80, 0x8F and 0x91 (mqtt.html): no 0x11 (No
+        # subscription existed), so an unknown filter is acknowledged with 0x00.
+        reason_codes = (0x00,) * len(unsubscribe.topic_filters) if self._level == 5 else ()
         self.send(encode(Unsuback(unsubscribe.packet_id, reason_codes), self._level))
         filters = list(unsubscribe.topic_filters)
         if self._core.ingress.log_successes:

@@ -283,10 +283,12 @@ class Router:
             existing = self.sessions.get(client_id)
         # A resumed session cancels a will still waiting out its delay (MQTT 5 3.1.3.2.2).
         self._wills.pop(client_id, None)
-        if existing is not None and clean_start:
+        level = outlet.protocol_level
+        if existing is not None and (clean_start or existing.protocol_level != level):
+            # AWS: "Cross MQTT version (MQTT 3 and MQTT 5) persistent sessions are not
+            # supported" (mqtt.html): another version starts a new session.
             self.end_session(existing)
             existing = None
-        level = outlet.protocol_level
         if existing is None:
             session = Session(client_id, level, expiry_interval, outlet=outlet)
             self.sessions[client_id] = session
@@ -462,6 +464,11 @@ class Router:
         return tuple(codes)
 
     # -- publish ---------------------------------------------------------------------------
+
+    def observe(self, message: Message) -> None:
+        """Tell the observers of a message that reaches no subscriber (Basic Ingest)."""
+        for observer in self.observers:
+            observer(message)
 
     def publish(self, message: Message) -> int:  # noqa: PLR0912 (one pass over the targets)
         """Route ``message`` (already validated and authorized) to every matching session.

@@ -72,7 +72,9 @@ class MqttDoorHandler:
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.connection = core.open_mqtt_connection(who, channel.facts, wake=self._wake)
+        self.connection = core.open_mqtt_connection(
+            who, channel.facts, wake=self._wake, transport_details=channel.identity.tls_details
+        )
         self._arm_timer()
 
     # -- DoorHandler -----------------------------------------------------------------------

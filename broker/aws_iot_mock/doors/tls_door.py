@@ -37,7 +37,7 @@ from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     Reason,
     connect_failure,
-    connect_success,
+    handshake_record,
 )
 from aws_iot_mock.tls.client_hello import ClientHelloInfo, NeedMoreData, NotTls, read_client_hello
 from aws_iot_mock.tls.door_routes import DoorKind, Route, choose_route
@@ -95,6 +95,15 @@ class DoorIdentity:
     alpn: str | None
     source_ip: str
     source_port: int
+
+    @property
+    def tls_details(self) -> str:
+        """The handshake, for the one ``Connect`` log line of the connection."""
+        alpn = f", ALPN {self.alpn!r}" if self.alpn else ""
+        return (
+            f"TLS handshake: {self.tls_version} {self.cipher}, SNI {self.server_name!r}, "
+            f"policy {self.security_policy}{alpn}"
+        )
 
 
 class ByteChannel(Protocol):
@@ -172,7 +181,8 @@ class FrontDoor:
         emit: writes a log record.
         handlers: the handler factory of each route this build serves.
         handshake_timeout: seconds allowed from TCP accept to the end of the TLS handshake.
-        log_successes: whether INFO records (accepted handshakes) are written.
+        log_successes: whether INFO records are written.
+        log_debug: whether DEBUG records (each accepted handshake) are written.
     """
 
     def __init__(
@@ -189,7 +199,9 @@ class FrontDoor:
         handlers: Mapping[Route, HandlerFactory],
         handshake_timeout: float,
         log_successes: bool = True,
+        log_debug: bool = False,
     ) -> None:
+        self.log_debug = log_debug
         self.door = door
         self.account_id = account_id
         self.contexts = contexts
@@ -405,14 +417,8 @@ class DoorProtocol(asyncio.Protocol):
             source_ip=self._source_ip,
             source_port=self._source_port,
         )
-        if self._door.log_successes:
-            self._door.emit(
-                connect_success(
-                    self._facts(),
-                    details=f"TLS handshake accepted: {identity.tls_version} {identity.cipher}, "
-                    f"SNI {identity.server_name!r}, policy {identity.security_policy}",
-                )
-            )
+        if self._door.log_debug:
+            self._door.emit(handshake_record(self._facts(), f"{identity.tls_details} accepted"))
         self._cancel_timer()
         self._channel = _Channel(self, identity, self._facts())
         self._handler = factory(self._channel)

@@ -37,6 +37,7 @@ __all__ = [
     "event_failure",
     "event_success",
     "format_timestamp",
+    "handshake_record",
     "reason_catalogue_markdown",
     "record_level",
     "shadow_record",
@@ -174,6 +175,11 @@ class Reason(enum.Enum):
         "The client ID is over 128 bytes, starts with `$` (reserved for AWS), or is empty on "
         "MQTT 3.1.1 (MQTT 5 gets an assigned one).",
     )
+    ENHANCED_AUTHENTICATION_NOT_SUPPORTED = _ReasonInfo(
+        "CONNACK 0x87, then close",
+        "An MQTT 5 CONNECT with an Authentication Method: AWS IoT Core supports no enhanced "
+        "authentication (AUTH).",
+    )
     WILL_QOS_NOT_SUPPORTED = _ReasonInfo(
         "close (MQTT 3.1.1), CONNACK 0x9B (MQTT 5)",
         "The will has QoS 2; AWS IoT supports QoS 0 and 1 only.",
@@ -218,9 +224,17 @@ class Reason(enum.Enum):
         "A PUBLISH topic is empty, has wildcards, is over 256 bytes or 7 slashes.",
     )
     RESERVED_TOPIC = _ReasonInfo(
-        "MQTT 5: PUBACK 0x87 (QoS 1) or nothing (QoS 0); MQTT 3.1.1: close",
-        "A PUBLISH to `$aws/events/...` (subscribe-only), to another reserved `$` topic, or "
-        "with RETAIN to any `$` topic.",
+        "PUBLISH: MQTT 5 PUBACK 0x87 (QoS 1), MQTT 3.1.1 close; SUBSCRIBE: SUBACK 0x87/0x80",
+        "A PUBLISH to a topic AWS IoT publishes (`/accepted`, `/rejected`, `/delta`, "
+        "`$aws/events/...`), to a `$` topic that is not reserved for a service, or with RETAIN "
+        "to any `$` topic; a SUBSCRIBE to Basic Ingest (`$aws/rules/...`) or to a `$` topic "
+        "that matches no reserved topic.",
+    )
+    SERVICE_NOT_EMULATED = _ReasonInfo(
+        "MQTT 5: PUBACK 0x87 (QoS 1) / SUBACK 0x87; MQTT 3.1.1: close / SUBACK 0x80",
+        "A reserved `$aws/...` topic of an AWS service this project does not emulate (Device "
+        "Defender, secure tunneling, ...); `details` names the service. Never accepted in "
+        "silence.",
     )
     PAYLOAD_FORMAT_INVALID = _ReasonInfo(
         "MQTT 5: PUBACK 0x99 (QoS 1) or nothing (QoS 0)",
@@ -385,12 +399,29 @@ def connect_success(
 ) -> dict[str, object]:
     """Build a ``Connect``/``Success`` record (``logLevel`` ``INFO``), as in AWS's example.
 
-    Written once when the TLS handshake is accepted (``details`` names the TLS version and
-    suite) and once when the MQTT CONNECT is accepted (with ``clientId``).
+    Written once per accepted MQTT CONNECT (with ``clientId``), as AWS writes one; ``details``
+    says how the client came in (TLS version, suite, SNI, policy).
     """
     record = _base_record(LogLevel.INFO, "Success", EventType.CONNECT, facts, now, trace_id)
     if details is not None:
         record["details"] = details
+    return record
+
+
+def handshake_record(
+    facts: ConnectionFacts,
+    details: str,
+    *,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build the ``DEBUG`` detail record of an accepted TLS handshake (``Connect``/``Success``).
+
+    A DEBUG detail, so that at AWS's INFO level one accepted connection is one ``Connect`` line
+    (the MQTT one, which carries the same handshake in its ``details``).
+    """
+    record = _base_record(LogLevel.DEBUG, "Success", EventType.CONNECT, facts, now, trace_id)
+    record["details"] = details
     return record
 
 

@@ -1100,6 +1100,14 @@ class PacketReader:
         """Bytes received but not yet returned as (part of) a packet."""
         return len(self._buf) - self._pos
 
+    def limit_packet_size(self, max_packet_size: int) -> None:
+        """From now on, refuse packets larger than ``max_packet_size`` (whole packet).
+
+        A server applies the Maximum Packet Size it advertised in CONNACK (MQTT 5 3.2.2.3.6) to
+        what follows the CONNECT.
+        """
+        self._max = max_packet_size
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes; nothing is parsed until ``next_packet``."""
         if self._pos:

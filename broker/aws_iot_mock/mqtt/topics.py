@@ -39,9 +39,7 @@ __all__ = [
     "TopicError",
     "is_wildcard",
     "parse_shared",
-    "reserved_topic_problem",
     "topic_matches",
-    "validate_publish_topic",
     "validate_topic_filter",
     "validate_topic_name",
 ]
@@ -52,8 +50,6 @@ _SHARE_PREFIX = "$share/"
 # Basic Ingest: "$aws/rules/<rule-name>/..."; the three leading segments are excluded from the
 # size and slash limits. AWS writes the prefix lowercase in topics (topics are case sensitive).
 _BASIC_INGEST_PREFIX = "$aws/rules/"
-_AWS_PREFIX = "$aws/"
-_EVENTS_TOPIC = "$aws/events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +122,7 @@ def validate_topic_name(topic: str) -> TopicError | None:
     for ``$aws/rules/<rule-name>/...`` only the part after the third ``/`` counts).
 
     Reserved-topic rules (``$`` topics, retain) are not checked here; see
-    :func:`validate_publish_topic`.
+    ``aws_iot_mock.core.services.ServiceTable.publish_refusal``.
 
     Returns:
         None when valid, else a :class:`TopicError`.
@@ -138,39 +134,6 @@ def validate_topic_name(topic: str) -> TopicError | None:
     if "+" in topic or "#" in topic:
         return TopicError("topic name contains a wildcard character ('+' or '#')")
     return _check_common(_limited_part(topic), "topic name")
-
-
-def validate_publish_topic(topic: str, *, retain: bool) -> TopicError | None:
-    """Check a topic a client may publish to: :func:`validate_topic_name` plus reserved topics.
-
-    Reserved-topic rules (AWS "Reserved topics" and "MQTT" pages):
-
-    * ``$aws/events`` and ``$aws/events/...`` are subscribe-only: refused.
-    * RETAIN on any topic starting with ``$`` is refused ("You can't publish to a reserved topic
-      with the RETAIN flag set").
-    * Other ``$aws/...`` topics (shadows ``$aws/things/<thing>/shadow/...``, jobs, Basic Ingest
-      ``$aws/rules/...``, ...) are publishable.
-    * Any other topic starting with ``$`` (``$SYS/x``, ``$share/g/x``, ``$AWS/rules/r`` since
-      topics are case sensitive, ...) is refused: "you can't create new topics that begin with a
-      dollar sign".
-
-    Returns:
-        None when the publish is allowed, else a :class:`TopicError`.
-    """
-    return validate_topic_name(topic) or reserved_topic_problem(topic, retain=retain)
-
-
-def reserved_topic_problem(topic: str, *, retain: bool) -> TopicError | None:
-    """The reserved-topic rules of :func:`validate_publish_topic`, for a valid topic name."""
-    if not topic.startswith("$"):
-        return None
-    if not topic.startswith(_AWS_PREFIX):
-        return TopicError("topics starting with '$' are reserved; only '$aws/...' may be published")
-    if topic == _EVENTS_TOPIC or topic.startswith(_EVENTS_TOPIC + "/"):
-        return TopicError("'$aws/events/...' topics are subscribe-only")
-    if retain:
-        return TopicError("RETAIN is not allowed on reserved topics (starting with '$')")
-    return None
 
 
 def _validate_plain_filter(topic_filter: str, what: str) -> TopicError | None:

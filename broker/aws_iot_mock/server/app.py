@@ -233,6 +233,7 @@ class Broker:
                 handlers=handlers,
                 handshake_timeout=config.tls.handshake_timeout,
                 log_successes=log_successes,
+                log_debug=self.sink.level >= LogLevel.DEBUG,
             )
             server, bound = await bind_listener(listener, door.protocol_factory)
             self._listeners.append(bound)
