@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 import ssl
@@ -19,7 +20,7 @@ import pytest
 
 from aws_iot_mock import pki
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
-from aws_iot_mock.config import Config, ListenerConfig, LoggingConfig, TlsConfig
+from aws_iot_mock.config import Config, LimitsConfig, ListenerConfig, LoggingConfig, TlsConfig
 from aws_iot_mock.registry import CertificateStatus
 from aws_iot_mock.server.app import Broker
 
@@ -130,7 +131,11 @@ TEST_LISTENERS = tuple(
 
 
 def make_config(tmp_path: Path, **tls: object) -> Config:
-    """A config for tests: port 0, fresh directories, an AWS-shaped endpoint, a log file."""
+    """A config for tests: port 0, fresh directories, an AWS-shaped endpoint, a log file.
+
+    AWS's per-connection quotas are lifted (a test reconnects the same client ID at once, which
+    AWS throttles); ``tests/test_aws_quotas.py`` turns them back on to test them.
+    """
     return Config(
         endpoint=ENDPOINT,
         listeners=TEST_LISTENERS,
@@ -138,6 +143,7 @@ def make_config(tmp_path: Path, **tls: object) -> Config:
         certs_dir=tmp_path / "certs",
         state_dir=tmp_path / "state",
         logging=LoggingConfig(level="DEBUG", file=tmp_path / "logs" / "iot.jsonl", stdout=False),
+        limits=LimitsConfig(aws_quotas=False),
     )
 
 
@@ -168,6 +174,19 @@ def config(tmp_path: Path) -> Config:
 async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
     broker = Broker(config)
     running = RunningBroker(broker, config)
+    broker.sink.add_listener(running._on_record)
+    await broker.start()
+    try:
+        yield running
+    finally:
+        await broker.stop()
+
+
+@pytest.fixture
+async def quota_broker(config: Config) -> AsyncIterator[RunningBroker]:
+    """``running_broker`` with AWS's per-connection quotas enforced, as by default."""
+    broker = Broker(dataclasses.replace(config, limits=LimitsConfig(aws_quotas=True)))
+    running = RunningBroker(broker, broker.config)
     broker.sink.add_listener(running._on_record)
     await broker.start()
     try:

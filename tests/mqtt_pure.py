@@ -56,7 +56,9 @@ class FakeClock:
 class PureCore:
     """A device core with a memory store, no authorization, records kept in a list."""
 
-    settings: CoreSettings = field(default_factory=lambda: CoreSettings(account_id=ACCOUNT))
+    settings: CoreSettings = field(
+        default_factory=lambda: CoreSettings(account_id=ACCOUNT, aws_quotas=False)
+    )
     clock: FakeClock = field(default_factory=FakeClock)
     records: list[dict[str, object]] = field(default_factory=list)
 

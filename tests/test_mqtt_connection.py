@@ -139,7 +139,9 @@ def test_qos1_to_a_client_that_is_not_reading_waits_and_arrives_in_order() -> No
 
 
 def test_outbound_buffer_cap_drops_qos0_until_the_client_takes_its_bytes() -> None:
-    pure = PureCore(settings=CoreSettings(account_id=ACCOUNT, outbound_buffer_bytes=1024))
+    pure = PureCore(
+        settings=CoreSettings(account_id=ACCOUNT, outbound_buffer_bytes=1024, aws_quotas=False)
+    )
     subscriber = pure.connected("sub")
     subscriber.subscribe("t/#", qos=0)
     publisher = pure.connected("pub")
@@ -161,7 +163,9 @@ def test_outbound_buffer_cap_drops_qos0_until_the_client_takes_its_bytes() -> No
 
 
 def test_a_full_session_queue_drops_newer_messages_and_logs_once() -> None:
-    pure = PureCore(settings=CoreSettings(account_id=ACCOUNT, session_queue_max=3))
+    pure = PureCore(
+        settings=CoreSettings(account_id=ACCOUNT, session_queue_max=3, aws_quotas=False)
+    )
     subscriber = pure.connected("sub", clean=False)
     subscriber.subscribe("t/#", qos=1)
     subscriber.connection.connection_lost("gone")
@@ -181,7 +185,9 @@ def test_a_full_session_queue_drops_newer_messages_and_logs_once() -> None:
 
 
 def test_a_session_queue_with_room_keeps_every_message() -> None:
-    pure = PureCore(settings=CoreSettings(account_id=ACCOUNT, session_queue_max=5))
+    pure = PureCore(
+        settings=CoreSettings(account_id=ACCOUNT, session_queue_max=5, aws_quotas=False)
+    )
     subscriber = pure.connected("sub", clean=False)
     subscriber.subscribe("t/#", qos=1)
     subscriber.connection.connection_lost("gone")

@@ -170,10 +170,15 @@ class LimitsConfig:
             session's queue (1 KiB .. 64 MiB).
         session_queue_max: the most messages one session's queue holds (QoS 1 waiting for the
             client, its in-flight window or its reconnect); newer ones are dropped (1 .. 10^7).
+        aws_quotas: enforce AWS IoT's per-connection quotas as AWS does: 100 publishes per
+            second (in + out; the excess is discarded), 512 KiB/s received (delayed), 50
+            subscriptions per connection, 8 filters per SUBSCRIBE, 1 CONNECT per second per
+            client ID. False lifts them all (benchmarks).
     """
 
     outbound_buffer_bytes: int = 1024 * 1024
     session_queue_max: int = 10_000
+    aws_quotas: bool = True
 
 
 @dataclass(frozen=True)
@@ -936,7 +941,9 @@ class _Reader:
 
     def limits(self, value: object) -> LimitsConfig:
         d = LimitsConfig()
-        m = self.section(value, "limits", ("outbound_buffer_bytes", "session_queue_max"))
+        m = self.section(
+            value, "limits", ("outbound_buffer_bytes", "session_queue_max", "aws_quotas")
+        )
         return LimitsConfig(
             outbound_buffer_bytes=self.get(
                 m,
@@ -948,6 +955,7 @@ class _Reader:
             session_queue_max=self.get(
                 m, "limits", "session_queue_max", _bounded_int(1, 10_000_000), d.session_queue_max
             ),
+            aws_quotas=self.get(m, "limits", "aws_quotas", _parse_bool, d.aws_quotas),
         )
 
     def tls(self, value: object) -> TlsConfig:

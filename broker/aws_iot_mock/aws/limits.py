@@ -1,24 +1,30 @@
 """AWS IoT Core message-broker quotas and protocol deviations, as data.
 
-Each value cites where AWS states it; see ``shared/reference/aws-iot-spec.md`` sections 3.2-3.6
-(the "AWS IoT Core message broker and protocol limits and quotas" page, 2019 table, and the
-current "MQTT" page of the developer guide). Pure: constants and small functions.
+Each value quotes where AWS states it: "AWS IoT Core message broker and protocol limits and
+quotas" (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits; some
+values only in the 2019-2021 copies of that table) and the developer guide's "MQTT" page
+(https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html). Pure: constants and small
+functions.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CLIENT_ID_MAX_BYTES",
+    "CONNECTS_PER_SECOND_PER_CLIENT_ID",
     "DEFAULT_KEEP_ALIVE",
+    "FILTERS_PER_SUBSCRIBE",
     "INFLIGHT_MAX",
     "MAX_KEEP_ALIVE",
     "MESSAGE_EXPIRY_MAX",
     "MIN_KEEP_ALIVE",
     "PAYLOAD_MAX_BYTES",
+    "PUBLISHES_PER_SECOND",
     "SESSION_EXPIRY_DEFAULT_MAX",
     "SESSION_EXPIRY_MAX",
     "SHARE_NAME_MAX_CHARS",
     "SUBSCRIPTIONS_PER_CONNECTION",
+    "THROUGHPUT_BYTES_PER_SECOND",
     "TOPIC_ALIAS_MAX",
     "TOPIC_MAX_BYTES",
     "TOPIC_MAX_SLASHES",
@@ -39,6 +45,17 @@ TOPIC_MAX_SLASHES = 7
 SHARE_NAME_MAX_CHARS = 128
 # "Subscriptions per connection: 50".
 SUBSCRIPTIONS_PER_CONNECTION = 50
+# "Maximum subscriptions per subscribe call: 8".
+FILTERS_PER_SUBSCRIBE = 8
+# "Publish requests per second per connection: 100 ... Publish requests exceeding that limit will
+# be discarded" (inbound and outbound counted together).
+PUBLISHES_PER_SECOND = 100
+# "Throughput per connection: 512 KiB/s ... Data received at a rate that exceeds this limit will
+# be delayed in processing."
+THROUGHPUT_BYTES_PER_SECOND = 512 * 1024
+# "AWS IoT limits MQTT CONNECT requests from the same accountId and clientId to 1 MQTT CONNECT
+# operation per second."
+CONNECTS_PER_SECOND_PER_CLIENT_ID = 1
 # "Inbound/Outbound unacknowledged QoS 1 messages: 100"; also our Receive Maximum.
 INFLIGHT_MAX = 100
 # "AWS IoT Core has a default limit of 8 topic aliases."

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aws_iot_mock.aws.limits import SESSION_EXPIRY_DEFAULT_MAX
+from aws_iot_mock.aws.limits import SESSION_EXPIRY_DEFAULT_MAX, SUBSCRIPTIONS_PER_CONNECTION
 from aws_iot_mock.core.ingress import Publisher, PublishIngress, PublishRefusal, PublishRequest
 from aws_iot_mock.core.mqtt_connection import MqttConnection
 from aws_iot_mock.core.permissions import PermissionsProvider
@@ -61,6 +61,8 @@ class CoreSettings:
         outbound_buffer_bytes: bytes that may wait for one client before it counts as not
             reading.
         session_queue_max: the most messages one session's queue holds.
+        aws_quotas: enforce AWS's per-connection quotas (100 publishes/s, 512 KiB/s, 50
+            subscriptions, 8 filters per SUBSCRIBE, 1 CONNECT/s per client ID).
     """
 
     account_id: str
@@ -70,6 +72,7 @@ class CoreSettings:
     connack_on_deny: bool = False
     outbound_buffer_bytes: int = DEFAULT_OUTBOUND_BUFFER_BYTES
     session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX
+    aws_quotas: bool = True
 
 
 class DeviceCore:
@@ -109,6 +112,7 @@ class DeviceCore:
             clock=clock,
             rng=rng,
             session_queue_max=settings.session_queue_max,
+            subscriptions_max=SUBSCRIPTIONS_PER_CONNECTION if settings.aws_quotas else None,
             drop_report=self,
         )
         self.services = ServiceTable()
@@ -122,6 +126,8 @@ class DeviceCore:
         # client ID -> (last number, when its last connection ended or None while connected,
         # why it ended); GetConnection reads the last two for a client that is gone.
         self._version_numbers: dict[str, tuple[int, float | None, str | None]] = {}
+        # client ID -> when (monotonic) its last CONNECT was let through (1 per second, AWS).
+        self._last_connects: dict[str, float] = {}
 
     # -- the door interface ----------------------------------------------------------------
 
@@ -153,6 +159,8 @@ class DeviceCore:
         """Once a second: due wills, expired sessions, forgotten clients, registry changes."""
         self.router.tick()
         self._forget_version_numbers()
+        cutoff = self.monotonic() - 1.0
+        self._last_connects = {c: t for c, t in self._last_connects.items() if t > cutoff}
         if self.permissions is not None and self.permissions.changed():
             # The registry was written (CLI, API, another process): re-read every live
             # connection's status and policies.
@@ -195,6 +203,17 @@ class DeviceCore:
     def connection_closed(self, connection: MqttConnection) -> None:
         """The connection's transport is gone."""
         self.connections.discard(connection)
+
+    def connect_allowed(self, client_id: str) -> bool:
+        """AWS's 1 CONNECT per second per client ID (always True with the quotas lifted)."""
+        if not self.settings.aws_quotas:
+            return True
+        now = self.monotonic()
+        last = self._last_connects.get(client_id)
+        if last is not None and now - last < 1.0:
+            return False
+        self._last_connects[client_id] = now
+        return True
 
     def now_ms(self) -> int:
         """Wall-clock epoch milliseconds (lifecycle event timestamps)."""

@@ -38,8 +38,11 @@ from aws_iot_mock.aws.lifecycle import (
 )
 from aws_iot_mock.aws.limits import (
     CLIENT_ID_MAX_BYTES,
+    FILTERS_PER_SUBSCRIBE,
     INFLIGHT_MAX,
     PAYLOAD_MAX_BYTES,
+    PUBLISHES_PER_SECOND,
+    THROUGHPUT_BYTES_PER_SECOND,
     TOPIC_ALIAS_MAX,
     effective_keep_alive,
     grant_session_expiry,
@@ -54,6 +57,7 @@ from aws_iot_mock.core.permissions import (
     Permissions,
 )
 from aws_iot_mock.core.principal import Principal
+from aws_iot_mock.core.quotas import PerSecond
 from aws_iot_mock.core.routing import Session
 from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
@@ -221,6 +225,12 @@ class MqttConnection:
         # DeleteConnection's options (preventWillMessage, cleanSession).
         self._suppress_will = False
         self._end_session_on_close = False
+        # AWS's per-connection quotas, when enforced.
+        quotas = core.settings.aws_quotas
+        self._publishes = PerSecond(PUBLISHES_PER_SECOND) if quotas else None
+        self._received = PerSecond(THROUGHPUT_BYTES_PER_SECOND) if quotas else None
+        # When the door should read again after the throughput quota was exceeded (None: now).
+        self.read_paused_until: float | None = None
 
     # -- what the door reads ---------------------------------------------------------------
 
@@ -277,7 +287,20 @@ class MqttConnection:
         """Handle every complete packet in ``data`` (arbitrarily chunked), in order."""
         if self.close_request is not None or self._closed:
             return
-        self._last_activity = self._core.monotonic()
+        now = self._last_activity = self._core.monotonic()
+        received = self._received
+        if received is not None and received.add(now, len(data)):
+            # AWS: "Data received at a rate that exceeds this limit will be delayed in
+            # processing": these bytes are handled, the door reads no more this second.
+            if self.read_paused_until is None:
+                self._emit_failure(
+                    EventType.CONNECT,
+                    Reason.THROUGHPUT_LIMIT_EXCEEDED,
+                    f"More than {THROUGHPUT_BYTES_PER_SECOND} bytes received in one second; "
+                    "reading resumes when the second is over",
+                    None,
+                )
+            self.read_paused_until = received.window_end
         error: MqttError | None = None
         try:
             packets = self._reader.read_packets(data)
@@ -443,6 +466,9 @@ class MqttConnection:
             self._wake()
         self._out.append(data)
         self._out_bytes += len(data)
+        publishes = self._publishes
+        if publishes is not None and data[0] & 0xF0 == 0x30:  # a PUBLISH: counts in + out
+            publishes.add(self._core.monotonic())
 
     def taken_over(self) -> None:
         """Another connection authenticated with this client ID (the router then detaches us)."""
@@ -585,6 +611,17 @@ class MqttConnection:
             attributes.add("LastWill")
         self._connect_attributes = frozenset(attributes)
         if not self._authorize_connect(client_id, connect):
+            return
+        # Counted once authorized: a client that may not use this client ID cannot use up its
+        # one CONNECT per second and lock the device that may out.
+        if not self._core.connect_allowed(client_id):
+            self._refuse_connect_with(
+                Reason.CONNECT_RATE_EXCEEDED,
+                "A CONNECT with this client ID was accepted less than a second ago; AWS allows "
+                "1 CONNECT per second per client ID",
+                None,
+                _V5_QUOTA_EXCEEDED,
+            )
             return
 
         session, present = self._router.open_session(
@@ -779,6 +816,8 @@ class MqttConnection:
         topic = self._resolve_alias(publish)
         if topic is None:
             return
+        if self._over_publish_quota(publish, topic):
+            return
         request = PublishRequest(
             topic, publish.payload, publish.qos, publish.retain, publish.properties
         )
@@ -815,6 +854,23 @@ class MqttConnection:
             self._close(
                 Closing(reason.name, "CLIENT_ERROR", None), f"Topic {topic!r}: {refusal.details}"
             )
+
+    def _over_publish_quota(self, publish: Publish, topic: str) -> bool:
+        """AWS: "Publish requests exceeding that limit will be discarded" (100 per second)."""
+        publishes = self._publishes
+        if publishes is None or publishes.take(self._core.monotonic()):
+            return False
+        if publishes.refused == 1:  # once per second it happens
+            self._emit_failure(
+                EventType.PUBLISH_IN,
+                Reason.PUBLISH_RATE_EXCEEDED,
+                f"More than {PUBLISHES_PER_SECOND} publishes (in and out) in one second; the "
+                "excess is discarded for the rest of the second",
+                topic,
+            )
+        if self._level == 5 and publish.qos == 1 and publish.packet_id is not None:
+            self.send(encode(Puback(publish.packet_id, _V5_QUOTA_EXCEEDED), 5))
+        return True
 
     def _acknowledge(self, packet_id: int) -> None:
         self.send(encode(Puback(packet_id), self._level))
@@ -863,6 +919,21 @@ class MqttConnection:
                     )
             return
         v5 = self._level == 5
+        if self._core.settings.aws_quotas and len(subscribe.subscriptions) > FILTERS_PER_SUBSCRIBE:
+            self._emit_failure(
+                EventType.SUBSCRIBE,
+                Reason.SUBSCRIBE_FILTERS_EXCEEDED,
+                f"A SUBSCRIBE with {len(subscribe.subscriptions)} topic filters; AWS allows "
+                f"{FILTERS_PER_SUBSCRIBE}",
+                subscribe.subscriptions[0][0],
+            )
+            refused = (_V5_QUOTA_EXCEEDED if v5 else _V3_SUBACK_FAILURE,)
+            self.send(
+                encode(
+                    Suback(subscribe.packet_id, refused * len(subscribe.subscriptions)), self._level
+                )
+            )
+            return
         codes: list[int | None] = []
         valid = []
         for topic_filter, options in subscribe.subscriptions:
@@ -1033,7 +1104,9 @@ class MqttConnection:
             self.send(encode(Connack(False, code), self._level))
         self._refuse_connect(reason, details)
 
-    def _emit_failure(self, event: EventType, reason: Reason, details: str, topic: str) -> None:
+    def _emit_failure(
+        self, event: EventType, reason: Reason, details: str, topic: str | None
+    ) -> None:
         self._core.emit(event_failure(event, reason, details, self._facts, topic_name=topic))
 
 

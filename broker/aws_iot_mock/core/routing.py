@@ -213,6 +213,7 @@ class Router:
         clock: wall-clock time in epoch seconds (tests inject their own).
         rng: chooses the member of a shared-subscription group that gets a message.
         session_queue_max: the most messages one session's queue holds.
+        subscriptions_max: the most subscriptions one session holds (AWS: 50), None for no cap.
         drop_report: told when sessions start and stop dropping messages.
     """
 
@@ -223,8 +224,10 @@ class Router:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX,
+        subscriptions_max: int | None = SUBSCRIPTIONS_PER_CONNECTION,
         drop_report: DropReport | None = None,
     ) -> None:
+        self.subscriptions_max = subscriptions_max
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
@@ -420,7 +423,8 @@ class Router:
         retained_to_send: list[tuple[str, SubscriptionOptions]] = []
         for topic_filter, requested in requests:
             is_new = topic_filter not in session.subscriptions
-            if is_new and len(session.subscriptions) >= SUBSCRIPTIONS_PER_CONNECTION:
+            limit = self.subscriptions_max
+            if is_new and limit is not None and len(session.subscriptions) >= limit:
                 level = session.protocol_level
                 codes.append(SUBACK_QUOTA_EXCEEDED if level == 5 else V311_SUBACK_FAILURE)
                 continue

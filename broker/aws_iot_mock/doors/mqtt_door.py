@@ -72,6 +72,7 @@ class MqttDoorHandler:
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._throttle: asyncio.TimerHandle | None = None
         self.connection = core.open_mqtt_connection(
             who, channel.facts, wake=self._wake, transport_details=channel.identity.tls_details
         )
@@ -81,8 +82,19 @@ class MqttDoorHandler:
 
     def data_received(self, data: bytes) -> None:
         """Feed the connection, then write its answers at once."""
-        self.connection.receive_data(data)
+        connection = self.connection
+        connection.receive_data(data)
         self.flush()
+        if connection.read_paused_until is not None and self._throttle is None:
+            # AWS's 512 KiB/s: read no more until the connection's second is over.
+            self._channel.pause_reading()
+            self._throttle = self._loop.call_at(connection.read_paused_until, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self._throttle = None
+        self.connection.read_paused_until = None
+        if not self._closing:
+            self._channel.resume_reading()
 
     def peer_closed(self, reason: str, details: str, *, failure: bool) -> None:
         """The client closed its side (the door is closing the transport)."""
@@ -154,6 +166,9 @@ class MqttDoorHandler:
         self.flush()
 
     def _cancel_timer(self) -> None:
+        if self._throttle is not None:
+            self._throttle.cancel()
+            self._throttle = None
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None

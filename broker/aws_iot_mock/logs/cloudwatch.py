@@ -252,6 +252,26 @@ class Reason(enum.Enum):
         "DISCONNECT 0xA1, close",
         "A SUBSCRIBE carried a Subscription Identifier; AWS IoT advertises none available.",
     )
+    PUBLISH_RATE_EXCEEDED = _ReasonInfo(
+        "MQTT 5: PUBACK 0x97 (QoS 1); otherwise discarded without a PUBACK",
+        "More than AWS's 100 publishes per second on one connection (in and out counted "
+        "together); the excess is discarded, as AWS does. Logged once per second it happens. "
+        "`limits.aws_quotas: false` lifts the AWS quotas.",
+    )
+    THROUGHPUT_LIMIT_EXCEEDED = _ReasonInfo(
+        "reading paused until the second is over (delayed, not lost)",
+        "More than AWS's 512 KiB/s received on one connection; AWS delays it. Logged once per "
+        "second it happens.",
+    )
+    SUBSCRIBE_FILTERS_EXCEEDED = _ReasonInfo(
+        "SUBACK 0x97 (MQTT 5), 0x80 (MQTT 3.1.1) for every filter",
+        "A SUBSCRIBE with more than AWS's 8 topic filters.",
+    )
+    CONNECT_RATE_EXCEEDED = _ReasonInfo(
+        "CONNACK 0x97 (MQTT 5); close (MQTT 3.1.1)",
+        "A second CONNECT with the same client ID within one second (AWS: 1 CONNECT per second "
+        "per client ID).",
+    )
     KEEP_ALIVE_TIMEOUT = _ReasonInfo(
         "close (MQTT 5: DISCONNECT 0x8D first); the will is sent",
         "No packet for 1.5 times the keep-alive (AWS's `MQTT_KEEP_ALIVE_TIMEOUT`).",

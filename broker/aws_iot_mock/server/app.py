@@ -181,6 +181,7 @@ class Broker:
                 connack_on_deny=config.diagnostics.connack_on_deny,
                 outbound_buffer_bytes=config.limits.outbound_buffer_bytes,
                 session_queue_max=config.limits.session_queue_max,
+                aws_quotas=config.limits.aws_quotas,
             ),
             emit=self.sink.emit,
             permissions=Authorizer(registry, region=config.region, account_id=config.account_id),

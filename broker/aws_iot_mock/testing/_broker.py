@@ -263,6 +263,7 @@ class _BrokerApi:
         account_id: str = "123456789012",
         connack_on_deny: bool = False,
         keep_alive_time_scale: float = 1.0,
+        aws_quotas: bool = True,
     ) -> None:
         self._keep_alive_time_scale = keep_alive_time_scale
         self._settings: dict[str, object] = {
@@ -270,6 +271,7 @@ class _BrokerApi:
             "region": region,
             "endpoint": endpoint,
             "diagnostics": {"connack_on_deny": connack_on_deny},
+            "limits": {"aws_quotas": aws_quotas},
         }
         self._recorder = Recorder()
         self._closers = _Closers()
@@ -602,6 +604,8 @@ class IotBroker(_BrokerApi):
         connack_on_deny: answer a denied MQTT 3.1.1 CONNECT with CONNACK 0x05 (and a denied
             SUBSCRIBE with SUBACK 0x80) instead of AWS's silent disconnect.
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
+        aws_quotas: enforce AWS IoT's per-connection quotas (100 publishes/s, 1 CONNECT/s per
+            client ID, ...), as AWS does; False lifts them (a test that reconnects at once).
     """
 
     async def start(self) -> None:
