@@ -28,20 +28,23 @@ MQTT 5 3.3.2.3.3); the store only records the outcome.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from aws_iot_mock.errors import BrokerError
 from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties, SubscriptionOptions
 from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.state.sqlite import SqliteResource, open_database
+from aws_iot_mock.state.sqlite import (
+    SqliteResource,
+    apply_migrations,
+    open_database,
+    write_transaction,
+)
 
 __all__ = [
     "DATABASE_NAME",
@@ -495,7 +498,12 @@ class SqliteSessionStore(SqliteResource):
         """
         return cls(
             open_database(
-                state_dir, DATABASE_NAME, what="the broker state database", setup=_migrate
+                state_dir,
+                DATABASE_NAME,
+                what="the broker state database",
+                setup=lambda connection, database: apply_migrations(
+                    connection, database, SCHEMA_MIGRATIONS, what="the broker state database"
+                ),
             )
         )
 
@@ -581,7 +589,7 @@ class SqliteSessionStore(SqliteResource):
             )
             for position, (topic_filter, options) in enumerate(session.subscriptions)
         ]
-        with self._lock, _write_transaction(self._connection) as connection:
+        with self._lock, write_transaction(self._connection) as connection:
             # An upsert, not INSERT OR REPLACE: REPLACE deletes the old row first, and the
             # ON DELETE CASCADE would take the session's queue with it.
             connection.execute(
@@ -626,7 +634,7 @@ class SqliteSessionStore(SqliteResource):
         """See ``SessionStore.purge_expired_sessions``."""
         # The WHERE expression matches the sessions_by_expiry index; NULL disconnected_at makes
         # it NULL, which is never < now, so connected sessions stay.
-        with self._lock, _write_transaction(self._connection) as connection:
+        with self._lock, write_transaction(self._connection) as connection:
             rows = connection.execute(
                 "DELETE FROM sessions WHERE disconnected_at + expiry_interval < ? "
                 "RETURNING client_id",
@@ -650,7 +658,7 @@ class SqliteSessionStore(SqliteResource):
                     # trips through the SQLite API.
                     ids.append(_inserted_id(self._connection.execute(_ENQUEUE, rows[0])))
                 else:
-                    with _write_transaction(self._connection) as connection:
+                    with write_transaction(self._connection) as connection:
                         # One execute per row rather than executemany: each row's id is needed,
                         # and lastrowid is only set by execute().
                         ids.extend(_inserted_id(connection.execute(_ENQUEUE, row)) for row in rows)
@@ -687,23 +695,6 @@ class SqliteSessionStore(SqliteResource):
             if row is None:
                 return client_id
         return None
-
-
-@contextlib.contextmanager
-def _write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body (or the COMMIT) raises.
-
-    IMMEDIATE takes the write lock up front, so a busy database makes BEGIN wait (busy_timeout)
-    instead of failing halfway through the body.
-    """
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
 
 
 def _inserted_id(cursor: sqlite3.Cursor) -> int:
@@ -771,37 +762,3 @@ def _message(row: Sequence[Any]) -> Message:
         sender=sender,
         published_at=published_at,
     )
-
-
-def _migrate(connection: sqlite3.Connection, database: Path) -> None:
-    """Apply the missing ``SCHEMA_MIGRATIONS`` steps in one write transaction.
-
-    BEGIN IMMEDIATE takes the write lock before reading user_version, so two processes opening a
-    new file at once cannot both run the same step.
-
-    Args:
-        connection: the configured connection.
-        database: the file's path, for error messages.
-
-    Raises:
-        BrokerError: the file's schema is newer than this code knows.
-    """
-    latest = len(SCHEMA_MIGRATIONS)
-    with _write_transaction(connection):
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > latest:
-            raise BrokerError(
-                f"{database}: the broker state database has schema version {version}, newer "
-                f"than this aws-iot-mock understands ({latest}); upgrade aws-iot-mock"
-            )
-        for step in range(version, latest):
-            # Not executescript(): it COMMITs first, which would split the transaction.
-            for statement in _statements(SCHEMA_MIGRATIONS[step]):
-                connection.execute(statement)
-        if version != latest:
-            connection.execute(f"PRAGMA user_version = {latest}")
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (migrations contain no ';' inside literals)."""
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
