@@ -10,14 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import awscrt.auth  # type: ignore[import-untyped]
-import awscrt.http  # type: ignore[import-untyped]
 import boto3  # type: ignore[import-untyped]
 import pytest
-from awsiot import mqtt_connection_builder  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSResponse  # type: ignore[import-untyped]
 
 from aws_iot_mock.auth.credentials import IamIdentity
 from aws_iot_mock.auth.sigv4 import (
@@ -44,6 +39,14 @@ from aws_iot_mock.iam.authorization import (
     required_permissions,
 )
 from aws_iot_mock.iam.store import IamStore
+from tests.sigv4_clients import (
+    amz_date_of,
+    capture_requests,
+    device_sdk_handshake,
+    isolated_aws_config,
+)
+
+__all__ = ["isolated_aws_config"]  # a fixture, used by name
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -252,20 +255,6 @@ def store(tmp_path: Path) -> Iterator[IamStore]:
         yield opened
 
 
-@pytest.fixture
-def isolated_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-class _Body:
-    def stream(self, **_kwargs: object) -> Iterator[bytes]:
-        yield b"{}"
-
-
 def boto3_publish(
     credentials: dict[str, str], topic: str, *, retain: bool = False
 ) -> SignedRequest:
@@ -278,47 +267,17 @@ def boto3_publish(
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials.get("SessionToken"),
     )
-    sent: list[SignedRequest] = []
-
-    def capture(request: Any, **_kwargs: object) -> Any:
-        url = urlsplit(request.url)
-        headers = [
-            (k, v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()
-        ]
-        if not any(name.lower() == "host" for name, _ in headers):
-            headers.insert(0, ("Host", url.netloc))  # what the HTTP layer would add
-        body = request.body or b""
-        sent.append(
-            SignedRequest(
-                request.method,
-                url.path,
-                url.query,
-                tuple(headers),
-                body.encode() if isinstance(body, str) else body,
-            )
-        )
-        return AWSResponse(request.url, 200, {}, _Body())
-
-    client.meta.events.register("before-send", capture)
+    sent = capture_requests(client)
     client.publish(topic=topic, qos=1, retain=retain, payload=b"hello")
     (request,) = sent
     return request
-
-
-def signed_at(request: SignedRequest) -> datetime:
-    values = request.header_values("X-Amz-Date")
-    if not values:
-        values = [
-            p.split("=", 1)[1] for p in request.query.split("&") if p.startswith("X-Amz-Date=")
-        ]
-    return datetime.strptime(values[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def check(store: IamStore, request: SignedRequest, now: datetime | None = None) -> Any:
     return verify(
         request,
         credentials=store.credential_for,
-        now=now or signed_at(request),
+        now=now or amz_date_of(request),
         services=IOT_DATA_SERVICES,
         region=REGION,
     )
@@ -420,15 +379,6 @@ def test_a_recreated_user_is_a_new_principal(store: IamStore) -> None:
     assert authorizer.permissions_for(new).check("iot:Publish", "topic", "t").allowed
 
 
-class _HandshakeTransform:
-    def __init__(self, request: Any) -> None:
-        self.http_request = request
-        self.error: BaseException | None = None
-
-    def set_done(self, error: BaseException | None = None) -> None:
-        self.error = error
-
-
 def test_device_sdk_websocket_with_session_credentials(store: IamStore) -> None:
     """The Device SDK's handshake, signed with GetSessionToken credentials, then iot:Connect."""
     service.create_user(store, user_name="device-user")
@@ -439,27 +389,13 @@ def test_device_sdk_websocket_with_session_credentials(store: IamStore) -> None:
         policy_document=policy(allow("iot:Connect", f"{ARN}:client/${{aws:username}}-*")),
     )
     session = service.get_session_token(store, user_name="device-user")["Credentials"]
-    provider = awscrt.auth.AwsCredentialsProvider.new_static(
-        session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]
+    request = device_sdk_handshake(
+        host=HOST,
+        region=REGION,
+        key=session["AccessKeyId"],
+        secret=session["SecretAccessKey"],
+        token=session["SessionToken"],
     )
-    connection = mqtt_connection_builder.websockets_with_default_aws_signing(
-        region=REGION, credentials_provider=provider, endpoint=HOST, client_id="device-user-1"
-    )
-    headers = awscrt.http.HttpHeaders(
-        [
-            ("Host", HOST),
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Protocol", "mqtt"),
-        ]
-    )
-    transform = _HandshakeTransform(awscrt.http.HttpRequest("GET", "/mqtt", headers))
-    connection._ws_handshake_transform_cb(transform_args=transform)
-    assert transform.error is None
-    signed = transform.http_request
-    request = SignedRequest.from_target("GET", signed.path, list(signed.headers))
     verified = check(store, request)
     assert isinstance(verified, Verified)
     assert verified.service == "iotdevicegateway"

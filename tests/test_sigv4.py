@@ -12,11 +12,11 @@ import hashlib
 import io
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 import awscrt.auth  # type: ignore[import-untyped]
 import awscrt.http  # type: ignore[import-untyped]
@@ -24,8 +24,7 @@ import boto3  # type: ignore[import-untyped]
 import botocore.auth  # type: ignore[import-untyped]
 import botocore.crt.auth  # type: ignore[import-untyped]
 import pytest
-from awsiot import mqtt_connection_builder  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest, AWSResponse  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
 from aws_iot_mock.auth.credentials import IamIdentity, SigningCredential
@@ -41,6 +40,15 @@ from aws_iot_mock.auth.sigv4 import (
     Verified,
     verify,
 )
+from tests.sigv4_clients import (
+    amz_date_of,
+    capture_requests,
+    device_sdk_handshake,
+    from_botocore,
+    isolated_aws_config,
+)
+
+__all__ = ["isolated_aws_config"]  # a fixture, used by name
 
 REGION = "us-east-1"
 HOST = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
@@ -107,14 +115,6 @@ def topic_path(topic: str) -> str:
     return "/topics/" + quote(topic, safe="~")
 
 
-def amz_date_of(request: SignedRequest) -> datetime:
-    values = request.header_values("X-Amz-Date")
-    if not values:
-        query = dict(pair.split("=", 1) for pair in request.query.split("&"))
-        values = [query["X-Amz-Date"]]
-    return datetime.strptime(values[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-
-
 # ---------------------------------------------------------------------------------------------
 # Signers
 
@@ -161,20 +161,6 @@ def crt_sign(
     )
     signed = awscrt.auth.aws_sign_request(request, config).result()
     return SignedRequest.from_target(signed.method, signed.path, list(signed.headers), body)
-
-
-def _text(value: str | bytes) -> str:
-    # A prepared request's header values are bytes.
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def from_botocore(request: Any, body: bytes = b"") -> SignedRequest:
-    """The request as it goes on the wire: the HTTP layer adds Host from the URL."""
-    url = urlsplit(cast(str, request.url))
-    headers = [(_text(k), _text(v)) for k, v in request.headers.items()]
-    if not any(name.lower() == "host" for name, _ in headers):
-        headers.insert(0, ("Host", url.netloc))
-    return SignedRequest(str(request.method), url.path, url.query, tuple(headers), body)
 
 
 def botocore_request(
@@ -398,64 +384,14 @@ def test_awscrt_presigned_query_signature(
         assert refused(strict).reason is SigV4Reason.SIGV4_SIGNATURE_MISMATCH
 
 
-class _HandshakeTransform:
-    """The argument awscrt passes a websocket_handshake_transform (http_request, set_done)."""
-
-    def __init__(self, request: Any) -> None:
-        self.http_request = request
-        self.error: BaseException | None = None
-        self.done = False
-
-    def set_done(self, error: BaseException | None = None) -> None:
-        self.error, self.done = error, True
-
-
 @pytest.mark.parametrize("token", [None, TOKEN], ids=["long-term", "session"])
 def test_aws_iot_device_sdk_websocket_handshake(token: str | None) -> None:
     """The Device SDK's own handshake signer (websockets_with_default_aws_signing)."""
     key, secret = (TEMP_KEY, TEMP_SECRET) if token else (KEY, SECRET)
-    provider = awscrt.auth.AwsCredentialsProvider.new_static(key, secret, token)
-    connection = mqtt_connection_builder.websockets_with_default_aws_signing(
-        region=REGION, credentials_provider=provider, endpoint=HOST, client_id="sdk-client"
-    )
-    headers = awscrt.http.HttpHeaders(
-        [
-            ("Host", HOST),
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Protocol", "mqtt"),
-        ]
-    )
-    transform = _HandshakeTransform(awscrt.http.HttpRequest("GET", "/mqtt", headers))
-    # The SDK's signing function, as awscrt calls it before sending the upgrade request.
-    connection._ws_handshake_transform_cb(transform_args=transform)
-    signed_request = transform.http_request
-    assert transform.done
-    assert transform.error is None
-    signed = SignedRequest.from_target("GET", signed_request.path, list(signed_request.headers))
+    signed = device_sdk_handshake(host=HOST, region=REGION, key=key, secret=secret, token=token)
     assert ("X-Amz-Security-Token" in signed.query) is (token is not None)
     verified = accepted(check(signed, now=amz_date_of(signed) + timedelta(seconds=5)))
     assert (verified.service, verified.form) == ("iotdevicegateway", SignatureForm.QUERY)
-
-
-@pytest.fixture
-def isolated_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No profile, config file or instance metadata from the machine running the tests."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_kwargs: object) -> Iterator[bytes]:
-        yield self._data
 
 
 @pytest.mark.usefixtures("isolated_aws_config")
@@ -477,14 +413,7 @@ def test_boto3_iot_data_client_end_to_end(
         aws_secret_access_key=secret,
         aws_session_token=token,
     )
-    sent: list[SignedRequest] = []
-
-    def capture(request: Any, **_kwargs: object) -> Any:
-        body = request.body or b""
-        sent.append(from_botocore(request, body.encode() if isinstance(body, str) else body))
-        return AWSResponse(request.url, 200, {}, _Body(b"{}"))
-
-    client.meta.events.register("before-send", capture)
+    sent = capture_requests(client)
     client.publish(
         topic=TOPIC,
         qos=1,
@@ -513,14 +442,7 @@ def test_boto3_iot_control_plane_client() -> None:
         aws_access_key_id=KEY,
         aws_secret_access_key=SECRET,
     )
-    sent: list[SignedRequest] = []
-
-    def capture(request: Any, **_kwargs: object) -> Any:
-        body = request.body or b""
-        sent.append(from_botocore(request, body.encode() if isinstance(body, str) else body))
-        return AWSResponse(request.url, 200, {}, _Body(b"{}"))
-
-    client.meta.events.register("before-send", capture)
+    sent = capture_requests(client)
     client.create_thing(thingName="thing 1", attributePayload={"attributes": {"a": "b"}})
     client.list_things(maxResults=5, attributeName="a", attributeValue="b c")
     for request in sent:

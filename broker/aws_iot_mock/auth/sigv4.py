@@ -18,9 +18,11 @@ Device SDK signs its WebSocket handshakes with, and botocore's own signer when i
 It is imported on the first verification, never at module import, so a broker that receives no
 signed request never loads it. Its limits, which this module reports rather than hides:
 
-* it never signs ``user-agent``, ``x-amzn-trace-id``, ``expect``, ``upgrade`` and the
-  ``sec-websocket-*`` headers. A client that listed one of them in ``SignedHeaders`` (no AWS SDK
-  does) cannot be verified; the refusal says so (``SIGV4_UNSUPPORTED_SIGNED_HEADER``);
+* it never signs ``user-agent``, ``x-amzn-trace-id``, ``expect``, ``transfer-encoding``,
+  ``upgrade`` and the ``sec-websocket-*`` headers (awscrt 0.36). A client that listed one of them
+  in ``SignedHeaders`` (the AWS SDK for Java v1 signs ``user-agent``; current SDKs sign none) cannot
+  be verified; the refusal says so (``SIGV4_UNSUPPORTED_SIGNED_HEADER``). This is detected by
+  comparing the signer's ``SignedHeaders`` with the client's, not from a list kept here;
 * it always signs ``x-amz-date``, so a request signed with only ``Date`` is refused the same way.
 
 AWS IoT specifics (the AWS IoT Developer Guide, "IAM users, groups, and roles",
@@ -135,6 +137,7 @@ _TERMINATOR: Final = "aws4_request"
 # Bounds on what is parsed, so a hostile request costs little.
 _MAX_SIGNED_HEADERS: Final = 64
 _MAX_AUTHORIZATION_CHARS: Final = 8192
+_SIGNING_TIMEOUT_SECONDS: Final = 5.0
 
 
 class SignatureForm(enum.Enum):
@@ -234,7 +237,8 @@ class SignedRequest:
         path: the path exactly as on the wire, still percent-encoded, without the query
             (``/topics/a%2Fb%20c``). Decode wire bytes as UTF-8; clients send ASCII.
         query: the raw query string without the ``?`` (``""`` for none).
-        headers: the header fields as (name, value) pairs in wire order, repeats included.
+        headers: the header fields as (name, value) pairs in wire order, repeats included;
+            values decoded as UTF-8 (the signer hashes their UTF-8 bytes).
         payload: the body (ignored when ``payload_sha256`` is given).
         payload_sha256: the lower-hex SHA-256 of the body, for a door that hashed it while
             streaming; None to hash ``payload``.
@@ -952,10 +956,11 @@ def _resign(
         omit_session_token=omit_token,
     )
     try:
+        # Static credentials sign synchronously; the timeout only guards against a hang.
         signed: Any = auth.aws_sign_request(
             http.HttpRequest(request.method, target, http.HttpHeaders(headers)), config
-        ).result()
-    except (AwsCrtError, ValueError, TypeError) as exc:
+        ).result(timeout=_SIGNING_TIMEOUT_SECONDS)
+    except (AwsCrtError, ValueError, TypeError, TimeoutError) as exc:
         return f"{type(exc).__name__}: {exc}"
     if header_form:
         fields = _authorization_fields(signed.headers.get("Authorization") or "")
