@@ -465,13 +465,11 @@ def _parse(request: SignedRequest) -> _Signature | Refused:
             "the request is signed both in the Authorization header and in the query string",
         )
     if authorizations:
-        return _parse_header_form(request, authorizations, pairs)
+        return _parse_header_form(request, authorizations)
     return _parse_query_form(request, pairs)
 
 
-def _parse_header_form(
-    request: SignedRequest, authorizations: list[str], pairs: list[tuple[str, str, str]]
-) -> _Signature | Refused:
+def _parse_header_form(request: SignedRequest, authorizations: list[str]) -> _Signature | Refused:
     if len(authorizations) > 1:
         return _incomplete(
             "Authorization header must be specified once.",
