@@ -237,8 +237,8 @@ def _port_443_free() -> bool:
 @pytest.mark.skipif(not _port_443_free(), reason="needs to bind 127.0.0.1:443 (root, and free)")
 async def test_awsiotsdk_on_443_negotiates_x_amzn_mqtt_ca(tmp_path: Path) -> None:
     """The SDK sets ALPN x-amzn-mqtt-ca by itself when the port is 443 (mqtt_connection_builder)."""
-    from awscrt import mqtt  # type: ignore[import-untyped]  # noqa: PLC0415
-    from awsiot import mqtt_connection_builder  # type: ignore[import-untyped]  # noqa: PLC0415
+    from awscrt import mqtt  # noqa: PLC0415
+    from awsiot import mqtt_connection_builder  # noqa: PLC0415
 
     config = dataclasses.replace(
         make_config(tmp_path),

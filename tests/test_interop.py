@@ -29,8 +29,8 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 from amqtt.client import MQTTClient  # type: ignore[import-untyped]
-from awscrt import mqtt, mqtt5  # type: ignore[import-untyped]
-from awsiot import mqtt5_client_builder, mqtt_connection_builder  # type: ignore[import-untyped]
+from awscrt import mqtt, mqtt5
+from awsiot import mqtt5_client_builder, mqtt_connection_builder
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from awsiot import iotjobs  # type: ignore[import-untyped]
+from awsiot import iotjobs
 
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.aws.jobs import control, device

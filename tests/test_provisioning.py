@@ -19,7 +19,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from awsiot import iotidentity  # type: ignore[import-untyped]
+from awsiot import iotidentity
 
 from aws_iot_mock.authz.iot_policy_evaluation import (
     NamedPolicy,

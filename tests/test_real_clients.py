@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from awscrt import mqtt5  # type: ignore[import-untyped]
-from awscrt.exceptions import AwsCrtError  # type: ignore[import-untyped]
-from awsiot import mqtt5_client_builder, mqtt_connection_builder  # type: ignore[import-untyped]
+from awscrt import mqtt5
+from awscrt.exceptions import AwsCrtError
+from awsiot import mqtt5_client_builder, mqtt_connection_builder
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties

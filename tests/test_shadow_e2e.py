@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import pytest
-from awscrt import mqtt, mqtt_request_response  # type: ignore[import-untyped]
-from awsiot import (  # type: ignore[import-untyped]
+from awscrt import mqtt, mqtt_request_response
+from awsiot import (
     ServiceStreamOptions,
     V2ServiceException,
     iotshadow,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from awscrt import mqtt  # type: ignore[import-untyped]
+from awscrt import mqtt
 
 from aws_iot_mock.cli import main as cli_main
 from aws_iot_mock.testing import (

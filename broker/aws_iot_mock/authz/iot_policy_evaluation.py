@@ -259,6 +259,11 @@ class RequestContext:
             ``RFC822Name``, ``UniformResourceIdentifier``).
         connect_attributes: ``iot:ConnectAttributes`` of the CONNECT being authorized
             (``"PersistentConnect"``, ``"LastWill"``); empty for other requests.
+        global_keys: AWS global condition keys and IAM policy variables of the caller, by
+            lower-case name: for an IAM user ``aws:username``, ``aws:userid``,
+            ``aws:principaltype``, ``aws:principalarn``, ``aws:principalaccount``
+            (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html).
+            Empty for certificates, so there they stay unresolved.
     """
 
     region: str
@@ -272,6 +277,7 @@ class RequestContext:
     certificate_issuer: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_attributes)
     certificate_san: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_attributes)
     connect_attributes: frozenset[str] = frozenset()
+    global_keys: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_attributes)
 
 
 @dataclass(frozen=True)
@@ -620,7 +626,8 @@ def _lookup(name: str, context: RequestContext) -> tuple[str, ...]:
     elif key == "iot:connectattributes":
         return tuple(sorted(context.connect_attributes))
     else:
-        return _certificate_lookup(key, context)
+        values = context.global_keys.get(key)
+        return values if values is not None else _certificate_lookup(key, context)
     return () if single is None else (single,)
 
 

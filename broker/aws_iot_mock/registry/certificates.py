@@ -33,7 +33,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from aws_iot_mock import pki
-from aws_iot_mock.errors import BrokerError, CertificateError, ResourceNotFoundError
+from aws_iot_mock.errors import CertificateError, ResourceNotFoundError
 from aws_iot_mock.registry._util import iso as _iso
 from aws_iot_mock.registry._util import normalize_certificate_id
 from aws_iot_mock.registry._util import utc as _utc
@@ -45,7 +45,7 @@ from aws_iot_mock.registry.errors import (
 )
 from aws_iot_mock.registry.iot_policies import PoliciesMixin
 from aws_iot_mock.registry.things import THING_COLUMNS, Thing, ThingsMixin, thing_from_row
-from aws_iot_mock.state.sqlite import SqliteResource, open_database
+from aws_iot_mock.state.sqlite import SqliteResource, apply_migrations, open_database
 
 __all__ = [
     "DATABASE_NAME",
@@ -357,7 +357,9 @@ class CertificateRegistry(SqliteResource, ThingsMixin, PoliciesMixin, CaCertific
             state_dir,
             DATABASE_NAME,
             what="the registry",
-            setup=lambda connection, _database: _migrate(connection),
+            setup=lambda connection, database: apply_migrations(
+                connection, database, SCHEMA_MIGRATIONS, what="the registry database"
+            ),
         )
         return cls(connection, region=region, account_id=account_id)
 
@@ -657,41 +659,6 @@ def _record(row: tuple[Any, ...]) -> CertificateRecord:
         generation_id=generation_id,
         customer_version=int(customer_version),
     )
-
-
-def _migrate(connection: sqlite3.Connection) -> None:
-    """Apply the missing ``SCHEMA_MIGRATIONS`` steps in one write transaction.
-
-    BEGIN IMMEDIATE takes the write lock before reading user_version, so two processes opening a
-    new file at once cannot both run the same step.
-
-    Raises:
-        BrokerError: the file's schema is newer than this code knows.
-    """
-    latest = len(SCHEMA_MIGRATIONS)
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > latest:
-            raise BrokerError(
-                f"the registry database has schema version {version}, newer than this "
-                f"aws-iot-mock understands ({latest}); upgrade aws-iot-mock"
-            )
-        for step in range(version, latest):
-            # Not executescript(): it COMMITs first, which would split the transaction.
-            for statement in _statements(SCHEMA_MIGRATIONS[step]):
-                connection.execute(statement)
-        if version != latest:
-            connection.execute(f"PRAGMA user_version = {latest}")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (migrations contain no ';' inside literals)."""
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
 
 
 def _not_found(certificate_id: str) -> str:

@@ -103,11 +103,13 @@ def aws_error_code(error: BaseException) -> str | None:
         error: any exception.
 
     Returns:
-        ``aws_code`` for a ``RegistryRequestError``, ``ResourceNotFoundException`` for a
-        ``ResourceNotFoundError``, else the ``...Exception`` prefix of the message, else None.
+        ``aws_code`` for a ``RegistryRequestError`` or any other error class that names one (the
+        IAM errors, whose codes have no ``Exception`` suffix), ``ResourceNotFoundException`` for
+        a ``ResourceNotFoundError``, else the ``...Exception`` prefix of the message, else None.
     """
-    if isinstance(error, RegistryRequestError):
-        return error.aws_code
+    code = getattr(type(error), "aws_code", None)
+    if isinstance(code, str):
+        return code
     if isinstance(error, ResourceNotFoundError):
         return "ResourceNotFoundException"
     match = _PREFIX.match(str(error))

@@ -28,13 +28,18 @@ from aws_iot_mock.aws.jobs.model import (
     JobStatus,
     TargetSelection,
 )
-from aws_iot_mock.state.sqlite import SqliteResource, migrate, open_database, write_transaction
+from aws_iot_mock.state.sqlite import (
+    SqliteResource,
+    apply_migrations,
+    open_database,
+    write_transaction,
+)
 
 __all__ = ["DATABASE_NAME", "SCHEMA_MIGRATIONS", "JobStore"]
 
 DATABASE_NAME: Final = "jobs.sqlite3"
 
-# Step i upgrades user_version i to i + 1 (``state.sqlite.migrate``). Append only.
+# Step i upgrades user_version i to i + 1 (``state.sqlite.apply_migrations``). Append only.
 #
 # Executions reference their job with ON DELETE CASCADE, so deleting a job deletes its
 # executions in the same statement; job rows are therefore upserted, never INSERT OR REPLACEd
@@ -140,7 +145,7 @@ class JobStore(SqliteResource):
         """
 
         def setup(connection: sqlite3.Connection, database: Path) -> None:
-            migrate(connection, database, SCHEMA_MIGRATIONS, what="the jobs store")
+            apply_migrations(connection, database, SCHEMA_MIGRATIONS, what="the jobs store")
 
         return cls(open_database(state_dir, DATABASE_NAME, what="the jobs store", setup=setup))
 

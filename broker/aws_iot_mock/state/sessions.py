@@ -23,7 +23,12 @@ from typing import Any
 from aws_iot_mock.core.session_store import StoredSession, forwarded_properties
 from aws_iot_mock.mqtt.codec import SubscriptionOptions
 from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.state.sqlite import SqliteResource, migrate, open_database, write_transaction
+from aws_iot_mock.state.sqlite import (
+    SqliteResource,
+    apply_migrations,
+    open_database,
+    write_transaction,
+)
 
 __all__ = ["DATABASE_NAME", "SCHEMA_MIGRATIONS", "SqliteSessionStore"]
 
@@ -145,7 +150,12 @@ class SqliteSessionStore(SqliteResource):
         """
         return cls(
             open_database(
-                state_dir, DATABASE_NAME, what="the broker state database", setup=_migrate
+                state_dir,
+                DATABASE_NAME,
+                what="the broker state database",
+                setup=lambda connection, database: apply_migrations(
+                    connection, database, SCHEMA_MIGRATIONS, what="the broker state database"
+                ),
             )
         )
 
@@ -404,8 +414,3 @@ def _message(row: Sequence[Any]) -> Message:
         sender=sender,
         published_at=published_at,
     )
-
-
-def _migrate(connection: sqlite3.Connection, database: Path) -> None:
-    """Apply the missing ``SCHEMA_MIGRATIONS`` steps (see ``state.sqlite.migrate``)."""
-    migrate(connection, database, SCHEMA_MIGRATIONS, what="the broker state database")

@@ -12,6 +12,7 @@ on (per connection, https://www.sqlite.org/foreignkeys.html#fk_enable).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from aws_iot_mock.errors import BrokerError
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "SqliteResource",
-    "migrate",
+    "apply_migrations",
     "open_database",
     "write_transaction",
 ]
@@ -38,6 +39,7 @@ def open_database(
     *,
     what: str,
     setup: Callable[[sqlite3.Connection, Path], None],
+    private: bool = False,
 ) -> sqlite3.Connection:
     """Open ``<state_dir>/<name>``, configured as above, then run ``setup`` (the schema).
 
@@ -46,6 +48,8 @@ def open_database(
         name: the file name.
         what: what the file holds, for error messages ("the registry").
         setup: creates or migrates the schema; called with the connection and the path.
+        private: the file holds secrets: create it (or reset it) with mode 0600 before SQLite
+            opens it. SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
 
     Raises:
         BrokerError: the file cannot be opened or set up; the message names the file.
@@ -55,6 +59,13 @@ def open_database(
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
     database = state_dir / name
+    if private:
+        # os.open's mode is filtered by the umask; fchmod sets exactly 0600, also on an old file.
+        descriptor = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)
+        finally:
+            os.close(descriptor)
     try:
         connection = sqlite3.connect(
             database,
@@ -79,58 +90,6 @@ def open_database(
     return connection
 
 
-@contextlib.contextmanager
-def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body (or the COMMIT) raises.
-
-    IMMEDIATE takes the write lock up front, so a busy database makes BEGIN wait (busy_timeout)
-    instead of failing halfway through the body.
-    """
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-
-
-def migrate(
-    connection: sqlite3.Connection, database: Path, migrations: Sequence[str], *, what: str
-) -> None:
-    """Apply the missing steps of ``migrations`` in one write transaction.
-
-    Step i upgrades ``PRAGMA user_version`` i to i + 1. BEGIN IMMEDIATE takes the write lock
-    before reading user_version, so two processes opening a new file at once cannot both run the
-    same step. Steps contain no ';' inside literals.
-
-    Args:
-        connection: the configured connection.
-        database: the file's path, for error messages.
-        migrations: the schema steps, append only.
-        what: what the file holds, for error messages ("the jobs store").
-
-    Raises:
-        BrokerError: the file's schema is newer than this code knows.
-    """
-    latest = len(migrations)
-    with write_transaction(connection):
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > latest:
-            raise BrokerError(
-                f"{database}: {what} has schema version {version}, newer "
-                f"than this aws-iot-mock understands ({latest}); upgrade aws-iot-mock"
-            )
-        for step in range(version, latest):
-            # Not executescript(): it COMMITs first, which would split the transaction.
-            for statement in migrations[step].split(";"):
-                if statement.strip():
-                    connection.execute(statement.strip())
-        if version != latest:
-            connection.execute(f"PRAGMA user_version = {latest}")
-
-
 class SqliteResource:
     """One connection guarded by a lock, closable and usable as a context manager."""
 
@@ -153,3 +112,55 @@ class SqliteResource:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body (or the COMMIT) raises.
+
+    IMMEDIATE takes the write lock up front, so a busy database makes BEGIN wait (busy_timeout)
+    instead of failing halfway through the body.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def apply_migrations(
+    connection: sqlite3.Connection, database: Path, migrations: Sequence[str], *, what: str
+) -> None:
+    """Apply the missing steps of ``migrations`` in one write transaction.
+
+    Step i upgrades ``PRAGMA user_version`` i to i + 1. BEGIN IMMEDIATE takes the write lock
+    before reading user_version, so two processes opening a new file at once cannot both run
+    the same step. Steps contain no ';' inside literals (they are split on ';').
+
+    Args:
+        connection: the configured connection.
+        database: the file's path, for error messages.
+        migrations: the schema steps, append-only.
+        what: what the file holds, for error messages.
+
+    Raises:
+        BrokerError: the file's schema is newer than this code knows.
+    """
+    latest = len(migrations)
+    with write_transaction(connection):
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > latest:
+            raise BrokerError(
+                f"{database}: {what} has schema version {version}, newer than this "
+                f"aws-iot-mock understands ({latest}); upgrade aws-iot-mock"
+            )
+        for step in range(version, latest):
+            # Not executescript(): it COMMITs first, which would split the transaction.
+            for statement in migrations[step].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        if version != latest:
+            connection.execute(f"PRAGMA user_version = {latest}")

@@ -229,7 +229,7 @@ def awsiot_connection(
     Raises:
         DeviceRefusedError: the broker refused the connection (its log records attached).
     """
-    from awsiot import mqtt_connection_builder  # type: ignore[import-untyped]  # noqa: PLC0415
+    from awsiot import mqtt_connection_builder  # noqa: PLC0415
 
     name = device.client_id if client_id is None else client_id
     connection = mqtt_connection_builder.mtls_from_path(
