@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from importlib import resources
@@ -52,7 +53,7 @@ __all__ = [
     "SqlVersion",
     "Statement",
     "evaluate",
-    "evaluate_expression",
+    "evaluate_expressions",
     "parse",
     "parse_expression",
 ]
@@ -815,30 +816,33 @@ def evaluate(
     return SqlResult(value, dict(scope.variables))
 
 
-def evaluate_expression(
-    expression: Expr,
+def evaluate_expressions(
+    expressions: Sequence[Expr],
     payload: bytes,
     topic: str,
     context: EvaluationContext,
     *,
     version: SqlVersion | str = DEFAULT_SQL_VERSION,
     variables: dict[str, Value] | None = None,
-) -> Value:
-    """Evaluate one expression against a message (substitution templates use this).
+) -> list[Value]:
+    """Evaluate expressions against a message, parsing its payload once (substitution templates).
 
     Args:
-        expression: from :func:`parse_expression`.
+        expressions: from :func:`parse_expression`.
         payload: the original message payload.
         topic: as for :func:`evaluate`.
         context: as for :func:`evaluate`.
         version: the rule's SQL version (number parsing and version-gated behaviour).
         variables: SET variables from :attr:`SqlResult.variables`.
+
+    Returns:
+        One value per expression, in order.
     """
     sql_version = _coerce_version(version)
     scope = _scope(payload, topic, context, sql_version)
     if variables:
         scope.variables.update(variables)
-    return _eval(expression, scope)
+    return [_eval(expression, scope) for expression in expressions]
 
 
 def _set_path(target: dict[str, Value], path: tuple[str, ...], value: Value) -> None:
