@@ -701,13 +701,15 @@ def parse(
     topic_filter: str | None = None
     where: Expr | None = None
     for child in built.children:
+        if child is None or isinstance(child, Token):
+            continue  # keywords, and the optional clauses that are absent
         if isinstance(child, Select):
             select = child
         elif isinstance(child, str):
             topic_filter = child
         elif isinstance(child, tuple):
             assignments = child
-        elif child is not None and not isinstance(child, Token):
+        else:
             where = _expr(child)
     assert select is not None
     return Statement(

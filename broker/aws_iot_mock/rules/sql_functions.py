@@ -727,6 +727,7 @@ FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     "sql_version": FunctionSpec(_sql_version),
     "sqrt": FunctionSpec(_double_function(math.sqrt)),
     "startswith": FunctionSpec(_affix(starts=True)),
+    "substring": FunctionSpec(_substring),
     "tan": FunctionSpec(_double_function(math.tan)),
     "tanh": FunctionSpec(_double_function(math.tanh)),
     "time_to_epoch": FunctionSpec(_time_to_epoch, v2_only=True),
