@@ -328,9 +328,15 @@ class ActionRunner:
 
     def _republish(self, parameters: Mapping[str, Any], given: ActionInput) -> ActionOutcome:
         topic = self._render(parameters, "topic", given)
+        written = str(parameters["topic"])
         if topic.startswith("$$"):
             # "To republish to a reserved topic, which begins with $, use $$ instead".
             topic = topic[1:]
+        elif written.startswith("$") and not written.startswith("${"):
+            # A single '$' is refused here (what AWS does with it is UNCONFIRMED).
+            raise _Failed(
+                topic, f"Failed to republish to topic {topic}: use $$ for reserved topics"
+            )
         problem = validate_topic_name(topic) or reserved_topic_problem(topic, retain=False)
         problem_text: str | None = None if problem is None else problem.reason
         if problem is None and topic.startswith("$aws/things/") and "/jobs/" in topic:
@@ -629,7 +635,10 @@ class ActionRunner:
                 client.create_log_stream(logGroupName=group, logStreamName=stream)
             return client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
-        self._call("logs", group, "put the CloudWatch Logs events", put)
+        response = self._call("logs", group, "put the CloudWatch Logs events", put)
+        rejected = response.get("rejectedLogEventsInfo") if isinstance(response, dict) else None
+        if rejected:
+            raise _Failed(group, f"Failed to put the CloudWatch Logs events: rejected {rejected}")
         return ActionSuccess("cloudwatchLogs", {"LogGroupName": group})
 
 
