@@ -231,26 +231,21 @@ def _trunc(args: Sequence[Value], env: FunctionEnv) -> Value:
     return cut.normalize()
 
 
-def _power(args: Sequence[Value], env: FunctionEnv) -> Value:
-    if not _arity(args, 2):
-        return UNDEFINED
-    base, exponent = to_decimal(args[0]), to_decimal(args[1])
-    if base is None or exponent is None:
-        return UNDEFINED
-    try:
-        return from_double(math.pow(float(base), float(exponent)))
-    except (ValueError, OverflowError):
-        return UNDEFINED
+def _double_binary(function: Callable[[float, float], float]) -> Impl:
+    """A two-argument math function computed "with double precision" (power, atan2)."""
 
+    def impl(args: Sequence[Value], env: FunctionEnv) -> Value:
+        if not _arity(args, 2):
+            return UNDEFINED
+        first, second = to_decimal(args[0]), to_decimal(args[1])
+        if first is None or second is None:
+            return UNDEFINED
+        try:
+            return from_double(function(float(first), float(second)))
+        except (ValueError, OverflowError):
+            return UNDEFINED
 
-def _atan2(args: Sequence[Value], env: FunctionEnv) -> Value:
-    # Java's Math.atan2(y, x) argument order: atan2(1, 0) = 1.5707963267948966.
-    if not _arity(args, 2):
-        return UNDEFINED
-    y, x = to_decimal(args[0]), to_decimal(args[1])
-    if y is None or x is None:
-        return UNDEFINED
-    return from_double(math.atan2(float(y), float(x)))
+    return impl
 
 
 def _remainder(args: Sequence[Value], env: FunctionEnv) -> Value:
@@ -670,7 +665,8 @@ FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     "acos": FunctionSpec(_double_function(math.acos)),
     "asin": FunctionSpec(_double_function(math.asin)),
     "atan": FunctionSpec(_double_function(math.atan)),
-    "atan2": FunctionSpec(_atan2),
+    # Java's Math.atan2(y, x) argument order: atan2(1, 0) = 1.5707963267948966.
+    "atan2": FunctionSpec(_double_binary(math.atan2)),
     "bitand": FunctionSpec(_bitwise(lambda a, b: a & b)),
     "bitor": FunctionSpec(_bitwise(lambda a, b: a | b)),
     "bitxor": FunctionSpec(_bitwise(lambda a, b: a ^ b)),
@@ -704,7 +700,7 @@ FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     "newuuid": FunctionSpec(_context_value(lambda context: context.new_uuid())),
     "numbytes": FunctionSpec(_numbytes, v2_only=True),
     "parse_time": FunctionSpec(_parse_time, v2_only=True),
-    "power": FunctionSpec(_power),
+    "power": FunctionSpec(_double_binary(math.pow)),
     "principal": FunctionSpec(_context_value(lambda context: context.principal)),
     "rand": FunctionSpec(_rand),
     "regexp_matches": FunctionSpec(_regexp_matches),
