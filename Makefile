@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/default.yaml
 ARGS   ?=
 
-.PHONY: run test lint certs bench docker clean bytecode
+.PHONY: run test lint certs bench fuzz docker clean bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,17 @@ QUICK ?=
 bench: $(STAMP) bytecode
 	sh bench/ensure-deps.sh $(PY)
 	$(PY) -m bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+## fuzz: coverage-guided fuzzing (atheris) of the MQTT codec, the ClientHello reader and topic
+## validation, one target after the other, FUZZ_SECONDS each; see fuzz/run.py
+FUZZ_SECONDS ?= 45
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,fuzz]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
 
 ## docker: build the image (needs a Docker engine; none runs on our CI machines)
 docker:

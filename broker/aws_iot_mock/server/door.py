@@ -5,7 +5,9 @@ handshake runs over ``ssl.MemoryBIO`` rather than asyncio's TLS transport becaus
 uvloop) abort the transport on a handshake error without sending OpenSSL's pending alert, so every
 refused client would see a bare EOF (``shared/reference/amqtt-findings.md``). Here the outgoing BIO
 is flushed before the socket closes, so a refused client reads ``unrecognized_name``,
-``handshake_failure``, ``unknown_ca``, ``protocol_version``, ``certificate_revoked``, ...
+``handshake_failure``, ``unknown_ca``, ``protocol_version``, ``certificate_revoked``, ...; and the
+socket then lingers, read and discarded, until the client closes (``REFUSAL_LINGER``), so that
+clients still sending their handshake read the alert rather than a TCP reset.
 
 Once the device is authenticated the door hands plaintext to an ``MqttHandler`` (the MQTT core)
 through a ``DeviceChannel``; the core never sees TLS.
@@ -44,6 +46,18 @@ logger = logging.getLogger("aws_iot_mock.door")
 
 # Read plaintext from OpenSSL in chunks of this size (a TLS record carries at most 16 KiB).
 _READ_CHUNK = 64 * 1024
+
+# Seconds a refused connection stays open after the door sent its refusal (a fatal alert, or the
+# end of a TLS 1.3 handshake), reading and discarding, unless the client closes first. mbedTLS and
+# Java send their last handshake messages (ClientKeyExchange, CertificateVerify, Finished) as
+# separate writes after the Certificate the server refused; arriving at a closed socket they make
+# the kernel answer with a TCP reset, and the client reports "connection reset by peer" instead of
+# the alert. RFC 5246 section 7.2.2 and RFC 8446 section 6.2 have both parties "immediately close
+# the connection" after a fatal alert: the TLS connection is closed at once here (nothing more is
+# sent or processed); only the TCP socket stays readable so that no reset overtakes the alert. A
+# client that has read the alert closes at once, so this bounds only one that does not.
+# Broker.stop() does not wait for it: shutdown() closes a lingering connection at once.
+REFUSAL_LINGER = 2.0
 
 
 @dataclass(frozen=True)
@@ -335,14 +349,14 @@ class DoorProtocol(asyncio.Protocol):
                 # Our ChangeCipherSpec/Finished are still in the BIO, unsent: drop them and
                 # send a plaintext fatal alert, which the client reads as a handshake alert.
                 self._outgoing.read()
-                self._write_raw(plaintext_alert_record(verdict.alert))
-                self._refuse(verdict.refusal, flush=False)
+                sent = self._write_raw(plaintext_alert_record(verdict.alert))
+                self._refuse(verdict.refusal, flush=False, sent=sent)
             else:
                 # TLS 1.3 (or a resumed 1.2 session): the client finished its handshake before
                 # the server saw its certificate (RFC 8446 section 4.4.2); all that can be sent
                 # now is an encrypted close_notify.
-                self._flush()
-                self._refuse(verdict.refusal)
+                sent = self._flush()
+                self._refuse(verdict.refusal, sent=sent)
             return
         self._flush()
         cipher = self._ssl.cipher()
@@ -445,26 +459,42 @@ class DoorProtocol(asyncio.Protocol):
             principal_id=self._principal_id,
         )
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Send what OpenSSL queued; True if anything was written."""
         data = self._outgoing.read()
-        if data:
-            self._write_raw(data)
+        return bool(data) and self._write_raw(data)
 
-    def _write_raw(self, data: bytes) -> None:
+    def _write_raw(self, data: bytes) -> bool:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+            return True
+        return False
 
-    def _refuse(self, refusal: Refusal, *, flush: bool = True) -> None:
-        """Log the refusal, send what OpenSSL queued (the alert), and close."""
+    def _refuse(self, refusal: Refusal, *, flush: bool = True, sent: bool = False) -> None:
+        """Log the refusal, send what OpenSSL queued (the alert), and close.
+
+        If the refusal sent anything (the flush, or ``sent`` by the caller), the connection
+        lingers instead of closing at once: no more bytes go out (FIN follows the alert), what
+        the client still sends is read and discarded (``data_received`` drops it once
+        ``_closed``), and the socket closes when the client closes (``eof_received``) or after
+        ``REFUSAL_LINGER`` seconds, whichever is first.
+        """
         if self._closed:
             return
         self._closed = True
         self._cancel_timer()
         if flush:
-            self._flush()
+            sent = self._flush() or sent
         self._door.emit(connect_failure(refusal.reason, refusal.details, self._facts()))
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if not sent:
+            transport.close()
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER, transport.close)
 
     def _shutdown_tls(self) -> None:
         if self._closed:
@@ -519,7 +549,12 @@ class DoorProtocol(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Close for broker shutdown, letting the MQTT handler say goodbye first."""
-        if self._handler is not None and not self._closed:
+        if self._closed:
+            # Refused and lingering (see _refuse), or already closing: close now.
+            if self._transport is not None:
+                self._transport.close()
+            return
+        if self._handler is not None:
             self._handler.shutdown()
         self.close("SERVER_INITIATED_DISCONNECT", "The broker is shutting down")
 
