@@ -265,10 +265,11 @@ async def test_every_suite_of_the_default_policy_handshakes(
             result["result"],
             result.get("suite"),
             result.get("connack"),
+            result.get("alpn"),
             openssl_name in str(handshake["details"]),
         )
     expected = {
-        openssl_name: ("ok", iana_name.replace("_", "-"), CONNACK_ACCEPTED, True)
+        openssl_name: ("ok", iana_name.replace("_", "-"), CONNACK_ACCEPTED, "x-amzn-mqtt-ca", True)
         for openssl_name, iana_name in IANA_NAMES.items()
     }
     assert outcomes == expected
