@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/default.yaml
 ARGS   ?=
 
-.PHONY: run test lint certs bench stress docker clean bytecode
+.PHONY: run test lint certs bench stress fuzz docker clean bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ test: $(STAMP)
 
 ## lint: ruff (format and rules) and mypy --strict
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check broker tests bench stress
-	$(VENV)/bin/ruff check broker tests bench stress
+	$(VENV)/bin/ruff format --check broker tests bench stress fuzz
+	$(VENV)/bin/ruff check broker tests bench stress fuzz
 	$(VENV)/bin/mypy
 
 ## certs: create the local root CA, server certificates and the demo device (idempotent)
@@ -49,6 +49,17 @@ STRESS ?=
 stress: $(STAMP) bytecode
 	sh bench/ensure-deps.sh $(PY)
 	$(PY) -m stress.run $(STRESS)
+
+## fuzz: coverage-guided fuzzing (atheris) of the MQTT codec, the ClientHello reader and topic
+## validation, one target after the other, FUZZ_SECONDS each; see fuzz/run.py
+FUZZ_SECONDS ?= 45
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,fuzz]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
 
 ## docker: build the image (needs a Docker engine; none runs on our CI machines)
 docker:
