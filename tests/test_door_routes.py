@@ -60,6 +60,9 @@ ROUTES: list[tuple[DoorKind, str | None, bool, Route | Reason]] = [
     # Custom authentication (ALPN "mqtt") is not emulated, with or without a certificate.
     (DoorKind.ALPN, ALPN_MQTT_CUSTOM_AUTH, False, Reason.CUSTOM_AUTH_NOT_EMULATED),
     (DoorKind.ALPN, ALPN_MQTT_CUSTOM_AUTH, True, Reason.CUSTOM_AUTH_NOT_EMULATED),
+    # Our control-plane door: the iot API, whatever the ALPN and certificate.
+    (DoorKind.API, None, False, Route.CONTROL_PLANE),
+    (DoorKind.API, "http/1.1", True, Route.CONTROL_PLANE),
 ]
 
 

@@ -11,6 +11,7 @@ authentication", https://docs.aws.amazon.com/iot/latest/developerguide/protocols
 | ``alpn`` (443) | ``x-amzn-http-ca`` | yes | HTTPS, X.509 |
 | ``alpn`` (443) | none, ``http/1.1`` | no | HTTPS or MQTT over WebSocket, SigV4 |
 | ``alpn`` (443) | ``mqtt`` | any | MQTT with custom authentication: not emulated |
+| ``api`` (ours) | any or none | optional | the ``iot`` control-plane API, SigV4 |
 
 "Clients that connect on port 443 with X.509 client certificate authentication must implement
 the ALPN TLS extension and use the ALPN protocol name listed" (same page): a certificate on 443
@@ -68,6 +69,7 @@ class Route(enum.Enum):
     MQTT_X509 = "MQTT over TLS, X.509"
     HTTPS_X509 = "HTTPS, X.509"
     SIGV4 = "HTTPS or MQTT over WebSocket, SigV4"
+    CONTROL_PLANE = "the iot control-plane API, SigV4"
 
 
 def alpn_protocols_offered(door: DoorKind) -> tuple[str, ...]:
@@ -97,7 +99,7 @@ def choose_route(door: DoorKind, alpn: str | None, *, has_certificate: bool) -> 
     if door is DoorKind.HTTPS:
         return Route.HTTPS_X509
     if door is DoorKind.API:
-        return Route.SIGV4
+        return Route.CONTROL_PLANE
     if alpn == ALPN_MQTT_CUSTOM_AUTH:
         return Refusal(
             Reason.CUSTOM_AUTH_NOT_EMULATED,
