@@ -252,6 +252,7 @@ class DoorProtocol(asyncio.Protocol):
         self._source_ip = "unknown"
         self._source_port = 0
         self._hello = bytearray()
+        self._hello_needed = 0  # bytes the ClientHello reader needs before its verdict can change
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl: ssl.SSLObject | None = None
@@ -288,7 +289,8 @@ class DoorProtocol(asyncio.Protocol):
             return  # a refused client's last flight, read and discarded while lingering
         if self._ssl is None:
             self._hello += data
-            self._start_tls()
+            if len(self._hello) >= self._hello_needed:  # else nothing can have changed
+                self._start_tls()
             return
         self._incoming.write(data)
         if self._handler is None:
@@ -332,6 +334,7 @@ class DoorProtocol(asyncio.Protocol):
     def _start_tls(self) -> None:
         verdict = read_client_hello(bytes(self._hello))
         if isinstance(verdict, NeedMoreData):
+            self._hello_needed = verdict.at_least
             return
         if isinstance(verdict, NotTls):
             self._refuse(Refusal(Reason.HANDSHAKE_FAILED, verdict.description))
@@ -576,8 +579,10 @@ class DoorProtocol(asyncio.Protocol):
             with contextlib.suppress(ssl.SSLError):
                 self._ssl.unwrap()  # queues close_notify; raises WantRead waiting for theirs
             self._flush()
-        if self._transport is not None:
-            self._transport.close()
+        # As after a refusal: FIN, then read until the client closes. A client still writing
+        # (a PUBLISH over the size limit, say) would otherwise get a TCP reset that discards the
+        # DISCONNECT it was sent before reading it.
+        self._linger()
 
     def shutdown(self) -> None:
         """Close for broker shutdown, letting the handler say goodbye first."""
@@ -587,6 +592,8 @@ class DoorProtocol(asyncio.Protocol):
         if self._handler is not None and not self._closed:
             self._handler.shutdown()
         self._shutdown_tls()
+        if self._lingering:  # the broker is going away: no time to wait for the client
+            self._close_transport()
 
     # -- used by _Channel ------------------------------------------------------------------
 
