@@ -33,14 +33,12 @@ from tests.conftest import (
     blocking_handshake,
     client_context,
 )
+from tests.serve_child import REPO_ROOT, STARTUP_TIMEOUT
 
 # An MQTT 3.1.1 CONNECT (clean session, keep-alive 60) with client ID "demo-device".
 DEMO_DEVICE_CONNECT = bytes.fromhex("101700044d5154540402003c000b") + b"demo-device"
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EXIT_CONFIG = 253
-# Generous: the first start creates an RSA root CA and two server certificates.
-STARTUP_TIMEOUT = 60.0
 EXIT_TIMEOUT = 10.0
 
 

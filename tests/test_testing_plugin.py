@@ -34,11 +34,10 @@ from aws_iot_mock.testing import (
     paho_client,
 )
 from aws_iot_mock.testing.plugin import REPORT_SECTION
+from tests.docs_snippets import snippet
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SECTION = "## Using it in your tests"
 TIMEOUT = 10.0
 
 
@@ -254,19 +253,17 @@ def test_xdist_workers_each_get_their_own_brokers(pytester: pytest.Pytester) -> 
     assert all(line[2] == line[4] for line in lines)
 
 
+DOCUMENTED_EXAMPLES = ("readme-pytest-example", "testing-paho-example", "testing-async-example")
+
+
 def _docs_examples() -> dict[str, str]:
-    """The README section's example files: Python blocks whose first line names the file."""
-    readme = README.read_text(encoding="utf-8")
-    start = readme.index(SECTION)
-    end = readme.find("\n## ", start + len(SECTION))
-    text = readme[start : end if end != -1 else None]
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    """The documented example files (README, docs/testing.md), by the file name they start with."""
     examples = {}
-    for block in blocks:
-        first = block.splitlines()[0]
-        match = re.fullmatch(r"# (test_\w+\.py)", first)
-        if match:
-            examples[match.group(1)] = block
+    for name in DOCUMENTED_EXAMPLES:
+        text = snippet(name)
+        match = re.fullmatch(r"# (test_\w+\.py)", text.splitlines()[0])
+        assert match, f"{name} must start with '# test_<name>.py'"
+        examples[match.group(1)] = text
     return examples
 
 
@@ -274,7 +271,11 @@ def _write_user_suite(pytester: pytest.Pytester, mode: str) -> list[str]:
     """A user's suite: the README examples plus ours; returns the test IDs that must pass."""
     write_ini(pytester, asyncio_mode=mode)
     examples = _docs_examples()
-    assert set(examples) == {"test_thermostat.py", "test_thermostat_async.py"}
+    assert set(examples) == {
+        "test_thermostat.py",
+        "test_thermostat_paho.py",
+        "test_thermostat_async.py",
+    }
     for name, text in examples.items():
         (pytester.path / name).write_text(text, encoding="utf-8")
     marked = mode == "strict"
@@ -289,6 +290,7 @@ def _write_user_suite(pytester: pytest.Pytester, mode: str) -> list[str]:
     return [
         "test_thermostat.py::test_thermostat_reports_temperature",
         "test_thermostat.py::test_wrong_client_id_is_refused",
+        "test_thermostat_paho.py::test_thermostat_hears_its_setpoint",
         "test_thermostat_async.py::test_thermostat_reports_asynchronously",
         "test_async.py::test_sdk_publishes",
         "test_async.py::test_sdk_refused_with_wrong_client_id",
