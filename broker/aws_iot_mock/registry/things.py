@@ -551,6 +551,9 @@ class ThingsMixin(Store):
             connection.execute(
                 "DELETE FROM thing_types WHERE thing_type_name = ?", (thing_type_name,)
             )
+            connection.execute(
+                "DELETE FROM resource_tags WHERE resource_arn = ?", (thing_type.thing_type_arn,)
+            )
 
     # --- thing principals -----------------------------------------------------------------
 
