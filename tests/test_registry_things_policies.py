@@ -934,13 +934,6 @@ def test_attached_policies_limit(registry: CertificateRegistry, cert_arn: str) -
         registry.attach_policy("p10", cert_arn)
 
 
-def test_policy_thing_group_target_is_unsupported(registry: CertificateRegistry) -> None:
-    registry.create_policy("p", DOC_1)
-
-    with pytest.raises(InvalidRequestError, match="does not support thing groups"):
-        registry.attach_policy("p", f"{ARN}:thinggroup/fleet")
-
-
 # --- CA certificates --------------------------------------------------------------------------
 
 
