@@ -1236,6 +1236,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             else:
                 where = f"{listener.port} on {listener.host}"
                 print(f"{label:<12} {where} ({_DOOR_LABELS[listener.door]})", file=sys.stderr)
+                if listener.door == "api":
+                    print(
+                        f"{'api url:':<12} {api_url(listener.host, listener.port)} "
+                        f"(aws iot --endpoint-url URL --ca-bundle {broker.root_ca_path}; "
+                        "plain http:// too on loopback)",
+                        file=sys.stderr,
+                    )
         print(f"root CA:     {broker.root_ca_path}", file=sys.stderr)
         mqtt_port = broker.ports.get("mqtt")
         if demo is not None and mqtt_port is not None:
@@ -1254,6 +1261,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     _run_event_loop(serve())
     return 0
+
+
+def api_url(host: str, port: int) -> str:
+    """The control plane's URL to paste into ``--endpoint-url`` (``localhost`` for loopback)."""
+    if host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
 
 
 def _write_ready_file(path: Path, endpoint: str, root_ca: Path, ports: dict[str, int]) -> None:

@@ -256,10 +256,10 @@ class Broker:
                 account_id=config.account_id,
                 contexts=self._create_contexts(door_kind),
                 policy_for=self._domains.policy_for,
-                accepted_names=self._domains.accepted,
+                accepted_names=self._accepted_names(door_kind),
                 disabled_names=self._domains.disabled,
                 plaintext_on_loopback=door_kind is DoorKind.API,
-                require_sni=config.tls.require_sni,
+                require_sni=self._require_sni(door_kind),
                 registry_status=registry_status,
                 emit=self.sink.emit,
                 handlers=handlers,
@@ -314,7 +314,7 @@ class Broker:
         self._domains = domains
         for door in self._doors:
             door.contexts = self._create_contexts(door.door)
-            door.accepted_names = domains.accepted
+            door.accepted_names = self._accepted_names(door.door)
             door.disabled_names = domains.disabled
             door.policy_for = domains.policy_for
         if self._doors:
@@ -323,6 +323,23 @@ class Broker:
                 ", ".join(sorted(domains.accepted)),
                 ", ".join(sorted(domains.disabled)) or "none",
             )
+
+    def _accepted_names(self, door: DoorKind) -> frozenset[str]:
+        """The SNI names a door serves.
+
+        The data endpoint's doors: the endpoint and the domain configurations. The control
+        plane (ours; AWS serves it under another name, iot.<region>.amazonaws.com) also answers
+        to every name its certificate carries, so that ``https://localhost:9443`` works whatever
+        the configured endpoint.
+        """
+        if door is DoorKind.API:
+            names = {name.lower() for name in self._domains.server_names}
+            return self._domains.accepted | names
+        return self._domains.accepted
+
+    def _require_sni(self, door: DoorKind) -> bool:
+        """Whether a handshake without SNI is refused (not on the api door: an IP URL has none)."""
+        return self.config.tls.require_sni and door is not DoorKind.API
 
     def _create_contexts(self, door: DoorKind) -> Mapping[str, ssl.SSLContext]:
         """One SSL context per security policy in use, built for ``door``."""
@@ -336,8 +353,8 @@ class Broker:
             ecdsa_key_path=self.certs.server_ecdsa_key_path,
             client_ca_path=self.certs.root_ca_path,
         )
-        accepted = self._domains.accepted
-        require_sni = config.tls.require_sni
+        accepted = self._accepted_names(door)
+        require_sni = self._require_sni(door)
 
         def sni_check(server_name: str | None) -> int | None:
             return sni_alert(server_name, accepted, require_sni=require_sni)
