@@ -443,7 +443,7 @@ class ThingGroupsMixin(Store):
 
     def _group(self, connection: sqlite3.Connection, row: Sequence[Any]) -> ThingGroup:
         name, group_id, parent, description, attributes, version, created = row
-        ancestors = _ancestors(connection, parent) if parent is not None else []
+        ancestors = [parent, *_ancestors(connection, parent)] if parent is not None else []
         return ThingGroup(
             thing_group_name=name,
             thing_group_arn=self._arn(f"thinggroup/{name}"),

@@ -343,7 +343,6 @@ class Broker:
 
     def _create_contexts(self, door: DoorKind) -> Mapping[str, ssl.SSLContext]:
         """One SSL context per security policy in use, built for ``door``."""
-        config = self.config
         # Device certificates may come from the local root CA or from a CA the user registered
         # (register-ca-certificate, then register-certificate), as on AWS.
         credentials = ServerCredentials(

@@ -265,6 +265,7 @@ class _BrokerApi:
         connack_on_deny: bool = False,
         keep_alive_time_scale: float = 1.0,
         aws_quotas: bool = True,
+        strict_sigv4: bool = False,
     ) -> None:
         self._keep_alive_time_scale = keep_alive_time_scale
         self._settings: dict[str, object] = {
@@ -273,6 +274,7 @@ class _BrokerApi:
             "endpoint": endpoint,
             "diagnostics": {"connack_on_deny": connack_on_deny},
             "limits": {"aws_quotas": aws_quotas},
+            "control_plane": {"strict_sigv4": strict_sigv4},
         }
         self._recorder = Recorder()
         self._closers = _Closers()
@@ -615,6 +617,8 @@ class IotBroker(_BrokerApi):
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
         aws_quotas: enforce AWS IoT's per-connection quotas (100 publishes/s, 1 CONNECT/s per
             client ID, ...), as AWS does; False lifts them (a test that reconnects at once).
+        strict_sigv4: the control plane (``api_endpoint_url``) refuses access keys the local
+            IAM does not know, as AWS does; by default any well-formed signature is accepted.
     """
 
     async def start(self) -> None:
