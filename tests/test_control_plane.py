@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,17 @@ import botocore
 import botocore.session
 import pytest
 from botocore.config import Config as BotoConfig
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from aws_iot_mock import pki
 from aws_iot_mock.api.control_endpoint import IOT_ROUTER
 from aws_iot_mock.api.iot_control import IMPLEMENTED_OPERATIONS, IotControlPlane
 from aws_iot_mock.api.iot_routes import IOT_ROUTE_TABLE
 from aws_iot_mock.api.rest_json import epoch_json
-from aws_iot_mock.certs_dir import write_private_key, write_public_file
+from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import Reason
 from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, paho_client
@@ -151,11 +157,6 @@ def test_certificates_lifecycle(iot: Any, broker: IotBrokerThread) -> None:
 
 
 def test_create_certificate_from_csr_and_register(iot: Any, broker: IotBrokerThread) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -208,8 +209,6 @@ def test_list_certificates_pages_with_page_size_and_marker(iot: Any) -> None:
 
 
 def test_ca_certificates(iot: Any, tmp_path: Path, name: str) -> None:
-    from aws_iot_mock import pki
-
     ca = pki.create_root_ca()
     registered = iot.register_ca_certificate(
         caCertificate=ca.certificate_pem.decode(),
@@ -570,8 +569,6 @@ def test_certificate_state_and_its_twin(iot: Any) -> None:
 
 
 def test_certificate_validation_and_its_twin(iot: Any, broker: IotBrokerThread) -> None:
-    from aws_iot_mock import pki
-
     stranger = pki.issue_device_certificate(pki.create_root_ca())
     with pytest.raises(iot.exceptions.CertificateValidationException):
         iot.register_certificate(certificatePem=stranger.certificate_pem.decode())
@@ -716,9 +713,7 @@ def test_service_responses_have_the_models_shapes(broker: IotBrokerThread, name:
     )
 
 
-def _certs(broker: IotBrokerThread) -> Any:
-    from aws_iot_mock.certs_dir import CertsDirectory
-
+def _certs(broker: IotBrokerThread) -> CertsDirectory:
     return CertsDirectory(broker.certs_dir)
 
 
@@ -818,8 +813,6 @@ def _handshake(port: int, server_name: str, device: DeviceFiles, **options: Any)
 
 
 def _wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
