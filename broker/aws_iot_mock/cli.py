@@ -46,6 +46,7 @@ from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, c
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
+from aws_iot_mock.registry._util import iso
 from aws_iot_mock.resources import (
     apply_config_resources,
     ensure_policy,
@@ -217,6 +218,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_thing_verbs(verbs)
     _add_policy_verbs(verbs)
     _add_ca_verbs(verbs)
+    _add_service_verbs(verbs)
     add_shadow_verbs(verbs, _add_common)
     return parser
 
@@ -373,6 +375,221 @@ def _add_ca_verbs(verbs: _Verbs) -> None:
     status = register.add_mutually_exclusive_group()
     status.add_argument("--set-as-active", action=argparse.BooleanOptionalAction, default=None)
     status.add_argument("--status", choices=[s.value for s in CertificateStatus])
+
+
+# Verbs answered by the control plane's service layer (``aws_iot_mock.api.iot_control``), the one
+# the api door serves to boto3 and the aws CLI: verb -> (operation, help, flags). Each flag is
+# (flag, request member, kind, required); kinds: str, int, bool (--x/--no-x), struct (JSON,
+# shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list).
+_ServiceFlag = tuple[str, str, str, bool]
+_THING_GROUP = ("--thing-group-name", "thingGroupName", "str", True)
+_DOMAIN = ("--domain-configuration-name", "domainConfigurationName", "str", True)
+_RESOURCE = ("--resource-arn", "resourceArn", "str", True)
+_GROUP_AND_THING: tuple[_ServiceFlag, ...] = (
+    ("--thing-group-name", "thingGroupName", "str", False),
+    ("--thing-group-arn", "thingGroupArn", "str", False),
+    ("--thing-name", "thingName", "str", False),
+    ("--thing-arn", "thingArn", "str", False),
+)
+_SERVICE_VERBS: dict[str, tuple[str, str, tuple[_ServiceFlag, ...]]] = {
+    "delete-certificate": (
+        "DeleteCertificate",
+        "delete an INACTIVE or REVOKED certificate",
+        (
+            ("--certificate-id", "certificateId", "str", True),
+            ("--force-delete", "forceDelete", "bool", False),
+        ),
+    ),
+    "create-thing-group": (
+        "CreateThingGroup",
+        "create a static thing group",
+        (
+            _THING_GROUP,
+            ("--parent-group-name", "parentGroupName", "str", False),
+            ("--thing-group-properties", "thingGroupProperties", "struct", False),
+            ("--tags", "tags", "tags", False),
+        ),
+    ),
+    "describe-thing-group": ("DescribeThingGroup", "show one thing group", (_THING_GROUP,)),
+    "list-thing-groups": (
+        "ListThingGroups",
+        "list thing groups",
+        (
+            ("--parent-group", "parentGroup", "str", False),
+            ("--name-prefix-filter", "namePrefixFilter", "str", False),
+            ("--recursive", "recursive", "bool", False),
+        ),
+    ),
+    "update-thing-group": (
+        "UpdateThingGroup",
+        "change a thing group's description or attributes",
+        (
+            _THING_GROUP,
+            ("--thing-group-properties", "thingGroupProperties", "struct", True),
+            ("--expected-version", "expectedVersion", "int", False),
+        ),
+    ),
+    "delete-thing-group": (
+        "DeleteThingGroup",
+        "delete a thing group (its things stay)",
+        (_THING_GROUP, ("--expected-version", "expectedVersion", "int", False)),
+    ),
+    "add-thing-to-thing-group": (
+        "AddThingToThingGroup",
+        "add a thing to a static thing group",
+        _GROUP_AND_THING,
+    ),
+    "remove-thing-from-thing-group": (
+        "RemoveThingFromThingGroup",
+        "remove a thing from a thing group",
+        _GROUP_AND_THING,
+    ),
+    "list-things-in-thing-group": (
+        "ListThingsInThingGroup",
+        "list the things of a thing group",
+        (_THING_GROUP, ("--recursive", "recursive", "bool", False)),
+    ),
+    "list-thing-groups-for-thing": (
+        "ListThingGroupsForThing",
+        "list the thing groups of a thing",
+        (("--thing-name", "thingName", "str", True),),
+    ),
+    "create-domain-configuration": (
+        "CreateDomainConfiguration",
+        "serve another host name (SNI) with its own TLS security policy",
+        (
+            _DOMAIN,
+            ("--domain-name", "domainName", "str", True),
+            ("--server-certificate-arns", "serverCertificateArns", "strs", False),
+            ("--service-type", "serviceType", "str", False),
+            ("--tls-config", "tlsConfig", "struct", False),
+            ("--authorizer-config", "authorizerConfig", "struct", False),
+            ("--server-certificate-config", "serverCertificateConfig", "struct", False),
+            ("--authentication-type", "authenticationType", "str", False),
+            ("--application-protocol", "applicationProtocol", "str", False),
+            ("--tags", "tags", "tags", False),
+        ),
+    ),
+    "describe-domain-configuration": (
+        "DescribeDomainConfiguration",
+        "show one domain configuration",
+        (_DOMAIN,),
+    ),
+    "list-domain-configurations": (
+        "ListDomainConfigurations",
+        "list domain configurations (the endpoint and the config file's too)",
+        (("--service-type", "serviceType", "str", False),),
+    ),
+    "update-domain-configuration": (
+        "UpdateDomainConfiguration",
+        "enable or disable a domain configuration, or change its TLS or authorizer settings",
+        (
+            _DOMAIN,
+            ("--domain-configuration-status", "domainConfigurationStatus", "str", False),
+            ("--tls-config", "tlsConfig", "struct", False),
+            ("--authorizer-config", "authorizerConfig", "struct", False),
+            ("--remove-authorizer-config", "removeAuthorizerConfig", "bool", False),
+            ("--server-certificate-config", "serverCertificateConfig", "struct", False),
+            ("--authentication-type", "authenticationType", "str", False),
+            ("--application-protocol", "applicationProtocol", "str", False),
+        ),
+    ),
+    "delete-domain-configuration": (
+        "DeleteDomainConfiguration",
+        "delete a DISABLED domain configuration",
+        (_DOMAIN,),
+    ),
+    "tag-resource": (
+        "TagResource",
+        "tag a policy, thing type, thing group, CA certificate or domain configuration",
+        (_RESOURCE, ("--tags", "tags", "tags", True)),
+    ),
+    "untag-resource": (
+        "UntagResource",
+        "remove tags by key",
+        (_RESOURCE, ("--tag-keys", "tagKeys", "strs", True)),
+    ),
+    "list-tags-for-resource": ("ListTagsForResource", "list a resource's tags", (_RESOURCE,)),
+}
+
+
+def _add_service_verbs(verbs: _Verbs) -> None:
+    for verb, (_, help_text, flags) in _SERVICE_VERBS.items():
+        parser = _verb(verbs, verb, help_text)
+        for flag, _member, kind, required in flags:
+            if kind == "bool":
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            elif kind in ("strs", "tags"):
+                parser.add_argument(flag, nargs="+", action="extend", required=required)
+            else:
+                parser.add_argument(flag, type=int if kind == "int" else str, required=required)
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    """Run a verb of ``_SERVICE_VERBS`` through the control plane's service layer."""
+    # Imported here so that the other verbs start without the API modules.
+    from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
+    from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
+
+    operation, _, flags = _SERVICE_VERBS[args.verb]
+    request: dict[str, object] = {}
+    for flag, member, kind, _required in flags:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        if kind == "struct":
+            value = _shorthand_booleans(_structure(flag, value))
+        elif kind == "tags":
+            value = _tag_list(flag, value)
+        request[member] = value
+    config = _load(args)
+    with _open_registry(config) as registry:
+        service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
+        try:
+            result = service.call(operation, request)
+        except AwsApiError as exc:
+            raise BrokerError(f"{exc.code}: {exc.message}") from None
+    if result:
+        print(json.dumps(result, indent=4, default=_iso_timestamp))
+    return 0
+
+
+# Boolean members of the structures these verbs take; shorthand gives them as text.
+_SHORTHAND_BOOLEANS = frozenset({"merge", "allowAuthorizerOverride", "enableOCSPCheck"})
+
+
+def _shorthand_booleans(value: object) -> object:
+    """``merge=true`` in shorthand is the text "true"; the model's member is a boolean."""
+    if isinstance(value, dict):
+        return {
+            key: (
+                item.lower() == "true"
+                if key in _SHORTHAND_BOOLEANS
+                and isinstance(item, str)
+                and item.lower() in ("true", "false")
+                else _shorthand_booleans(item)
+            )
+            for key, item in value.items()
+        }
+    return value
+
+
+def _tag_list(flag: str, values: Sequence[str]) -> list[object]:
+    """``--tags Key=a,Value=1 Key=b,Value=2`` (or one JSON list) as ``[{Key, Value}]``."""
+    tags: list[object] = []
+    for value in values:
+        data = _structure(flag, value)
+        tags += data if isinstance(data, list) else [data]
+    return tags
+
+
+def _iso_timestamp(value: object) -> str:
+    """Timestamps as the CLI prints them elsewhere: ISO-8601 UTC with microseconds."""
+    from datetime import datetime  # noqa: PLC0415
+
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -1394,6 +1611,7 @@ _VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list-ca-certificates": _cmd_list_ca_certificates,
     "update-ca-certificate": _cmd_update_ca_certificate,
     "register-certificate": _cmd_register_certificate,
+    **dict.fromkeys(_SERVICE_VERBS, _cmd_service),
 }
 
 
