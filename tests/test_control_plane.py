@@ -36,7 +36,7 @@ from aws_iot_mock.api.rest_json import epoch_json
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import Reason
-from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, paho_client
+from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection, paho_client
 from aws_iot_mock.testing.clients import DeviceRefusedError
 from tests._aws_models import assert_shape
 from tests.iot_routes_gen import route_line
@@ -756,6 +756,19 @@ def test_attach_policy_through_boto3_lets_a_denied_device_in(
     client = paho_client(device)  # the next attempt is let in
     client.disconnect()
     client.loop_stop()
+
+
+def test_the_device_sdk_connects_with_the_certificate_boto3_created(
+    broker: IotBrokerThread, iot: Any, tmp_path: Path, name: str
+) -> None:
+    device = device_from_api(broker, iot, name, tmp_path)
+    iot.create_policy(
+        policyName=name,
+        policyDocument=connect_as_thing(broker.config.region, broker.config.account_id),
+    )
+    iot.attach_policy(policyName=name, target=device.certificate_arn)
+    connection = awsiot_connection(device)
+    connection.disconnect().result(5.0)
 
 
 def test_update_certificate_revoked_through_boto3_drops_the_live_connection(
