@@ -902,3 +902,15 @@ def test_domain_configuration_refusals(iot: Any, broker: IotBrokerThread, name: 
         iot.update_domain_configuration(
             domainConfigurationName="iot:Data-ATS", domainConfigurationStatus="DISABLED"
         )
+
+
+def test_the_reference_lists_every_operation_as_served_or_not() -> None:
+    text = (
+        Path(__file__).resolve().parent.parent / "docs" / "control-plane-reference.md"
+    ).read_text(encoding="utf-8")
+    served_part = text[text.index("## Served operations") : text.index("## Not served")]
+    not_served_part = text[text.index("## Not served") : text.index("## Behaviour")]
+    every = [line.split()[0] for line in IOT_ROUTE_TABLE.splitlines() if line.strip()]
+    for operation in every:
+        where = served_part if operation in IMPLEMENTED_OPERATIONS else not_served_part
+        assert f"`{operation}`" in where, operation
