@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_shadow_e2e import STARTUP_TIMEOUT, ServeChild, child_env
+from tests.test_serve_process import STARTUP_TIMEOUT
+from tests.test_shadow_e2e import ServeChild, child_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
