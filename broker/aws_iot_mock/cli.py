@@ -28,17 +28,10 @@ import ssl
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_iot_mock import pki
 from aws_iot_mock.authz.iot_policy_evaluation import (
-    EXPLICIT_DENY,
-    Decision,
-    NamedPolicy,
-    RequestContext,
-    certificate_context,
-    evaluate,
-    parse_policy_document,
     resource_arn,
 )
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
@@ -78,15 +71,6 @@ DEMO_PUBLISHER = f"{DEMO_DEVICE}-publisher"
 DEMO_HEALTHCHECK = f"{DEMO_DEVICE}-healthcheck"
 DEMO_THINGS = (DEMO_DEVICE, DEMO_PUBLISHER, DEMO_HEALTHCHECK)
 DEMO_POLICY = f"{DEMO_DEVICE}-policy"
-
-# TestAuthorization's actionType values and the IoT policy actions they stand for.
-_AUTH_ACTIONS = {
-    "CONNECT": "iot:Connect",
-    "PUBLISH": "iot:Publish",
-    "SUBSCRIBE": "iot:Subscribe",
-    "RECEIVE": "iot:Receive",
-}
-
 
 class _ParamError(BrokerError):
     """A structure argument does not parse (the AWS CLI's "Error parsing parameter"; exit 252)."""
@@ -527,10 +511,6 @@ def _add_service_verbs(verbs: _Verbs) -> None:
 
 def _cmd_service(args: argparse.Namespace) -> int:
     """Run a verb of ``_SERVICE_VERBS`` through the control plane's service layer."""
-    # Imported here so that the other verbs start without the API modules.
-    from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
-    from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
-
     operation, _, flags = _SERVICE_VERBS[args.verb]
     request: dict[str, object] = {}
     for flag, member, kind, _required in flags:
@@ -543,12 +523,7 @@ def _cmd_service(args: argparse.Namespace) -> int:
             value = _tag_list(flag, value)
         request[member] = value
     config = _load(args)
-    with _open_registry(config) as registry:
-        service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
-        try:
-            result = service.call(operation, request)
-        except AwsApiError as exc:
-            raise BrokerError(f"{exc.code}: {exc.message}") from None
+    result = _call_service(config, operation, request)
     if result:
         print(json.dumps(result, indent=4, default=_iso_timestamp))
     return 0
@@ -572,6 +547,20 @@ def _shorthand_booleans(value: object) -> object:
             for key, item in value.items()
         }
     return value
+
+
+def _call_service(config: Config, operation: str, request: dict[str, object]) -> dict[str, Any]:
+    """One operation of the control plane's service layer on the registry; AWS's error text."""
+    # Imported here so that the other verbs start without the API modules.
+    from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
+    from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
+
+    with _open_registry(config) as registry:
+        service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
+        try:
+            return service.call(operation, request)
+        except AwsApiError as exc:
+            raise BrokerError(f"{exc.code}: {exc.message}") from None
 
 
 def _tag_list(flag: str, values: Sequence[str]) -> list[object]:
@@ -1102,137 +1091,23 @@ def _cmd_list_targets_for_policy(args: argparse.Namespace) -> int:
 # --- test-authorization ------------------------------------------------------------------------
 
 
-def _principal_certificate_id(principal: str) -> str:
-    """The certificate ID in a certificate ARN (``arn:aws:iot:...:cert/<id>``) or a bare ID."""
-    if principal.startswith("arn:"):
-        parts = principal.split(":", 5)
-        kind, _, cert_id = parts[-1].partition("/")
-        if len(parts) != 6 or parts[2] != "iot" or kind != "cert":
-            raise BrokerError(
-                f"InvalidRequestException: principal {principal!r} is not a certificate ARN"
-                " (arn:aws:iot:REGION:ACCOUNT:cert/CERTIFICATE_ID)"
-            )
-        return cert_id
-    return principal
-
-
 def _cmd_test_authorization(args: argparse.Namespace) -> int:
+    """TestAuthorization through the control plane's service layer (the api door's)."""
     config = _load(args)
-    infos = _auth_infos(args.auth_infos)
-    for action, resources in infos:
-        if action not in _AUTH_ACTIONS:
-            raise BrokerError(
-                f"InvalidRequestException: actionType {action!r} is not one of"
-                f" {', '.join(_AUTH_ACTIONS)}"
-            )
-        if not resources:
-            raise BrokerError(f"InvalidRequestException: authInfo {action} names no resources")
-    skip = set(args.policy_names_to_skip)
-    context = RequestContext(
-        region=config.region, account_id=config.account_id, client_id=args.client_id
-    )
-    policies: list[tuple[str, str]] = []  # (name, document text)
-    with _open_registry(config) as registry:
-        if args.principal is not None:
-            cert_id = _principal_certificate_id(args.principal)
-            record = registry.describe_certificate(cert_id)
-            snapshot = registry.principal_snapshot(record.certificate_id)
-            subject, issuer, san = certificate_context(
-                pki.load_certificate(record.certificate_pem.encode("ascii"))
-            )
-            # Thing policy variables resolve only when the client ID names an attached thing.
-            thing = next(
-                (t for t in snapshot.things if t.thing_name == args.client_id),
-                None,
-            )
-            context = RequestContext(
-                region=config.region,
-                account_id=config.account_id,
-                client_id=args.client_id,
-                thing_name=None if thing is None else thing.thing_name,
-                thing_type_name=None if thing is None else thing.thing_type_name,
-                thing_attributes={} if thing is None else dict(thing.attributes),
-                is_attached=thing is not None,
-                certificate_subject=subject,
-                certificate_issuer=issuer,
-                certificate_san=san,
-            )
-            policies += [(name, doc) for name, doc in snapshot.policies if name not in skip]
-        for name in args.policy_names_to_add:
-            if name not in skip and name not in {n for n, _ in policies}:
-                policies.append((name, registry.get_policy(name).document))
-    named = [NamedPolicy(name, parse_policy_document(document)) for name, document in policies]
-    results = [
-        _auth_result(config, named, action, resources, context) for action, resources in infos
-    ]
-    _print_json({"authResults": results})
-    return 0
-
-
-def _auth_result(
-    config: Config,
-    policies: Sequence[NamedPolicy],
-    action_type: str,
-    resources: Sequence[str],
-    context: RequestContext,
-) -> dict[str, object]:
-    """One element of TestAuthorization's ``authResults``.
-
-    Every resource of the authInfo must be allowed for ALLOWED; an explicit deny of any resource
-    makes the whole authInfo EXPLICIT_DENY.
-    """
-    decisions = [
-        evaluate(policies, _AUTH_ACTIONS[action_type], resource, context) for resource in resources
-    ]
-    denying = [d for d in decisions if _is_explicit_deny(d)]
-    if denying:
-        verdict = "EXPLICIT_DENY"
-        allowed: list[str] = []
-        explicit = _matched_policies(denying)
-        implicit: list[str] = []
-    elif all(d.allowed for d in decisions):
-        verdict = "ALLOWED"
-        allowed = _matched_policies(decisions)
-        explicit = implicit = []
-    else:
-        verdict = "IMPLICIT_DENY"
-        allowed = explicit = []
-        # AWS: "When a policy doesn't explicitly deny or allow an action on a resource it is
-        # considered an implicit deny": every policy evaluated took part.
-        implicit = [policy.name for policy in policies]
-
-    def listing(names: Sequence[str]) -> dict[str, object]:
-        return {
-            "policies": [
-                {
-                    "policyName": name,
-                    "policyArn": f"arn:aws:iot:{config.region}:{config.account_id}:policy/{name}",
-                }
-                for name in names
-            ]
-        }
-
-    return {
-        "authInfo": {"actionType": action_type, "resources": list(resources)},
-        "allowed": listing(allowed),
-        "denied": {"implicitDeny": listing(implicit), "explicitDeny": listing(explicit)},
-        "authDecision": verdict,
-        "missingContextValues": [],
+    request: dict[str, object] = {
+        "authInfos": [
+            {"actionType": action, "resources": resources}
+            for action, resources in _auth_infos(args.auth_infos)
+        ],
+        "policyNamesToAdd": list(args.policy_names_to_add),
+        "policyNamesToSkip": list(args.policy_names_to_skip),
     }
-
-
-def _is_explicit_deny(decision: Decision) -> bool:
-    return decision.reason == EXPLICIT_DENY
-
-
-def _matched_policies(decisions: Sequence[Decision]) -> list[str]:
-    """The names of the policies whose statements decided, in first-match order, once each."""
-    names: list[str] = []
-    for decision in decisions:
-        for policy_name, _, _ in decision.matched:
-            if policy_name not in names:
-                names.append(policy_name)
-    return names
+    if args.principal is not None:
+        request["principal"] = args.principal
+    if args.client_id is not None:
+        request["clientId"] = args.client_id
+    _print_json(_call_service(config, "TestAuthorization", request))
+    return 0
 
 
 # --- CA certificates and register-certificate --------------------------------------------------
