@@ -72,6 +72,7 @@ DEMO_HEALTHCHECK = f"{DEMO_DEVICE}-healthcheck"
 DEMO_THINGS = (DEMO_DEVICE, DEMO_PUBLISHER, DEMO_HEALTHCHECK)
 DEMO_POLICY = f"{DEMO_DEVICE}-policy"
 
+
 class _ParamError(BrokerError):
     """A structure argument does not parse (the AWS CLI's "Error parsing parameter"; exit 252)."""
 

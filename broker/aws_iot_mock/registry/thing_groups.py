@@ -37,10 +37,10 @@ from aws_iot_mock.registry.errors import (
     VersionConflictError,
 )
 from aws_iot_mock.registry.things import (
-    _check_attribute_count,
     _check_attributes,
     _check_thing_name,
     _require_thing,
+    updated_attributes,
 )
 
 __all__ = [
@@ -265,11 +265,7 @@ class ThingGroupsMixin(Store):
             if group is None:
                 raise ResourceNotFoundError(_group_not_found(thing_group_name))
             _check_version(group, expected_version)
-            new_attributes = dict(group.attributes)
-            if attributes is not None:
-                new_attributes = new_attributes | dict(given) if merge else dict(given)
-                new_attributes = {key: value for key, value in new_attributes.items() if value}
-                _check_attribute_count(new_attributes)
+            new_attributes = updated_attributes(group.attributes, attributes, given, merge=merge)
             connection.execute(
                 "UPDATE thing_groups SET description = ?, attributes = ?, version = version + 1 "
                 "WHERE thing_group_name = ?",
@@ -326,9 +322,7 @@ class ThingGroupsMixin(Store):
         _check_group_name(thing_group_name)
         _check_thing_name(thing_name)
         with self._write() as connection:
-            if self._select_group(connection, thing_group_name) is None:
-                raise ResourceNotFoundError(_group_not_found(thing_group_name))
-            _require_thing(connection, thing_name)
+            self._require_group_and_thing(connection, thing_group_name, thing_name)
             current = [
                 name
                 for (name,) in connection.execute(
@@ -367,9 +361,7 @@ class ThingGroupsMixin(Store):
         _check_group_name(thing_group_name)
         _check_thing_name(thing_name)
         with self._write() as connection:
-            if self._select_group(connection, thing_group_name) is None:
-                raise ResourceNotFoundError(_group_not_found(thing_group_name))
-            _require_thing(connection, thing_name)
+            self._require_group_and_thing(connection, thing_group_name, thing_name)
             connection.execute(
                 "DELETE FROM thing_group_members WHERE thing_group_name = ? AND thing_name = ?",
                 (thing_group_name, thing_name),
@@ -434,6 +426,13 @@ class ThingGroupsMixin(Store):
             return None
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _require_group_and_thing(
+        self, connection: sqlite3.Connection, thing_group_name: str, thing_name: str
+    ) -> None:
+        if self._select_group(connection, thing_group_name) is None:
+            raise ResourceNotFoundError(_group_not_found(thing_group_name))
+        _require_thing(connection, thing_name)
 
     def _select_group(self, connection: sqlite3.Connection, name: str) -> ThingGroup | None:
         row = connection.execute(
