@@ -55,7 +55,8 @@ EXIT_CONFIG = 253  # AWS CLI: "The system environment or configuration was inval
 EXIT_SERVICE = 254  # AWS CLI: "The command ... returned an error" (a service-side error).
 
 DEMO_DEVICE = "demo-device"
-ENDPOINT_TYPES = ("iot:Data-ATS", "iot:Data")
+# API_DescribeEndpoint's endpoint types; the mock serves every API under its one endpoint name.
+ENDPOINT_TYPES = ("iot:Data-ATS", "iot:Data", "iot:CredentialProvider", "iot:Jobs")
 
 # The demo device's things. AWS IoT lets one MQTT client ID be connected once: a second CONNECT
 # with the same ID disconnects the first (session takeover). The demo policy, like AWS's
