@@ -551,8 +551,8 @@ def test_custom_policy_and_aws_topic_matching(thread_broker: IotBrokerThread) ->
 
 def test_the_test_broker_serves_every_door_on_its_own_port(thread_broker: IotBrokerThread) -> None:
     ports = thread_broker.ports
-    assert set(ports) == {"mqtt", "https", "alpn"}
-    assert len(set(ports.values())) == 3
+    assert set(ports) == {"mqtt", "https", "alpn", "api"}
+    assert len(set(ports.values())) == 4
     assert thread_broker.port == ports["mqtt"]
     ports["mqtt"] = 1  # a copy: the broker's own stays
     assert thread_broker.ports["mqtt"] == thread_broker.port

@@ -47,8 +47,9 @@ _T = TypeVar("_T")
 
 DEFAULT_TIMEOUT = 5.0
 _LOOPBACK = "127.0.0.1"
-# The doors of the data endpoint a test broker serves, each on a port the OS picks.
-_TEST_DOORS = ("mqtt", "https", "alpn")
+# The doors a test broker serves, each on a port the OS picks: the data endpoint's three and
+# the control plane (boto3 / the aws CLI with endpoint_url).
+_TEST_DOORS = ("mqtt", "https", "alpn", "api")
 _POLICY_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # How long a client helper waits for the broker's refusal record after a failed connect (the
@@ -345,6 +346,7 @@ class _BrokerApi:
         connack_on_deny: bool = False,
         keep_alive_time_scale: float = 1.0,
         aws_quotas: bool = True,
+        strict_sigv4: bool = False,
         config: Mapping[str, Any] | None = None,
     ) -> None:
         self._keep_alive_time_scale = keep_alive_time_scale
@@ -354,6 +356,7 @@ class _BrokerApi:
             "endpoint": endpoint,
             "diagnostics": {"connack_on_deny": connack_on_deny},
             "limits": {"aws_quotas": aws_quotas},
+            "control_plane": {"strict_sigv4": strict_sigv4},
         }
         if config is not None:
             self._settings = _merged(self._settings, config)
@@ -387,12 +390,20 @@ class _BrokerApi:
     def ports(self) -> dict[str, int]:
         """Every door's port, picked by the OS.
 
-        ``mqtt`` (AWS's 8883), ``https`` (8443) and ``alpn`` (443: MQTT, HTTPS and WebSocket
-        chosen by ALPN).
+        ``mqtt`` (AWS's 8883), ``https`` (8443), ``alpn`` (443: MQTT, HTTPS and WebSocket
+        chosen by ALPN) and ``api`` (the control plane, for boto3 and the aws CLI).
         """
         if not self._ports:
             raise RuntimeError("the broker is not started")
         return dict(self._ports)
+
+    @property
+    def api_endpoint_url(self) -> str:
+        """The control plane's URL for ``boto3.client("iot", endpoint_url=...)``.
+
+        HTTPS with the local CA's certificate: pass ``verify=str(broker.root_ca_path)``.
+        """
+        return f"https://{self.endpoint}:{self.ports['api']}"
 
     @property
     def root_ca_path(self) -> Path:
@@ -800,6 +811,8 @@ class IotBroker(_BrokerApi):
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
         aws_quotas: enforce AWS IoT's per-connection quotas (100 publishes/s, 1 CONNECT/s per
             client ID, ...), as AWS does; False lifts them (a test that reconnects at once).
+        strict_sigv4: the control plane (``api_endpoint_url``) refuses access keys the local
+            IAM does not know, as AWS does; by default any well-formed signature is accepted.
     """
 
     async def start(self) -> None:
