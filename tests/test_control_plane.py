@@ -33,6 +33,7 @@ from aws_iot_mock.api.control_endpoint import IOT_ROUTER
 from aws_iot_mock.api.iot_control import IMPLEMENTED_OPERATIONS, IotControlPlane
 from aws_iot_mock.api.iot_routes import IOT_ROUTE_TABLE
 from aws_iot_mock.api.rest_json import epoch_json
+from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import Reason
@@ -672,6 +673,22 @@ def test_plain_bytes_on_a_data_door_are_still_refused(broker: IotBrokerThread) -
         assert raw.recv(100) == b""  # closed, no HTTP answer
     refusal = broker.wait_for_refusal(Reason.HANDSHAKE_FAILED)
     assert "TLS" in str(refusal["details"]) or "handshake" in str(refusal["details"]).lower()
+
+
+def test_a_built_in_service_adds_its_operations_and_cannot_take_a_served_one(
+    broker: IotBrokerThread,
+) -> None:
+    service = IotControlPlane(broker.registry, broker.config, certs=_certs(broker))
+    with pytest.raises(AwsApiError) as info:
+        service.call("ListTopicRules", {})
+    assert info.value.code == "NotImplementedException"
+    service.add_operations({"ListTopicRules": lambda request: {"rules": [], "seen": request}})
+    assert service.call("ListTopicRules", {"maxResults": 1}) == {
+        "rules": [],
+        "seen": {"maxResults": 1},
+    }
+    with pytest.raises(ValueError, match="ListThings"):
+        service.add_operations({"ListThings": lambda request: {}})
 
 
 # --- the response shapes are the model's -----------------------------------------------------

@@ -121,6 +121,23 @@ class IotControlPlane:
             name: getattr(self, _method_name(name)) for name in IMPLEMENTED_OPERATIONS
         }
 
+    def add_operations(self, operations: Mapping[str, Operation]) -> None:
+        """Serve more ``iot`` operations from a built-in service (jobs, provisioning, rules).
+
+        Built-in services own their resources; this layer is the one door the REST API and the
+        CLI call them through, with the same error mapping as the registry's operations.
+
+        Args:
+            operations: model operation name → callable taking and returning model members.
+
+        Raises:
+            ValueError: an operation is already served (two owners would be a bug).
+        """
+        taken = set(operations) & set(self._operations)
+        if taken:
+            raise ValueError(f"iot operations served twice: {sorted(taken)}")
+        self._operations.update(operations)
+
     @property
     def operations(self) -> frozenset[str]:
         """The names of the operations served."""

@@ -227,8 +227,10 @@ class Broker:
             request_timeout=config.tls.connect_timeout,
         )
         self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
+        # Built-in services (jobs, provisioning, rules) add their operations to this one layer.
+        self.control_plane = IotControlPlane(registry, config, certs=self.certs)
         self._control = control = ControlEndpoint(
-            IotControlPlane(registry, config, certs=self.certs),
+            self.control_plane,
             ControlPlaneAuthenticator(
                 credentials=iam.credential_for,
                 strict=config.control_plane.strict_sigv4,
