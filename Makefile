@@ -14,9 +14,6 @@ STAMP     := $(VENV)/.installed
 .PHONY: run test lint certs bench stress fuzz docker clean bytecode
 
 # Recipes are silent and progress goes to stderr: `make run | jq .` must see only log lines.
-# A make started from another make (a Makefile of the user's, or CI's `make test`) would print
-# "Entering directory" on stdout, so that is off too.
-MAKEFLAGS += --no-print-directory
 $(VENV)/.created:
 	@echo "aws-iot-mock: creating $(VENV) (first run only)" >&2
 	@$(PYTHON) -m venv $(VENV)
