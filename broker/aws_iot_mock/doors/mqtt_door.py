@@ -74,7 +74,11 @@ class MqttDoorHandler:
         self._timer_at: float | None = None
         self._throttle: asyncio.TimerHandle | None = None
         self.connection = core.open_mqtt_connection(
-            who, channel.facts, wake=self._wake, transport_details=channel.identity.tls_details
+            who,
+            channel.facts,
+            wake=self._wake,
+            transport_details=channel.identity.tls_details,
+            door=channel.identity.door.value,
         )
         self._arm_timer()
 
