@@ -41,6 +41,7 @@ from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import LogLevel
+from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
@@ -64,12 +65,21 @@ _MAILBOX_POLL = 0.2
 
 
 def create_sink(config: Config) -> LogSink:
-    """Create the log sink the configuration asks for."""
-    return LogSink(
+    """Create the log sink the configuration asks for (with CloudWatch Logs when configured)."""
+    sink = LogSink(
         LogLevel[config.logging.level],
         file=config.logging.file,
         stdout=config.logging.stdout,
+        account_id=config.account_id,
+        buffer_bytes=config.logging.buffer_bytes,
     )
+    if config.logging.cloudwatch is not None:
+        sink.add_output(
+            CloudWatchLogsOutput(
+                config.logging.cloudwatch, region=config.region, drop_report=sink.drop_report_line
+            )
+        )
+    return sink
 
 
 class Broker:
