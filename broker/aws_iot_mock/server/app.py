@@ -22,6 +22,8 @@ from types import TracebackType
 
 from aws_iot_mock.api.data_endpoint import DataEndpoint
 from aws_iot_mock.api.iot_data import IotDataApi
+from aws_iot_mock.api.sigv4_caller import SigV4Authenticator
+from aws_iot_mock.authz.principal_permissions import PermissionsByPrincipal
 from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
@@ -29,6 +31,9 @@ from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
 from aws_iot_mock.doors.listeners import BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
+from aws_iot_mock.doors.websocket_door import WebSocketDoor
+from aws_iot_mock.iam.authorization import IamAuthorizer
+from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import LogLevel
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
@@ -85,6 +90,7 @@ class Broker:
         self._core: DeviceCore | None = None
         self._shadows: ShadowService | None = None
         self._registry: CertificateRegistry | None = None
+        self._iam: IamStore | None = None
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
         self._listeners: list[BoundListener] = []
@@ -126,6 +132,13 @@ class Broker:
         if self._registry is None:
             raise RuntimeError("the broker is not started")
         return self._registry
+
+    @property
+    def iam(self) -> IamStore:
+        """The local IAM (users, access keys, policies) SigV4 callers are checked against."""
+        if self._iam is None:
+            raise RuntimeError("the broker is not started")
+        return self._iam
 
     @property
     def core(self) -> DeviceCore:
@@ -170,6 +183,8 @@ class Broker:
         self._registry = registry = CertificateRegistry.open(
             config.state_dir, region=config.region, account_id=config.account_id
         )
+        self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
+        iam_authorizer = IamAuthorizer(iam, region=config.region)
         self._store = SqliteSessionStore.open(config.state_dir)
         log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
@@ -184,7 +199,10 @@ class Broker:
                 aws_quotas=config.limits.aws_quotas,
             ),
             emit=self.sink.emit,
-            permissions=Authorizer(registry, region=config.region, account_id=config.account_id),
+            permissions=PermissionsByPrincipal(
+                Authorizer(registry, region=config.region, account_id=config.account_id),
+                iam_authorizer,
+            ),
             log_successes=log_successes,
             clock=time.time,
             monotonic=loop.time,
@@ -209,10 +227,13 @@ class Broker:
             IotDataApi(core, self._shadows, emit=self.sink.emit, log_successes=log_successes),
             emit=self.sink.emit,
             request_timeout=config.tls.connect_timeout,
+            sigv4=SigV4Authenticator(iam.credential_for, region=config.region),
+            websocket=WebSocketDoor(core, scheduler, ttl=config.limits.websocket_ttl),
         )
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
+            Route.SIGV4: data_endpoint.sigv4_handler,
         }
 
         def registry_status(certificate_id: str) -> str | None:
@@ -327,11 +348,12 @@ class Broker:
         self._doors.clear()
         self._core = None
         self._shadows = None
-        for store in (self._store, self._shadow_store, self._registry):
+        for store in (self._store, self._shadow_store, self._registry, self._iam):
             if store is not None:
                 store.close()
         self._store = self._shadow_store = None
         self._registry = None
+        self._iam = None
         self.sink.close()
 
     async def __aenter__(self) -> Broker:
