@@ -42,6 +42,7 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
     resource_arn,
 )
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.cli_iam import add_iam_verbs, demo_user_hints, ensure_demo_user
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
@@ -218,6 +219,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_policy_verbs(verbs)
     _add_ca_verbs(verbs)
     add_shadow_verbs(verbs, _add_common)
+    add_iam_verbs(verbs, _add_common, _load)
     return parser
 
 
@@ -1213,6 +1215,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args)
     demo = ensure_demo_device(config) if args.demo_device else None
+    demo_user = ensure_demo_user(config) if args.demo_device else None
     for change in _apply_resources(config):
         print(f"resources:   {change}", file=sys.stderr)
 
@@ -1243,6 +1246,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"demo device: {cert_path} (key {key_path})", file=sys.stderr)
             hints = _client_hints(config, mqtt_port, cert_path, key_path, broker.root_ca_path)
             for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
+                print(f"{label:<12} {hint}", file=sys.stderr)
+        if demo_user is not None:
+            alpn_port = broker.ports.get("alpn")
+            for label, hint in demo_user_hints(config, alpn_port, demo_user, broker.root_ca_path):
                 print(f"{label:<12} {hint}", file=sys.stderr)
         if args.ready_file is not None:
             _write_ready_file(args.ready_file, broker.endpoint, broker.root_ca_path, broker.ports)
@@ -1386,7 +1393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _VERBS[args.verb](args)
+        # Verbs registered by another module carry their own runner (set_defaults(run=...)).
+        return (_VERBS.get(args.verb) or args.run)(args)
     except (ConfigError, ListenerBindError) as exc:
         # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
