@@ -135,10 +135,12 @@ class SigV4Authenticator:
             max_skew=self._max_skew,
         )
         if isinstance(outcome, Refused):
+            key = outcome.access_key_id
+            named = f"access key {key}; " if key and key not in outcome.details else ""
             return CallerRefused(
                 Reason[outcome.reason.name],
-                f"{outcome.details} (a general AWS service would answer {outcome.code}: "
-                f"{outcome.message})",
+                f"{outcome.details} ({named}AWS services other than IoT's data endpoint answer "
+                f"{outcome.code})",
             )
         return SigV4Caller(Principal.iam(outcome.identity, outcome.access_key_id), outcome)
 

@@ -28,6 +28,7 @@ from aws_iot_mock.authz.iot_policy_evaluation import resource_arn
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.config import Config
 from aws_iot_mock.iam.authorization import ALLOW_ALL_IOT
+from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.mqtt.topics import topic_matches, validate_topic_filter
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
 from aws_iot_mock.server.app import Broker
@@ -288,14 +289,18 @@ class _BrokerApi:
         connack_on_deny: bool = False,
         keep_alive_time_scale: float = 1.0,
         aws_quotas: bool = True,
+        websocket_ttl: float | None = None,
     ) -> None:
         self._keep_alive_time_scale = keep_alive_time_scale
+        limits: dict[str, object] = {"aws_quotas": aws_quotas}
+        if websocket_ttl is not None:
+            limits["websocket_ttl"] = websocket_ttl
         self._settings: dict[str, object] = {
             "account_id": account_id,
             "region": region,
             "endpoint": endpoint,
             "diagnostics": {"connack_on_deny": connack_on_deny},
-            "limits": {"aws_quotas": aws_quotas},
+            "limits": limits,
         }
         self._recorder = Recorder()
         self._closers = _Closers()
@@ -353,6 +358,11 @@ class _BrokerApi:
     def registry(self) -> CertificateRegistry:
         """The broker's registry, for operations the convenience methods do not cover."""
         return self._running_broker().registry
+
+    @property
+    def iam(self) -> IamStore:
+        """The broker's local IAM (users, access keys, policies), for what the helpers skip."""
+        return self._running_broker().iam
 
     def _running_broker(self) -> Broker:
         if self._broker is None:
@@ -674,6 +684,8 @@ class IotBroker(_BrokerApi):
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
         aws_quotas: enforce AWS IoT's per-connection quotas (100 publishes/s, 1 CONNECT/s per
             client ID, ...), as AWS does; False lifts them (a test that reconnects at once).
+        websocket_ttl: seconds an MQTT over WebSocket connection lives (AWS: 24 hours); shrink
+            it to test what a client does when AWS closes it.
     """
 
     async def start(self) -> None:
