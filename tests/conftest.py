@@ -12,7 +12,7 @@ import dataclasses
 import json
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_publ
 from aws_iot_mock.config import Config, LimitsConfig, ListenerConfig, LoggingConfig, TlsConfig
 from aws_iot_mock.registry import CertificateStatus
 from aws_iot_mock.server.app import Broker
+from tests.serve_child import ServeChild
 
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
 ALLOW_ALL_POLICY = json.dumps(
@@ -237,3 +238,11 @@ def blocking_handshake(
 # An MQTT 3.1.1 CONNECT with client ID "dev-1", clean session, keep-alive 60.
 MQTT311_CONNECT = bytes.fromhex("101100044d5154540402003c0005") + b"dev-1"
 MQTT311_CONNACK_ACCEPTED = bytes.fromhex("20020000")
+
+
+@pytest.fixture
+def children() -> Iterator[list[ServeChild]]:
+    started: list[ServeChild] = []
+    yield started
+    for child in started:
+        child.close()

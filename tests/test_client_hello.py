@@ -8,7 +8,13 @@ import struct
 
 import pytest
 
-from aws_iot_mock.tls.client_hello import ClientHelloInfo, NeedMoreData, NotTls, read_client_hello
+from aws_iot_mock.tls.client_hello import (
+    MAX_CLIENT_HELLO_RECORDS,
+    ClientHelloInfo,
+    NeedMoreData,
+    NotTls,
+    read_client_hello,
+)
 from tests.conftest import MQTT311_CONNECT
 
 SNI = "Device.Example.com"
@@ -102,14 +108,37 @@ def test_trailing_bytes_after_the_hello_are_ignored(hello_with_sni: bytes) -> No
     assert read_client_hello(hello_with_sni + b"\x17\x03\x03") == ClientHelloInfo(SNI)
 
 
+def needs_more(data: bytes, end: int) -> bool:
+    """The prefix ``data[:end]`` needs more bytes, and says truthfully how many at least."""
+    result = read_client_hello(data[:end])
+    if not isinstance(result, NeedMoreData) or result.at_least <= end:
+        return False
+    # Below ``at_least`` the verdict does not change (the door skips those calls).
+    return all(
+        isinstance(read_client_hello(data[:shorter]), NeedMoreData)
+        for shorter in range(end, min(result.at_least, len(data)))
+    )
+
+
 def test_empty_buffer_needs_more_data() -> None:
-    assert read_client_hello(b"") == NeedMoreData()
+    assert read_client_hello(b"") == NeedMoreData(1)
 
 
 def test_byte_by_byte(hello_with_sni: bytes) -> None:
     for end in range(len(hello_with_sni)):
-        assert read_client_hello(hello_with_sni[:end]) == NeedMoreData(), end
+        assert needs_more(hello_with_sni, end), end
     assert read_client_hello(hello_with_sni) == ClientHelloInfo(SNI)
+
+
+def test_a_client_hello_in_too_many_records_is_not_read(hello_with_sni: bytes) -> None:
+    message = handshake_message(hello_with_sni)
+    tiny = b"".join(frame(0x16, message[i : i + 1]) for i in range(len(message)))
+    verdict = read_client_hello(tiny)
+    assert isinstance(verdict, NotTls)
+    assert f"more than {MAX_CLIENT_HELLO_RECORDS} records" in verdict.description
+    # The twin: fragments of 512 bytes (RFC 6066's smallest) are read.
+    fragments = b"".join(frame(0x16, message[i : i + 512]) for i in range(0, len(message), 512))
+    assert read_client_hello(fragments) == ClientHelloInfo(SNI)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -124,7 +153,7 @@ def test_random_chunk_splits(seed: int, hello_with_sni: bytes) -> None:
         remaining = remaining[size:]
         result = read_client_hello(buffer)
         if remaining:
-            assert result == NeedMoreData()
+            assert isinstance(result, NeedMoreData)
         else:
             assert result == ClientHelloInfo(SNI)
 
@@ -136,7 +165,7 @@ def test_client_hello_split_across_two_records(hello_with_sni: bytes, split_at: 
     two_records = frame(0x16, message[:cut]) + frame(0x16, message[cut:])
     assert len(records(two_records)) == 2
     for end in range(len(two_records)):
-        assert read_client_hello(two_records[:end]) == NeedMoreData(), end
+        assert needs_more(two_records, end), end
     assert read_client_hello(two_records) == ClientHelloInfo(SNI)
 
 

@@ -27,8 +27,9 @@ import pytest
 
 from aws_iot_mock.mqtt.codec import Disconnect, Publish
 from tests.conftest import Device, client_context
+from tests.serve_child import REPO_ROOT, STARTUP_TIMEOUT
 from tests.test_mqtt_pubsub import RawClient
-from tests.test_serve_process import REPO_ROOT, STARTUP_TIMEOUT, ServeProcess
+from tests.test_serve_process import ServeProcess
 
 ENDPOINT = "localhost"
 EXIT_TIMEOUT = 10.0

@@ -13,18 +13,16 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import json
-import os
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pytest
 from awscrt import mqtt, mqtt_request_response
@@ -42,6 +40,14 @@ from aws_iot_mock.mqtt.codec import Puback, Publish, encode
 from aws_iot_mock.server.app import Broker
 from aws_iot_mock.state.shadows import ShadowStore
 from tests.conftest import Device, RunningBroker, client_context, make_config
+from tests.docs_snippets import output, snippet
+from tests.serve_child import (
+    STARTUP_TIMEOUT,
+    ServeChild,
+    child_env,
+    make_run,
+    run_documented,
+)
 from tests.test_mqtt_pubsub import RawClient
 from tests.test_real_clients import (
     Mqtt5Lifecycle,
@@ -49,15 +55,12 @@ from tests.test_real_clients import (
     stop_mqtt5,
     wait_crt_future,
 )
-from tests.test_serve_process import REPO_ROOT, STARTUP_TIMEOUT
 
 # Generous bound for anything that should happen in milliseconds on loopback.
 TIMEOUT = 10.0
 THING = "lamp"
 NOT_AUTHORIZED = 0x87
 ACCOUNT_ARN = "arn:aws:iot:us-east-1:123456789012"
-README = REPO_ROOT / "README.md"
-SECTION = "## Device Shadows"
 
 T = TypeVar("T")
 
@@ -546,85 +549,6 @@ async def test_deleted_shadow_recreated_continues_its_version(clients: Clients) 
 
 
 # -- 2. a restart in the middle (kill -9) -------------------------------------------------------
-
-
-class ServeChild:
-    """``python -m aws_iot_mock <args>``: output streams are read by threads, waited on by line."""
-
-    def __init__(self, args: list[str], cwd: Path, env: Mapping[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aws_iot_mock", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=dict(env),
-            text=True,
-        )
-        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._ended: set[str] = set()
-        self._changed = threading.Condition()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self._threads = [
-            threading.Thread(target=self._drain, args=(name, stream), daemon=True)
-            for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr))
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _drain(self, name: str, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines[name].append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._ended.add(name)
-            self._changed.notify_all()
-
-    def wait_line(self, name: str, predicate: Callable[[str], bool], timeout: float) -> str:
-        """The first line of ``name`` (stdout or stderr) matching ``predicate``, with a deadline."""
-
-        def found() -> str | None:
-            return next((line for line in self.lines[name] if predicate(line)), None)
-
-        with self._changed:
-            self._changed.wait_for(lambda: found() is not None or name in self._ended, timeout)
-            line = found()
-        if line is None:
-            pytest.fail(f"no matching {name} line (exit {self.proc.poll()}): {self.lines!r}")
-        return line
-
-    def banner(self, label: str) -> str:
-        """The value of a ``label:`` line of the startup banner (stderr)."""
-        line = self.wait_line("stderr", lambda text: text.startswith(f"{label}:"), STARTUP_TIMEOUT)
-        return line.removeprefix(f"{label}:").strip()
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        assert self.proc.wait(TIMEOUT) == -signal.SIGKILL
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for thread in self._threads:
-            thread.join()
-        self.proc.__exit__(None, None, None)
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Import this checkout's package even if the venv's install points elsewhere.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-@pytest.fixture
-def children() -> Iterator[list[ServeChild]]:
-    started: list[ServeChild] = []
-    yield started
-    for child in started:
-        child.close()
 
 
 @pytest.fixture
@@ -1131,40 +1055,17 @@ async def test_storage_failure_is_answered_with_500(
     await device.expect_nothing()  # still connected
 
 
-# -- the README's worked example (its Device Shadows section) ----------------------------
+# -- the documented worked example (docs/shadows.md) -------------------------------------------
 
-# The commands below are the ones the README's Device Shadows section tells a newcomer
-# to paste, verbatim except the port (8883 there). The test checks each is still there.
-TLS = (
-    "-h localhost -p 8883 --cafile certs/root-ca.pem "
-    "--cert certs/demo-device/demo-device.cert.pem "
-    "--key certs/demo-device/demo-device.private.key"
-)
-DEVICE_WAITS = (
-    f"mosquitto_sub {TLS} -i demo-device -q 1 "
-    "-t '$aws/things/demo-device/shadow/update/delta' -C 1 -v"
-)
-APP_UPDATES = (
-    ".venv/bin/aws-iot-mock update-thing-shadow --thing-name demo-device "
-    "--cli-binary-format raw-in-base64-out "
-    """--payload '{"state":{"desired":{"color":"green"}}}' update.json"""
-)
-DEVICE_REPORTS = (
-    f"mosquitto_pub {TLS} -i demo-device -q 1 "
-    """-t '$aws/things/demo-device/shadow/update' -m '{"state":{"reported":{"color":"green"}}}'"""
-)
-APP_READS = ".venv/bin/aws-iot-mock get-thing-shadow --thing-name demo-device shadow.json"
+# The commands docs/shadows.md tells a newcomer to paste, run verbatim except the port (8883
+# there); tests/docs_snippets.py finds them by name.
+DEVICE_WAITS = snippet("shadows-device-waits").strip()
+APP_UPDATES = snippet("shadows-app-updates").strip()
+DEVICE_REPORTS = snippet("shadows-device-reports").strip()
+APP_READS = snippet("shadows-app-reads").strip()
 DOCUMENTED_OUTPUTS = {
-    "delta": (
-        "$aws/things/demo-device/shadow/update/delta "
-        '{"version":1,"timestamp":1767225600,"state":{"color":"green"},'
-        '"metadata":{"color":{"timestamp":1767225600}}}'
-    ),
-    "shadow.json": (
-        '{"state":{"desired":{"color":"green"},"reported":{"color":"green"}},'
-        '"metadata":{"desired":{"color":{"timestamp":1767225600}},'
-        '"reported":{"color":{"timestamp":1767225612}}},"version":2,"timestamp":1767225620}'
-    ),
+    "delta": output("shadows-delta").strip(),
+    "shadow.json": output("shadows-shadow-json").strip(),
 }
 
 
@@ -1173,59 +1074,12 @@ def same_but_timestamps(actual: str, documented: str) -> bool:
     return digits.sub('"timestamp":0', actual) == digits.sub('"timestamp":0', documented)
 
 
-def run_documented(command: str, port: int, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command.replace("-p 8883", f"-p {port}"),
-        shell=True,
-        cwd=cwd,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
-def make_run(cwd: Path, children: list[ServeChild]) -> ServeChild:
-    """What ``make run ARGS="--port 0"`` runs, in ``cwd``."""
-    config = REPO_ROOT / "config" / "default.yaml"
-    child = ServeChild(
-        [
-            "serve",
-            "--config",
-            str(config),
-            "--demo-device",
-            "--port",
-            "0",
-            "--https-port",
-            "0",
-            "--alpn-port",
-            "0",
-        ],
-        cwd,
-        child_env(),
-    )
-    children.append(child)
-    return child
-
-
 @pytest.mark.skipif(
     shutil.which("mosquitto_sub") is None or shutil.which("mosquitto_pub") is None,
     reason="needs Debian's mosquitto-clients",
 )
-async def test_readme_worked_example(tmp_path: Path, children: list[ServeChild]) -> None:
-    readme = README.read_text(encoding="utf-8")
-    start = readme.index(SECTION)
-    end = readme.find("\n## ", start + len(SECTION))
-    documentation = readme[start : end if end != -1 else None]
-    for text in (
-        DEVICE_WAITS,
-        APP_UPDATES,
-        DEVICE_REPORTS,
-        APP_READS,
-        *DOCUMENTED_OUTPUTS.values(),
-    ):
-        assert text in documentation, text
+async def test_documented_worked_example(tmp_path: Path, children: list[ServeChild]) -> None:
+    assert snippet("shadows-make-run") == "make run\n"  # make_run() runs what it runs
     # `make run` from a checkout: the repository's venv and config; certs/ and .state/ are
     # created in the working directory, which here is a fresh one with the venv linked in.
     venv = Path(sys.prefix)
@@ -1282,6 +1136,7 @@ async def test_readme_worked_example(tmp_path: Path, children: list[ServeChild])
     assert (read.returncode, read.stderr) == (0, "")
     shadow = (tmp_path / "shadow.json").read_text(encoding="utf-8")
     assert same_but_timestamps(shadow, DOCUMENTED_OUTPUTS["shadow.json"]), shadow
+    assert read.stdout == shadow  # the snippet's `cat shadow.json`
     # One UpdateThingShadow line: the device's report (the app's requests came from the CLI).
     serve.wait_line("stdout", lambda line: "UpdateThingShadow" in line, TIMEOUT)
     records = [json.loads(line) for line in serve.lines["stdout"]]

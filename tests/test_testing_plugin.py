@@ -34,11 +34,10 @@ from aws_iot_mock.testing import (
     paho_client,
 )
 from aws_iot_mock.testing.plugin import REPORT_SECTION
+from tests.docs_snippets import snippet
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SECTION = "## Using it in your tests"
 TIMEOUT = 10.0
 
 
@@ -254,19 +253,23 @@ def test_xdist_workers_each_get_their_own_brokers(pytester: pytest.Pytester) -> 
     assert all(line[2] == line[4] for line in lines)
 
 
+DOCUMENTED_EXAMPLES = (
+    "readme-pytest-example",
+    "testing-paho-example",
+    "testing-async-example",
+    "testing-cloud-example",
+    "testing-marker-example",
+)
+
+
 def _docs_examples() -> dict[str, str]:
-    """The README section's example files: Python blocks whose first line names the file."""
-    readme = README.read_text(encoding="utf-8")
-    start = readme.index(SECTION)
-    end = readme.find("\n## ", start + len(SECTION))
-    text = readme[start : end if end != -1 else None]
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    """The documented example files (README, docs/testing.md), by the file name they start with."""
     examples = {}
-    for block in blocks:
-        first = block.splitlines()[0]
-        match = re.fullmatch(r"# (test_\w+\.py)", first)
-        if match:
-            examples[match.group(1)] = block
+    for name in DOCUMENTED_EXAMPLES:
+        text = snippet(name)
+        match = re.fullmatch(r"# (test_\w+\.py)", text.splitlines()[0])
+        assert match, f"{name} must start with '# test_<name>.py'"
+        examples[match.group(1)] = text
     return examples
 
 
@@ -274,7 +277,13 @@ def _write_user_suite(pytester: pytest.Pytester, mode: str) -> list[str]:
     """A user's suite: the README examples plus ours; returns the test IDs that must pass."""
     write_ini(pytester, asyncio_mode=mode)
     examples = _docs_examples()
-    assert set(examples) == {"test_thermostat.py", "test_thermostat_async.py"}
+    assert set(examples) == {
+        "test_thermostat.py",
+        "test_thermostat_paho.py",
+        "test_thermostat_async.py",
+        "test_thermostat_cloud.py",
+        "test_thermostat_config.py",
+    }
     for name, text in examples.items():
         (pytester.path / name).write_text(text, encoding="utf-8")
     marked = mode == "strict"
@@ -289,6 +298,10 @@ def _write_user_suite(pytester: pytest.Pytester, mode: str) -> list[str]:
     return [
         "test_thermostat.py::test_thermostat_reports_temperature",
         "test_thermostat.py::test_wrong_client_id_is_refused",
+        "test_thermostat_paho.py::test_thermostat_hears_its_setpoint",
+        "test_thermostat_cloud.py::test_the_cloud_sets_the_temperature",
+        "test_thermostat_cloud.py::test_a_command_from_the_cloud",
+        "test_thermostat_config.py::test_reconnecting_at_once",
         "test_thermostat_async.py::test_thermostat_reports_asynchronously",
         "test_async.py::test_sdk_publishes",
         "test_async.py::test_sdk_refused_with_wrong_client_id",
@@ -538,8 +551,46 @@ def test_custom_policy_and_aws_topic_matching(thread_broker: IotBrokerThread) ->
 
 def test_the_test_broker_serves_every_door_on_its_own_port(thread_broker: IotBrokerThread) -> None:
     ports = thread_broker.ports
-    assert set(ports) == {"mqtt", "https", "alpn"}
-    assert len(set(ports.values())) == 3
+    assert set(ports) == {"mqtt", "https", "alpn", "api"}
+    assert len(set(ports.values())) == 4
     assert thread_broker.port == ports["mqtt"]
     ports["mqtt"] = 1  # a copy: the broker's own stays
     assert thread_broker.ports["mqtt"] == thread_broker.port
+
+
+def test_broker_options_fixture_and_marker(pytester: pytest.Pytester) -> None:
+    """A directory's ``iot_broker_options`` override, a test's marker on top, and a misuse."""
+    write_ini(pytester)
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture
+def iot_broker_options():
+    return {"config": {"tls": {"security_policy": "IoTSecurityPolicy_TLS13_1_2_2022_10"}}}
+"""
+    )
+    pytester.makepyfile(
+        test_options="""
+import pytest
+
+def test_the_directory_default(iot_broker):
+    assert iot_broker.config.tls.security_policy == "IoTSecurityPolicy_TLS13_1_2_2022_10"
+
+@pytest.mark.iot_broker(config={"tls": {"security_policy": "IoTSecurityPolicy_TLS13_1_3_2022_10"}})
+def test_the_marker_wins(iot_broker):
+    assert iot_broker.config.tls.security_policy == "IoTSecurityPolicy_TLS13_1_3_2022_10"
+
+@pytest.mark.iot_broker(aws_quotas=False)
+def test_the_marker_adds_to_the_options(iot_broker):
+    assert iot_broker.config.limits.aws_quotas is False
+    assert iot_broker.config.tls.security_policy == "IoTSecurityPolicy_TLS13_1_2_2022_10"
+
+@pytest.mark.iot_broker("positional")
+def test_a_positional_marker_argument_is_an_error(iot_broker):
+    pass
+"""
+    )
+    result = run(pytester, "-v", "--strict-markers")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*takes keyword arguments only*"])

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         IamCredentials,
         IotBroker,
         IotBrokerThread,
+        ShadowRejectedError,
         default_device_policy,
     )
     from aws_iot_mock.testing._recorder import RoutedMessage
@@ -44,6 +45,7 @@ __all__ = [
     "IotBroker",
     "IotBrokerThread",
     "RoutedMessage",
+    "ShadowRejectedError",
     "awsiot_connection",
     "default_device_policy",
     "paho_client",
@@ -58,6 +60,7 @@ _HOMES = {
     "IotBroker": "aws_iot_mock.testing._broker",
     "IotBrokerThread": "aws_iot_mock.testing._broker",
     "default_device_policy": "aws_iot_mock.testing._broker",
+    "ShadowRejectedError": "aws_iot_mock.testing._broker",
     "RoutedMessage": "aws_iot_mock.testing._recorder",
     "DeviceRefusedError": "aws_iot_mock.testing.clients",
     "awsiot_connection": "aws_iot_mock.testing.clients",

@@ -14,11 +14,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_CLIENT_HELLO", "ClientHelloInfo", "NeedMoreData", "NotTls", "read_client_hello"]
+__all__ = [
+    "MAX_CLIENT_HELLO",
+    "MAX_CLIENT_HELLO_RECORDS",
+    "ClientHelloInfo",
+    "NeedMoreData",
+    "NotTls",
+    "read_client_hello",
+]
 
 # A ClientHello can span several records (post-quantum key shares make it ~1.8 KB; a record
 # holds 16 KiB). Past this many bytes we stop looking and let OpenSSL judge the stream.
 MAX_CLIENT_HELLO = 64 * 1024
+# The most records a ClientHello may span. The smallest fragment a client may negotiate is 512
+# bytes (RFC 6066 section 4), so MAX_CLIENT_HELLO needs at most 128; a client that sends its
+# ClientHello a few bytes per record only makes the reader's work grow with the square of the
+# record count.
+MAX_CLIENT_HELLO_RECORDS = 128
 
 _RECORD_HANDSHAKE = 0x16
 _HANDSHAKE_CLIENT_HELLO = 0x01
@@ -39,7 +51,14 @@ class ClientHelloInfo:
 
 @dataclass(frozen=True)
 class NeedMoreData:
-    """The buffer holds the start of a ClientHello; call again with more bytes."""
+    """The buffer holds the start of a ClientHello; call again with more bytes.
+
+    Attributes:
+        at_least: the buffer length below which the verdict cannot change (a caller may wait
+            for that many bytes before calling again).
+    """
+
+    at_least: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,22 +80,26 @@ def read_client_hello(data: bytes) -> ClientHelloInfo | NeedMoreData | NotTls:
         is incomplete; ``NotTls`` when the bytes cannot be a ClientHello.
     """
     if not data:
-        return NeedMoreData()
+        return NeedMoreData(1)
     if data[0] != _RECORD_HANDSHAKE:
         return NotTls(_describe_non_tls(data))
     handshake = bytearray()
     offset = 0
+    records = 0
     # Reassemble handshake records until the ClientHello message is complete.
     while True:
         if len(data) < offset + 5:
-            return NeedMoreData()
+            return NeedMoreData(offset + 5)
         if data[offset] != _RECORD_HANDSHAKE:
             return NotTls("a non-handshake record arrived inside the ClientHello")
         length = int.from_bytes(data[offset + 3 : offset + 5], "big")
         if length == 0 or length > 16384 + 2048:
             return NotTls(f"TLS record length {length} is invalid")
         if len(data) < offset + 5 + length:
-            return NeedMoreData()
+            return NeedMoreData(offset + 5 + length)
+        records += 1
+        if records > MAX_CLIENT_HELLO_RECORDS:
+            return NotTls(f"the ClientHello spans more than {MAX_CLIENT_HELLO_RECORDS} records")
         handshake += data[offset + 5 : offset + 5 + length]
         offset += 5 + length
         if len(handshake) >= 4:
