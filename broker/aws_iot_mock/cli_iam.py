@@ -270,22 +270,6 @@ def ensure_demo_user(config: Config) -> DemoUser:
         return DemoUser(DEMO_USER, key.access_key_id, key.secret_access_key)
 
 
-def _aws_cli() -> tuple[str, str]:
-    """The ``aws`` command to print, and the flag its version needs for a raw JSON payload.
-
-    The project's dev extra installs the AWS CLI v1 beside this program (``.venv/bin/aws``),
-    which sends ``--payload`` as given; AWS CLI v2 reads it as base64 unless told
-    ``--cli-binary-format raw-in-base64-out`` (which v1 refuses).
-    """
-    bundled = Path(sys.prefix) / "bin" / "aws"
-    if not bundled.exists():
-        return "aws", " --cli-binary-format raw-in-base64-out"
-    try:
-        return shlex.quote(str(bundled.relative_to(Path.cwd()))), ""
-    except ValueError:
-        return shlex.quote(str(bundled)), ""
-
-
 def demo_user_hints(
     config: Config, port: int | None, user: DemoUser, root_ca: Path
 ) -> list[tuple[str, str]]:
@@ -312,13 +296,15 @@ def demo_user_hints(
         return lines
     url = f"https://{config.endpoint}:{port}"
     ca = shlex.quote(str(root_ca))
-    aws, raw_payload = _aws_cli()
+    # The payload comes from stdin as raw bytes (fileb://): AWS CLI v1 sends --payload as given,
+    # v2 reads it as base64 unless told --cli-binary-format raw-in-base64-out, an option v1
+    # refuses; fileb:// means the same to both.
     lines.append(
         (
             "aws cli:",
-            f"{keys} {aws} iot-data publish --endpoint-url {url} --ca-bundle {ca} "
-            f"--region {config.region} --topic demo/hello{raw_payload} "
-            '--payload \'{"hello":"SigV4"}\'',
+            f'printf \'{{"hello":"SigV4"}}\' | {keys} aws iot-data publish '
+            f"--endpoint-url {url} --ca-bundle {ca} --region {config.region} "
+            "--topic demo/hello --payload fileb:///dev/stdin",
         )
     )
 
