@@ -1242,6 +1242,11 @@ def demo_policy_document(config: Config) -> str:
     A client may connect only with a client ID equal to the name of a thing the certificate is
     attached to, and may publish, receive and subscribe on ``demo/...`` and on its own thing's
     reserved topics (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
+
+    ``demo/...`` has statements of its own: thing policy variables resolve on MQTT and MQTT over
+    WebSocket only (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html),
+    and a statement with an unresolved variable matches nothing, so the certificate can also
+    publish on ``demo/...`` over HTTPS (AWS's curl example).
     """
     thing = "${iot:Connection.Thing.ThingName}"
 
@@ -1262,16 +1267,25 @@ def demo_policy_document(config: Config) -> str:
                 "Sid": "PublishAndReceive",
                 "Effect": "Allow",
                 "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": [arn("topic", "demo/*"), arn("topic", f"$aws/things/{thing}/*")],
+                "Resource": arn("topic", "demo/*"),
             },
             {
                 "Sid": "Subscribe",
                 "Effect": "Allow",
                 "Action": "iot:Subscribe",
-                "Resource": [
-                    arn("topicfilter", "demo/*"),
-                    arn("topicfilter", f"$aws/things/{thing}/*"),
-                ],
+                "Resource": arn("topicfilter", "demo/*"),
+            },
+            {
+                "Sid": "ItsThingsReservedTopics",
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": arn("topic", f"$aws/things/{thing}/*"),
+            },
+            {
+                "Sid": "SubscribeToItsThingsReservedTopics",
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": arn("topicfilter", f"$aws/things/{thing}/*"),
             },
         ],
     }
