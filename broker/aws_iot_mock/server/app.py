@@ -13,6 +13,7 @@ handlers); this module wires them together and runs the timers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -22,7 +23,9 @@ from types import TracebackType
 
 from aws_iot_mock.api.data_endpoint import DataEndpoint
 from aws_iot_mock.api.iot_data import IotDataApi
+from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
 from aws_iot_mock.authz.registry_permissions import Authorizer
+from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
@@ -33,7 +36,14 @@ from aws_iot_mock.logs.cloudwatch import LogLevel
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
+from aws_iot_mock.resources import thing_exists
+from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
+from aws_iot_mock.services.jobs import JobsService
+from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
 from aws_iot_mock.services.shadows import ShadowService
+from aws_iot_mock.services.thing_groups import NoThingGroups, ThingGroups
+from aws_iot_mock.state.jobs import JobStore
+from aws_iot_mock.state.provisioning import ProvisioningStore
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
@@ -67,6 +77,8 @@ class Broker:
         config: the validated configuration.
         sink: where log records go; by default the one the configuration describes.
         keep_alive_time_scale: real seconds per keep-alive second (tests shrink it).
+        jobs_behaviour: the Jobs choices where AWS is silent (``JobsBehaviour``'s defaults).
+        thing_groups: thing-group membership for Jobs and fleet provisioning (none by default).
     """
 
     def __init__(
@@ -75,6 +87,8 @@ class Broker:
         *,
         sink: LogSink | None = None,
         keep_alive_time_scale: float = 1.0,
+        jobs_behaviour: JobsBehaviour | None = None,
+        thing_groups: ThingGroups | None = None,
     ) -> None:
         self.config = config
         self.sink = sink if sink is not None else create_sink(config)
@@ -84,6 +98,12 @@ class Broker:
         self._shadow_store: ShadowStore | None = None
         self._core: DeviceCore | None = None
         self._shadows: ShadowService | None = None
+        self._jobs_behaviour = jobs_behaviour
+        self._thing_groups = thing_groups or NoThingGroups()
+        self._job_store: JobStore | None = None
+        self._jobs: JobsService | None = None
+        self._provisioning_store: ProvisioningStore | None = None
+        self._provisioning_templates: ProvisioningTemplateService | None = None
         self._registry: CertificateRegistry | None = None
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
@@ -140,6 +160,20 @@ class Broker:
         if self._shadows is None:
             raise RuntimeError("the broker is not started")
         return self._shadows
+
+    @property
+    def jobs(self) -> JobsService:
+        """The Jobs service, also the service layer of the job verbs (while the broker runs)."""
+        if self._jobs is None:
+            raise RuntimeError("the broker is not started")
+        return self._jobs
+
+    @property
+    def provisioning_templates(self) -> ProvisioningTemplateService:
+        """The provisioning-template verbs' service layer (while the broker runs)."""
+        if self._provisioning_templates is None:
+            raise RuntimeError("the broker is not started")
+        return self._provisioning_templates
 
     def add_message_listener(self, listener: Callable[[Message], None]) -> None:
         """Call ``listener(message)`` for every message the broker routes (after authorization).
@@ -198,6 +232,7 @@ class Broker:
             clock=time.time,
         )
         core.register_service(self._shadows)
+        self._register_jobs_and_provisioning(core, registry, log_successes)
 
         scheduler = FlushScheduler()
 
@@ -209,6 +244,9 @@ class Broker:
             IotDataApi(core, self._shadows, emit=self.sink.emit, log_successes=log_successes),
             emit=self.sink.emit,
             request_timeout=config.tls.connect_timeout,
+            iot_jobs_data=IotJobsDataApi(
+                self.jobs, emit=self.sink.emit, log_successes=log_successes
+            ),
         )
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
@@ -247,18 +285,64 @@ class Broker:
         self._tick()
         self._poll_mailbox()
 
+    def _register_jobs_and_provisioning(
+        self, core: DeviceCore, registry: CertificateRegistry, log_successes: bool
+    ) -> None:
+        """Jobs and fleet provisioning as built-in services, over their stores and the registry."""
+        config = self.config
+        self._job_store = JobStore.open(config.state_dir)
+        self._jobs = JobsService(
+            self._job_store,
+            region=config.region,
+            account_id=config.account_id,
+            publish=core.publish_as_service,
+            reply=core.reply_as_service,
+            emit=self.sink.emit,
+            clock=time.time,
+            behaviour=self._jobs_behaviour,
+            thing_groups=self._thing_groups,
+            thing_exists=functools.partial(thing_exists, registry),
+            log_successes=log_successes,
+        )
+        core.register_service(self._jobs)
+        self._provisioning_store = ProvisioningStore.open(config.state_dir)
+        self._provisioning_templates = ProvisioningTemplateService(
+            self._provisioning_store,
+            region=config.region,
+            account_id=config.account_id,
+            clock=time.time,
+        )
+        core.register_service(
+            FleetProvisioningService(
+                self._provisioning_store,
+                registry,
+                certificate_authority=self.certs.ensure_root_ca,
+                reply=functools.partial(core.reply_as_service, subscribed_only=True),
+                emit=self.sink.emit,
+                clock=time.time,
+                region=config.region,
+                account_id=config.account_id,
+                thing_groups=self._thing_groups,
+                log_successes=log_successes,
+            )
+        )
+
     def _tick(self) -> None:
-        """Once a second: the core's wills, session expiry and registry changes."""
+        """Once a second: the core's wills, session expiry and registry changes; job timers."""
         self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
         if self._core is not None:
             self._core.tick()
+        if self._jobs is not None:
+            self._jobs.tick()
 
     def _poll_mailbox(self) -> None:
-        """Answer shadow requests the CLI posted, within a fifth of a second."""
+        """Answer shadow and job requests the CLI posted, within a fifth of a second."""
         loop = asyncio.get_running_loop()
         self._mailbox_handle = loop.call_later(_MAILBOX_POLL, self._poll_mailbox)
         if self._shadows is not None:
             self._shadows.drain_cli_requests()
+        if self._jobs is not None:
+            self._jobs.drain_cli_requests()
 
     def _refresh_trust(self) -> None:
         """Trust the CAs registered with register-ca-certificate (checked on registry change)."""
@@ -327,10 +411,19 @@ class Broker:
         self._doors.clear()
         self._core = None
         self._shadows = None
-        for store in (self._store, self._shadow_store, self._registry):
+        self._jobs = None
+        self._provisioning_templates = None
+        for store in (
+            self._store,
+            self._shadow_store,
+            self._job_store,
+            self._provisioning_store,
+            self._registry,
+        ):
             if store is not None:
                 store.close()
         self._store = self._shadow_store = None
+        self._job_store = self._provisioning_store = None
         self._registry = None
         self.sink.close()
 

@@ -203,9 +203,12 @@ class JobsService:
         """
         now = self._clock()
         due = device.next_timeout(self.state)
-        if due is not None and due <= now:
-            self._settle(device.due_timeouts(self.state, now, self.behaviour))
-        self._follow_thing_groups(now)
+        try:
+            if due is not None and due <= now:
+                self._settle(device.due_timeouts(self.state, now, self.behaviour))
+            self._follow_thing_groups(now)
+        except AwsApiError:
+            pass  # the store failed (logged by _settle); the next tick tries again
 
     def _follow_thing_groups(self, now: float) -> None:
         """Queue CONTINUOUS jobs for things that joined a target group; REMOVE those that left.
