@@ -19,22 +19,26 @@ server certificates are re-issued to carry its name.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from aws_iot_mock.api.control_endpoint import ControlEndpoint
 from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.data_endpoint import DataEndpoint
-from aws_iot_mock.api.iot_control import IotControlPlane
+from aws_iot_mock.api.iot_control import IotControlPlane, Operation
 from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
 from aws_iot_mock.authz.registry_permissions import Authorizer
+from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
@@ -53,8 +57,8 @@ from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
 from aws_iot_mock.services.jobs import JobsService
 from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
 from aws_iot_mock.services.shadows import ShadowService
-from aws_iot_mock.services.thing_groups import NoThingGroups, ThingGroups
 from aws_iot_mock.state.jobs import JobStore
+from aws_iot_mock.state.mailbox import answer_requests
 from aws_iot_mock.state.provisioning import ProvisioningStore
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
@@ -69,8 +73,52 @@ logger = logging.getLogger("aws_iot_mock")
 
 # How long stop() waits for connections to finish closing before aborting them.
 _SHUTDOWN_GRACE = 2.0
-# The CLI posts shadow requests to a mailbox the running broker answers (aws iot-data verbs).
+# The CLI posts shadow requests and job verbs to mailboxes the running broker answers.
 _MAILBOX_POLL = 0.2
+# How long an api-door worker waits for the event loop to run a Jobs operation.
+_LOOP_CALL_TIMEOUT = 10.0
+
+
+def _on_loop(
+    operations: Mapping[str, Operation], loop: asyncio.AbstractEventLoop
+) -> dict[str, Operation]:
+    """The same operations, run on ``loop`` whatever thread calls them.
+
+    The Jobs service shares its in-memory state with the device core and publishes through it
+    (``notify``, ``notify-next``); both belong to the event loop. The api door calls operations
+    on its worker thread, so each call is handed to the loop and the worker waits for the
+    answer; a call made on the loop itself (the CLI mailbox's timer) runs at once.
+    """
+    loop_thread = threading.get_ident()
+
+    def on_loop(operation: Operation) -> Operation:
+        def run(request: dict[str, Any]) -> dict[str, Any]:
+            if threading.get_ident() == loop_thread:
+                return operation(request)
+            future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+            def call() -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    future.set_result(operation(request))
+                except BaseException as exc:  # handed to the waiting worker, re-raised there
+                    future.set_exception(exc)
+
+            try:
+                loop.call_soon_threadsafe(call)
+                return future.result(timeout=_LOOP_CALL_TIMEOUT)
+            except (RuntimeError, TimeoutError):
+                # The loop is closed or stopping (the broker shuts down): nothing was applied
+                # if the call never started.
+                future.cancel()
+                raise AwsApiError(
+                    "ServiceUnavailableException", "The service is shutting down; retry."
+                ) from None
+
+        return run
+
+    return {name: on_loop(operation) for name, operation in operations.items()}
 
 
 def create_sink(config: Config) -> LogSink:
@@ -90,7 +138,6 @@ class Broker:
         sink: where log records go; by default the one the configuration describes.
         keep_alive_time_scale: real seconds per keep-alive second (tests shrink it).
         jobs_behaviour: the Jobs choices where AWS is silent (``JobsBehaviour``'s defaults).
-        thing_groups: thing-group membership for Jobs and fleet provisioning (none by default).
     """
 
     def __init__(
@@ -100,7 +147,6 @@ class Broker:
         sink: LogSink | None = None,
         keep_alive_time_scale: float = 1.0,
         jobs_behaviour: JobsBehaviour | None = None,
-        thing_groups: ThingGroups | None = None,
     ) -> None:
         self.config = config
         self.sink = sink if sink is not None else create_sink(config)
@@ -111,7 +157,6 @@ class Broker:
         self._core: DeviceCore | None = None
         self._shadows: ShadowService | None = None
         self._jobs_behaviour = jobs_behaviour
-        self._thing_groups = thing_groups or NoThingGroups()
         self._job_store: JobStore | None = None
         self._jobs: JobsService | None = None
         self._provisioning_store: ProvisioningStore | None = None
@@ -265,8 +310,11 @@ class Broker:
             ),
         )
         self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
-        # Built-in services (jobs, provisioning, rules) add their operations to this one layer.
+        # Built-in services (jobs, provisioning, rules) add their operations to this one layer,
+        # which the api door, the CLI (through the jobs mailbox) and tests all call.
         self.control_plane = IotControlPlane(registry, config, certs=self.certs)
+        self.control_plane.add_operations(_on_loop(self.jobs.operations(), loop))
+        self.control_plane.add_operations(self.provisioning_templates.operations())
         self._control = control = ControlEndpoint(
             self.control_plane,
             ControlPlaneAuthenticator(
@@ -333,7 +381,7 @@ class Broker:
             emit=self.sink.emit,
             clock=time.time,
             behaviour=self._jobs_behaviour,
-            thing_groups=self._thing_groups,
+            group_members=registry.thing_group_members,
             thing_exists=functools.partial(thing_exists, registry),
             log_successes=log_successes,
         )
@@ -355,7 +403,6 @@ class Broker:
                 clock=time.time,
                 region=config.region,
                 account_id=config.account_id,
-                thing_groups=self._thing_groups,
                 log_successes=log_successes,
             )
         )
@@ -374,8 +421,10 @@ class Broker:
         self._mailbox_handle = loop.call_later(_MAILBOX_POLL, self._poll_mailbox)
         if self._shadows is not None:
             self._shadows.drain_cli_requests()
-        if self._jobs is not None:
-            self._jobs.drain_cli_requests()
+        if self._job_store is not None and self._jobs is not None:
+            # Job verbs the CLI posted run here, through the control plane: CreateJob must
+            # notify the connected devices, and only this process changes the jobs state.
+            answer_requests(self._job_store, self.control_plane.call)
 
     def _refresh_registry_state(self) -> None:
         """On a registry change: the trusted CAs and the served domain configurations.

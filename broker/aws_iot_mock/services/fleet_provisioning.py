@@ -45,11 +45,10 @@ from aws_iot_mock.aws.provisioning.engine import (
 from aws_iot_mock.aws.provisioning.templates import template_for_register_thing
 from aws_iot_mock.aws.reserved_topics import FLEET_PROVISIONING
 from aws_iot_mock.core.services import ServiceRequest
-from aws_iot_mock.errors import BrokerError, CertificateError
+from aws_iot_mock.errors import BrokerError, CertificateError, ResourceNotFoundError
 from aws_iot_mock.logs.cloudwatch import EventType, service_record
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
 from aws_iot_mock.resources import is_aws_error
-from aws_iot_mock.services.thing_groups import NoThingGroups, ThingGroupError, ThingGroups
 from aws_iot_mock.state.provisioning import ProvisioningStore
 
 __all__ = ["FleetProvisioningService"]
@@ -92,7 +91,6 @@ class FleetProvisioningService:
         clock: epoch seconds (token expiry).
         region: for ARNs.
         account_id: for ARNs.
-        thing_groups: for a template's ``ThingGroups``.
         options: the template engine's choices.
         log_successes: whether INFO records are written.
     """
@@ -115,7 +113,6 @@ class FleetProvisioningService:
         clock: Callable[[], float],
         region: str,
         account_id: str,
-        thing_groups: ThingGroups | None = None,
         options: EngineOptions | None = None,
         log_successes: bool = True,
     ) -> None:
@@ -127,7 +124,6 @@ class FleetProvisioningService:
         self._clock = clock
         self._region = region
         self._account_id = account_id
-        self._groups = thing_groups or NoThingGroups()
         self._options = options
         self._log_successes = log_successes
 
@@ -266,10 +262,10 @@ class FleetProvisioningService:
                     f"Thing type {thing.thing_type_name} does not exist",
                 )
             for group in thing.thing_groups or ():
-                if self._groups.members(group) is None:
-                    raise ProvisioningError(
-                        400, "InvalidParameters", f"Thing group {group} does not exist"
-                    )
+                self._require(
+                    functools.partial(self._registry.describe_thing_group, group),
+                    f"Thing group {group} does not exist",
+                )
         for name in [p.policy_name for p in plan.policies if p.policy_document is None]:
             self._require(
                 functools.partial(self._registry.get_policy, name), f"Policy {name} does not exist"
@@ -316,10 +312,10 @@ class FleetProvisioningService:
             if plan.thing is not None:
                 registry.attach_thing_principal(plan.thing.thing_name, certificate_arn)
                 for group in plan.thing.thing_groups or ():
-                    self._groups.add_thing(group, plan.thing.thing_name)
-        except CertificateError as exc:
-            raise ProvisioningError(400, "InvalidParameters", str(exc)) from None
-        except ThingGroupError as exc:
+                    # A template's ThingGroups: the registry's static groups (a missing group
+                    # is a ResourceNotFoundException there, InvalidParameters to the device).
+                    registry.add_thing_to_thing_group(group, plan.thing.thing_name)
+        except (CertificateError, ResourceNotFoundError) as exc:
             raise ProvisioningError(400, "InvalidParameters", str(exc)) from None
 
     def _provision_thing(self, thing: ThingPlan) -> None:

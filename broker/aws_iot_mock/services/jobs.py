@@ -15,8 +15,9 @@ The same class serves the ``iot-jobs-data`` HTTPS API (``handle_https``), runs t
 step timers and CONTINUOUS jobs' group membership (``tick``, once a second with the injected
 clock), and is the service layer of the control-plane verbs: each takes the request members of
 botocore's ``iot`` model (a dict) and returns the response members, raising ``AwsApiError``
-(`JOBS_OPERATIONS` maps operation names to them). The CLI reaches a running broker's instance
-through the jobs store's mailbox (``drain_cli_requests``).
+(`JOBS_OPERATIONS` maps operation names to them; the broker adds them to its control plane,
+``IotControlPlane.add_operations``). The CLI reaches a running broker's instance through the jobs
+store's mailbox, answered through that same control plane.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from aws_iot_mock.aws.jobs.model import (
 from aws_iot_mock.aws.reserved_topics import JOBS
 from aws_iot_mock.core.services import ServiceRequest
 from aws_iot_mock.logs.cloudwatch import EventType, service_record
-from aws_iot_mock.services.thing_groups import NoThingGroups, ThingGroups
 from aws_iot_mock.state.jobs import JobStore
 
 __all__ = ["JOBS_OPERATIONS", "JobsService", "Operation"]
@@ -79,7 +79,9 @@ class JobsService:
         emit: writes an AWSIotLogsV2 record.
         clock: epoch seconds (tests inject a fake one; timers follow it).
         behaviour: the choices where AWS is silent (see ``JobsBehaviour``).
-        thing_groups: group membership, for group targets and CONTINUOUS jobs.
+        group_members: a thing group's things (its descendants' too) by group ARN, None when
+            no such group (``CertificateRegistry.thing_group_members``); for group targets and
+            CONTINUOUS jobs. None: no thing groups, so a group target is refused.
         thing_exists: whether a thing target exists (None: not checked).
         log_successes: whether INFO records are written.
     """
@@ -100,7 +102,7 @@ class JobsService:
         emit: Emit,
         clock: Callable[[], float],
         behaviour: JobsBehaviour | None = None,
-        thing_groups: ThingGroups | None = None,
+        group_members: Callable[[str], Collection[str] | None] | None = None,
         thing_exists: Callable[[str], bool] | None = None,
         log_successes: bool = True,
     ) -> None:
@@ -113,7 +115,7 @@ class JobsService:
         self._reply = reply
         self._emit = emit
         self._clock = clock
-        self._groups = thing_groups or NoThingGroups()
+        self._groups = group_members
         self._thing_exists = thing_exists
         self._log_successes = log_successes
 
@@ -262,25 +264,15 @@ class JobsService:
         return latest is None or latest.status == ExecutionStatus.REMOVED
 
     def _group_members(self, group_arn: str) -> Collection[str] | None:
-        match = _THING_GROUP_ARN.fullmatch(group_arn)
-        return None if match is None else self._groups.members(match["name"])
+        if self._groups is None or _THING_GROUP_ARN.fullmatch(group_arn) is None:
+            return None
+        return self._groups(group_arn)
 
     # -- the control plane (service layer) ---------------------------------------------------
 
     def operations(self) -> dict[str, Operation]:
         """Operation name -> this instance's handler (for the API door's operation table)."""
         return {name: functools.partial(handler, self) for name, handler in JOBS_OPERATIONS.items()}
-
-    def call(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Run one control-plane operation by its botocore name.
-
-        Raises:
-            AwsApiError: the operation's error; ``InvalidRequestException`` for an unknown name.
-        """
-        handler = JOBS_OPERATIONS.get(operation)
-        if handler is None:
-            raise AwsApiError("InvalidRequestException", f"No Jobs operation {operation}")
-        return handler(self, dict(request))
 
     def create_job(self, request: dict[str, Any]) -> dict[str, Any]:
         """CreateJob: ``{jobArn, jobId, description}``; queues and notifies every target."""
@@ -419,16 +411,6 @@ class JobsService:
         )
         self._settle(outcome)
         return reply
-
-    def drain_cli_requests(self) -> None:
-        """Run the operations the CLI posted to the store's mailbox (a running broker's timer)."""
-        for posted in self.store.take_requests():
-            try:
-                output = self.call(posted.operation, posted.request)
-            except AwsApiError as error:
-                self.store.answer_request(posted.request_id, None, error)
-            else:
-                self.store.answer_request(posted.request_id, output, None)
 
     # -- committing and notifying ------------------------------------------------------------
 

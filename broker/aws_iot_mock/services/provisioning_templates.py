@@ -69,17 +69,6 @@ class ProvisioningTemplateService:
             for name, handler in PROVISIONING_OPERATIONS.items()
         }
 
-    def call(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Run one operation by its botocore name.
-
-        Raises:
-            AwsApiError: the operation's error; ``InvalidRequestException`` for an unknown name.
-        """
-        handler = PROVISIONING_OPERATIONS.get(operation)
-        if handler is None:
-            raise AwsApiError("InvalidRequestException", f"No provisioning operation {operation}")
-        return self._guarded(handler, dict(request))
-
     def _guarded(
         self,
         handler: Callable[[ProvisioningTemplateService, dict[str, Any]], dict[str, Any]],

@@ -31,6 +31,7 @@ __all__ = [
     "MAILBOX_SCHEMA",
     "MailboxRequest",
     "OperationMailbox",
+    "answer_requests",
     "call_through_broker",
 ]
 
@@ -191,3 +192,21 @@ def call_through_broker(
             return output
         time.sleep(_POLL)
     raise BrokerError(f"the running broker did not answer {operation} within {ANSWER_TIMEOUT} s")
+
+
+def answer_requests(
+    mailbox: OperationMailbox, call: Callable[[str, Mapping[str, Any]], dict[str, Any]]
+) -> None:
+    """Run every pending request with ``call`` and record its output or error (the broker side).
+
+    Args:
+        mailbox: the store's mailbox.
+        call: the service layer, ``IotControlPlane.call`` in the broker.
+    """
+    for posted in mailbox.take_requests():
+        try:
+            output = call(posted.operation, posted.request)
+        except AwsApiError as error:
+            mailbox.answer_request(posted.request_id, None, error)
+        else:
+            mailbox.answer_request(posted.request_id, output, None)
