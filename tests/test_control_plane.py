@@ -36,9 +36,9 @@ from aws_iot_mock.api.rest_json import epoch_json
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.iam.store import IamStore
+from aws_iot_mock.logs.cloudwatch import Reason
 from aws_iot_mock.services.jobs import JOBS_OPERATIONS
 from aws_iot_mock.services.provisioning_templates import PROVISIONING_OPERATIONS
-from aws_iot_mock.logs.cloudwatch import Reason
 from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection, paho_client
 from aws_iot_mock.testing.clients import DeviceRefusedError
 from tests._aws_models import assert_shape

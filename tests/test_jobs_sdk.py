@@ -291,7 +291,7 @@ def test_a_group_target_and_cancel_with_force(
     assert execution["execution"]["status"] == "CANCELED"
     assert execution["execution"]["forceCanceled"] is True
     # notify-next says there is nothing next (an event without an execution).
-    while (event := device.next("next")).execution is not None:
+    while device.next("next").execution is not None:
         pass
     iot.delete_job(jobId=f"{name}-g", force=True)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
