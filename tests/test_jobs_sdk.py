@@ -21,11 +21,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import pytest
-from awscrt import mqtt
-from awsiot import iotjobs
+from awscrt import mqtt, mqtt_request_response
+from awsiot import ServiceStreamOptions, V2ServiceException, iotjobs
 from botocore.config import Config as BotoConfig
 
-from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection
+from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection, paho_client
 
 TIMEOUT = 10.0
 REGION = "us-east-1"
@@ -440,3 +440,150 @@ def test_iot_jobs_data_over_https_with_the_devices_certificate(
     with pytest.raises(botocore.exceptions.ClientError) as info:
         jobs_data.get_pending_job_executions(thingName=f"{name}-other")
     assert info.value.response["Error"]["Code"] == "ForbiddenException"
+
+
+def test_the_v2_jobs_client_runs_the_same_flow(
+    broker: IotBrokerThread, iot: Any, name: str
+) -> None:
+    files = broker.create_device(name)
+    connection = awsiot_connection(files)
+    jobs = iotjobs.IotJobsClientV2(
+        connection,
+        mqtt_request_response.ClientOptions(
+            max_request_response_subscriptions=4,
+            max_streaming_subscriptions=2,
+            operation_timeout_in_seconds=int(TIMEOUT),
+        ),
+    )
+    events: queue.Queue[Any] = queue.Queue()
+    statuses: queue.Queue[Any] = queue.Queue()
+    stream = jobs.create_next_job_execution_changed_stream(
+        iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=name),
+        ServiceStreamOptions(
+            incoming_event_listener=events.put, subscription_status_listener=statuses.put
+        ),
+    )
+    stream.open()
+    try:
+        status = statuses.get(timeout=TIMEOUT)
+        established = mqtt_request_response.SubscriptionStatusEventType.SUBSCRIPTION_ESTABLISHED
+        assert status.type == established, status
+        iot.create_job(jobId=f"{name}-v2", targets=[thing_arn(name)], document='{"v": 2}')
+        assert events.get(timeout=TIMEOUT).execution.job_id == f"{name}-v2"
+
+        pending = jobs.get_pending_job_executions(
+            iotjobs.GetPendingJobExecutionsRequest(thing_name=name)
+        ).result(TIMEOUT)
+        assert [job.job_id for job in pending.queued_jobs] == [f"{name}-v2"]
+        started = jobs.start_next_pending_job_execution(
+            iotjobs.StartNextPendingJobExecutionRequest(thing_name=name)
+        ).result(TIMEOUT)
+        assert (started.execution.status, started.execution.job_document) == (
+            "IN_PROGRESS",
+            {"v": 2},
+        )
+        # A refusal is a V2ServiceException carrying AWS's code; its twin is accepted.
+        with pytest.raises(V2ServiceException) as refused:
+            jobs.update_job_execution(
+                iotjobs.UpdateJobExecutionRequest(
+                    thing_name=name, job_id=f"{name}-v2", status="SUCCEEDED", expected_version=9
+                )
+            ).result(TIMEOUT)
+        assert refused.value.modeled_error.code == "VersionMismatch"
+        jobs.update_job_execution(
+            iotjobs.UpdateJobExecutionRequest(
+                thing_name=name, job_id=f"{name}-v2", status="SUCCEEDED", expected_version=2
+            )
+        ).result(TIMEOUT)
+        execution = iot.describe_job_execution(jobId=f"{name}-v2", thingName=name)["execution"]
+        assert execution["status"] == "SUCCEEDED"
+    finally:
+        connection.disconnect().result(TIMEOUT)
+
+
+def test_answers_reach_the_requester_without_a_subscription(
+    broker: IotBrokerThread, iot: Any, name: str
+) -> None:
+    # "/accepted and /rejected ... published even without a subscription" (jobs-mqtt-api.html):
+    # paho hands every PUBLISH it receives to on_message, subscribed or not.
+    files = broker.create_device(name)
+    iot.create_job(jobId=f"{name}-p", targets=[thing_arn(name)], document="{}")
+    received: queue.Queue[Any] = queue.Queue()
+    client = paho_client(files)
+    try:
+        client.on_message = lambda _client, _userdata, message: received.put(message)
+        client.publish(f"$aws/things/{name}/jobs/get", b"{}", qos=1).wait_for_publish(TIMEOUT)
+        message = received.get(timeout=TIMEOUT)
+        assert message.topic == f"$aws/things/{name}/jobs/get/accepted"
+        assert [job["jobId"] for job in json.loads(message.payload)["queuedJobs"]] == [f"{name}-p"]
+        client.publish(f"$aws/things/{name}/jobs/{name}-none/get", b"{}", qos=1)
+        message = received.get(timeout=TIMEOUT)
+        assert message.topic == f"$aws/things/{name}/jobs/{name}-none/get/rejected"
+        assert json.loads(message.payload)["code"] == "ResourceNotFound"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_continuous_job_follows_thing_group_membership(
+    broker: IotBrokerThread, iot: Any, device: JobsDevice, name: str
+) -> None:
+    group = iot.create_thing_group(thingGroupName=f"{name}-c")["thingGroupArn"]
+    iot.create_job(jobId=f"{name}-c", targets=[group], document="{}", targetSelection="CONTINUOUS")
+    executions = iot.list_job_executions_for_job(jobId=f"{name}-c")["executionSummaries"]
+    assert executions == []
+    # The thing joins the group: within a tick it gets an execution, and notify-next says so.
+    iot.add_thing_to_thing_group(thingGroupName=f"{name}-c", thingName=device.thing)
+    assert device.next("next").execution.job_id == f"{name}-c"
+    # It leaves the group: its queued execution is REMOVED.
+    iot.remove_thing_from_thing_group(thingGroupName=f"{name}-c", thingName=device.thing)
+    assert device.next("next").execution is None
+    execution = iot.describe_job_execution(jobId=f"{name}-c", thingName=device.thing)
+    assert execution["execution"]["status"] == "REMOVED"
+
+
+def test_every_job_operation_through_boto3(
+    broker: IotBrokerThread, iot: Any, device: JobsDevice, name: str
+) -> None:
+    thing = device.thing
+    iot.create_job(jobId=f"{name}-a", targets=[thing_arn(thing)], document="{}")
+    iot.create_job(
+        jobId=f"{name}-b",
+        targets=[thing_arn(thing)],
+        document="{}",
+        timeoutConfig={"inProgressTimeoutInMinutes": 5},
+    )
+    listed = [job["jobId"] for job in iot.list_jobs(status="IN_PROGRESS")["jobs"]]
+    assert {f"{name}-a", f"{name}-b"} <= set(listed)
+    assert iot.describe_job(jobId=f"{name}-b")["job"]["timeoutConfig"] == {
+        "inProgressTimeoutInMinutes": 5
+    }
+    for_job = iot.list_job_executions_for_job(jobId=f"{name}-a")["executionSummaries"]
+    assert [summary["thingArn"] for summary in for_job] == [thing_arn(thing)]
+    for_thing = iot.list_job_executions_for_thing(thingName=thing, status="QUEUED")
+    assert {s["jobId"] for s in for_thing["executionSummaries"]} == {f"{name}-a", f"{name}-b"}
+
+    iot.cancel_job_execution(jobId=f"{name}-a", thingName=thing)
+    execution = iot.describe_job_execution(jobId=f"{name}-a", thingName=thing)["execution"]
+    assert execution["status"] == "CANCELED"
+    # A terminal execution can be deleted; a queued one only with force.
+    iot.delete_job_execution(jobId=f"{name}-a", thingName=thing, executionNumber=1)
+    iot.cancel_job(jobId=f"{name}-b", reasonCode="NOT_NEEDED", comment="superseded")
+    job = iot.describe_job(jobId=f"{name}-b")["job"]
+    assert (job["status"], job["reasonCode"], job["comment"]) == (
+        "CANCELED",
+        "NOT_NEEDED",
+        "superseded",
+    )
+    iot.create_job(jobId=f"{name}-c", targets=[thing_arn(thing)], document="{}")
+    with pytest.raises(iot.exceptions.InvalidStateTransitionException):
+        iot.delete_job_execution(jobId=f"{name}-c", thingName=thing, executionNumber=1)
+    iot.delete_job_execution(jobId=f"{name}-c", thingName=thing, executionNumber=1, force=True)
+    left = iot.list_job_executions_for_thing(thingName=thing)["executionSummaries"]
+    assert [(s["jobId"], s["jobExecutionSummary"]["status"]) for s in left] == [
+        (f"{name}-b", "CANCELED")
+    ]
+    for job_id in (f"{name}-a", f"{name}-b", f"{name}-c"):
+        iot.delete_job(jobId=job_id, force=True)
+    remaining = [job["jobId"] for job in iot.list_jobs()["jobs"]]
+    assert not {f"{name}-a", f"{name}-b", f"{name}-c"} & set(remaining)
