@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import cbor2
 import pytest
 from awscrt import mqtt
 from awsiot import iotidentity
@@ -31,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from aws_iot_mock import pki
 from aws_iot_mock.aws.provisioning.claim_policy import claim_certificate_policy_json
 from aws_iot_mock.certs_dir import write_private_key, write_public_file
-from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection
+from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection, paho_client
 from aws_iot_mock.testing.clients import DeviceRefusedError
 
 TIMEOUT = 10.0
@@ -386,3 +387,113 @@ def test_the_cli_manages_templates_in_the_same_store(
     )
     assert again.returncode == 254
     assert "ResourceAlreadyExistsException" in again.stderr
+
+
+def test_the_cbor_forms_with_a_raw_client(
+    broker: IotBrokerThread, iot: Any, claim: DeviceFiles
+) -> None:
+    answers: queue.Queue[Any] = queue.Queue()
+    client = paho_client(claim, client_id="claim-cbor")
+    try:
+        client.on_message = lambda _client, _userdata, message: answers.put(message)
+        create = "$aws/certificates/create/cbor"
+        provision = f"$aws/provisioning-templates/{TEMPLATE}/provision/cbor"
+        for topic in (f"{create}/accepted", f"{create}/rejected", f"{provision}/accepted"):
+            client.subscribe(topic, qos=1)
+        # Subscriptions are in place once a QoS 1 publish on the claim's topics is acknowledged
+        # (the broker handles packets in order); a malformed payload is that first publish.
+        client.publish(create, b"\xff\xff", qos=1).wait_for_publish(TIMEOUT)
+        rejected = answers.get(timeout=TIMEOUT)
+        assert rejected.topic == f"{create}/rejected"
+        assert cbor2.loads(rejected.payload)["errorCode"] == "InvalidPayload"
+
+        client.publish(create, cbor2.dumps({}), qos=1)
+        accepted = answers.get(timeout=TIMEOUT)
+        assert accepted.topic == f"{create}/accepted"
+        keys = cbor2.loads(accepted.payload)
+        assert set(keys) == {
+            "certificateId",
+            "certificatePem",
+            "privateKey",
+            "certificateOwnershipToken",
+        }
+        request = {
+            "certificateOwnershipToken": keys["certificateOwnershipToken"],
+            "parameters": {"SerialNumber": "0060"},
+        }
+        client.publish(provision, cbor2.dumps(request), qos=1)
+        registered = answers.get(timeout=TIMEOUT)
+        assert registered.topic == f"{provision}/accepted"
+        assert cbor2.loads(registered.payload)["thingName"] == "sensor-0060"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_template_with_a_pre_provisioning_hook_is_refused_with_a_reason(
+    broker: IotBrokerThread, iot: Any, claim: DeviceFiles
+) -> None:
+    iot.create_provisioning_template(
+        templateName="hooked",
+        templateBody=json.dumps(TEMPLATE_BODY),
+        provisioningRoleArn=f"arn:aws:iam::{ACCOUNT}:role/provisioning",
+        enabled=True,
+        preProvisioningHook={"targetArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:check"},
+    )
+    hook = iot.describe_provisioning_template(templateName="hooked")["preProvisioningHook"]
+    assert hook["targetArn"].endswith(":function:check")
+    iot.create_policy(
+        policyName="claim-hooked",
+        policyDocument=claim_certificate_policy_json(REGION, ACCOUNT, "hooked"),
+    )
+    iot.attach_policy(policyName="claim-hooked", target=claim.certificate_arn)
+    answers: queue.Queue[Any] = queue.Queue()
+    client = paho_client(claim, client_id="claim-hook")
+    try:
+        client.on_message = lambda _client, _userdata, message: answers.put(message)
+        create = "$aws/certificates/create/json"
+        client.subscribe(f"{create}/accepted", qos=1)
+        for template in ("hooked", TEMPLATE):
+            client.subscribe(f"$aws/provisioning-templates/{template}/provision/json/+", qos=1)
+        client.publish(create, b"{}", qos=1).wait_for_publish(TIMEOUT)
+        token = json.loads(answers.get(timeout=TIMEOUT).payload)["certificateOwnershipToken"]
+        request = json.dumps(
+            {"certificateOwnershipToken": token, "parameters": {"SerialNumber": "0070"}}
+        )
+        # The hooked template: refused, saying why; its twin, the same request without a hook.
+        for template, outcome in (("hooked", "rejected"), (TEMPLATE, "accepted")):
+            client.publish(f"$aws/provisioning-templates/{template}/provision/json", request, 1)
+            answer = answers.get(timeout=TIMEOUT)
+            assert answer.topic.endswith(f"{template}/provision/json/{outcome}")
+            document = json.loads(answer.payload)
+            if outcome == "rejected":
+                assert (document["statusCode"], document["errorCode"]) == (403, "AccessDenied")
+                assert "hook" in document["errorMessage"].lower()
+            else:
+                assert document["thingName"] == "sensor-0070"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_template_versions_and_deletion(iot: Any) -> None:
+    arn = f"arn:aws:iam::{ACCOUNT}:role/provisioning"
+    iot.create_provisioning_template(
+        templateName="versioned", templateBody=json.dumps(TEMPLATE_BODY), provisioningRoleArn=arn
+    )
+    second = dict(TEMPLATE_BODY, Resources={"thing": TEMPLATE_BODY["Resources"]["thing"]})
+    version = iot.create_provisioning_template_version(
+        templateName="versioned", templateBody=json.dumps(second), setAsDefault=True
+    )
+    assert (version["versionId"], version["isDefaultVersion"]) == (2, True)
+    versions = iot.list_provisioning_template_versions(templateName="versioned")["versions"]
+    assert [(v["versionId"], v["isDefaultVersion"]) for v in versions] == [(1, False), (2, True)]
+    described = iot.describe_provisioning_template_version(templateName="versioned", versionId=2)
+    assert json.loads(described["templateBody"]) == second
+    # The default version cannot be deleted; another one can.
+    with pytest.raises(iot.exceptions.DeleteConflictException):
+        iot.delete_provisioning_template_version(templateName="versioned", versionId=2)
+    iot.delete_provisioning_template_version(templateName="versioned", versionId=1)
+    iot.delete_provisioning_template(templateName="versioned")
+    with pytest.raises(iot.exceptions.ResourceNotFoundException):
+        iot.describe_provisioning_template(templateName="versioned")
