@@ -61,7 +61,7 @@ DEVICE_POLICY = {
 }
 # AWS's fleet-provisioning template shape (provision-template.html): a parameter, a thing named
 # from it (Fn::Join) in a group, the certificate the device got, and a policy.
-TEMPLATE_BODY = {
+TEMPLATE_BODY: dict[str, Any] = {
     "Parameters": {
         "SerialNumber": {"Type": "String"},
         "AWS::IoT::Certificate::Id": {"Type": "String"},
@@ -481,7 +481,8 @@ def test_template_versions_and_deletion(iot: Any) -> None:
     iot.create_provisioning_template(
         templateName="versioned", templateBody=json.dumps(TEMPLATE_BODY), provisioningRoleArn=arn
     )
-    second = dict(TEMPLATE_BODY, Resources={"thing": TEMPLATE_BODY["Resources"]["thing"]})
+    resources: dict[str, Any] = TEMPLATE_BODY["Resources"]
+    second = dict(TEMPLATE_BODY, Resources={"thing": resources["thing"]})
     version = iot.create_provisioning_template_version(
         templateName="versioned", templateBody=json.dumps(second), setAsDefault=True
     )
