@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs_snippets import output, snippet
-from tests.serve_child import STARTUP_TIMEOUT, ServeChild, child_env, make_run
+from tests.serve_child import ServeChild, child_env, make_run_ready
 
 TIMEOUT = 60.0
 
@@ -25,14 +25,9 @@ TIMEOUT = 60.0
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, int]]]:
     """``make run`` in a fresh directory: the demo device, every door on a free port."""
-    venv = Path(sys.prefix)
-    if not (venv / "bin" / "aws-iot-mock").exists():
-        pytest.skip("the aws-iot-mock console script is not installed in this environment")
-    (tmp_path / ".venv").symlink_to(venv)
     children: list[ServeChild] = []
     try:
-        child = make_run(tmp_path, children)
-        child.wait_line("stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
+        child = make_run_ready(tmp_path, children)
         ports = {door: int(child.banner(door).split()[0]) for door in ("mqtt", "https", "api")}
         yield tmp_path, ports
     finally:

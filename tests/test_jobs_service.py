@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -24,7 +22,7 @@ from aws_iot_mock.core.services import ServiceRequest
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts
 from aws_iot_mock.services.jobs import JobsService
 from aws_iot_mock.state.jobs import JobStore
-from tests.serve_child import STARTUP_TIMEOUT, ServeChild, child_env, make_run
+from tests.serve_child import ServeChild, child_env, make_run_ready
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -129,14 +127,9 @@ def test_a_step_timer_from_start_next_is_reset_by_an_update(tmp_path: Path) -> N
 def test_kill_9_after_an_answer_loses_nothing(tmp_path: Path) -> None:
     """``make run``; the CLI creates a job, the demo device starts it; kill -9; it is still
     IN_PROGRESS, as the device was told (the CLI reads the store when no broker answers)."""
-    venv = Path(sys.prefix)
-    if not (venv / "bin" / "aws-iot-mock").exists():
-        pytest.skip("the aws-iot-mock console script is not installed in this environment")
-    (tmp_path / ".venv").symlink_to(venv)
     children: list[ServeChild] = []
     try:
-        serve = make_run(tmp_path, children)
-        serve.wait_line("stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
+        serve = make_run_ready(tmp_path, children)
         port = int(serve.banner("mqtt").split()[0])
         target = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/demo-device"
         created = cli(
