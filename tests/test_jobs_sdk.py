@@ -12,10 +12,12 @@ SDK callbacks run on awscrt's threads and hand their events over through queues 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -30,6 +32,7 @@ from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection
 TIMEOUT = 10.0
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+AWS_CLI = Path(sys.prefix) / "bin" / "aws"
 
 
 def thing_arn(name: str) -> str:
@@ -587,3 +590,54 @@ def test_every_job_operation_through_boto3(
         iot.delete_job(jobId=job_id, force=True)
     remaining = [job["jobId"] for job in iot.list_jobs()["jobs"]]
     assert not {f"{name}-a", f"{name}-b", f"{name}-c"} & set(remaining)
+
+
+@pytest.mark.skipif(not AWS_CLI.exists(), reason="needs the awscli package")
+def test_a_job_created_with_the_aws_cli_notifies_the_device(
+    broker: IotBrokerThread, iot: Any, device: JobsDevice, name: str, tmp_path: Path
+) -> None:
+    # The real AWS CLI on the api door; no AWS setting of the machine's user is read.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env |= {
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CA_BUNDLE": str(broker.root_ca_path),
+    }
+    endpoint = ["--endpoint-url", broker.api_endpoint_url]
+
+    def aws(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(AWS_CLI), "iot", *args, *endpoint]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    created = aws(
+        "create-job",
+        "--job-id",
+        f"{name}-aws",
+        "--targets",
+        thing_arn(device.thing),
+        "--document",
+        '{"operation": "blink"}',
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["jobId"] == f"{name}-aws"
+    assert device.next("next").execution.job_document == {"operation": "blink"}
+    # A refusal prints AWS's error and exits as for any service error; its twin succeeded above.
+    again = aws(
+        "create-job",
+        "--job-id",
+        f"{name}-aws",
+        "--targets",
+        thing_arn(device.thing),
+        "--document",
+        "{}",
+    )
+    assert again.returncode in (254, 255)  # the AWS CLI version 2 / version 1
+    assert "(ResourceAlreadyExistsException) when calling the CreateJob operation" in again.stderr
+    described = aws("describe-job", "--job-id", f"{name}-aws")
+    assert json.loads(described.stdout)["job"]["status"] == "IN_PROGRESS"
