@@ -4,10 +4,11 @@ Some control-plane operations must run inside the broker while it serves: Create
 the connected devices (``$aws/things/<thing>/jobs/notify``), and only one process may change the
 jobs state while devices update it. The CLI is another process, so it posts
 ``(operation, request)`` to a mailbox table in the store's file; a running broker takes pending
-requests on a short timer, runs them exactly as an API call, and writes the response (or the
-error) back, which the CLI reads and then deletes. When no broker takes the request within
-``CLAIM_TIMEOUT`` the CLI withdraws it and runs the operation itself on the store (nobody is
-connected to notify then).
+requests on a short timer, runs them through its control plane exactly as an API call
+(`answer_requests` with ``IotControlPlane.call``), and writes the response (or the error) back,
+which the CLI reads and then deletes. When no broker takes the request within ``CLAIM_TIMEOUT``
+the CLI withdraws it and runs the operation itself on the store (nobody is connected to notify
+then).
 
 ``MAILBOX_SCHEMA`` is the table; a store that includes it mixes in `OperationMailbox`.
 """
