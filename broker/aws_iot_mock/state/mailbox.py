@@ -51,6 +51,8 @@ CREATE TABLE cli_requests (
 CLAIM_TIMEOUT: Final = 1.0
 ANSWER_TIMEOUT: Final = 10.0
 _POLL: Final = 0.05
+# A taken request older than this has no CLI waiting for it any more (it waits ANSWER_TIMEOUT).
+_STALE_AFTER: Final = 6 * ANSWER_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,13 @@ class OperationMailbox:
                     "SELECT id, operation, request FROM cli_requests WHERE taken_at IS NULL "
                     "ORDER BY id"
                 ).fetchall()
+                now = time.time()
                 connection.execute(
-                    "UPDATE cli_requests SET taken_at = ? WHERE taken_at IS NULL", (time.time(),)
+                    "UPDATE cli_requests SET taken_at = ? WHERE taken_at IS NULL", (now,)
+                )
+                # Answers no CLI came back for (it was killed): the table stays bounded.
+                connection.execute(
+                    "DELETE FROM cli_requests WHERE taken_at < ?", (now - _STALE_AFTER,)
                 )
                 connection.execute("COMMIT")
             except BaseException:
