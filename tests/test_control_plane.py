@@ -37,10 +37,15 @@ from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import Reason
+from aws_iot_mock.services.jobs import JOBS_OPERATIONS
+from aws_iot_mock.services.provisioning_templates import PROVISIONING_OPERATIONS
 from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection, paho_client
 from aws_iot_mock.testing.clients import DeviceRefusedError
 from tests._aws_models import assert_shape
 from tests.iot_routes_gen import route_line
+
+# What the broker's control plane serves: the registry's operations and the built-in services'.
+SERVED_OPERATIONS = IMPLEMENTED_OPERATIONS | JOBS_OPERATIONS.keys() | PROVISIONING_OPERATIONS.keys()
 
 ALLOW_ALL = json.dumps(
     {
@@ -113,12 +118,12 @@ def error_code(info: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> s
 def test_route_table_matches_the_installed_botocore_model_for_every_implemented_operation() -> None:
     model = botocore.session.get_session().get_service_model("iot")
     table = {line.split()[0]: line for line in IOT_ROUTE_TABLE.splitlines() if line.strip()}
-    for operation in IMPLEMENTED_OPERATIONS:
+    for operation in SERVED_OPERATIONS:
         assert table[operation] == route_line(model, operation), operation
 
 
 def test_every_implemented_operation_is_reachable_by_method_and_path() -> None:
-    for operation in IMPLEMENTED_OPERATIONS:
+    for operation in SERVED_OPERATIONS:
         assert IOT_ROUTER.route(operation).name == operation
 
 
@@ -929,5 +934,5 @@ def test_the_reference_lists_every_operation_as_served_or_not() -> None:
     not_served_part = text[text.index("## Not served") : text.index("## Behaviour")]
     every = [line.split()[0] for line in IOT_ROUTE_TABLE.splitlines() if line.strip()]
     for operation in every:
-        where = served_part if operation in IMPLEMENTED_OPERATIONS else not_served_part
+        where = served_part if operation in SERVED_OPERATIONS else not_served_part
         assert f"`{operation}`" in where, operation

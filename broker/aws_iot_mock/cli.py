@@ -35,6 +35,7 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
     resource_arn,
 )
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.cli_jobs import BUILT_IN_VERBS, built_in_operations
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
@@ -366,7 +367,8 @@ def _add_ca_verbs(verbs: _Verbs) -> None:
 # Verbs answered by the control plane's service layer (``aws_iot_mock.api.iot_control``), the one
 # the api door serves to boto3 and the aws CLI: verb -> (operation, help, flags). Each flag is
 # (flag, request member, kind, required); kinds: str, int, bool (--x/--no-x), struct (JSON,
-# shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list).
+# shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list),
+# text (a string or file://PATH). The job and provisioning-template verbs are in cli_jobs.
 _ServiceFlag = tuple[str, str, str, bool]
 _THING_GROUP = ("--thing-group-name", "thingGroupName", "str", True)
 _DOMAIN = ("--domain-configuration-name", "domainConfigurationName", "str", True)
@@ -499,6 +501,9 @@ _SERVICE_VERBS: dict[str, tuple[str, str, tuple[_ServiceFlag, ...]]] = {
 }
 
 
+_SERVICE_VERBS.update(BUILT_IN_VERBS)
+
+
 def _add_service_verbs(verbs: _Verbs) -> None:
     for verb, (_, help_text, flags) in _SERVICE_VERBS.items():
         parser = _verb(verbs, verb, help_text)
@@ -523,6 +528,8 @@ def _cmd_service(args: argparse.Namespace) -> int:
             value = _shorthand_booleans(_structure(flag, value))
         elif kind == "tags":
             value = _tag_list(flag, value)
+        elif kind == "text":
+            value = _read_file_argument(value)
         request[member] = value
     config = _load(args)
     result = _call_service(config, operation, request)
@@ -557,8 +564,13 @@ def _call_service(config: Config, operation: str, request: dict[str, object]) ->
     from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
     from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
 
-    with _open_registry(config) as registry:
+    with (
+        _open_registry(config) as registry,
+        built_in_operations(config, registry, operation) as built_in,
+    ):
         service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
+        # Jobs and provisioning templates: the operations the broker adds to its own.
+        service.add_operations(built_in)
         try:
             return service.call(operation, request)
         except AwsApiError as exc:

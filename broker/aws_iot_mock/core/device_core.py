@@ -33,6 +33,7 @@ from aws_iot_mock.core.services import BuiltInService, ServiceTable
 from aws_iot_mock.core.session_store import SessionStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, Reason, event_failure
 from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.mqtt.topics import topic_matches
 
 __all__ = ["DEFAULT_OUTBOUND_BUFFER_BYTES", "CoreSettings", "DeviceCore"]
 
@@ -193,6 +194,47 @@ class DeviceCore:
 
     # Lifecycle events are broker-made messages too.
     publish_event = publish_as_service
+
+    def reply_as_service(
+        self, client_id: str, topic: str, payload: bytes, *, subscribed_only: bool = False
+    ) -> bool | None:
+        """Send a service's answer to the one client that asked, not to other subscribers.
+
+        Jobs: "the message broker will publish response message topics to the client that
+        published the command message, whether your client has subscribed to the response
+        message topics or not. These response messages do not pass through the message broker
+        and they cannot be subscribed to by other clients or rules"
+        (https://docs.aws.amazon.com/iot/latest/developerguide/jobs-mqtt-api.html). So the
+        answer reaches no other subscriber and no observer (rules), and ``iot:Receive`` on its
+        topic is still checked. It goes at QoS 1, or at the highest QoS the client was granted on
+        a filter that matches it (MQTT 5 3.8.4: never above the subscription's).
+
+        Args:
+            client_id: the requesting client.
+            topic: the answer's topic.
+            payload: the answer.
+            subscribed_only: deliver only if the client holds a matching subscription (fleet
+                provisioning: "If you do not subscribe to the response topics before you publish
+                a request, you might not receive the results", fleet-provision-api.html).
+
+        Returns:
+            True when sent or queued, False when ``iot:Receive`` refused it or the client holds
+            no matching subscription (``subscribed_only``), None when the client is not
+            connected.
+        """
+        session = self.router.sessions.get(client_id)
+        if session is None or session.outlet is None:
+            return None
+        granted = [
+            options.qos
+            for topic_filter, options in session.subscriptions.items()
+            if topic_matches(topic_filter, topic)
+        ]
+        if subscribed_only and not granted:
+            return False
+        qos = min(1, max(granted)) if granted else 1
+        message = Message(topic, payload, qos=qos, sender=None, published_at=self.clock())
+        return self.router.deliver_direct(client_id, message)
 
     # -- called by MQTT connections --------------------------------------------------------
 

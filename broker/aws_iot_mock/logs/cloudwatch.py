@@ -40,6 +40,7 @@ __all__ = [
     "handshake_record",
     "reason_catalogue_markdown",
     "record_level",
+    "service_record",
     "shadow_record",
 ]
 
@@ -75,6 +76,15 @@ class EventType(enum.Enum):
     GET_THING_SHADOW = "GetThingShadow"
     UPDATE_THING_SHADOW = "UpdateThingShadow"
     DELETE_THING_SHADOW = "DeleteThingShadow"
+    # Jobs and fleet provisioning (cwl-format, "Job log entries" and "Device provisioning log
+    # entries"): one record per device request, named after the API operation.
+    GET_PENDING_JOB_EXECUTIONS = "GetPendingJobExecutions"
+    START_NEXT_PENDING_JOB_EXECUTION = "StartNextPendingJobExecution"
+    DESCRIBE_JOB_EXECUTION = "DescribeJobExecution"
+    UPDATE_JOB_EXECUTION = "UpdateJobExecution"
+    CREATE_KEYS_AND_CERTIFICATE = "CreateKeysAndCertificate"
+    CREATE_CERTIFICATE_FROM_CSR = "CreateCertificateFromCsr"
+    REGISTER_THING = "RegisterThing"
 
 
 @dataclass(frozen=True)
@@ -536,6 +546,29 @@ def shadow_record(
     if shadow_name is not None:
         record["shadowName"] = shadow_name
     record["topicName"] = topic_name
+    if failure is not None:
+        record["reason"], record["details"] = failure
+    return record
+
+
+def service_record(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    attributes: Mapping[str, str],
+    failure: tuple[str, str] | None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a Jobs or fleet-provisioning record: ``attributes`` in order, then the failure.
+
+    ``attributes`` are the request's names (``thingName``, ``jobId``, ``topicName``,
+    ``templateName``...); ``failure`` is ``(error code, message)`` for a rejected request,
+    written at ``ERROR`` with ``status: Failure``, as shadow records are.
+    """
+    level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
+    record = _base_record(level, status, event_type, facts, now, trace_id)
+    record.update(attributes)
     if failure is not None:
         record["reason"], record["details"] = failure
     return record
