@@ -42,6 +42,7 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
     resource_arn,
 )
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.cli_rules import add_rule_verbs, rule_verbs
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
@@ -218,6 +219,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_policy_verbs(verbs)
     _add_ca_verbs(verbs)
     add_shadow_verbs(verbs, _add_common)
+    add_rule_verbs(verbs, _add_common)
     return parser
 
 
@@ -1378,6 +1380,7 @@ _VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list-ca-certificates": _cmd_list_ca_certificates,
     "update-ca-certificate": _cmd_update_ca_certificate,
     "register-certificate": _cmd_register_certificate,
+    **rule_verbs(_load),
 }
 
 

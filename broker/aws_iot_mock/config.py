@@ -1201,9 +1201,7 @@ class _Reader:
             aws_endpoint_url=self.get(m, "rules", "aws_endpoint_url", optional_url, None),
             aws_region=self.get(m, "rules", "aws_region", _optional(_parse_region), None),
             aws_access_key_id=self.get(m, "rules", "aws_access_key_id", optional_str, None),
-            aws_secret_access_key=self.get(
-                m, "rules", "aws_secret_access_key", optional_str, None
-            ),
+            aws_secret_access_key=self.get(m, "rules", "aws_secret_access_key", optional_str, None),
             lambda_endpoint_url=self.get(m, "rules", "lambda_endpoint_url", optional_url, None),
             lambda_commands=self.get(
                 m, "rules", "lambda_commands", _parse_commands, d.lambda_commands
@@ -1215,9 +1213,7 @@ class _Reader:
                 m, "rules", "http_allow_loopback", _parse_bool, d.http_allow_loopback
             ),
             http_ca_file=self.get(m, "rules", "http_ca_file", self.optional_path_value, None),
-            action_timeout=self.get(
-                m, "rules", "action_timeout", _parse_timeout, d.action_timeout
-            ),
+            action_timeout=self.get(m, "rules", "action_timeout", _parse_timeout, d.action_timeout),
             queue_max=self.get(m, "rules", "queue_max", _bounded_int(1, 1_000_000), d.queue_max),
             workers=self.get(m, "rules", "workers", _bounded_int(1, 64), d.workers),
             basic_ingest_checks_from=self.get(

@@ -33,9 +33,12 @@ from aws_iot_mock.logs.cloudwatch import LogLevel
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
+from aws_iot_mock.rules.runtime import RulesEngine
+from aws_iot_mock.rules.topic_rules import TopicRuleService
 from aws_iot_mock.services.shadows import ShadowService
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
+from aws_iot_mock.state.topic_rules import TopicRuleStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
 from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
@@ -85,6 +88,9 @@ class Broker:
         self._core: DeviceCore | None = None
         self._shadows: ShadowService | None = None
         self._registry: CertificateRegistry | None = None
+        self._rule_store: TopicRuleStore | None = None
+        self._rules_engine: RulesEngine | None = None
+        self._topic_rules: TopicRuleService | None = None
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
         self._listeners: list[BoundListener] = []
@@ -140,6 +146,20 @@ class Broker:
         if self._shadows is None:
             raise RuntimeError("the broker is not started")
         return self._shadows
+
+    @property
+    def rules_engine(self) -> RulesEngine:
+        """The rules engine (while the broker runs)."""
+        if self._rules_engine is None:
+            raise RuntimeError("the broker is not started")
+        return self._rules_engine
+
+    @property
+    def topic_rules(self) -> TopicRuleService:
+        """The topic-rule operations (CreateTopicRule...) on this broker's store."""
+        if self._topic_rules is None:
+            raise RuntimeError("the broker is not started")
+        return self._topic_rules
 
     def add_message_listener(self, listener: Callable[[Message], None]) -> None:
         """Call ``listener(message)`` for every message the broker routes (after authorization).
@@ -198,6 +218,25 @@ class Broker:
             clock=time.time,
         )
         core.register_service(self._shadows)
+        # The rules engine observes every routed message; rule changes take effect at once
+        # in-process, and within a second (poll in _tick) when the CLI writes the store.
+        self._rule_store = TopicRuleStore.open(config.state_dir)
+        engine = self._rules_engine = RulesEngine(
+            core,
+            self._rule_store,
+            config.rules,
+            account_id=config.account_id,
+            region=config.region,
+            emit=self.sink.emit,
+            log_level=self.sink.level,
+        )
+        self._topic_rules = TopicRuleService(
+            self._rule_store,
+            region=config.region,
+            account_id=config.account_id,
+            on_change=engine.reload,
+        )
+        engine.start(loop)
 
         scheduler = FlushScheduler()
 
@@ -252,6 +291,8 @@ class Broker:
         self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
         if self._core is not None:
             self._core.tick()
+        if self._rules_engine is not None:
+            self._rules_engine.poll()
 
     def _poll_mailbox(self) -> None:
         """Answer shadow requests the CLI posted, within a fifth of a second."""
@@ -325,12 +366,15 @@ class Broker:
             await server.wait_closed()
         self._servers.clear()
         self._doors.clear()
+        if self._rules_engine is not None:
+            self._rules_engine.stop()
+        self._rules_engine = self._topic_rules = None
         self._core = None
         self._shadows = None
-        for store in (self._store, self._shadow_store, self._registry):
+        for store in (self._store, self._shadow_store, self._registry, self._rule_store):
             if store is not None:
                 store.close()
-        self._store = self._shadow_store = None
+        self._store = self._shadow_store = self._rule_store = None
         self._registry = None
         self.sink.close()
 

@@ -150,9 +150,7 @@ class TopicRuleStore(SqliteResource):
     def delete(self, rule_name: str) -> bool:
         """Delete a rule; False when absent."""
         with self._lock, write_transaction(self._connection) as connection:
-            cursor = connection.execute(
-                "DELETE FROM topic_rules WHERE rule_name = ?", (rule_name,)
-            )
+            cursor = connection.execute("DELETE FROM topic_rules WHERE rule_name = ?", (rule_name,))
             if cursor.rowcount == 0:
                 return False
             connection.execute(_BUMP)
