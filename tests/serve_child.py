@@ -154,6 +154,8 @@ def make_run(cwd: Path, children: list[ServeChild]) -> ServeChild:
             "0",
             "--alpn-port",
             "0",
+            "--api-port",
+            "0",
         ],
         cwd,
         child_env(),

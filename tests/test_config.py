@@ -47,7 +47,9 @@ def test_none_gives_defaults() -> None:
         ("mqtt", "127.0.0.1", 8883, False),
         ("https", "127.0.0.1", 8443, False),
         ("alpn", "127.0.0.1", 443, True),
+        ("api", "127.0.0.1", 9443, True),
     ]
+    assert config.control_plane.strict_sigv4 is False
     assert config.tls.security_policy == DEFAULT_SECURITY_POLICY
     assert config.tls.require_sni is True
     assert config.tls.handshake_timeout == config.tls.connect_timeout == 10.0

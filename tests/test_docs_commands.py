@@ -161,8 +161,8 @@ def test_the_readme_banner_and_its_sdk_example(
     checkout: Path, served: tuple[ServeChild, int]
 ) -> None:
     serve, port = served
-    ports = {door: int(serve.banner(door).split()[0]) for door in ("mqtt", "https", "alpn")}
-    documented = {"mqtt": 8883, "https": 8443, "alpn": 443}
+    ports = {door: int(serve.banner(door).split()[0]) for door in ("mqtt", "https", "alpn", "api")}
+    documented = {"mqtt": 8883, "https": 8443, "alpn": 443, "api": 9443}
     banner = serve.lines["stderr"][: serve.lines["stderr"].index("ready (Ctrl-C to stop)") + 1]
     as_documented = []
     for line in banner:
@@ -170,6 +170,7 @@ def test_the_readme_banner_and_its_sdk_example(
         for door, actual in ports.items():
             text = text.replace(f" {actual} on ", f" {documented[door]} on ")
             text = text.replace(f"-p {actual} ", f"-p {documented[door]} ")
+            text = text.replace(f"localhost:{actual} ", f"localhost:{documented[door]} ")
         as_documented.append(text)
     assert as_documented == output("make-run-banner").splitlines()
 

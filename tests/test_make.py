@@ -62,6 +62,18 @@ def test_make_run_says_what_it_does_on_first_run_on_stderr(tmp_path: Path) -> No
     assert progress and all(line.endswith(">&2") for line in progress), progress
 
 
+def shell_env() -> dict[str, str]:
+    """The environment of a user at a shell prompt: not inside another make.
+
+    ``make test`` runs this suite, so MAKELEVEL and MAKEFLAGS are set here; a make started with
+    them prints "Entering directory" on stdout, which a user's ``make run | jq .`` never sees.
+    """
+    env = child_env()
+    for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        env.pop(name, None)
+    return env
+
+
 @pytest.mark.skipif(
     not (Path(sys.prefix) / ".installed-run").exists(),
     reason="the running interpreter's venv was not set up by make (no .installed-run stamp)",
@@ -72,7 +84,7 @@ def test_make_run_stdout_is_only_log_lines(tmp_path: Path) -> None:
     serve = ServeChild(
         [],
         tmp_path,
-        child_env(),
+        shell_env(),
         command=["make", "-f", str(MAKEFILE), "run", f"VENV={sys.prefix}", f"ARGS={args}"],
         new_session=True,
     )

@@ -618,7 +618,6 @@ def test_principal_arn_is_case_insensitive_in_the_id(
         (f"{ARN}:cert/{'0' * 64}", ResourceNotFoundError, "ResourceNotFoundException"),
         ("OTHER_ACCOUNT", ResourceNotFoundError, "ResourceNotFoundException"),
         ("OTHER_REGION", ResourceNotFoundError, "ResourceNotFoundException"),
-        (f"{ARN}:thinggroup/fleet", InvalidRequestError, "thing group"),
         ("us-east-1:3f2c7a6e-1a2b-4c3d-9e8f-0a1b2c3d4e5f", InvalidRequestError, "Cognito"),
         (f"{ARN}:cert/abc", InvalidRequestError, "not a certificate ARN"),
         (f"{ARN}:thing/t", InvalidRequestError, "not a certificate ARN"),
@@ -652,6 +651,23 @@ def test_bad_principals(
         with pytest.raises(error, match=match):
             call()
     assert registry.generation() == generation
+
+
+def test_thing_group_is_a_policy_target_but_not_a_thing_principal(
+    registry: CertificateRegistry,
+) -> None:
+    """AttachPolicy takes thing group ARNs (API_AttachPolicy); AttachThingPrincipal does not."""
+    registry.create_thing("t")
+    registry.create_policy("p", DOC_1)
+    group = f"{ARN}:thinggroup/fleet"
+    with pytest.raises(InvalidRequestError, match="thing group"):
+        registry.attach_thing_principal("t", group)
+    with pytest.raises(ResourceNotFoundError, match="thing group"):
+        registry.attach_policy("p", group)
+    registry.create_thing_group("fleet")
+    registry.attach_policy("p", group)
+    assert [p.policy_name for p in registry.list_attached_policies(group)] == ["p"]
+    assert registry.list_targets_for_policy("p") == [group]
 
 
 def test_thing_principal_unknown_thing(registry: CertificateRegistry, cert_arn: str) -> None:
@@ -916,13 +932,6 @@ def test_attached_policies_limit(registry: CertificateRegistry, cert_arn: str) -
     registry.attach_policy("p00", cert_arn)  # already attached: still fine
     with pytest.raises(LimitExceededError, match=r"maximum number of attached policies \(10\)"):
         registry.attach_policy("p10", cert_arn)
-
-
-def test_policy_thing_group_target_is_unsupported(registry: CertificateRegistry) -> None:
-    registry.create_policy("p", DOC_1)
-
-    with pytest.raises(InvalidRequestError, match="does not support thing groups"):
-        registry.attach_policy("p", f"{ARN}:thinggroup/fleet")
 
 
 # --- CA certificates --------------------------------------------------------------------------

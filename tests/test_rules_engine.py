@@ -140,7 +140,9 @@ def create_rule(running: RunningBroker, name: str, sql: str, *actions: object, *
         "actions": list(actions),
         **more,
     }
-    running.broker.topic_rules.create_topic_rule({"ruleName": name, "topicRulePayload": payload})
+    running.broker.control_plane.call(
+        "CreateTopicRule", {"ruleName": name, "topicRulePayload": payload}
+    )
 
 
 def republish(topic: str, **more: object) -> dict[str, object]:

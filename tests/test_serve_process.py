@@ -280,7 +280,7 @@ def test_serve_lists_every_door_and_writes_the_ready_file(
     ready = tmp_path / "ready.json"
     child = spawn(
         "serve",
-        *("--port", "0", "--https-port", "0", "--alpn-port", "0"),
+        *("--port", "0", "--https-port", "0", "--alpn-port", "0", "--api-port", "0"),
         *("--ready-file", str(ready)),
         *_dirs(tmp_path),
         "--demo-device",
@@ -291,12 +291,14 @@ def test_serve_lists_every_door_and_writes_the_ready_file(
     assert document["endpoint"] == "localhost"
     assert Path(document["root_ca"]) == (tmp_path / "certs" / "root-ca.pem").resolve()
     ports = document["ports"]
-    assert set(ports) == {"mqtt", "https", "alpn"}  # no api door: it was not asked for
+    assert set(ports) == {"mqtt", "https", "alpn", "api"}
     banner = child.stderr_lines
-    for door in ("mqtt", "https", "alpn"):
+    for door in ("mqtt", "https", "alpn", "api"):
         line = _field(banner, door)
         assert line.startswith(f"{ports[door]} on 127.0.0.1 ("), line
     assert "AWS: 8883" in _field(banner, "mqtt")
+    # The control plane's URL, to paste into --endpoint-url.
+    assert _field(banner, "api url").startswith(f"https://localhost:{ports['api']} ")
 
     # The ready file's port serves the demo device.
     match = re.fullmatch(r"(\S+) \(key (\S+)\)", _field(banner, "demo device"))

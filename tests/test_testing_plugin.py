@@ -253,7 +253,13 @@ def test_xdist_workers_each_get_their_own_brokers(pytester: pytest.Pytester) -> 
     assert all(line[2] == line[4] for line in lines)
 
 
-DOCUMENTED_EXAMPLES = ("readme-pytest-example", "testing-paho-example", "testing-async-example")
+DOCUMENTED_EXAMPLES = (
+    "readme-pytest-example",
+    "testing-paho-example",
+    "testing-async-example",
+    "testing-cloud-example",
+    "testing-marker-example",
+)
 
 
 def _docs_examples() -> dict[str, str]:
@@ -275,6 +281,8 @@ def _write_user_suite(pytester: pytest.Pytester, mode: str) -> list[str]:
         "test_thermostat.py",
         "test_thermostat_paho.py",
         "test_thermostat_async.py",
+        "test_thermostat_cloud.py",
+        "test_thermostat_config.py",
     }
     for name, text in examples.items():
         (pytester.path / name).write_text(text, encoding="utf-8")
@@ -291,6 +299,9 @@ def _write_user_suite(pytester: pytest.Pytester, mode: str) -> list[str]:
         "test_thermostat.py::test_thermostat_reports_temperature",
         "test_thermostat.py::test_wrong_client_id_is_refused",
         "test_thermostat_paho.py::test_thermostat_hears_its_setpoint",
+        "test_thermostat_cloud.py::test_the_cloud_sets_the_temperature",
+        "test_thermostat_cloud.py::test_a_command_from_the_cloud",
+        "test_thermostat_config.py::test_reconnecting_at_once",
         "test_thermostat_async.py::test_thermostat_reports_asynchronously",
         "test_async.py::test_sdk_publishes",
         "test_async.py::test_sdk_refused_with_wrong_client_id",
@@ -540,8 +551,46 @@ def test_custom_policy_and_aws_topic_matching(thread_broker: IotBrokerThread) ->
 
 def test_the_test_broker_serves_every_door_on_its_own_port(thread_broker: IotBrokerThread) -> None:
     ports = thread_broker.ports
-    assert set(ports) == {"mqtt", "https", "alpn"}
-    assert len(set(ports.values())) == 3
+    assert set(ports) == {"mqtt", "https", "alpn", "api"}
+    assert len(set(ports.values())) == 4
     assert thread_broker.port == ports["mqtt"]
     ports["mqtt"] = 1  # a copy: the broker's own stays
     assert thread_broker.ports["mqtt"] == thread_broker.port
+
+
+def test_broker_options_fixture_and_marker(pytester: pytest.Pytester) -> None:
+    """A directory's ``iot_broker_options`` override, a test's marker on top, and a misuse."""
+    write_ini(pytester)
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture
+def iot_broker_options():
+    return {"config": {"tls": {"security_policy": "IoTSecurityPolicy_TLS13_1_2_2022_10"}}}
+"""
+    )
+    pytester.makepyfile(
+        test_options="""
+import pytest
+
+def test_the_directory_default(iot_broker):
+    assert iot_broker.config.tls.security_policy == "IoTSecurityPolicy_TLS13_1_2_2022_10"
+
+@pytest.mark.iot_broker(config={"tls": {"security_policy": "IoTSecurityPolicy_TLS13_1_3_2022_10"}})
+def test_the_marker_wins(iot_broker):
+    assert iot_broker.config.tls.security_policy == "IoTSecurityPolicy_TLS13_1_3_2022_10"
+
+@pytest.mark.iot_broker(aws_quotas=False)
+def test_the_marker_adds_to_the_options(iot_broker):
+    assert iot_broker.config.limits.aws_quotas is False
+    assert iot_broker.config.tls.security_policy == "IoTSecurityPolicy_TLS13_1_2_2022_10"
+
+@pytest.mark.iot_broker("positional")
+def test_a_positional_marker_argument_is_an_error(iot_broker):
+    pass
+"""
+    )
+    result = run(pytester, "-v", "--strict-markers")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*takes keyword arguments only*"])

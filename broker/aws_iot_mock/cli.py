@@ -28,25 +28,18 @@ import ssl
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_iot_mock import pki
 from aws_iot_mock.authz.iot_policy_evaluation import (
-    EXPLICIT_DENY,
-    Decision,
-    NamedPolicy,
-    RequestContext,
-    certificate_context,
-    evaluate,
-    parse_policy_document,
     resource_arn,
 )
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
-from aws_iot_mock.cli_rules import add_rule_verbs, rule_verbs
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
+from aws_iot_mock.registry._util import iso
 from aws_iot_mock.resources import (
     apply_config_resources,
     ensure_policy,
@@ -62,7 +55,8 @@ EXIT_CONFIG = 253  # AWS CLI: "The system environment or configuration was inval
 EXIT_SERVICE = 254  # AWS CLI: "The command ... returned an error" (a service-side error).
 
 DEMO_DEVICE = "demo-device"
-ENDPOINT_TYPES = ("iot:Data-ATS", "iot:Data")
+# API_DescribeEndpoint's endpoint types; the mock serves every API under its one endpoint name.
+ENDPOINT_TYPES = ("iot:Data-ATS", "iot:Data", "iot:CredentialProvider", "iot:Jobs")
 
 # The demo device's things. AWS IoT lets one MQTT client ID be connected once: a second CONNECT
 # with the same ID disconnects the first (session takeover). The demo policy, like AWS's
@@ -78,14 +72,6 @@ DEMO_PUBLISHER = f"{DEMO_DEVICE}-publisher"
 DEMO_HEALTHCHECK = f"{DEMO_DEVICE}-healthcheck"
 DEMO_THINGS = (DEMO_DEVICE, DEMO_PUBLISHER, DEMO_HEALTHCHECK)
 DEMO_POLICY = f"{DEMO_DEVICE}-policy"
-
-# TestAuthorization's actionType values and the IoT policy actions they stand for.
-_AUTH_ACTIONS = {
-    "CONNECT": "iot:Connect",
-    "PUBLISH": "iot:Publish",
-    "SUBSCRIBE": "iot:Subscribe",
-    "RECEIVE": "iot:Receive",
-}
 
 
 class _ParamError(BrokerError):
@@ -218,8 +204,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_thing_verbs(verbs)
     _add_policy_verbs(verbs)
     _add_ca_verbs(verbs)
+    _add_service_verbs(verbs)
     add_shadow_verbs(verbs, _add_common)
-    add_rule_verbs(verbs, _add_common)
     return parser
 
 
@@ -375,6 +361,260 @@ def _add_ca_verbs(verbs: _Verbs) -> None:
     status = register.add_mutually_exclusive_group()
     status.add_argument("--set-as-active", action=argparse.BooleanOptionalAction, default=None)
     status.add_argument("--status", choices=[s.value for s in CertificateStatus])
+
+
+# Verbs answered by the control plane's service layer (``aws_iot_mock.api.iot_control``), the one
+# the api door serves to boto3 and the aws CLI: verb -> (operation, help, flags). Each flag is
+# (flag, request member, kind, required); kinds: str, int, bool (--x/--no-x), struct (JSON,
+# shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list).
+_ServiceFlag = tuple[str, str, str, bool]
+_THING_GROUP = ("--thing-group-name", "thingGroupName", "str", True)
+_DOMAIN = ("--domain-configuration-name", "domainConfigurationName", "str", True)
+_RESOURCE = ("--resource-arn", "resourceArn", "str", True)
+_RULE = ("--rule-name", "ruleName", "str", True)
+_RULE_PAYLOAD = ("--topic-rule-payload", "topicRulePayload", "struct", True)
+_GROUP_AND_THING: tuple[_ServiceFlag, ...] = (
+    ("--thing-group-name", "thingGroupName", "str", False),
+    ("--thing-group-arn", "thingGroupArn", "str", False),
+    ("--thing-name", "thingName", "str", False),
+    ("--thing-arn", "thingArn", "str", False),
+)
+_SERVICE_VERBS: dict[str, tuple[str, str, tuple[_ServiceFlag, ...]]] = {
+    "delete-certificate": (
+        "DeleteCertificate",
+        "delete an INACTIVE or REVOKED certificate",
+        (
+            ("--certificate-id", "certificateId", "str", True),
+            ("--force-delete", "forceDelete", "bool", False),
+        ),
+    ),
+    "create-thing-group": (
+        "CreateThingGroup",
+        "create a static thing group",
+        (
+            _THING_GROUP,
+            ("--parent-group-name", "parentGroupName", "str", False),
+            ("--thing-group-properties", "thingGroupProperties", "struct", False),
+            ("--tags", "tags", "tags", False),
+        ),
+    ),
+    "describe-thing-group": ("DescribeThingGroup", "show one thing group", (_THING_GROUP,)),
+    "list-thing-groups": (
+        "ListThingGroups",
+        "list thing groups",
+        (
+            ("--parent-group", "parentGroup", "str", False),
+            ("--name-prefix-filter", "namePrefixFilter", "str", False),
+            ("--recursive", "recursive", "bool", False),
+        ),
+    ),
+    "update-thing-group": (
+        "UpdateThingGroup",
+        "change a thing group's description or attributes",
+        (
+            _THING_GROUP,
+            ("--thing-group-properties", "thingGroupProperties", "struct", True),
+            ("--expected-version", "expectedVersion", "int", False),
+        ),
+    ),
+    "delete-thing-group": (
+        "DeleteThingGroup",
+        "delete a thing group (its things stay)",
+        (_THING_GROUP, ("--expected-version", "expectedVersion", "int", False)),
+    ),
+    "add-thing-to-thing-group": (
+        "AddThingToThingGroup",
+        "add a thing to a static thing group",
+        _GROUP_AND_THING,
+    ),
+    "remove-thing-from-thing-group": (
+        "RemoveThingFromThingGroup",
+        "remove a thing from a thing group",
+        _GROUP_AND_THING,
+    ),
+    "list-things-in-thing-group": (
+        "ListThingsInThingGroup",
+        "list the things of a thing group",
+        (_THING_GROUP, ("--recursive", "recursive", "bool", False)),
+    ),
+    "list-thing-groups-for-thing": (
+        "ListThingGroupsForThing",
+        "list the thing groups of a thing",
+        (("--thing-name", "thingName", "str", True),),
+    ),
+    "create-domain-configuration": (
+        "CreateDomainConfiguration",
+        "serve another host name (SNI) with its own TLS security policy",
+        (
+            _DOMAIN,
+            ("--domain-name", "domainName", "str", True),
+            ("--server-certificate-arns", "serverCertificateArns", "strs", False),
+            ("--service-type", "serviceType", "str", False),
+            ("--tls-config", "tlsConfig", "struct", False),
+            ("--authorizer-config", "authorizerConfig", "struct", False),
+            ("--server-certificate-config", "serverCertificateConfig", "struct", False),
+            ("--authentication-type", "authenticationType", "str", False),
+            ("--application-protocol", "applicationProtocol", "str", False),
+            ("--tags", "tags", "tags", False),
+        ),
+    ),
+    "describe-domain-configuration": (
+        "DescribeDomainConfiguration",
+        "show one domain configuration",
+        (_DOMAIN,),
+    ),
+    "list-domain-configurations": (
+        "ListDomainConfigurations",
+        "list domain configurations (the endpoint and the config file's too)",
+        (("--service-type", "serviceType", "str", False),),
+    ),
+    "update-domain-configuration": (
+        "UpdateDomainConfiguration",
+        "enable or disable a domain configuration, or change its TLS or authorizer settings",
+        (
+            _DOMAIN,
+            ("--domain-configuration-status", "domainConfigurationStatus", "str", False),
+            ("--tls-config", "tlsConfig", "struct", False),
+            ("--authorizer-config", "authorizerConfig", "struct", False),
+            ("--remove-authorizer-config", "removeAuthorizerConfig", "bool", False),
+            ("--server-certificate-config", "serverCertificateConfig", "struct", False),
+            ("--authentication-type", "authenticationType", "str", False),
+            ("--application-protocol", "applicationProtocol", "str", False),
+        ),
+    ),
+    "delete-domain-configuration": (
+        "DeleteDomainConfiguration",
+        "delete a DISABLED domain configuration",
+        (_DOMAIN,),
+    ),
+    "tag-resource": (
+        "TagResource",
+        "tag a policy, thing type, thing group, CA certificate or domain configuration",
+        (_RESOURCE, ("--tags", "tags", "tags", True)),
+    ),
+    "untag-resource": (
+        "UntagResource",
+        "remove tags by key",
+        (_RESOURCE, ("--tag-keys", "tagKeys", "strs", True)),
+    ),
+    "list-tags-for-resource": ("ListTagsForResource", "list a resource's tags", (_RESOURCE,)),
+    # The rules engine's topic rules (aws_iot_mock.rules.topic_rules); a running broker on the
+    # same state directory picks a change up within a second.
+    "create-topic-rule": (
+        "CreateTopicRule",
+        "create a topic rule (rules engine)",
+        (_RULE, _RULE_PAYLOAD, ("--tags", "tags", "str", False)),
+    ),
+    "get-topic-rule": ("GetTopicRule", "show a topic rule", (_RULE,)),
+    "list-topic-rules": (
+        "ListTopicRules",
+        "list the topic rules",
+        (
+            ("--topic", "topic", "str", False),
+            ("--rule-disabled", "ruleDisabled", "bool", False),
+        ),
+    ),
+    "replace-topic-rule": (
+        "ReplaceTopicRule",
+        "replace a topic rule's definition",
+        (_RULE, _RULE_PAYLOAD),
+    ),
+    "delete-topic-rule": ("DeleteTopicRule", "delete a topic rule", (_RULE,)),
+    "enable-topic-rule": ("EnableTopicRule", "enable a topic rule", (_RULE,)),
+    "disable-topic-rule": ("DisableTopicRule", "disable a topic rule", (_RULE,)),
+}
+
+
+def _add_service_verbs(verbs: _Verbs) -> None:
+    for verb, (_, help_text, flags) in _SERVICE_VERBS.items():
+        parser = _verb(verbs, verb, help_text)
+        for flag, _member, kind, required in flags:
+            if kind == "bool":
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            elif kind in ("strs", "tags"):
+                parser.add_argument(flag, nargs="+", action="extend", required=required)
+            else:
+                parser.add_argument(flag, type=int if kind == "int" else str, required=required)
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    """Run a verb of ``_SERVICE_VERBS`` through the control plane's service layer."""
+    operation, _, flags = _SERVICE_VERBS[args.verb]
+    request: dict[str, object] = {}
+    for flag, member, kind, _required in flags:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        if kind == "struct":
+            value = _shorthand_booleans(_structure(flag, value))
+        elif kind == "tags":
+            value = _tag_list(flag, value)
+        request[member] = value
+    config = _load(args)
+    result = _call_service(config, operation, request)
+    if result:
+        print(json.dumps(result, indent=4, default=_iso_timestamp))
+    return 0
+
+
+# Boolean members of the structures these verbs take; shorthand gives them as text.
+_SHORTHAND_BOOLEANS = frozenset({"merge", "allowAuthorizerOverride", "enableOCSPCheck"})
+
+
+def _shorthand_booleans(value: object) -> object:
+    """``merge=true`` in shorthand is the text "true"; the model's member is a boolean."""
+    if isinstance(value, dict):
+        return {
+            key: (
+                item.lower() == "true"
+                if key in _SHORTHAND_BOOLEANS
+                and isinstance(item, str)
+                and item.lower() in ("true", "false")
+                else _shorthand_booleans(item)
+            )
+            for key, item in value.items()
+        }
+    return value
+
+
+def _call_service(config: Config, operation: str, request: dict[str, object]) -> dict[str, Any]:
+    """One operation of the control plane's service layer on the registry; AWS's error text."""
+    # Imported here so that the other verbs start without the API modules.
+    from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
+    from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
+    from aws_iot_mock.rules.topic_rules import RULES_OPERATIONS, TopicRuleService  # noqa: PLC0415
+    from aws_iot_mock.state.topic_rules import TopicRuleStore  # noqa: PLC0415
+
+    with contextlib.ExitStack() as stack:
+        registry = stack.enter_context(_open_registry(config))
+        service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
+        if operation in RULES_OPERATIONS:
+            # The built-in services' operations join the same layer, as in the broker.
+            store = stack.enter_context(TopicRuleStore.open(config.state_dir))
+            rules = TopicRuleService(store, region=config.region, account_id=config.account_id)
+            service.add_operations(rules.operations())
+        try:
+            return service.call(operation, request)
+        except AwsApiError as exc:
+            raise BrokerError(f"{exc.code}: {exc.message}") from None
+
+
+def _tag_list(flag: str, values: Sequence[str]) -> list[object]:
+    """``--tags Key=a,Value=1 Key=b,Value=2`` (or one JSON list) as ``[{Key, Value}]``."""
+    tags: list[object] = []
+    for value in values:
+        data = _structure(flag, value)
+        tags += data if isinstance(data, list) else [data]
+    return tags
+
+
+def _iso_timestamp(value: object) -> str:
+    """Timestamps as the CLI prints them elsewhere: ISO-8601 UTC with microseconds."""
+    from datetime import datetime  # noqa: PLC0415
+
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -887,137 +1127,23 @@ def _cmd_list_targets_for_policy(args: argparse.Namespace) -> int:
 # --- test-authorization ------------------------------------------------------------------------
 
 
-def _principal_certificate_id(principal: str) -> str:
-    """The certificate ID in a certificate ARN (``arn:aws:iot:...:cert/<id>``) or a bare ID."""
-    if principal.startswith("arn:"):
-        parts = principal.split(":", 5)
-        kind, _, cert_id = parts[-1].partition("/")
-        if len(parts) != 6 or parts[2] != "iot" or kind != "cert":
-            raise BrokerError(
-                f"InvalidRequestException: principal {principal!r} is not a certificate ARN"
-                " (arn:aws:iot:REGION:ACCOUNT:cert/CERTIFICATE_ID)"
-            )
-        return cert_id
-    return principal
-
-
 def _cmd_test_authorization(args: argparse.Namespace) -> int:
+    """TestAuthorization through the control plane's service layer (the api door's)."""
     config = _load(args)
-    infos = _auth_infos(args.auth_infos)
-    for action, resources in infos:
-        if action not in _AUTH_ACTIONS:
-            raise BrokerError(
-                f"InvalidRequestException: actionType {action!r} is not one of"
-                f" {', '.join(_AUTH_ACTIONS)}"
-            )
-        if not resources:
-            raise BrokerError(f"InvalidRequestException: authInfo {action} names no resources")
-    skip = set(args.policy_names_to_skip)
-    context = RequestContext(
-        region=config.region, account_id=config.account_id, client_id=args.client_id
-    )
-    policies: list[tuple[str, str]] = []  # (name, document text)
-    with _open_registry(config) as registry:
-        if args.principal is not None:
-            cert_id = _principal_certificate_id(args.principal)
-            record = registry.describe_certificate(cert_id)
-            snapshot = registry.principal_snapshot(record.certificate_id)
-            subject, issuer, san = certificate_context(
-                pki.load_certificate(record.certificate_pem.encode("ascii"))
-            )
-            # Thing policy variables resolve only when the client ID names an attached thing.
-            thing = next(
-                (t for t in snapshot.things if t.thing_name == args.client_id),
-                None,
-            )
-            context = RequestContext(
-                region=config.region,
-                account_id=config.account_id,
-                client_id=args.client_id,
-                thing_name=None if thing is None else thing.thing_name,
-                thing_type_name=None if thing is None else thing.thing_type_name,
-                thing_attributes={} if thing is None else dict(thing.attributes),
-                is_attached=thing is not None,
-                certificate_subject=subject,
-                certificate_issuer=issuer,
-                certificate_san=san,
-            )
-            policies += [(name, doc) for name, doc in snapshot.policies if name not in skip]
-        for name in args.policy_names_to_add:
-            if name not in skip and name not in {n for n, _ in policies}:
-                policies.append((name, registry.get_policy(name).document))
-    named = [NamedPolicy(name, parse_policy_document(document)) for name, document in policies]
-    results = [
-        _auth_result(config, named, action, resources, context) for action, resources in infos
-    ]
-    _print_json({"authResults": results})
-    return 0
-
-
-def _auth_result(
-    config: Config,
-    policies: Sequence[NamedPolicy],
-    action_type: str,
-    resources: Sequence[str],
-    context: RequestContext,
-) -> dict[str, object]:
-    """One element of TestAuthorization's ``authResults``.
-
-    Every resource of the authInfo must be allowed for ALLOWED; an explicit deny of any resource
-    makes the whole authInfo EXPLICIT_DENY.
-    """
-    decisions = [
-        evaluate(policies, _AUTH_ACTIONS[action_type], resource, context) for resource in resources
-    ]
-    denying = [d for d in decisions if _is_explicit_deny(d)]
-    if denying:
-        verdict = "EXPLICIT_DENY"
-        allowed: list[str] = []
-        explicit = _matched_policies(denying)
-        implicit: list[str] = []
-    elif all(d.allowed for d in decisions):
-        verdict = "ALLOWED"
-        allowed = _matched_policies(decisions)
-        explicit = implicit = []
-    else:
-        verdict = "IMPLICIT_DENY"
-        allowed = explicit = []
-        # AWS: "When a policy doesn't explicitly deny or allow an action on a resource it is
-        # considered an implicit deny": every policy evaluated took part.
-        implicit = [policy.name for policy in policies]
-
-    def listing(names: Sequence[str]) -> dict[str, object]:
-        return {
-            "policies": [
-                {
-                    "policyName": name,
-                    "policyArn": f"arn:aws:iot:{config.region}:{config.account_id}:policy/{name}",
-                }
-                for name in names
-            ]
-        }
-
-    return {
-        "authInfo": {"actionType": action_type, "resources": list(resources)},
-        "allowed": listing(allowed),
-        "denied": {"implicitDeny": listing(implicit), "explicitDeny": listing(explicit)},
-        "authDecision": verdict,
-        "missingContextValues": [],
+    request: dict[str, object] = {
+        "authInfos": [
+            {"actionType": action, "resources": resources}
+            for action, resources in _auth_infos(args.auth_infos)
+        ],
+        "policyNamesToAdd": list(args.policy_names_to_add),
+        "policyNamesToSkip": list(args.policy_names_to_skip),
     }
-
-
-def _is_explicit_deny(decision: Decision) -> bool:
-    return decision.reason == EXPLICIT_DENY
-
-
-def _matched_policies(decisions: Sequence[Decision]) -> list[str]:
-    """The names of the policies whose statements decided, in first-match order, once each."""
-    names: list[str] = []
-    for decision in decisions:
-        for policy_name, _, _ in decision.matched:
-            if policy_name not in names:
-                names.append(policy_name)
-    return names
+    if args.principal is not None:
+        request["principal"] = args.principal
+    if args.client_id is not None:
+        request["clientId"] = args.client_id
+    _print_json(_call_service(config, "TestAuthorization", request))
+    return 0
 
 
 # --- CA certificates and register-certificate --------------------------------------------------
@@ -1238,6 +1364,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             else:
                 where = f"{listener.port} on {listener.host}"
                 print(f"{label:<12} {where} ({_DOOR_LABELS[listener.door]})", file=sys.stderr)
+                if listener.door == "api":
+                    print(
+                        f"{'api url:':<12} {api_url(listener.host, listener.port)} "
+                        f"(aws iot --endpoint-url URL --ca-bundle {broker.root_ca_path}; "
+                        "plain http:// too on loopback)",
+                        file=sys.stderr,
+                    )
         print(f"root CA:     {broker.root_ca_path}", file=sys.stderr)
         mqtt_port = broker.ports.get("mqtt")
         if demo is not None and mqtt_port is not None:
@@ -1256,6 +1389,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     _run_event_loop(serve())
     return 0
+
+
+def api_url(host: str, port: int) -> str:
+    """The control plane's URL to paste into ``--endpoint-url`` (``localhost`` for loopback)."""
+    if host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
 
 
 def _write_ready_file(path: Path, endpoint: str, root_ca: Path, ports: dict[str, int]) -> None:
@@ -1380,7 +1522,7 @@ _VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list-ca-certificates": _cmd_list_ca_certificates,
     "update-ca-certificate": _cmd_update_ca_certificate,
     "register-certificate": _cmd_register_certificate,
-    **rule_verbs(_load),
+    **dict.fromkeys(_SERVICE_VERBS, _cmd_service),
 }
 
 

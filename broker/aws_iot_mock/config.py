@@ -39,6 +39,7 @@ __all__ = [
     "LOG_LEVELS",
     "CertificateResource",
     "Config",
+    "ControlPlaneConfig",
     "DiagnosticsConfig",
     "DomainConfiguration",
     "LimitsConfig",
@@ -49,6 +50,7 @@ __all__ = [
     "RulesConfig",
     "ThingResource",
     "TlsConfig",
+    "dns_name_problem",
     "load_config",
 ]
 
@@ -119,12 +121,18 @@ class ListenerConfig:
     optional: bool = False
 
 
-# AWS's three doors of the data endpoint. 443 is optional: a non-root user cannot bind it, and
-# `make run` must work for one (the banner says how to get 443).
+# AWS's three doors of the data endpoint, and the control plane. 443 is optional: a non-root
+# user cannot bind it, and `make run` must work for one (the banner says how to get 443). The
+# control plane (boto3 / `aws iot --endpoint-url`) is on 9443: AWS serves it on 443 of another
+# host name, which a local user cannot bind; 9443 keeps the 443 in sight, is above 1024, and
+# is not the default of moto (5000, which macOS's AirPlay receiver takes), LocalStack (4566) or
+# the other doors, so the mock can run beside either. Optional too: a busy port leaves the
+# data endpoint serving, and the banner says why the api door is off.
 DEFAULT_LISTENERS: tuple[ListenerConfig, ...] = (
     ListenerConfig("mqtt", 8883),
     ListenerConfig("https", 8443),
     ListenerConfig("alpn", 443, optional=True),
+    ListenerConfig("api", 9443, optional=True),
 )
 
 
@@ -195,6 +203,21 @@ class DiagnosticsConfig:
     """
 
     connack_on_deny: bool = False
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    """The control-plane API (the ``api`` door: boto3 and ``aws iot --endpoint-url``).
+
+    Attributes:
+        strict_sigv4: verify every request's SigV4 signature against the local IAM's access
+            keys and refuse unknown keys, as AWS does. False (the default, as moto and
+            LocalStack do): a request signed with a key the local IAM knows is still verified,
+            but a well-formed signature from an unknown key is accepted and logged, so that
+            tests can use dummy credentials.
+    """
+
+    strict_sigv4: bool = False
 
 
 @dataclass(frozen=True)
@@ -324,6 +347,7 @@ class Config:
         logging: where log lines go.
         limits: bounds on what one client can make the broker hold.
         diagnostics: opt-in departures from AWS that explain refusals to the device.
+        control_plane: how the control-plane API authenticates.
         resources: things, policies and certificates to create when ``serve`` starts.
         rules: the rules engine's action endpoints and bounds.
         source: where the values came from (a file name, ``<defaults>`` or ``<mapping>``); every
@@ -341,6 +365,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    control_plane: ControlPlaneConfig = field(default_factory=ControlPlaneConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     source: str = "<defaults>"
@@ -653,6 +678,17 @@ def _dns_name_problem(text: str) -> str | None:
         # An all-numeric last label makes the name read as an IP address ("127.1").
         return f"not a valid DNS name: {text!r} (the last label must not be all digits)"
     return None
+
+
+def dns_name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a host name devices send in SNI, or None if it can.
+
+    An IP literal is refused too: "Literal IPv4 and IPv6 addresses are not permitted in
+    HostName" (RFC 6066 section 3).
+    """
+    if _is_ip_literal(text):
+        return f"{text!r} is an IP address; TLS SNI carries DNS names only (RFC 6066 section 3)"
+    return _dns_name_problem(text)
 
 
 def _parse_dns_name(value: object) -> str:
@@ -993,6 +1029,7 @@ class _Reader:
                 "logging",
                 "limits",
                 "diagnostics",
+                "control_plane",
                 "resources",
                 "rules",
             ),
@@ -1022,6 +1059,7 @@ class _Reader:
             logging=self.logging(top.get("logging")),
             limits=self.limits(top.get("limits")),
             diagnostics=self.diagnostics(top.get("diagnostics")),
+            control_plane=self.control_plane(top.get("control_plane")),
             resources=self.resources(top.get("resources")),
             rules=self.rules(top.get("rules")),
             source=self.source,
@@ -1138,6 +1176,13 @@ class _Reader:
             connack_on_deny=self.get(
                 m, "diagnostics", "connack_on_deny", _parse_bool, d.connack_on_deny
             ),
+        )
+
+    def control_plane(self, value: object) -> ControlPlaneConfig:
+        d = ControlPlaneConfig()
+        m = self.section(value, "control_plane", ("strict_sigv4",))
+        return ControlPlaneConfig(
+            strict_sigv4=self.get(m, "control_plane", "strict_sigv4", _parse_bool, d.strict_sigv4)
         )
 
     def resources(self, value: object) -> ResourcesConfig:

@@ -33,13 +33,43 @@ from aws_iot_mock.core.permissions import RECEIVE
 from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.registry import CertificateRegistry
 from aws_iot_mock.registry.certificates import PrincipalSnapshot
+from aws_iot_mock.registry.things import Thing
 
-__all__ = ["Authorizer", "ConnectionPermissions"]
+__all__ = ["Authorizer", "ConnectionPermissions", "effective_policies"]
 
 # Decisions cached per connection; a device cycling through many topics starts over.
 _DECISION_CACHE = 1024
 # Certificates whose snapshot and subject are cached (a fleet larger than this starts over).
 _PRINCIPAL_CACHE = 4096
+
+
+def effective_policies(snapshot: PrincipalSnapshot, thing: Thing | None) -> list[tuple[str, str]]:
+    """The (name, document) of every policy evaluated for a certificate acting as ``thing``.
+
+    The certificate's own policies, then those ``thing`` inherits from its thing groups and
+    their ancestors ("You can attach a policy to a parent group and it is inherited by its
+    child groups, and by all of the things in the group and in its child groups",
+    https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html). Which connection
+    acts as the thing is UNCONFIRMED on AWS's side; the safer reading is taken: the one whose
+    client ID is the name of a thing attached to its certificate, the rule AWS gives for thing
+    policy variables with non-exclusive thing association ("the value of clientId in the MQTT
+    connect message ... must exactly match the thing name",
+    https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html). A
+    connection with another client ID (or HTTPS, which has none) gets only the certificate's.
+
+    Args:
+        snapshot: the certificate's registry snapshot.
+        thing: the attached thing the client ID names, or None.
+    """
+    policies = list(snapshot.policies)
+    if thing is not None:
+        names = {name for name, _ in policies}
+        policies += [
+            (name, document)
+            for name, document in snapshot.thing_group_policies.get(thing.thing_name, ())
+            if name not in names
+        ]
+    return policies
 
 
 @dataclass
@@ -118,7 +148,9 @@ class Authorizer:
         """Read the certificate's policies and things and build the request context.
 
         One registry transaction. Thing variables resolve only when ``client_id`` is the name of
-        a thing attached to the certificate, as AWS's ``iot:Connection.Thing.*`` do.
+        a thing attached to the certificate, as AWS's ``iot:Connection.Thing.*`` do; the same
+        connection then also has the policies that thing inherits from its thing groups (see
+        ``effective_policies``).
 
         Raises:
             ValueError: ``principal`` is not an X.509 certificate.
@@ -127,12 +159,12 @@ class Authorizer:
         if certificate_id is None or certificate_der is None:
             raise ValueError(f"not a certificate principal: {principal.kind.value}")
         snapshot = self._snapshot(certificate_id)
+        thing = next((t for t in snapshot.things if t.thing_name == client_id), None)
         policies = tuple(
             policy
-            for name, document in snapshot.policies
+            for name, document in effective_policies(snapshot, thing)
             if (policy := self._parse(name, document)) is not None
         )
-        thing = next((t for t in snapshot.things if t.thing_name == client_id), None)
         subject, issuer, san = self._certificate_context(certificate_id, certificate_der)
         context = RequestContext(
             region=self._region,

@@ -15,6 +15,12 @@ reset instead of the alert.
 Once a connection is accepted the door hands its plaintext to a ``DoorHandler`` (MQTT, HTTPS,
 SigV4) through a ``ByteChannel``; handlers never see TLS.
 
+One exception to "TLS only": a door built with ``plaintext_on_loopback`` (the control-plane
+``api`` door, for ``aws iot --endpoint-url http://localhost:9443``) serves a connection whose
+first byte is not a TLS handshake record (0x16) without TLS, when the connection was made to a
+loopback address (so it can only come from this machine). Every other door, and the api door on
+any other address, refuses such bytes as before.
+
 Fairness: at most ``READ_BUDGET`` bytes of plaintext are handed to the handler per event-loop
 turn; the rest waits in OpenSSL while the transport's reading is paused and the loop serves the
 other connections. Back-pressure: asyncio's ``pause_writing``/``resume_writing`` reach the
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -183,6 +190,10 @@ class FrontDoor:
         handshake_timeout: seconds allowed from TCP accept to the end of the TLS handshake.
         log_successes: whether INFO records are written.
         log_debug: whether DEBUG records (each accepted handshake) are written.
+        disabled_names: lower-case domain name -> its DISABLED domain configuration's name
+            (refused with ``DOMAIN_CONFIGURATION_DISABLED``).
+        plaintext_on_loopback: serve non-TLS bytes without TLS on loopback connections (see
+            the module docstring); only for doors whose route needs no certificate.
     """
 
     def __init__(
@@ -200,8 +211,12 @@ class FrontDoor:
         handshake_timeout: float,
         log_successes: bool = True,
         log_debug: bool = False,
+        disabled_names: Mapping[str, str] | None = None,
+        plaintext_on_loopback: bool = False,
     ) -> None:
         self.log_debug = log_debug
+        self.disabled_names: Mapping[str, str] = disabled_names or {}
+        self.plaintext_on_loopback = plaintext_on_loopback
         self.door = door
         self.account_id = account_id
         self.contexts = contexts
@@ -265,6 +280,8 @@ class DoorProtocol(asyncio.Protocol):
         self._principal_id: str | None = None
         self._closed = False
         self._lingering = False
+        self._loopback = False
+        self._plaintext = False
         # Why the transport's reading is paused: the read budget ran out, or the handler asked.
         self._budget_paused = False
         self._handler_paused = False
@@ -279,6 +296,8 @@ class DoorProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._source_ip, self._source_port = str(peer[0]), int(peer[1])
+        local = transport.get_extra_info("sockname")
+        self._loopback = isinstance(local, tuple) and _is_loopback(str(local[0]))
         self._door.connections.add(self)
         self._timer = asyncio.get_running_loop().call_later(
             self._door.handshake_timeout, self._handshake_timed_out
@@ -287,6 +306,10 @@ class DoorProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:  # noqa: D102
         if self._closed:
             return  # a refused client's last flight, read and discarded while lingering
+        if self._plaintext:
+            if self._handler is not None:
+                self._handler.data_received(data)
+            return
         if self._ssl is None:
             self._hello += data
             if len(self._hello) >= self._hello_needed:  # else nothing can have changed
@@ -337,13 +360,19 @@ class DoorProtocol(asyncio.Protocol):
             self._hello_needed = verdict.at_least
             return
         if isinstance(verdict, NotTls):
+            if self._door.plaintext_on_loopback and self._loopback:
+                self._start_plaintext()
+                return
             self._refuse(Refusal(Reason.HANDSHAKE_FAILED, verdict.description))
             return
         assert isinstance(verdict, ClientHelloInfo)
         self._server_name = verdict.server_name
         # Decide now; OpenSSL's servername callback repeats the check to send the alert.
         self._sni_refusal = check_sni(
-            verdict.server_name, self._door.accepted_names, require_sni=self._door.require_sni
+            verdict.server_name,
+            self._door.accepted_names,
+            require_sni=self._door.require_sni,
+            disabled=self._door.disabled_names,
         )
         self._policy = self._door.policy_for(verdict.server_name)
         context = self._door.contexts[self._policy]
@@ -351,6 +380,31 @@ class DoorProtocol(asyncio.Protocol):
         self._incoming.write(bytes(self._hello))
         self._hello.clear()
         self._advance_handshake()
+
+    def _start_plaintext(self) -> None:
+        """Serve this loopback connection without TLS (plain HTTP on the api door)."""
+        route = choose_route(self._door.door, None, has_certificate=False)
+        factory = None if isinstance(route, Refusal) else self._door.handlers.get(route)
+        if factory is None:
+            self._refuse(Refusal(Reason.HANDSHAKE_FAILED, "Not a TLS handshake"))
+            return
+        self._plaintext = True
+        self._cancel_timer()
+        identity = DoorIdentity(
+            door=self._door.door,
+            principal=None,
+            server_name=None,
+            security_policy="",
+            tls_version="",
+            cipher="",
+            alpn=None,
+            source_ip=self._source_ip,
+            source_port=self._source_port,
+        )
+        self._channel = _Channel(self, identity, self._facts())
+        self._handler = factory(self._channel)
+        first, self._hello = bytes(self._hello), bytearray()
+        self._handler.data_received(first)
 
     def _advance_handshake(self) -> None:
         assert self._ssl is not None
@@ -599,6 +653,9 @@ class DoorProtocol(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Encrypt and send application data."""
+        if self._plaintext and not self._closed:
+            self._write_raw(data)
+            return
         if self._closed or self._ssl is None:
             return
         self._ssl.write(data)
@@ -611,6 +668,7 @@ class DoorProtocol(asyncio.Protocol):
         # Data may be waiting in OpenSSL from before the pause.
         if (
             not paused
+            and not self._plaintext
             and not self._closed
             and self._handler is not None
             and not self._continue_scheduled
@@ -646,3 +704,10 @@ class _Channel:
 
     def resume_reading(self) -> None:
         self._protocol.set_handler_paused(False)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False

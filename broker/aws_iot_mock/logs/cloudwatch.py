@@ -311,6 +311,20 @@ class Reason(enum.Enum):
         "wrong method (405 MethodNotAllowedException), a bad parameter (400 "
         "InvalidRequestException); `details` has the exception and message.",
     )
+    # -- control plane (the api door) ------------------------------------------------------
+    CONTROL_PLANE_AUTHENTICATION_FAILED = _ReasonInfo(
+        "HTTP 403 with AWS's SigV4 error (MissingAuthenticationTokenException, "
+        "InvalidSignatureException, UnrecognizedClientException, ...)",
+        "A control-plane (`iot` API) request was unsigned, or its SigV4 signature did not "
+        "verify; `details` starts with the SigV4 reason (e.g. `SIGV4_SIGNATURE_MISMATCH`). Keys "
+        "unknown to the local IAM are refused only with `control_plane.strict_sigv4: true`.",
+    )
+    # -- domain configurations ----------------------------------------------------------------
+    DOMAIN_CONFIGURATION_DISABLED = _ReasonInfo(
+        "TLS alert `unrecognized_name`",
+        "The SNI names a domain configuration whose status is DISABLED "
+        "(update-domain-configuration --domain-configuration-status); ENABLE it to connect.",
+    )
     # -- delivery ---------------------------------------------------------------------------
     OUTBOUND_BUFFER_FULL = _ReasonInfo(
         "QoS 0 messages not delivered (QoS 1 ones wait)",

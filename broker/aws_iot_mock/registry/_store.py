@@ -102,8 +102,7 @@ class Store:
         region, account, kind, resource = match.groups()
         if kind == "thinggroup":
             raise InvalidRequestError(
-                f"{principal!r} is a thing group; aws-iot-mock does not support thing groups, "
-                "attach the policy to certificate ARNs instead"
+                f"{principal!r} is a thing group; a thing's principal must be a certificate ARN"
             )
         if kind != "cert" or not _CERTIFICATE_ID.fullmatch(resource):
             raise InvalidRequestError(
@@ -121,3 +120,30 @@ class Store:
                 f"({principal}) was not found"
             )
         return certificate_id
+
+    def _policy_target(self, connection: sqlite3.Connection, target: str) -> tuple[str, str]:
+        """Resolve AttachPolicy's ``target``: a certificate ARN or a static thing group ARN.
+
+        "target: The identity to which the policy is attached. For example, a thing group or a
+        certificate." (https://docs.aws.amazon.com/iot/latest/apireference/API_AttachPolicy.html)
+
+        Returns:
+            ``("cert", certificate ID)`` or ``("thinggroup", group name)``.
+
+        Raises:
+            InvalidRequestError: neither (Amazon Cognito identities are refused as unsupported).
+            ResourceNotFoundError: no such certificate or thing group in this account and region.
+        """
+        match = _IOT_ARN.fullmatch(target) if isinstance(target, str) else None
+        if match is not None and match.group(3) == "thinggroup":
+            region, account, _, name = match.groups()
+            row = connection.execute(
+                "SELECT thing_group_name FROM thing_groups WHERE thing_group_name = ?", (name,)
+            ).fetchone()
+            if row is None or (region, account) != (self._region, self._account_id):
+                raise ResourceNotFoundError(
+                    f"ResourceNotFoundException: The thing group given in the target ({target}) "
+                    "was not found"
+                )
+            return "thinggroup", name
+        return "cert", self._certificate_id_for(connection, target)

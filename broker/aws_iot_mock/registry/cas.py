@@ -29,6 +29,7 @@ from aws_iot_mock.errors import ResourceNotFoundError
 from aws_iot_mock.registry._store import Store
 from aws_iot_mock.registry._util import from_iso, iso, normalize_certificate_id, utc
 from aws_iot_mock.registry.errors import (
+    CertificateStateError,
     CertificateValidationError,
     InvalidRequestError,
     ResourceAlreadyExistsError,
@@ -296,6 +297,32 @@ class CaCertificatesMixin(Store):
         if row is None:
             raise ResourceNotFoundError(_ca_not_found(ca_id))
         return _ca_record(row)
+
+    def delete_ca_certificate(self, certificate_id: str) -> None:
+        """Delete a registered CA certificate, like DeleteCACertificate.
+
+        AWS refuses while it is ACTIVE ("CertificateStateException", API_DeleteCACertificate);
+        device certificates registered with it stay registered.
+
+        Raises:
+            CertificateError: the ID is malformed (InvalidRequestException).
+            CertificateStateError: the CA is ACTIVE.
+            ResourceNotFoundError: no such CA.
+        """
+        ca_id = normalize_certificate_id(certificate_id)
+        with self._write() as connection:
+            row = connection.execute(
+                "SELECT status, certificate_arn FROM ca_certificates WHERE certificate_id = ?",
+                (ca_id,),
+            ).fetchone()
+            if row is None:
+                raise ResourceNotFoundError(_ca_not_found(ca_id))
+            if row[0] == CA_ACTIVE:
+                raise CertificateStateError(
+                    f"CA certificate {ca_id} is ACTIVE; set it INACTIVE before deleting it"
+                )
+            connection.execute("DELETE FROM ca_certificates WHERE certificate_id = ?", (ca_id,))
+            connection.execute("DELETE FROM resource_tags WHERE resource_arn = ?", (row[1],))
 
     def active_ca_certificates_pem(self) -> list[str]:
         """Return the PEMs of the ACTIVE registered CAs, oldest first.

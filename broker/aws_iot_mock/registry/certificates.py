@@ -25,9 +25,11 @@ from __future__ import annotations
 import enum
 import sqlite3
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -38,12 +40,17 @@ from aws_iot_mock.registry._util import iso as _iso
 from aws_iot_mock.registry._util import normalize_certificate_id
 from aws_iot_mock.registry._util import utc as _utc
 from aws_iot_mock.registry.cas import CaCertificatesMixin
+from aws_iot_mock.registry.domain_configurations import DomainConfigurationsMixin
 from aws_iot_mock.registry.errors import (
+    CertificateStateError,
     CertificateValidationError,
+    DeleteConflictError,
     InvalidRequestError,
     ResourceAlreadyExistsError,
 )
 from aws_iot_mock.registry.iot_policies import PoliciesMixin
+from aws_iot_mock.registry.tags import TagsMixin
+from aws_iot_mock.registry.thing_groups import ThingGroupsMixin, thing_group_policies_for
 from aws_iot_mock.registry.things import THING_COLUMNS, Thing, ThingsMixin, thing_from_row
 from aws_iot_mock.state.sqlite import SqliteResource, apply_migrations, open_database
 
@@ -153,6 +160,56 @@ SCHEMA_MIGRATIONS: tuple[str, ...] = (
         last_modified_date       TEXT NOT NULL,
         generation_id            TEXT NOT NULL,
         customer_version         INTEGER NOT NULL DEFAULT 1
+    ) WITHOUT ROWID;
+    """,
+    # 2 -> 3: static thing groups (a tree by parent), their members, policies attached to them
+    # (AttachPolicy with a thing group ARN), domain configurations and resource tags. Members
+    # and group policies go away with their group, thing or policy; a group cannot be deleted
+    # while it has children (the registry checks; AWS refuses the same). Tags are keyed by
+    # resource ARN and removed by the registry with their resource. JSON columns hold the
+    # domain configuration's optional structures as sent.
+    """
+    CREATE TABLE thing_groups (
+        thing_group_name  TEXT PRIMARY KEY NOT NULL,
+        thing_group_id    TEXT NOT NULL UNIQUE,
+        parent_group_name TEXT REFERENCES thing_groups (thing_group_name),
+        description       TEXT,
+        attributes        TEXT NOT NULL,
+        version           INTEGER NOT NULL,
+        creation_date     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX thing_groups_by_parent ON thing_groups (parent_group_name);
+    CREATE TABLE thing_group_members (
+        thing_group_name TEXT NOT NULL REFERENCES thing_groups (thing_group_name)
+            ON DELETE CASCADE,
+        thing_name       TEXT NOT NULL REFERENCES things (thing_name) ON DELETE CASCADE,
+        added_date       TEXT NOT NULL,
+        PRIMARY KEY (thing_group_name, thing_name)
+    ) WITHOUT ROWID;
+    CREATE INDEX thing_group_members_by_thing ON thing_group_members (thing_name);
+    CREATE TABLE thing_group_policies (
+        policy_name      TEXT NOT NULL REFERENCES policies (policy_name) ON DELETE CASCADE,
+        thing_group_name TEXT NOT NULL REFERENCES thing_groups (thing_group_name)
+            ON DELETE CASCADE,
+        attached_date    TEXT NOT NULL,
+        PRIMARY KEY (policy_name, thing_group_name)
+    ) WITHOUT ROWID;
+    CREATE INDEX thing_group_policies_by_group ON thing_group_policies (thing_group_name);
+    CREATE TABLE domain_configurations (
+        domain_configuration_name TEXT PRIMARY KEY NOT NULL,
+        domain_name               TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        status                    TEXT NOT NULL,
+        service_type              TEXT NOT NULL,
+        security_policy           TEXT NOT NULL,
+        settings                  TEXT NOT NULL,
+        creation_date             TEXT NOT NULL,
+        last_status_change_date   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE resource_tags (
+        resource_arn TEXT NOT NULL,
+        tag_key      TEXT NOT NULL,
+        tag_value    TEXT NOT NULL,
+        PRIMARY KEY (resource_arn, tag_key)
     ) WITHOUT ROWID;
     """,
 )
@@ -303,6 +360,9 @@ class PrincipalSnapshot:
         things: the things the certificate is attached to, by name.
         ca_status: the status (``"ACTIVE"``/``"INACTIVE"``) of ``ca_certificate_id``, if any.
         generation: ``generation()`` as of this snapshot.
+        thing_group_policies: thing name -> ``(policy name, default version document)`` that
+            thing inherits from its thing groups and their ancestors, nearest group first, for
+            every thing in ``things`` that inherits any.
     """
 
     certificate_id: str
@@ -312,10 +372,21 @@ class PrincipalSnapshot:
     things: tuple[Thing, ...]
     ca_status: str | None = None
     generation: int = 0
+    thing_group_policies: Mapping[str, tuple[tuple[str, str], ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
-class CertificateRegistry(SqliteResource, ThingsMixin, PoliciesMixin, CaCertificatesMixin):
-    """The registry database: certificates, things, thing types, policies and CA certificates.
+class CertificateRegistry(
+    SqliteResource,
+    ThingsMixin,
+    ThingGroupsMixin,
+    PoliciesMixin,
+    CaCertificatesMixin,
+    DomainConfigurationsMixin,
+    TagsMixin,
+):
+    """The registry: certificates, things, thing types and groups, policies, CAs, domains, tags.
 
     Each instance owns one SQLite connection, guarded by a lock so that threads may share the
     instance. Separate instances (or processes) on the same file see each other's committed
@@ -562,6 +633,63 @@ class CertificateRegistry(SqliteResource, ThingsMixin, PoliciesMixin, CaCertific
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def list_certificates_by_ca(self, ca_certificate_id: str) -> list[CertificateRecord]:
+        """Return the certificates registered with a CA, newest first (ListCertificatesByCA).
+
+        Raises:
+            CertificateError: the ID is malformed (InvalidRequestException).
+        """
+        ca_id = normalize_certificate_id(ca_certificate_id)
+        with self._lock:
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM certificates WHERE ca_certificate_id = ? "
+                "ORDER BY creation_date DESC, certificate_id ASC",
+                (ca_id,),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def delete_certificate(self, certificate_id: str, *, force_delete: bool = False) -> None:
+        """Delete a certificate, like DeleteCertificate.
+
+        AWS: "A certificate cannot be deleted if it has a policy or IoT thing attached to it or
+        if its status is set to ACTIVE"; ``forceDelete`` "Forces the deletion of a certificate
+        if it is inactive and is not attached to an IoT thing" (its policies are detached)
+        (https://docs.aws.amazon.com/iot/latest/apireference/API_DeleteCertificate.html).
+
+        Raises:
+            CertificateError: the ID is malformed (InvalidRequestException).
+            CertificateStateError: the certificate is ACTIVE.
+            DeleteConflictError: things (or, without ``force_delete``, policies) are attached.
+            ResourceNotFoundError: no such certificate.
+        """
+        cert_id = normalize_certificate_id(certificate_id)
+        with self._write() as connection:
+            row = connection.execute(
+                "SELECT status FROM certificates WHERE certificate_id = ?", (cert_id,)
+            ).fetchone()
+            if row is None:
+                raise ResourceNotFoundError(_not_found(cert_id))
+            if row[0] == CertificateStatus.ACTIVE:
+                raise CertificateStateError(
+                    f"Certificate {cert_id} is ACTIVE; deactivate it (update-certificate "
+                    "--new-status INACTIVE) before deleting it"
+                )
+            if connection.execute(
+                "SELECT 1 FROM thing_principals WHERE certificate_id = ? LIMIT 1", (cert_id,)
+            ).fetchone():
+                raise DeleteConflictError(
+                    f"Certificate {cert_id} is attached to one or more things; detach them first"
+                )
+            policies = connection.execute(
+                "SELECT 1 FROM policy_targets WHERE certificate_id = ? LIMIT 1", (cert_id,)
+            ).fetchone()
+            if policies and not force_delete:
+                raise DeleteConflictError(
+                    f"Certificate policies must be detached before deleting certificate {cert_id}"
+                )
+            connection.execute("DELETE FROM policy_targets WHERE certificate_id = ?", (cert_id,))
+            connection.execute("DELETE FROM certificates WHERE certificate_id = ?", (cert_id,))
+
     def principal_snapshot(self, certificate_id: str) -> PrincipalSnapshot:
         """Read what the broker needs about a client certificate, in one read transaction.
 
@@ -616,6 +744,11 @@ class CertificateRegistry(SqliteResource, ThingsMixin, PoliciesMixin, CaCertific
                 "JOIN things USING (thing_name) WHERE certificate_id = ? ORDER BY thing_name",
                 (cert_id,),
             ).fetchall()
+            inherited = {
+                thing[0]: tuple(group_policies)
+                for thing in things
+                if (group_policies := thing_group_policies_for(connection, thing[0]))
+            }
         return PrincipalSnapshot(
             certificate_id=cert_id,
             status=CertificateStatus(status),
@@ -624,6 +757,7 @@ class CertificateRegistry(SqliteResource, ThingsMixin, PoliciesMixin, CaCertific
             things=tuple(thing_from_row(thing, self._arn) for thing in things),
             ca_status=None if ca_row is None else ca_row[0],
             generation=int(generation),
+            thing_group_policies=MappingProxyType(inherited),
         )
 
     def generation(self) -> int:

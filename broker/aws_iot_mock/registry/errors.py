@@ -20,6 +20,7 @@ from typing import ClassVar
 from aws_iot_mock.errors import CertificateError, ResourceNotFoundError
 
 __all__ = [
+    "CertificateStateError",
     "CertificateValidationError",
     "DeleteConflictError",
     "InvalidRequestError",
@@ -88,6 +89,12 @@ class LimitExceededError(RegistryRequestError):
     """A per-resource quota is reached (LimitExceededException, HTTP 410)."""
 
     aws_code: ClassVar[str] = "LimitExceededException"
+
+
+class CertificateStateError(RegistryRequestError):
+    """The certificate's status forbids the operation (CertificateStateException, HTTP 406)."""
+
+    aws_code: ClassVar[str] = "CertificateStateException"
 
 
 class CertificateValidationError(RegistryRequestError):

@@ -238,7 +238,9 @@ class PoliciesMixin(Store):
         with self._write() as connection:
             policy = self._select_policy(connection, policy_name)
             attached = connection.execute(
-                "SELECT 1 FROM policy_targets WHERE policy_name = ? LIMIT 1", (policy_name,)
+                "SELECT 1 FROM policy_targets WHERE policy_name = ? UNION ALL "
+                "SELECT 1 FROM thing_group_policies WHERE policy_name = ? LIMIT 1",
+                (policy_name, policy_name),
             ).fetchone()
             if attached is not None:
                 raise DeleteConflictError(
@@ -254,6 +256,9 @@ class PoliciesMixin(Store):
                     f"exist (name={policy.policy_name})"
                 )
             connection.execute("DELETE FROM policies WHERE policy_name = ?", (policy_name,))
+            connection.execute(
+                "DELETE FROM resource_tags WHERE resource_arn = ?", (policy.policy_arn,)
+            )
 
     # --- versions -------------------------------------------------------------------------
 
@@ -403,25 +408,27 @@ class PoliciesMixin(Store):
     # --- attachments ----------------------------------------------------------------------
 
     def attach_policy(self, policy_name: str, target_arn: str) -> None:
-        """Attach a policy to a certificate, like AttachPolicy (idempotent).
+        """Attach a policy to a certificate or a static thing group, like AttachPolicy.
+
+        Idempotent. A thing group's policies are inherited by the things in it and in its child
+        groups (see ``aws_iot_mock.registry.thing_groups``).
 
         Args:
             policy_name: an existing policy.
-            target_arn: a registered certificate's ARN. Thing groups and Cognito identities,
-                which AWS also accepts, are refused as unsupported.
+            target_arn: a registered certificate's ARN or a thing group's ARN. Amazon Cognito
+                identities, which AWS also accepts, are refused as unsupported.
 
         Raises:
             InvalidRequestError: malformed input or an unsupported target.
-            LimitExceededError: the certificate already has ten policies.
-            ResourceNotFoundError: no such policy or certificate.
+            LimitExceededError: the target already has ten policies.
+            ResourceNotFoundError: no such policy, certificate or thing group.
         """
         _check_policy_name(policy_name)
         with self._write() as connection:
             _require_policy(connection, policy_name)
-            certificate_id = self._certificate_id_for(connection, target_arn)
+            table, column, key = _target_table(self._policy_target(connection, target_arn))
             attached = connection.execute(
-                "SELECT policy_name FROM policy_targets WHERE certificate_id = ?",
-                (certificate_id,),
+                f"SELECT policy_name FROM {table} WHERE {column} = ?", (key,)
             ).fetchall()
             if (policy_name,) in attached:
                 return
@@ -431,46 +438,63 @@ class PoliciesMixin(Store):
                     f"policies ({MAX_POLICIES_PER_TARGET})"
                 )
             connection.execute(
-                "INSERT INTO policy_targets (policy_name, certificate_id, attached_date)"
-                " VALUES (?, ?, ?)",
-                (policy_name, certificate_id, iso(utc(None))),
+                f"INSERT INTO {table} (policy_name, {column}, attached_date) VALUES (?, ?, ?)",
+                (policy_name, key, iso(utc(None))),
             )
 
     def detach_policy(self, policy_name: str, target_arn: str) -> None:
-        """Detach a policy from a certificate, like DetachPolicy (not attached: no-op).
+        """Detach a policy from a certificate or thing group, like DetachPolicy (no-op if not).
 
         Raises:
             InvalidRequestError: malformed input or an unsupported target.
-            ResourceNotFoundError: no such policy or certificate.
+            ResourceNotFoundError: no such policy, certificate or thing group.
         """
         _check_policy_name(policy_name)
         with self._write() as connection:
             _require_policy(connection, policy_name)
-            certificate_id = self._certificate_id_for(connection, target_arn)
+            table, column, key = _target_table(self._policy_target(connection, target_arn))
             connection.execute(
-                "DELETE FROM policy_targets WHERE policy_name = ? AND certificate_id = ?",
-                (policy_name, certificate_id),
+                f"DELETE FROM {table} WHERE policy_name = ? AND {column} = ?", (policy_name, key)
             )
 
-    def list_attached_policies(self, target_arn: str) -> list[Policy]:
-        """Return the policies attached to a certificate, by name (ListAttachedPolicies).
+    def list_attached_policies(self, target_arn: str, *, recursive: bool = False) -> list[Policy]:
+        """Return the policies attached to a certificate or thing group (ListAttachedPolicies).
+
+        Args:
+            target_arn: a certificate or thing group ARN.
+            recursive: for a thing group, also the policies of its ancestors ("When true,
+                recursively list attached policies", API_ListAttachedPolicies).
 
         Raises:
             InvalidRequestError: an unsupported target.
-            ResourceNotFoundError: the certificate is not registered.
+            ResourceNotFoundError: the certificate or group does not exist.
         """
+        from aws_iot_mock.registry.thing_groups import group_ancestors  # noqa: PLC0415
+
         with self._read() as connection:
-            certificate_id = self._certificate_id_for(connection, target_arn)
-            rows = connection.execute(
-                f"SELECT {POLICY_COLUMNS} FROM {_POLICY_FROM} "
-                "JOIN policy_targets AS t ON (t.policy_name = p.policy_name) "
-                "WHERE t.certificate_id = ? ORDER BY p.policy_name",
-                (certificate_id,),
-            ).fetchall()
-        return [policy_from_row(row, self._arn) for row in rows]
+            kind, key = self._policy_target(connection, target_arn)
+            keys = [key]
+            if kind == "thinggroup" and recursive:
+                keys += group_ancestors(connection, key)
+            table, column, _ = _target_table((kind, key))
+            policies: list[Policy] = []
+            for each in keys:
+                rows = connection.execute(
+                    f"SELECT {POLICY_COLUMNS} FROM {_POLICY_FROM} "
+                    f"JOIN {table} AS t ON (t.policy_name = p.policy_name) "
+                    f"WHERE t.{column} = ? ORDER BY p.policy_name",
+                    (each,),
+                ).fetchall()
+                policies += [policy_from_row(row, self._arn) for row in rows]
+        unique: dict[str, Policy] = {}
+        for policy in policies:
+            unique.setdefault(policy.policy_name, policy)
+        return list(unique.values())
 
     def list_targets_for_policy(self, policy_name: str) -> list[str]:
-        """Return the certificate ARNs a policy is attached to (ListTargetsForPolicy).
+        """Return the certificate and thing group ARNs a policy is attached to.
+
+        Like ListTargetsForPolicy: certificates in attachment order, then thing groups.
 
         Raises:
             InvalidRequestError: the name is malformed.
@@ -485,7 +509,12 @@ class PoliciesMixin(Store):
                 "WHERE t.policy_name = ? ORDER BY t.attached_date, c.certificate_arn",
                 (policy_name,),
             ).fetchall()
-        return [arn for (arn,) in rows]
+            groups = connection.execute(
+                "SELECT thing_group_name FROM thing_group_policies WHERE policy_name = ? "
+                "ORDER BY attached_date, thing_group_name",
+                (policy_name,),
+            ).fetchall()
+        return [arn for (arn,) in rows] + [self._arn(f"thinggroup/{name}") for (name,) in groups]
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -603,3 +632,11 @@ def _check_document(document: str) -> None:
 
 def _policy_not_found(policy_name: str) -> str:
     return f"ResourceNotFoundException: Policy not found (name={policy_name})"
+
+
+def _target_table(target: tuple[str, str]) -> tuple[str, str, str]:
+    """The attachment table, its target column and key for a resolved policy target."""
+    kind, key = target
+    if kind == "thinggroup":
+        return "thing_group_policies", "thing_group_name", key
+    return "policy_targets", "certificate_id", key

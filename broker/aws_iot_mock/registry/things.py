@@ -326,11 +326,7 @@ class ThingsMixin(Store):
                 if thing_type_name != thing.thing_type_name:
                     _require_usable_thing_type(connection, thing_type_name)
                 new_type = thing_type_name
-            new_attributes = dict(thing.attributes)
-            if attributes is not None:
-                new_attributes = new_attributes | dict(given) if merge else dict(given)
-                new_attributes = {key: value for key, value in new_attributes.items() if value}
-                _check_attribute_count(new_attributes)
+            new_attributes = updated_attributes(thing.attributes, attributes, given, merge=merge)
             row = connection.execute(
                 "UPDATE things SET thing_type_name = ?, attributes = ?, version = version + 1 "
                 f"WHERE thing_name = ? RETURNING {THING_COLUMNS}",
@@ -551,6 +547,9 @@ class ThingsMixin(Store):
             connection.execute(
                 "DELETE FROM thing_types WHERE thing_type_name = ?", (thing_type_name,)
             )
+            connection.execute(
+                "DELETE FROM resource_tags WHERE resource_arn = ?", (thing_type.thing_type_arn,)
+            )
 
     # --- thing principals -----------------------------------------------------------------
 
@@ -751,6 +750,35 @@ def _check_attributes(
     if not allow_over_limit:
         _check_attribute_count(checked)
     return checked
+
+
+def updated_attributes(
+    current: Mapping[str, str],
+    attributes: Mapping[str, str] | None,
+    given: Mapping[str, str],
+    *,
+    merge: bool,
+) -> dict[str, str]:
+    """An AttributePayload applied to ``current`` (UpdateThing, UpdateThingGroup).
+
+    Without ``merge`` the given attributes replace the stored ones, with it they are merged in;
+    an empty value removes an attribute. ``attributes`` None leaves ``current`` as it is.
+
+    Args:
+        current: the stored attributes.
+        attributes: the payload's attributes as sent, or None.
+        given: the same, validated (``_check_attributes``).
+        merge: the payload's ``merge``.
+
+    Raises:
+        InvalidRequestError: more than 50 attributes would remain.
+    """
+    if attributes is None:
+        return dict(current)
+    merged = dict(current) | dict(given) if merge else dict(given)
+    merged = {key: value for key, value in merged.items() if value}
+    _check_attribute_count(merged)
+    return merged
 
 
 def _check_attribute_count(attributes: Mapping[str, str]) -> None:

@@ -6,8 +6,14 @@ the listeners, every connection, the stores and the log file.
 
 What runs where: the device core (``aws_iot_mock.core``) holds the MQTT rules, sessions and
 routing, pure; each listener is a TLS front door (``aws_iot_mock.doors.tls_door``) whose accepted
-connections go to a protocol handler by route (MQTT today; HTTPS and SigV4 plug in as more
-handlers); this module wires them together and runs the timers.
+connections go to a protocol handler by route (MQTT, HTTPS with X.509, and the control-plane
+API on the ``api`` door); this module wires them together and runs the timers.
+
+The registry is shared with the CLI and the control-plane API: when its generation moves, live
+connections' permissions are re-read (the device core), and so are the trusted CAs and the
+served domain names (``_refresh_registry_state``): a domain configuration created through the
+API is accepted in SNI, with its security policy, from the next tick (within a second), and the
+server certificates are re-issued to carry its name.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from aws_iot_mock.api.control_endpoint import ControlEndpoint
+from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.data_endpoint import DataEndpoint
+from aws_iot_mock.api.iot_control import IotControlPlane
 from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.certs_dir import CertsDirectory
@@ -29,12 +39,14 @@ from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
 from aws_iot_mock.doors.listeners import BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
+from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import LogLevel
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
 from aws_iot_mock.rules.runtime import RulesEngine
 from aws_iot_mock.rules.topic_rules import TopicRuleService
+from aws_iot_mock.server.domains import ServedDomains, served_domains
 from aws_iot_mock.services.shadows import ShadowService
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
@@ -91,6 +103,9 @@ class Broker:
         self._rule_store: TopicRuleStore | None = None
         self._rules_engine: RulesEngine | None = None
         self._topic_rules: TopicRuleService | None = None
+        self._iam: IamStore | None = None
+        self._control: ControlEndpoint | None = None
+        self._domains = served_domains(config, ())
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
         self._listeners: list[BoundListener] = []
@@ -154,13 +169,6 @@ class Broker:
             raise RuntimeError("the broker is not started")
         return self._rules_engine
 
-    @property
-    def topic_rules(self) -> TopicRuleService:
-        """The topic-rule operations (CreateTopicRule...) on this broker's store."""
-        if self._topic_rules is None:
-            raise RuntimeError("the broker is not started")
-        return self._topic_rules
-
     def add_message_listener(self, listener: Callable[[Message], None]) -> None:
         """Call ``listener(message)`` for every message the broker routes (after authorization).
 
@@ -186,10 +194,11 @@ class Broker:
         config = self.config
         loop = asyncio.get_running_loop()
         self.certs.ensure_root_ca()
-        self.certs.ensure_server_certificates(config.server_names)
         self._registry = registry = CertificateRegistry.open(
             config.state_dir, region=config.region, account_id=config.account_id
         )
+        self._domains = served_domains(config, registry.list_domain_configurations())
+        self.certs.ensure_server_certificates(self._domains.server_names)
         self._store = SqliteSessionStore.open(config.state_dir)
         log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
@@ -209,7 +218,7 @@ class Broker:
             clock=time.time,
             monotonic=loop.time,
         )
-        core.registry_listeners.append(self._refresh_trust)
+        core.registry_listeners.append(self._refresh_registry_state)
         self._shadow_store = ShadowStore.open(config.state_dir)
         self._shadows = ShadowService(
             self._shadow_store,
@@ -249,9 +258,25 @@ class Broker:
             emit=self.sink.emit,
             request_timeout=config.tls.connect_timeout,
         )
+        self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
+        # Built-in services (jobs, provisioning, rules) add their operations to this one layer.
+        self.control_plane = IotControlPlane(registry, config, certs=self.certs)
+        self.control_plane.add_operations(self._topic_rules.operations())
+        self._control = control = ControlEndpoint(
+            self.control_plane,
+            ControlPlaneAuthenticator(
+                credentials=iam.credential_for,
+                strict=config.control_plane.strict_sigv4,
+                region=config.region,
+                clock=lambda: datetime.now(UTC),
+            ),
+            emit=self.sink.emit,
+            request_timeout=config.tls.connect_timeout,
+        )
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
+            Route.CONTROL_PLANE: control.handler,
         }
 
         def registry_status(certificate_id: str) -> str | None:
@@ -265,9 +290,11 @@ class Broker:
                 door=door_kind,
                 account_id=config.account_id,
                 contexts=self._create_contexts(door_kind),
-                policy_for=config.security_policy_for,
-                accepted_names=config.accepted_sni_names,
-                require_sni=config.tls.require_sni,
+                policy_for=self._domains.policy_for,
+                accepted_names=self._accepted_names(door_kind),
+                disabled_names=self._domains.disabled,
+                plaintext_on_loopback=door_kind is DoorKind.API,
+                require_sni=self._require_sni(door_kind),
                 registry_status=registry_status,
                 emit=self.sink.emit,
                 handlers=handlers,
@@ -301,19 +328,58 @@ class Broker:
         if self._shadows is not None:
             self._shadows.drain_cli_requests()
 
-    def _refresh_trust(self) -> None:
-        """Trust the CAs registered with register-ca-certificate (checked on registry change)."""
+    def _refresh_registry_state(self) -> None:
+        """On a registry change: the trusted CAs and the served domain configurations.
+
+        CAs registered with register-ca-certificate are trusted; domain configurations
+        created, updated or deleted through the API or the CLI are served (or refused) with
+        their policies, and the server certificates are re-issued when a new name appears.
+        """
         if self._registry is None:
             return
         registered = tuple(self._registry.active_ca_certificates_pem())
-        if registered != self._registered_cas:
-            self._registered_cas = registered
-            for door in self._doors:
-                door.contexts = self._create_contexts(door.door)
+        domains = served_domains(self.config, self._registry.list_domain_configurations())
+        if registered == self._registered_cas and domains == self._domains:
+            return
+        self._registered_cas = registered
+        if domains.server_names != self._domains.server_names:
+            self.certs.ensure_server_certificates(domains.server_names)
+        self._apply_domains(domains)
+
+    def _apply_domains(self, domains: ServedDomains) -> None:
+        """Swap in new SSL contexts and names; handshakes already started keep the old ones."""
+        self._domains = domains
+        for door in self._doors:
+            door.contexts = self._create_contexts(door.door)
+            door.accepted_names = self._accepted_names(door.door)
+            door.disabled_names = domains.disabled
+            door.policy_for = domains.policy_for
+        if self._doors:
+            logger.info(
+                "serving domains: %s (disabled: %s)",
+                ", ".join(sorted(domains.accepted)),
+                ", ".join(sorted(domains.disabled)) or "none",
+            )
+
+    def _accepted_names(self, door: DoorKind) -> frozenset[str]:
+        """The SNI names a door serves.
+
+        The data endpoint's doors: the endpoint and the domain configurations. The control
+        plane (ours; AWS serves it under another name, iot.<region>.amazonaws.com) also answers
+        to every name its certificate carries, so that ``https://localhost:9443`` works whatever
+        the configured endpoint.
+        """
+        if door is DoorKind.API:
+            names = {name.lower() for name in self._domains.server_names}
+            return self._domains.accepted | names
+        return self._domains.accepted
+
+    def _require_sni(self, door: DoorKind) -> bool:
+        """Whether a handshake without SNI is refused (not on the api door: an IP URL has none)."""
+        return self.config.tls.require_sni and door is not DoorKind.API
 
     def _create_contexts(self, door: DoorKind) -> Mapping[str, ssl.SSLContext]:
         """One SSL context per security policy in use, built for ``door``."""
-        config = self.config
         # Device certificates may come from the local root CA or from a CA the user registered
         # (register-ca-certificate, then register-certificate), as on AWS.
         credentials = ServerCredentials(
@@ -323,14 +389,13 @@ class Broker:
             ecdsa_key_path=self.certs.server_ecdsa_key_path,
             client_ca_path=self.certs.root_ca_path,
         )
-        accepted = config.accepted_sni_names
-        require_sni = config.tls.require_sni
+        accepted = self._accepted_names(door)
+        require_sni = self._require_sni(door)
 
         def sni_check(server_name: str | None) -> int | None:
             return sni_alert(server_name, accepted, require_sni=require_sni)
 
-        names = {config.tls.security_policy}
-        names.update(domain.security_policy for domain in config.domain_configurations)
+        names = self._domains.policies_in_use
         return {
             name: create_server_context(
                 get_security_policy(name),
@@ -366,16 +431,26 @@ class Broker:
             await server.wait_closed()
         self._servers.clear()
         self._doors.clear()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self._rules_engine is not None:
             self._rules_engine.stop()
         self._rules_engine = self._topic_rules = None
         self._core = None
         self._shadows = None
-        for store in (self._store, self._shadow_store, self._registry, self._rule_store):
+        for store in (
+            self._store,
+            self._shadow_store,
+            self._registry,
+            self._iam,
+            self._rule_store,
+        ):
             if store is not None:
                 store.close()
         self._store = self._shadow_store = self._rule_store = None
         self._registry = None
+        self._iam = None
         self.sink.close()
 
     async def __aenter__(self) -> Broker:

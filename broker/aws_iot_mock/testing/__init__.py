@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         DeviceFiles,
         IotBroker,
         IotBrokerThread,
+        ShadowRejectedError,
         default_device_policy,
     )
     from aws_iot_mock.testing._recorder import RoutedMessage
@@ -42,6 +43,7 @@ __all__ = [
     "IotBroker",
     "IotBrokerThread",
     "RoutedMessage",
+    "ShadowRejectedError",
     "awsiot_connection",
     "default_device_policy",
     "paho_client",
@@ -55,6 +57,7 @@ _HOMES = {
     "IotBroker": "aws_iot_mock.testing._broker",
     "IotBrokerThread": "aws_iot_mock.testing._broker",
     "default_device_policy": "aws_iot_mock.testing._broker",
+    "ShadowRejectedError": "aws_iot_mock.testing._broker",
     "RoutedMessage": "aws_iot_mock.testing._recorder",
     "DeviceRefusedError": "aws_iot_mock.testing.clients",
     "awsiot_connection": "aws_iot_mock.testing.clients",

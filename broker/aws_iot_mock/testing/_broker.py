@@ -27,6 +27,9 @@ from aws_iot_mock import pki
 from aws_iot_mock.authz.iot_policy_evaluation import resource_arn
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.config import Config
+from aws_iot_mock.core.ingress import Publisher, PublishRequest
+from aws_iot_mock.logs.cloudwatch import ConnectionFacts
+from aws_iot_mock.mqtt.codec import Properties
 from aws_iot_mock.mqtt.topics import topic_matches, validate_topic_filter
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
 from aws_iot_mock.server.app import Broker
@@ -36,6 +39,7 @@ __all__ = [
     "DeviceFiles",
     "IotBroker",
     "IotBrokerThread",
+    "ShadowRejectedError",
     "default_device_policy",
 ]
 
@@ -43,8 +47,9 @@ _T = TypeVar("_T")
 
 DEFAULT_TIMEOUT = 5.0
 _LOOPBACK = "127.0.0.1"
-# The doors of the data endpoint a test broker serves, each on a port the OS picks.
-_TEST_DOORS = ("mqtt", "https", "alpn")
+# The doors a test broker serves, each on a port the OS picks: the data endpoint's three and
+# the control plane (boto3 / the aws CLI with endpoint_url).
+_TEST_DOORS = ("mqtt", "https", "alpn", "api")
 _POLICY_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # How long a client helper waits for the broker's refusal record after a failed connect (the
@@ -52,6 +57,45 @@ _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _REFUSAL_GRACE = 2.0
 
 PolicyDocument = str | Mapping[str, Any]
+Payload = bytes | str | Mapping[str, Any]
+# The principal of the cloud side's publishes and shadow requests in log records.
+CLOUD_PRINCIPAL = "aws-iot-mock-testing"
+
+
+class ShadowRejectedError(Exception):
+    """A shadow request the Device Shadow service answered on ``/rejected``.
+
+    Attributes:
+        code: the HTTP-style code AWS puts in the error document (400, 404, 409, ...).
+        message: AWS's message, e.g. ``Version conflict``.
+        document: the whole ``/rejected`` document.
+    """
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.code = int(document.get("code", 0))
+        self.message = str(document.get("message", ""))
+        self.document = dict(document)
+        super().__init__(f"{self.code} {self.message}")
+
+
+def _payload_bytes(payload: Payload) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` on top; nested mappings merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merged(current, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def default_device_policy(
@@ -216,6 +260,44 @@ def _message_finder(
     return find
 
 
+def _delta_topic(thing_name: str, shadow_name: str | None) -> str:
+    prefix = f"$aws/things/{thing_name}/shadow"
+    return (
+        f"{prefix}/update/delta"
+        if shadow_name is None
+        else f"{prefix}/name/{shadow_name}/update/delta"
+    )
+
+
+def _delta_finder(
+    thing_name: str, shadow_name: str | None, state: Mapping[str, Any] | None
+) -> Callable[[list[RoutedMessage], list[dict[str, object]]], RoutedMessage | None]:
+    topic = _delta_topic(thing_name, shadow_name)
+    wanted = dict(state or {})
+
+    def matches(message: RoutedMessage) -> bool:
+        if message.topic != topic:
+            return False
+        delta = json.loads(message.payload).get("state", {})
+        return all(delta.get(key) == value for key, value in wanted.items())
+
+    def find(messages: list[RoutedMessage], _logs: list[dict[str, object]]) -> RoutedMessage | None:
+        return next((m for m in messages if matches(m)), None)
+
+    return find
+
+
+def _delta_document(
+    found: RoutedMessage | None, thing_name: str, shadow_name: str | None, timeout: float
+) -> dict[str, Any]:
+    if found is None:
+        raise AssertionError(
+            f"no delta on {_delta_topic(thing_name, shadow_name)!r} within {timeout} s"
+        )
+    document: dict[str, Any] = json.loads(found.payload)
+    return document
+
+
 def _refusal_finder(
     reason: str | enum.Enum | None, client_id: str | None, event_type: str | None
 ) -> Callable[[list[RoutedMessage], list[dict[str, object]]], dict[str, object] | None]:
@@ -264,15 +346,20 @@ class _BrokerApi:
         connack_on_deny: bool = False,
         keep_alive_time_scale: float = 1.0,
         aws_quotas: bool = True,
+        strict_sigv4: bool = False,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         self._keep_alive_time_scale = keep_alive_time_scale
-        self._settings: dict[str, object] = {
+        self._settings: dict[str, Any] = {
             "account_id": account_id,
             "region": region,
             "endpoint": endpoint,
             "diagnostics": {"connack_on_deny": connack_on_deny},
             "limits": {"aws_quotas": aws_quotas},
+            "control_plane": {"strict_sigv4": strict_sigv4},
         }
+        if config is not None:
+            self._settings = _merged(self._settings, config)
         self._recorder = Recorder()
         self._closers = _Closers()
         self._link = DeviceLink(self._recorder, self._closers)
@@ -303,12 +390,20 @@ class _BrokerApi:
     def ports(self) -> dict[str, int]:
         """Every door's port, picked by the OS.
 
-        ``mqtt`` (AWS's 8883), ``https`` (8443) and ``alpn`` (443: MQTT, HTTPS and WebSocket
-        chosen by ALPN).
+        ``mqtt`` (AWS's 8883), ``https`` (8443), ``alpn`` (443: MQTT, HTTPS and WebSocket
+        chosen by ALPN) and ``api`` (the control plane, for boto3 and the aws CLI).
         """
         if not self._ports:
             raise RuntimeError("the broker is not started")
         return dict(self._ports)
+
+    @property
+    def api_endpoint_url(self) -> str:
+        """The control plane's URL for ``boto3.client("iot", endpoint_url=...)``.
+
+        HTTPS with the local CA's certificate: pass ``verify=str(broker.root_ca_path)``.
+        """
+        return f"https://{self.endpoint}:{self.ports['api']}"
 
     @property
     def root_ca_path(self) -> Path:
@@ -499,6 +594,111 @@ class _BrokerApi:
             link=self._link,
         )
 
+    # -- the cloud side ------------------------------------------------------------------------
+
+    def _call(self, function: Callable[[], _T]) -> _T:
+        """Run ``function`` where the broker runs (here: the caller's loop, ``IotBroker``)."""
+        return function()
+
+    def _cloud_facts(self) -> ConnectionFacts:
+        return ConnectionFacts(
+            str(self._settings["account_id"]),
+            _LOOPBACK,
+            0,
+            principal_id=CLOUD_PRINCIPAL,
+            protocol="HTTP",
+        )
+
+    def publish(
+        self,
+        topic: str,
+        payload: Payload = b"",
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        content_type: str | None = None,
+        user_properties: Mapping[str, str] | None = None,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+        message_expiry: int | None = None,
+    ) -> None:
+        """Publish as the cloud side: subscribers receive it as from AWS IoT.
+
+        As AWS's console MQTT test client or an app's ``iot-data`` ``Publish`` would. No
+        device policy applies (the caller is trusted, like an IAM principal allowed
+        ``iot:Publish``); the topic rules, the reserved topic space and AWS's limits do, and the
+        publish is logged (``Publish-In``, ``protocol`` ``HTTP``). A dict payload is sent as
+        compact JSON, a str as UTF-8. The MQTT 5 arguments reach MQTT 5 subscribers.
+
+        Raises:
+            ValueError: the broker refused it (the reason and details, as logged).
+        """
+        properties = Properties(
+            content_type=content_type,
+            user_properties=tuple((user_properties or {}).items()),
+            response_topic=response_topic,
+            correlation_data=correlation_data,
+            message_expiry_interval=message_expiry,
+        )
+        request = PublishRequest(topic, _payload_bytes(payload), qos, retain, properties)
+        publisher = Publisher(self._cloud_facts(), None)
+        refusal = self._call(lambda: self._running_broker().core.publish(publisher, request))
+        if refusal is not None:
+            raise ValueError(
+                f"publish to {topic!r} refused: {refusal.reason.name}: {refusal.details}"
+            )
+
+    def _shadow(
+        self, operation: str, thing_name: str, shadow_name: str | None, payload: bytes
+    ) -> dict[str, Any]:
+        def run() -> tuple[str, bytes]:
+            shadows = self._running_broker().shadows
+            outcome = shadows.process(
+                operation,
+                thing_name,
+                shadow_name,
+                payload,
+                facts=self._cloud_facts(),
+                via_rest=True,
+            )
+            return outcome.response
+
+        topic, answer = self._call(run)
+        document: dict[str, Any] = json.loads(answer) if answer else {}
+        if topic.endswith("/rejected"):
+            raise ShadowRejectedError(document)
+        return document
+
+    def get_shadow(self, thing_name: str, shadow_name: str | None = None) -> dict[str, Any]:
+        """The shadow document, as ``aws iot-data get-thing-shadow`` returns it.
+
+        Raises:
+            ShadowRejectedError: e.g. code 404 when the shadow does not exist.
+        """
+        return self._shadow("get", thing_name, shadow_name, b"")
+
+    def update_shadow(
+        self, thing_name: str, document: Payload, shadow_name: str | None = None
+    ) -> dict[str, Any]:
+        """Update a shadow as the cloud side (``update-thing-shadow``); the accepted document.
+
+        Devices receive ``/update/accepted``, ``/update/delta`` and ``/update/documents`` as
+        after any update. ``document`` is a request state document, e.g.
+        ``{"state": {"desired": {"color": "green"}}}``.
+
+        Raises:
+            ShadowRejectedError: the service refused it (400, 409, 413, ...).
+        """
+        return self._shadow("update", thing_name, shadow_name, _payload_bytes(document))
+
+    def delete_shadow(self, thing_name: str, shadow_name: str | None = None) -> dict[str, Any]:
+        """Delete a shadow (``delete-thing-shadow``); the ``/delete/accepted`` document.
+
+        Raises:
+            ShadowRejectedError: code 404 when there is no such shadow.
+        """
+        return self._shadow("delete", thing_name, shadow_name, b"")
+
     # -- lifecycle helpers ---------------------------------------------------------------------
 
     def _config(self, directory: Path) -> Config:
@@ -508,8 +708,13 @@ class _BrokerApi:
                 "listeners": [{"door": door, "host": _LOOPBACK, "port": 0} for door in _TEST_DOORS],
                 "certs_dir": str(directory / "certs"),
                 "state_dir": str(directory / "state"),
-                # Records reach the recorder whatever the level; DEBUG so that none is skipped.
-                "logging": {"level": "DEBUG", "file": None, "stdout": False},
+                # The recorder gets every record the level lets through: DEBUG (all of them)
+                # unless the test's configuration asks for another level.
+                "logging": {
+                    "level": self._settings.get("logging", {}).get("level", "DEBUG"),
+                    "file": None,
+                    "stdout": False,
+                },
             },
             source="aws_iot_mock.testing",
         )
@@ -606,6 +811,8 @@ class IotBroker(_BrokerApi):
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
         aws_quotas: enforce AWS IoT's per-connection quotas (100 publishes/s, 1 CONNECT/s per
             client ID, ...), as AWS does; False lifts them (a test that reconnects at once).
+        strict_sigv4: the control plane (``api_endpoint_url``) refuses access keys the local
+            IAM does not know, as AWS does; by default any well-formed signature is accepted.
     """
 
     async def start(self) -> None:
@@ -675,6 +882,28 @@ class IotBroker(_BrokerApi):
                 f"{_describe_refusals(self.logs)}"
             )
         return found
+
+    async def wait_for_delta(
+        self,
+        thing_name: str,
+        shadow_name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        state: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for a shadow ``/update/delta`` message; its document.
+
+        With ``state``, the first delta whose ``state`` has those fields with those values
+        (e.g. ``{"color": "green"}``); without, the first delta of that shadow. Deltas published
+        before the call count too.
+
+        Raises:
+            AssertionError: none within ``timeout`` seconds.
+        """
+        found = await self._recorder.wait_async(
+            _delta_finder(thing_name, shadow_name, state), timeout
+        )
+        return _delta_document(found, thing_name, shadow_name, timeout)
 
 
 class IotBrokerThread(_BrokerApi):
@@ -825,6 +1054,50 @@ class IotBrokerThread(_BrokerApi):
                 f"{_describe_refusals(self.logs)}"
             )
         return found
+
+    def _call(self, function: Callable[[], _T]) -> _T:
+        """Run ``function`` in the broker's thread and return its result here."""
+        loop, thread = self._loop, self._thread
+        if loop is None:
+            raise RuntimeError("the broker is not started")
+        if threading.current_thread() is thread:
+            return function()
+        result: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(function())
+            except BaseException as exc:  # re-raised in the caller's thread
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout=DEFAULT_TIMEOUT)
+
+    def wait_for_delta(
+        self,
+        thing_name: str,
+        shadow_name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        state: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Block until a shadow ``/update/delta`` message; see ``IotBroker``'s."""
+        finder = _delta_finder(thing_name, shadow_name, state)
+        found = self._recorder.wait_blocking(finder, timeout)
+        return _delta_document(found, thing_name, shadow_name, timeout)
+
+    async def wait_for_delta_async(
+        self,
+        thing_name: str,
+        shadow_name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        state: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``wait_for_delta`` for async tests."""
+        finder = _delta_finder(thing_name, shadow_name, state)
+        found = await self._await_in_broker(self._recorder.wait_async(finder, timeout))
+        return _delta_document(found, thing_name, shadow_name, timeout)
 
     async def _await_in_broker(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` in the broker's loop; await it from the caller's loop."""

@@ -5,7 +5,13 @@ Registered through the ``pytest11`` entry point, so installing the package is en
 
 * ``iot_broker``: a running ``IotBrokerThread`` for one test (fresh certificates, state, port);
 * ``iot_broker_session``: one broker shared by the whole session (per xdist worker);
-* ``iot_device``: ``iot_device("thing-1", policy=None)`` creates a device on ``iot_broker``.
+* ``iot_device``: ``iot_device("thing-1", policy=None)`` creates a device on ``iot_broker``;
+* ``iot_broker_options``: the keyword arguments ``iot_broker`` is built with (``{}``; override the
+  fixture in a conftest.py for a whole directory).
+
+``@pytest.mark.iot_broker(aws_quotas=False, config={"tls": {...}})`` sets ``iot_broker``'s
+arguments for one test (on top of ``iot_broker_options``): any ``IotBrokerThread`` argument, and
+``config``, a mapping in the configuration file's shape (TLS policy, limits, logging level...).
 
 The broker runs in its own thread, so the fixtures are plain synchronous fixtures that work in
 sync tests and in async tests under pytest-asyncio's strict and auto modes alike. When a test
@@ -28,8 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "iot_broker",
+    "iot_broker_options",
     "iot_broker_session",
     "iot_device",
+    "pytest_configure",
     "pytest_runtest_makereport",
     "pytest_runtest_setup",
 ]
@@ -46,12 +54,39 @@ def _watch(item: pytest.Item, broker: IotBrokerThread, start: int) -> None:
     item.stash.setdefault(_WATCHED, []).append((broker, start))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``iot_broker`` marker (``--strict-markers`` suites accept it)."""
+    config.addinivalue_line(
+        "markers",
+        "iot_broker(**options): IotBrokerThread arguments for this test's iot_broker, e.g. "
+        "aws_quotas=False or config={'tls': {'security_policy': '...'}}",
+    )
+
+
 @pytest.fixture
-def iot_broker(request: pytest.FixtureRequest) -> Iterator[IotBrokerThread]:
-    """A running broker for this test (``IotBrokerThread``), stopped and removed afterwards."""
+def iot_broker_options() -> dict[str, Any]:
+    """Keyword arguments for ``iot_broker``'s ``IotBrokerThread``; override it to change them."""
+    return {}
+
+
+@pytest.fixture
+def iot_broker(
+    request: pytest.FixtureRequest, iot_broker_options: Mapping[str, Any]
+) -> Iterator[IotBrokerThread]:
+    """A running broker for this test (``IotBrokerThread``), stopped and removed afterwards.
+
+    Built with ``iot_broker_options``, then the test's ``@pytest.mark.iot_broker(...)`` arguments
+    (the nearest marker wins).
+    """
     from aws_iot_mock.testing import IotBrokerThread  # noqa: PLC0415 (lazy: see the module doc)
 
-    with IotBrokerThread() as broker:
+    options = dict(iot_broker_options)
+    marker = request.node.get_closest_marker("iot_broker")
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError("@pytest.mark.iot_broker takes keyword arguments only")
+        options.update(marker.kwargs)
+    with IotBrokerThread(**options) as broker:
         _watch(request.node, broker, 0)
         yield broker
 

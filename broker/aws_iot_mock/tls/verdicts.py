@@ -15,8 +15,9 @@ them.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from aws_iot_mock.logs.cloudwatch import Reason
 
@@ -46,17 +47,31 @@ class Refusal:
     details: str
 
 
-def check_sni(server_name: str | None, accepted: Set[str], *, require_sni: bool) -> Refusal | None:
+def check_sni(
+    server_name: str | None,
+    accepted: Set[str],
+    *,
+    require_sni: bool,
+    disabled: Mapping[str, str] = MappingProxyType({}),
+) -> Refusal | None:
     """Decide on the SNI ``host_name`` a client sent.
 
     Args:
         server_name: the ``host_name`` from the ClientHello, or None when absent.
         accepted: the lower-case endpoint and domain names.
         require_sni: whether a missing SNI is refused (AWS's MQTT page: it is).
+        disabled: lower-case domain name -> the name of its DISABLED domain configuration;
+            such a name is refused with its own reason (it is not in ``accepted``).
 
     Returns:
         None to go on, or the refusal.
     """
+    if server_name is not None and server_name.lower() in disabled:
+        return Refusal(
+            Reason.DOMAIN_CONFIGURATION_DISABLED,
+            f"SNI host_name '{server_name}' names domain configuration "
+            f"{disabled[server_name.lower()]!r}, which is DISABLED",
+        )
     if server_name is None:
         if require_sni:
             return Refusal(
