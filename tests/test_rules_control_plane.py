@@ -13,18 +13,26 @@ import json
 import queue
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import pytest
 from paho.mqtt.client import Client, MQTTMessage
 
+from aws_iot_mock.aws.api_errors import AwsApiError
+from aws_iot_mock.rules import topic_rules
+from aws_iot_mock.rules.topic_rules import TopicRuleService
+from aws_iot_mock.state.topic_rules import TopicRuleStore
 from aws_iot_mock.testing import IotBrokerThread, paho_client
 from tests._aws_models import assert_shape
+from tests.docs_snippets import output
 from tests.local_services import HttpRecorder, aws_client, moto_server
 
 TIMEOUT = 10.0
 ROLE = "arn:aws:iam::123456789012:role/aws_iot_rule"
+# Fields of a log record that differ from run to run.
+VARYING = frozenset({"timestamp", "traceId", "principalId", "details"})
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +191,13 @@ def test_a_failing_action_runs_the_error_action_and_is_logged(
         assert record["ruleAction"] == "SqsAction"
         assert record["traceId"] == document["cloudwatchTraceId"]
         assert record["details"] == failure["errorMessage"]
+        # docs/rules-engine.md shows such a record: the same fields, the same wording.
+        shown = json.loads(output("rules-engine-failure-record"))
+        assert list(shown) == list(record)
+        assert {k: v for k, v in shown.items() if k not in VARYING} == {
+            k: v for k, v in record.items() if k not in VARYING
+        }
+        assert shown["details"] == record["details"].replace(moto_endpoint, "http://127.0.0.1:5000")
     finally:
         watcher.close()
         iot.delete_topic_rule(ruleName="broken_sqs")
@@ -261,3 +276,20 @@ def test_the_topic_rule_errors_are_awss(iot: Any, name: str) -> None:
         iot.enable_topic_rule(ruleName=f"{name}_absent")
     assert error_code(missing) == "UnauthorizedException"
     iot.delete_topic_rule(ruleName=name)
+
+
+def test_the_account_holds_at_most_max_topic_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(topic_rules, "MAX_TOPIC_RULES", 2)
+    with TopicRuleStore.open(tmp_path) as store:
+        service = TopicRuleService(store, region="us-east-1", account_id="123456789012")
+        rule = payload("SELECT * FROM 'x'")
+        for name in ("one", "two"):  # the passing twin: up to the quota
+            service.create_topic_rule({"ruleName": name, "topicRulePayload": rule})
+        with pytest.raises(AwsApiError) as info:
+            service.create_topic_rule({"ruleName": "three", "topicRulePayload": rule})
+        assert info.value.code == "LimitExceededException"
+        with pytest.raises(AwsApiError) as again:  # an existing name still says so
+            service.create_topic_rule({"ruleName": "one", "topicRulePayload": rule})
+        assert again.value.code == "ResourceAlreadyExistsException"

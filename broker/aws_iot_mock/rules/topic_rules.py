@@ -51,6 +51,7 @@ from aws_iot_mock.state.topic_rules import StoredTopicRule, TopicRuleStore
 __all__ = [
     "ACTION_REQUIRED_MEMBERS",
     "MAX_ACTIONS",
+    "MAX_TOPIC_RULES",
     "RULES_OPERATIONS",
     "TopicRuleService",
     "compile_statement",
@@ -63,6 +64,11 @@ Operation = Callable[[dict[str, Any]], dict[str, Any]]
 _RULE_NAME = re.compile(r"[a-zA-Z0-9_]{1,128}")
 # ActionList: "max": 10 ("A maximum of 10 actions can be defined per rule").
 MAX_ACTIONS: Final = 10
+# "Maximum number of rules per AWS account: 1000" (AWS IoT quotas, 2019 edition of
+# https://docs.aws.amazon.com/general/latest/gr/iot-core.html; adjustable on AWS today). The
+# store stays bounded; the error a full account gets is not documented (LimitExceededException,
+# as the registry's quotas answer, is this emulator's choice).
+MAX_TOPIC_RULES: Final = 1000
 # ListTopicRules maxResults: TopicRuleMaxResults, 1..10000.
 _LIST_LIMIT: Final = 10000
 # The members of botocore's ``Action`` and the required members of each one's shape.
@@ -283,11 +289,16 @@ class TopicRuleService:
 
         Raises:
             AwsApiError: InvalidRequestException, SqlParseException,
-                ResourceAlreadyExistsException.
+                ResourceAlreadyExistsException, LimitExceededException (MAX_TOPIC_RULES).
         """
         name = _rule_name(request)
         payload, _statement = _checked_payload(request)
         tags = _tags(request.get("tags"))
+        if len(self._store.all()) >= MAX_TOPIC_RULES and self._store.get(name) is None:
+            raise AwsApiError(
+                "LimitExceededException",
+                f"The account has {MAX_TOPIC_RULES} topic rules, the most AWS IoT allows",
+            )
         stored = StoredTopicRule(name, payload, self._clock(), tags)
         if not self._store.create(stored):
             raise AwsApiError(
