@@ -197,7 +197,9 @@ def test_a_failing_action_runs_the_error_action_and_is_logged(
         assert {k: v for k, v in shown.items() if k not in VARYING} == {
             k: v for k, v in record.items() if k not in VARYING
         }
-        assert shown["details"] == record["details"].replace(moto_endpoint, "http://127.0.0.1:5000")
+        assert shown["details"] == str(record["details"]).replace(
+            moto_endpoint, "http://127.0.0.1:5000"
+        )
     finally:
         watcher.close()
         iot.delete_topic_rule(ruleName="broken_sqs")
