@@ -24,7 +24,7 @@ from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.rules import topic_rules
 from aws_iot_mock.rules.topic_rules import TopicRuleService
 from aws_iot_mock.state.topic_rules import TopicRuleStore
-from aws_iot_mock.testing import IotBrokerThread, paho_client
+from aws_iot_mock.testing import IotBrokerThread, awsiot_connection, paho_client
 from tests._aws_models import assert_shape
 from tests.docs_snippets import output
 from tests.local_services import HttpRecorder, aws_client, moto_server
@@ -226,6 +226,34 @@ def test_basic_ingest_reaches_the_rule_and_no_subscriber(broker: IotBrokerThread
     finally:
         watcher.close()
         iot.delete_topic_rule(ruleName="ingest")
+
+
+def test_a_device_sdk_publish_triggers_the_rule(broker: IotBrokerThread, iot: Any) -> None:
+    from awscrt import mqtt  # noqa: PLC0415 - the AWS IoT Device SDK's MQTT client
+
+    watcher = Subscriber(broker, "sdk-watcher", "sdk-out/#")
+    iot.create_topic_rule(
+        ruleName="from_the_sdk",
+        topicRulePayload=payload(
+            "SELECT state.reported AS reported, clientid() AS who FROM 'devices/+/report'",
+            republish("sdk-out/${clientid()}"),
+        ),
+    )
+    connection = awsiot_connection(broker.create_device("sdk-device"))
+    try:
+        body = json.dumps({"state": {"reported": {"on": True}}})
+        published, _packet_id = connection.publish(
+            "devices/sdk-device/report", body, mqtt.QoS.AT_LEAST_ONCE
+        )
+        published.result(TIMEOUT)
+        assert watcher.receive() == (
+            "sdk-out/sdk-device",
+            {"reported": {"on": True}, "who": "sdk-device"},
+        )
+    finally:
+        connection.disconnect().result(TIMEOUT)
+        watcher.close()
+        iot.delete_topic_rule(ruleName="from_the_sdk")
 
 
 # -- the API: shapes and errors --------------------------------------------------------------
