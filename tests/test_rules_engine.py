@@ -10,7 +10,6 @@ queue runs in order, so a later message's result proves an earlier one produced 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import stat
@@ -24,10 +23,9 @@ from paho.mqtt.client import Client
 from aws_iot_mock import cli
 from aws_iot_mock.config import Config, RulesConfig
 from aws_iot_mock.mqtt.codec import Properties
-from aws_iot_mock.server.app import Broker
 from aws_iot_mock.testing._broker import DeviceFiles
 from aws_iot_mock.testing.clients import paho_client
-from tests.conftest import Device, RunningBroker, client_context, make_config
+from tests.conftest import Device, RunningBroker, client_context, make_config, started_broker
 from tests.local_services import HttpRecorder, aws_client, moto_server
 from tests.test_mqtt_pubsub import RawClient
 
@@ -50,18 +48,6 @@ def config(tmp_path: Path, moto_endpoint: str) -> Config:
         make_config(tmp_path),
         rules=RulesConfig(aws_endpoint_url=moto_endpoint, action_timeout=TIMEOUT),
     )
-
-
-@contextlib.asynccontextmanager
-async def started(config: Config) -> AsyncIterator[RunningBroker]:
-    broker = Broker(config)
-    running = RunningBroker(broker, config)
-    broker.sink.add_listener(running._on_record)
-    await broker.start()
-    try:
-        yield running
-    finally:
-        await broker.stop()
 
 
 class Rig:
@@ -425,7 +411,7 @@ async def test_a_full_rule_queue_drops_and_logs(config: Config) -> None:
     bounded = dataclasses.replace(
         config, rules=dataclasses.replace(config.rules, queue_max=2, workers=1)
     )
-    async with started(bounded) as running:
+    async with started_broker(bounded) as running:
         rig = Rig(running)
         try:
             with HttpRecorder(stall=True) as server:
@@ -459,11 +445,11 @@ async def test_a_full_rule_queue_drops_and_logs(config: Config) -> None:
 
 
 async def test_rules_survive_a_restart(config: Config) -> None:
-    async with started(config) as running:
+    async with started_broker(config) as running:
         create_rule(running, "kept", "SELECT * FROM 'in/#'", republish("out/kept"))
     store = config.state_dir / "rules.sqlite3"
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
-    async with started(config) as running:
+    async with started_broker(config) as running:
         rig = Rig(running)
         try:
             watcher = await rig.subscriber("watcher", "out/#")
