@@ -373,6 +373,8 @@ _ServiceFlag = tuple[str, str, str, bool]
 _THING_GROUP = ("--thing-group-name", "thingGroupName", "str", True)
 _DOMAIN = ("--domain-configuration-name", "domainConfigurationName", "str", True)
 _RESOURCE = ("--resource-arn", "resourceArn", "str", True)
+_RULE = ("--rule-name", "ruleName", "str", True)
+_RULE_PAYLOAD = ("--topic-rule-payload", "topicRulePayload", "struct", True)
 _GROUP_AND_THING: tuple[_ServiceFlag, ...] = (
     ("--thing-group-name", "thingGroupName", "str", False),
     ("--thing-group-arn", "thingGroupArn", "str", False),
@@ -498,6 +500,30 @@ _SERVICE_VERBS: dict[str, tuple[str, str, tuple[_ServiceFlag, ...]]] = {
         (_RESOURCE, ("--tag-keys", "tagKeys", "strs", True)),
     ),
     "list-tags-for-resource": ("ListTagsForResource", "list a resource's tags", (_RESOURCE,)),
+    # The rules engine's topic rules (aws_iot_mock.rules.topic_rules); a running broker on the
+    # same state directory picks a change up within a second.
+    "create-topic-rule": (
+        "CreateTopicRule",
+        "create a topic rule (rules engine)",
+        (_RULE, _RULE_PAYLOAD, ("--tags", "tags", "str", False)),
+    ),
+    "get-topic-rule": ("GetTopicRule", "show a topic rule", (_RULE,)),
+    "list-topic-rules": (
+        "ListTopicRules",
+        "list the topic rules",
+        (
+            ("--topic", "topic", "str", False),
+            ("--rule-disabled", "ruleDisabled", "bool", False),
+        ),
+    ),
+    "replace-topic-rule": (
+        "ReplaceTopicRule",
+        "replace a topic rule's definition",
+        (_RULE, _RULE_PAYLOAD),
+    ),
+    "delete-topic-rule": ("DeleteTopicRule", "delete a topic rule", (_RULE,)),
+    "enable-topic-rule": ("EnableTopicRule", "enable a topic rule", (_RULE,)),
+    "disable-topic-rule": ("DisableTopicRule", "disable a topic rule", (_RULE,)),
 }
 
 
@@ -563,14 +589,21 @@ def _call_service(config: Config, operation: str, request: dict[str, object]) ->
     # Imported here so that the other verbs start without the API modules.
     from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
     from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
+    from aws_iot_mock.rules.topic_rules import RULES_OPERATIONS, TopicRuleService  # noqa: PLC0415
+    from aws_iot_mock.state.topic_rules import TopicRuleStore  # noqa: PLC0415
 
-    with (
-        _open_registry(config) as registry,
-        built_in_operations(config, registry, operation) as built_in,
-    ):
+    with contextlib.ExitStack() as stack:
+        registry = stack.enter_context(_open_registry(config))
         service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
-        # Jobs and provisioning templates: the operations the broker adds to its own.
-        service.add_operations(built_in)
+        # The built-in services' operations join the same layer, as in the broker: jobs and
+        # provisioning templates, and topic rules.
+        service.add_operations(
+            stack.enter_context(built_in_operations(config, registry, operation))
+        )
+        if operation in RULES_OPERATIONS:
+            store = stack.enter_context(TopicRuleStore.open(config.state_dir))
+            rules = TopicRuleService(store, region=config.region, account_id=config.account_id)
+            service.add_operations(rules.operations())
         try:
             return service.call(operation, request)
         except AwsApiError as exc:

@@ -41,6 +41,7 @@ __all__ = [
     "reason_catalogue_markdown",
     "record_level",
     "service_record",
+    "rule_record",
     "shadow_record",
 ]
 
@@ -85,6 +86,13 @@ class EventType(enum.Enum):
     CREATE_KEYS_AND_CERTIFICATE = "CreateKeysAndCertificate"
     CREATE_CERTIFICATE_FROM_CSR = "CreateCertificateFromCsr"
     REGISTER_THING = "RegisterThing"
+    # Rules engine event types ("Rules engine log entries",
+    # https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html#rule-engine-logs).
+    RULE_MATCH = "RuleMatch"
+    STARTING_RULE_EXECUTION = "StartingRuleExecution"
+    RULE_EXECUTION = "RuleExecution"
+    RULE_NOT_FOUND = "RuleNotFound"
+    RULE_MESSAGE_THROTTLED = "RuleMessageThrottled"
 
 
 @dataclass(frozen=True)
@@ -340,6 +348,30 @@ class Reason(enum.Enum):
         "for the client, its in-flight window or its reconnect); newer ones are dropped. Logged "
         "once when it starts and once, with the count, when it ends.",
     )
+    # -- rules engine ------------------------------------------------------------------------
+    # AWS's rules-engine entries spell their reasons in CamelCase ("reason": "RuleNotFound",
+    # cwl-format, "Rules engine log entries"); these members keep AWS's spelling.
+    RuleNotFound = _ReasonInfo(
+        "nothing (the publish was accepted)",
+        "A Basic Ingest publish (`$aws/rules/<rule>/...`) names a rule that does not exist or is "
+        "disabled; the message goes nowhere (`RuleNotFound` entry).",
+    )
+    RuleExecutionThrottled = _ReasonInfo(
+        "nothing (the publish was accepted)",
+        "A rule's queue already holds `rules.queue_max` messages waiting for its actions; newer "
+        "ones are dropped (`RuleMessageThrottled` entry, once when it starts and once, with the "
+        "count, when it ends).",
+    )
+    RuleActionFailed = _ReasonInfo(
+        "nothing; the rule's `errorAction` runs",
+        "A rule action could not be performed (the service answered an error, the HTTP endpoint "
+        "failed, the action is not emulated); `details` has the error action's `errorMessage`.",
+    )
+    RuleRepublishLoop = _ReasonInfo(
+        "nothing (the republished message still reaches subscribers)",
+        "A message republished by rules `rules.republish_max_depth` times in a row (a rule that "
+        "republishes to its own topic) is not evaluated by the rules again.",
+    )
 
     @property
     def alert(self) -> str:
@@ -571,6 +603,71 @@ def service_record(
     record.update(attributes)
     if failure is not None:
         record["reason"], record["details"] = failure
+    return record
+
+
+def rule_record(  # noqa: PLR0913 - every argument is a record field
+    event_type: EventType,
+    *,
+    account_id: str,
+    trace_id: str,
+    client_id: str | None,
+    topic_name: str,
+    rule_name: str,
+    principal_id: str | None = None,
+    rule_action: str | None = None,
+    resources: Mapping[str, str] | None = None,
+    failure: tuple[Reason, str] | None = None,
+    level: LogLevel | None = None,
+    now: _dt.datetime | None = None,
+) -> dict[str, object]:
+    """Build a rules-engine record, as AWS's ``RuleExecution`` and ``RuleNotFound`` examples.
+
+    Rules-engine entries have no ``protocol``, ``sourceIp`` or ``sourcePort``; they carry
+    ``clientId`` (``N/A`` when the message did not come from an MQTT client, as AWS writes it
+    for ``FunctionExecution``), ``topicName``, ``ruleName``, ``ruleAction`` and ``resources``
+    for an action, ``principalId``, and on failure ``reason`` and ``details``
+    (https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html#rule-engine-logs).
+
+    Args:
+        event_type: one of the rules-engine event types.
+        account_id: the account.
+        trace_id: the message's trace ID (the errorAction document's ``cloudwatchTraceId``).
+        client_id: the publishing client ID, None for messages not sent over MQTT.
+        topic_name: the message's topic.
+        rule_name: the rule.
+        principal_id: the publisher's principal, when known.
+        rule_action: the action (``RepublishAction``, ``SqsAction``...).
+        resources: what the action addressed (``{"RepublishTopic": "rules/republish"}``).
+        failure: ``(reason, details)`` for a ``Failure`` at ``ERROR``.
+        level: the level of a ``Success`` record (AWS: ``StartingRuleExecution`` is ``DEBUG``,
+            the others ``INFO``).
+        now: the time to stamp.
+    """
+    if failure is None:
+        severity, status = (level or LogLevel.INFO), "Success"
+    else:
+        severity, status = LogLevel.ERROR, "Failure"
+    record: dict[str, object] = {
+        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "logLevel": severity.name,
+        "traceId": trace_id,
+        "accountId": account_id,
+        "status": status,
+        "eventType": event_type.value,
+        "clientId": "N/A" if client_id is None else client_id,
+        "topicName": topic_name,
+        "ruleName": rule_name,
+    }
+    if rule_action is not None:
+        record["ruleAction"] = rule_action
+    if resources is not None:
+        record["resources"] = dict(resources)
+    if principal_id is not None:
+        record["principalId"] = principal_id
+    if failure is not None:
+        record["reason"] = failure[0].name
+        record["details"] = failure[1]
     return record
 
 

@@ -52,6 +52,8 @@ from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
 from aws_iot_mock.resources import thing_exists
+from aws_iot_mock.rules.runtime import RulesEngine
+from aws_iot_mock.rules.topic_rules import TopicRuleService
 from aws_iot_mock.server.domains import ServedDomains, served_domains
 from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
 from aws_iot_mock.services.jobs import JobsService
@@ -62,6 +64,7 @@ from aws_iot_mock.state.mailbox import answer_requests
 from aws_iot_mock.state.provisioning import ProvisioningStore
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
+from aws_iot_mock.state.topic_rules import TopicRuleStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
 from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
@@ -162,6 +165,9 @@ class Broker:
         self._provisioning_store: ProvisioningStore | None = None
         self._provisioning_templates: ProvisioningTemplateService | None = None
         self._registry: CertificateRegistry | None = None
+        self._rule_store: TopicRuleStore | None = None
+        self._rules_engine: RulesEngine | None = None
+        self._topic_rules: TopicRuleService | None = None
         self._iam: IamStore | None = None
         self._control: ControlEndpoint | None = None
         self._domains = served_domains(config, ())
@@ -235,6 +241,13 @@ class Broker:
             raise RuntimeError("the broker is not started")
         return self._provisioning_templates
 
+    @property
+    def rules_engine(self) -> RulesEngine:
+        """The rules engine (while the broker runs)."""
+        if self._rules_engine is None:
+            raise RuntimeError("the broker is not started")
+        return self._rules_engine
+
     def add_message_listener(self, listener: Callable[[Message], None]) -> None:
         """Call ``listener(message)`` for every message the broker routes (after authorization).
 
@@ -294,6 +307,25 @@ class Broker:
         )
         core.register_service(self._shadows)
         self._register_jobs_and_provisioning(core, registry, log_successes)
+        # The rules engine observes every routed message; rule changes take effect at once
+        # in-process, and within a second (poll in _tick) when the CLI writes the store.
+        self._rule_store = TopicRuleStore.open(config.state_dir)
+        engine = self._rules_engine = RulesEngine(
+            core,
+            self._rule_store,
+            config.rules,
+            account_id=config.account_id,
+            region=config.region,
+            emit=self.sink.emit,
+            log_level=self.sink.level,
+        )
+        self._topic_rules = TopicRuleService(
+            self._rule_store,
+            region=config.region,
+            account_id=config.account_id,
+            on_change=engine.reload,
+        )
+        engine.start(loop)
 
         scheduler = FlushScheduler()
 
@@ -315,6 +347,7 @@ class Broker:
         self.control_plane = IotControlPlane(registry, config, certs=self.certs)
         self.control_plane.add_operations(_on_loop(self.jobs.operations(), loop))
         self.control_plane.add_operations(self.provisioning_templates.operations())
+        self.control_plane.add_operations(self._topic_rules.operations())
         self._control = control = ControlEndpoint(
             self.control_plane,
             ControlPlaneAuthenticator(
@@ -414,6 +447,8 @@ class Broker:
             self._core.tick()
         if self._jobs is not None:
             self._jobs.tick()
+        if self._rules_engine is not None:
+            self._rules_engine.poll()
 
     def _poll_mailbox(self) -> None:
         """Answer shadow and job requests the CLI posted, within a fifth of a second."""
@@ -532,6 +567,9 @@ class Broker:
         if self._control is not None:
             self._control.close()
             self._control = None
+        if self._rules_engine is not None:
+            self._rules_engine.stop()
+        self._rules_engine = self._topic_rules = None
         self._core = None
         self._shadows = None
         self._jobs = None
@@ -543,10 +581,11 @@ class Broker:
             self._provisioning_store,
             self._registry,
             self._iam,
+            self._rule_store,
         ):
             if store is not None:
                 store.close()
-        self._store = self._shadow_store = None
+        self._store = self._shadow_store = self._rule_store = None
         self._job_store = self._provisioning_store = None
         self._registry = None
         self._iam = None
