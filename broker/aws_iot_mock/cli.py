@@ -21,6 +21,7 @@ import contextlib
 import gc
 import json
 import os
+import resource
 import shlex
 import signal
 import socket
@@ -34,7 +35,12 @@ from aws_iot_mock import pki
 from aws_iot_mock.authz.iot_policy_evaluation import (
     resource_arn,
 )
-from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.certs_dir import (
+    CertsDirectory,
+    private_directory,
+    write_private_key,
+    write_public_file,
+)
 from aws_iot_mock.cli_jobs import BUILT_IN_VERBS, built_in_operations
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
@@ -48,6 +54,7 @@ from aws_iot_mock.resources import (
     ensure_thing_principal,
     thing_exists,
 )
+from aws_iot_mock.state.instance_lock import StateDirectoryInUseError
 
 __all__ = ["main", "main_entry"]
 
@@ -1263,7 +1270,7 @@ def ensure_demo_device(config: Config) -> tuple[Path, Path]:
             record = registry.register_certificate(
                 issued.certificate_pem, status=CertificateStatus.ACTIVE
             )
-            cert_path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(cert_path.parent)  # it holds the device's private key
             write_private_key(key_path, issued.private_key_pem)
             write_public_file(public_path, issued.public_key_pem)
             write_public_file(cert_path, issued.certificate_pem)
@@ -1351,6 +1358,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aws_iot_mock.server.app import Broker  # noqa: PLC0415
 
     config = _load(args)
+    _raise_open_files_limit()
     demo = ensure_demo_device(config) if args.demo_device else None
     for change in _apply_resources(config):
         print(f"resources:   {change}", file=sys.stderr)
@@ -1427,6 +1435,21 @@ def _apply_resources(config: Config) -> list[str]:
     ca = CertsDirectory(config.certs_dir).ensure_root_ca()
     with _open_registry(config) as registry:
         return apply_config_resources(config, registry, ca.certificate_pem)
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit: every connection takes a descriptor.
+
+    The usual soft limit (1024) caps a broker near a thousand devices; the hard limit is what
+    the system allows without privileges. Past it, accept failures are logged with reason
+    ``TOO_MANY_OPEN_FILES``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20  # Linux's default nr_open; "unlimited" is not accepted as a soft limit
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run_event_loop(main_coroutine: Coroutine[None, None, None]) -> None:
@@ -1543,7 +1566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _VERBS[args.verb](args)
-    except (ConfigError, ListenerBindError) as exc:
+    except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
         # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -183,6 +183,12 @@ class Reason(enum.Enum):
         "close_notify",
         "The protocol this connection asked for is not served by this build (see `details`).",
     )
+    TOO_MANY_OPEN_FILES = _ReasonInfo(
+        "nothing yet: the connection waits in the listen backlog until a descriptor is free",
+        "Accepting a TCP connection failed because the process is out of file descriptors "
+        "(EMFILE/ENFILE). Each connection takes one; `serve` raises its soft limit to the hard "
+        "limit at start, so raise the hard limit (`ulimit -n`, Docker's `--ulimit nofile=`).",
+    )
     # -- MQTT: CONNECT ------------------------------------------------------------------
     UNSUPPORTED_PROTOCOL_VERSION = _ReasonInfo(
         "CONNACK 0x01, then close",

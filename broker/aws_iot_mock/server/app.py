@@ -43,11 +43,11 @@ from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
-from aws_iot_mock.doors.listeners import BoundListener, bind_listener
+from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
 from aws_iot_mock.iam.store import IamStore
-from aws_iot_mock.logs.cloudwatch import LogLevel
+from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
@@ -59,6 +59,7 @@ from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
 from aws_iot_mock.services.jobs import JobsService
 from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
 from aws_iot_mock.services.shadows import ShadowService
+from aws_iot_mock.state.instance_lock import StateDirectoryLock
 from aws_iot_mock.state.jobs import JobStore
 from aws_iot_mock.state.mailbox import answer_requests
 from aws_iot_mock.state.provisioning import ProvisioningStore
@@ -165,6 +166,10 @@ class Broker:
         self._provisioning_store: ProvisioningStore | None = None
         self._provisioning_templates: ProvisioningTemplateService | None = None
         self._registry: CertificateRegistry | None = None
+        self._state_lock: StateDirectoryLock | None = None
+        self._accept_failures = AcceptFailureLog(
+            self.sink.emit, self._accept_failure_record, time.monotonic
+        )
         self._rule_store: TopicRuleStore | None = None
         self._rules_engine: RulesEngine | None = None
         self._topic_rules: TopicRuleService | None = None
@@ -261,6 +266,8 @@ class Broker:
 
         Raises:
             aws_iot_mock.errors.ListenerBindError: a required listener cannot bind.
+            aws_iot_mock.state.instance_lock.StateDirectoryInUseError: another broker serves
+                this state directory.
             aws_iot_mock.errors.BrokerError: the certs directory or a store is unusable.
         """
         try:
@@ -272,6 +279,9 @@ class Broker:
     async def _start(self) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        # First: a second broker on this state directory stops here, before touching a store.
+        self._state_lock = StateDirectoryLock.acquire(config.state_dir)
+        self._accept_failures.install(loop)
         self.certs.ensure_root_ca()
         self._registry = registry = CertificateRegistry.open(
             config.state_dir, region=config.region, account_id=config.account_id
@@ -388,6 +398,7 @@ class Broker:
                 log_successes=log_successes,
                 log_debug=self.sink.level >= LogLevel.DEBUG,
             )
+            door.descriptor_watch = self._accept_failures.note_descriptor
             server, bound = await bind_listener(listener, door.protocol_factory)
             self._listeners.append(bound)
             if server is None:
@@ -439,6 +450,11 @@ class Broker:
                 log_successes=log_successes,
             )
         )
+
+    def _accept_failure_record(self, details: str) -> dict[str, object]:
+        # No peer is known: the connection was never accepted.
+        facts = ConnectionFacts(self.config.account_id, "", 0)
+        return connect_failure(Reason.TOO_MANY_OPEN_FILES, details, facts)
 
     def _tick(self) -> None:
         """Once a second: the core's wills, session expiry and registry changes; job timers."""
@@ -574,6 +590,14 @@ class Broker:
         self._shadows = None
         self._jobs = None
         self._provisioning_templates = None
+        self._close_stores()
+        self._accept_failures.uninstall()
+        self.sink.close()
+        if self._state_lock is not None:
+            self._state_lock.release()  # last: the directory is free for another broker
+            self._state_lock = None
+
+    def _close_stores(self) -> None:
         for store in (
             self._store,
             self._shadow_store,
@@ -589,7 +613,6 @@ class Broker:
         self._job_store = self._provisioning_store = None
         self._registry = None
         self._iam = None
-        self.sink.close()
 
     async def __aenter__(self) -> Broker:
         await self.start()

@@ -129,9 +129,7 @@ class ProvisioningStore(SqliteResource):
             apply_migrations(connection, database, SCHEMA_MIGRATIONS, what="the provisioning store")
 
         return cls(
-            open_database(
-                state_dir, DATABASE_NAME, what="the provisioning store", setup=setup, private=True
-            )
+            open_database(state_dir, DATABASE_NAME, what="the provisioning store", setup=setup)
         )
 
     def templates(self) -> dict[str, ProvisioningTemplate]:

@@ -87,9 +87,7 @@ class TopicRuleStore(SqliteResource):
             apply_migrations(connection, database, _MIGRATIONS, what="the topic rule store")
 
         return cls(
-            open_database(
-                state_dir, DATABASE_NAME, what="the topic rule store", setup=setup, private=True
-            )
+            open_database(state_dir, DATABASE_NAME, what="the topic rule store", setup=setup)
         )
 
     def generation(self) -> int:
