@@ -29,6 +29,7 @@ from typing import NoReturn, TypeVar
 
 import yaml
 
+from aws_iot_mock.aws.limits import RETAINED_MESSAGES_MAX, USER_PROPERTIES_MAX_BYTES
 from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
@@ -185,11 +186,17 @@ class LimitsConfig:
             second (in + out; the excess is discarded), 512 KiB/s received (delayed), 50
             subscriptions per connection, 8 filters per SUBSCRIBE, 1 CONNECT per second per
             client ID. False lifts them all (benchmarks).
+        retained_messages_max: the most retained messages stored (AWS's account quota,
+            500,000); a new one past it is throttled (1 .. 10^7).
+        user_properties_max_bytes: the most bytes of MQTT 5 user properties (keys and values)
+            in one message (8 KiB; 0 .. 128 KiB).
     """
 
     outbound_buffer_bytes: int = 1024 * 1024
     session_queue_max: int = 10_000
     aws_quotas: bool = True
+    retained_messages_max: int = RETAINED_MESSAGES_MAX
+    user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -1092,7 +1099,15 @@ class _Reader:
     def limits(self, value: object) -> LimitsConfig:
         d = LimitsConfig()
         m = self.section(
-            value, "limits", ("outbound_buffer_bytes", "session_queue_max", "aws_quotas")
+            value,
+            "limits",
+            (
+                "outbound_buffer_bytes",
+                "session_queue_max",
+                "aws_quotas",
+                "retained_messages_max",
+                "user_properties_max_bytes",
+            ),
         )
         return LimitsConfig(
             outbound_buffer_bytes=self.get(
@@ -1106,6 +1121,20 @@ class _Reader:
                 m, "limits", "session_queue_max", _bounded_int(1, 10_000_000), d.session_queue_max
             ),
             aws_quotas=self.get(m, "limits", "aws_quotas", _parse_bool, d.aws_quotas),
+            retained_messages_max=self.get(
+                m,
+                "limits",
+                "retained_messages_max",
+                _bounded_int(1, 10_000_000),
+                d.retained_messages_max,
+            ),
+            user_properties_max_bytes=self.get(
+                m,
+                "limits",
+                "user_properties_max_bytes",
+                _bounded_int(0, 128 * 1024),
+                d.user_properties_max_bytes,
+            ),
         )
 
     def tls(self, value: object) -> TlsConfig:

@@ -23,7 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aws_iot_mock.aws.limits import SESSION_EXPIRY_DEFAULT_MAX, SUBSCRIPTIONS_PER_CONNECTION
+from aws_iot_mock.aws.limits import (
+    RETAINED_MESSAGES_MAX,
+    SESSION_EXPIRY_DEFAULT_MAX,
+    SUBSCRIPTIONS_PER_CONNECTION,
+    USER_PROPERTIES_MAX_BYTES,
+)
 from aws_iot_mock.core.ingress import Publisher, PublishIngress, PublishRefusal, PublishRequest
 from aws_iot_mock.core.mqtt_connection import MqttConnection
 from aws_iot_mock.core.permissions import PermissionsProvider
@@ -64,6 +69,8 @@ class CoreSettings:
         session_queue_max: the most messages one session's queue holds.
         aws_quotas: enforce AWS's per-connection quotas (100 publishes/s, 512 KiB/s, 50
             subscriptions, 8 filters per SUBSCRIBE, 1 CONNECT/s per client ID).
+        user_properties_max_bytes: the most bytes of MQTT 5 user properties per message.
+        retained_messages_max: the most retained messages stored.
     """
 
     account_id: str
@@ -74,6 +81,8 @@ class CoreSettings:
     outbound_buffer_bytes: int = DEFAULT_OUTBOUND_BUFFER_BYTES
     session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX
     aws_quotas: bool = True
+    user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES
+    retained_messages_max: int = RETAINED_MESSAGES_MAX
 
 
 class DeviceCore:
@@ -118,7 +127,13 @@ class DeviceCore:
         )
         self.services = ServiceTable()
         self.ingress = PublishIngress(
-            self.router, self.services, emit=emit, log_successes=log_successes, clock=clock
+            self.router,
+            self.services,
+            emit=emit,
+            log_successes=log_successes,
+            clock=clock,
+            user_properties_max_bytes=settings.user_properties_max_bytes,
+            retained_messages_max=settings.retained_messages_max,
         )
         self.connections: set[MqttConnection] = set()
         # Called after tick() noticed a registry change (the TLS door re-reads registered CAs).

@@ -268,6 +268,17 @@ class Reason(enum.Enum):
         "SUBACK 0x8F (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
         "A SUBSCRIBE filter breaks the wildcard rules or AWS's size limits.",
     )
+    USER_PROPERTIES_LIMIT_EXCEEDED = _ReasonInfo(
+        "PUBACK 0x97 (MQTT 5); a QoS 0 message is dropped",
+        "The MQTT 5 user properties of one message exceed `limits.user_properties_max_bytes` "
+        "(keys and values, 8 KiB by default); the message is not delivered or retained.",
+    )
+    RETAINED_MESSAGES_LIMIT_EXCEEDED = _ReasonInfo(
+        "PUBACK 0x97 (MQTT 5); MQTT 3.1.1: close",
+        "A new retained message (RETAIN set, payload not empty, on a topic holding none) while "
+        "`limits.retained_messages_max` are stored (AWS: a throttled response at the account's "
+        "quota); replacing or deleting a retained message is always allowed.",
+    )
     SUBSCRIPTION_LIMIT_EXCEEDED = _ReasonInfo(
         "SUBACK 0x97 (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
         "The connection already has AWS's maximum of 50 subscriptions.",

@@ -299,6 +299,8 @@ class Broker:
                 connack_on_deny=config.diagnostics.connack_on_deny,
                 outbound_buffer_bytes=config.limits.outbound_buffer_bytes,
                 session_queue_max=config.limits.session_queue_max,
+                retained_messages_max=config.limits.retained_messages_max,
+                user_properties_max_bytes=config.limits.user_properties_max_bytes,
                 aws_quotas=config.limits.aws_quotas,
             ),
             emit=self.sink.emit,
