@@ -1,7 +1,9 @@
 """The HTTPS data endpoint: who is calling, then which API answers.
 
 One door (8443, or 443 with ALPN ``x-amzn-http-ca`` or SigV4) serves the data plane's REST APIs
-by path. This module authenticates the caller of each request and hands it to the API:
+by path: ``/things/{thingName}/jobs...`` is ``iot-jobs-data``'s (``api.iot_jobs_data``), every
+other path ``iot-data``'s. This module authenticates the caller of each request and hands it to
+the API:
 
 - X.509: the door already verified the client certificate against the registry; its IoT
   policies are read again for every request, so a certificate revoked or a policy detached
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from aws_iot_mock.api.iot_data import ApiCaller, IotDataApi
+from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi, is_jobs_data_path
 from aws_iot_mock.api.sigv4_caller import CallerRefused, SigV4Authenticator
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.core.device_core import DeviceCore
@@ -71,10 +74,12 @@ class DataEndpoint:
         request_timeout: float,
         sigv4: SigV4Authenticator | None = None,
         websocket: WebSocketDoor | None = None,
+        iot_jobs_data: IotJobsDataApi | None = None,
     ) -> None:
         self._request_timeout = request_timeout
         self._core = core
         self._iot_data = iot_data
+        self._iot_jobs_data = iot_jobs_data
         self._emit = emit
         self._sigv4 = sigv4
         self._websocket = websocket
@@ -108,9 +113,10 @@ class DataEndpoint:
                 )
             )
             return error_response(AwsApiError("ForbiddenException", "Forbidden"), request_id)
-        return await self._iot_data.handle(
-            request, ApiCaller(principal, permissions, facts), request_id
-        )
+        caller = ApiCaller(principal, permissions, facts)
+        if self._iot_jobs_data is not None and _is_jobs_data(request):
+            return await self._iot_jobs_data.handle(request, caller, request_id)
+        return await self._iot_data.handle(request, caller, request_id)
 
     def sigv4_handler(self, channel: ByteChannel) -> HttpDoorHandler:
         """The handler of a connection on 443 without a client certificate (``Route.SIGV4``).
@@ -203,3 +209,11 @@ class DataEndpoint:
             for name, value in response.headers
         )
         return dataclasses.replace(response, headers=headers + _UPGRADE_REFUSAL_HEADERS)
+
+
+def _is_jobs_data(request: HttpRequest) -> bool:
+    """``/things/{thingName}/jobs...`` is iot-jobs-data's; every other path is iot-data's."""
+    try:
+        return is_jobs_data_path(request.path_segments())
+    except UnicodeDecodeError:
+        return False

@@ -42,6 +42,8 @@ __all__ = [
     "handshake_record",
     "reason_catalogue_markdown",
     "record_level",
+    "service_record",
+    "rule_record",
     "shadow_record",
 ]
 
@@ -77,6 +79,22 @@ class EventType(enum.Enum):
     GET_THING_SHADOW = "GetThingShadow"
     UPDATE_THING_SHADOW = "UpdateThingShadow"
     DELETE_THING_SHADOW = "DeleteThingShadow"
+    # Jobs and fleet provisioning (cwl-format, "Job log entries" and "Device provisioning log
+    # entries"): one record per device request, named after the API operation.
+    GET_PENDING_JOB_EXECUTIONS = "GetPendingJobExecutions"
+    START_NEXT_PENDING_JOB_EXECUTION = "StartNextPendingJobExecution"
+    DESCRIBE_JOB_EXECUTION = "DescribeJobExecution"
+    UPDATE_JOB_EXECUTION = "UpdateJobExecution"
+    CREATE_KEYS_AND_CERTIFICATE = "CreateKeysAndCertificate"
+    CREATE_CERTIFICATE_FROM_CSR = "CreateCertificateFromCsr"
+    REGISTER_THING = "RegisterThing"
+    # Rules engine event types ("Rules engine log entries",
+    # https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html#rule-engine-logs).
+    RULE_MATCH = "RuleMatch"
+    STARTING_RULE_EXECUTION = "StartingRuleExecution"
+    RULE_EXECUTION = "RuleExecution"
+    RULE_NOT_FOUND = "RuleNotFound"
+    RULE_MESSAGE_THROTTLED = "RuleMessageThrottled"
 
 
 # What a client refused by the SigV4 verifier sees (aws_iot_mock.auth.sigv4.Refused).
@@ -172,6 +190,12 @@ class Reason(enum.Enum):
         "close_notify",
         "The protocol this connection asked for is not served by this build (see `details`).",
     )
+    TOO_MANY_OPEN_FILES = _ReasonInfo(
+        "nothing yet: the connection waits in the listen backlog until a descriptor is free",
+        "Accepting a TCP connection failed because the process is out of file descriptors "
+        "(EMFILE/ENFILE). Each connection takes one; `serve` raises its soft limit to the hard "
+        "limit at start, so raise the hard limit (`ulimit -n`, Docker's `--ulimit nofile=`).",
+    )
     # -- MQTT: CONNECT ------------------------------------------------------------------
     UNSUPPORTED_PROTOCOL_VERSION = _ReasonInfo(
         "CONNACK 0x01, then close",
@@ -250,6 +274,17 @@ class Reason(enum.Enum):
     TOPIC_FILTER_INVALID = _ReasonInfo(
         "SUBACK 0x8F (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
         "A SUBSCRIBE filter breaks the wildcard rules or AWS's size limits.",
+    )
+    USER_PROPERTIES_LIMIT_EXCEEDED = _ReasonInfo(
+        "PUBACK 0x97 (MQTT 5); a QoS 0 message is dropped",
+        "The MQTT 5 user properties of one message exceed `limits.user_properties_max_bytes` "
+        "(keys and values, 8 KiB by default); the message is not delivered or retained.",
+    )
+    RETAINED_MESSAGES_LIMIT_EXCEEDED = _ReasonInfo(
+        "PUBACK 0x97 (MQTT 5); MQTT 3.1.1: close",
+        "A new retained message (RETAIN set, payload not empty, on a topic holding none) while "
+        "`limits.retained_messages_max` are stored (AWS: a throttled response at the account's "
+        "quota); replacing or deleting a retained message is always allowed.",
     )
     SUBSCRIPTION_LIMIT_EXCEEDED = _ReasonInfo(
         "SUBACK 0x97 (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
@@ -385,6 +420,30 @@ class Reason(enum.Enum):
         "The session's queue already holds `limits.session_queue_max` messages (QoS 1 waiting "
         "for the client, its in-flight window or its reconnect); newer ones are dropped. Logged "
         "once when it starts and once, with the count, when it ends.",
+    )
+    # -- rules engine ------------------------------------------------------------------------
+    # AWS's rules-engine entries spell their reasons in CamelCase ("reason": "RuleNotFound",
+    # cwl-format, "Rules engine log entries"); these members keep AWS's spelling.
+    RuleNotFound = _ReasonInfo(
+        "nothing (the publish was accepted)",
+        "A Basic Ingest publish (`$aws/rules/<rule>/...`) names a rule that does not exist or is "
+        "disabled; the message goes nowhere (`RuleNotFound` entry).",
+    )
+    RuleExecutionThrottled = _ReasonInfo(
+        "nothing (the publish was accepted)",
+        "A rule's queue already holds `rules.queue_max` messages waiting for its actions; newer "
+        "ones are dropped (`RuleMessageThrottled` entry, once when it starts and once, with the "
+        "count, when it ends).",
+    )
+    RuleActionFailed = _ReasonInfo(
+        "nothing; the rule's `errorAction` runs",
+        "A rule action could not be performed (the service answered an error, the HTTP endpoint "
+        "failed, the action is not emulated); `details` has the error action's `errorMessage`.",
+    )
+    RuleRepublishLoop = _ReasonInfo(
+        "nothing (the republished message still reaches subscribers)",
+        "A message republished by rules `rules.republish_max_depth` times in a row (a rule that "
+        "republishes to its own topic) is not evaluated by the rules again.",
     )
 
     @property
@@ -594,6 +653,94 @@ def shadow_record(
     record["topicName"] = topic_name
     if failure is not None:
         record["reason"], record["details"] = failure
+    return record
+
+
+def service_record(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    attributes: Mapping[str, str],
+    failure: tuple[str, str] | None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a Jobs or fleet-provisioning record: ``attributes`` in order, then the failure.
+
+    ``attributes`` are the request's names (``thingName``, ``jobId``, ``topicName``,
+    ``templateName``...); ``failure`` is ``(error code, message)`` for a rejected request,
+    written at ``ERROR`` with ``status: Failure``, as shadow records are.
+    """
+    level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
+    record = _base_record(level, status, event_type, facts, now, trace_id)
+    record.update(attributes)
+    if failure is not None:
+        record["reason"], record["details"] = failure
+    return record
+
+
+def rule_record(  # noqa: PLR0913 - every argument is a record field
+    event_type: EventType,
+    *,
+    account_id: str,
+    trace_id: str,
+    client_id: str | None,
+    topic_name: str,
+    rule_name: str,
+    principal_id: str | None = None,
+    rule_action: str | None = None,
+    resources: Mapping[str, str] | None = None,
+    failure: tuple[Reason, str] | None = None,
+    level: LogLevel | None = None,
+    now: _dt.datetime | None = None,
+) -> dict[str, object]:
+    """Build a rules-engine record, as AWS's ``RuleExecution`` and ``RuleNotFound`` examples.
+
+    Rules-engine entries have no ``protocol``, ``sourceIp`` or ``sourcePort``; they carry
+    ``clientId`` (``N/A`` when the message did not come from an MQTT client, as AWS writes it
+    for ``FunctionExecution``), ``topicName``, ``ruleName``, ``ruleAction`` and ``resources``
+    for an action, ``principalId``, and on failure ``reason`` and ``details``
+    (https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html#rule-engine-logs).
+
+    Args:
+        event_type: one of the rules-engine event types.
+        account_id: the account.
+        trace_id: the message's trace ID (the errorAction document's ``cloudwatchTraceId``).
+        client_id: the publishing client ID, None for messages not sent over MQTT.
+        topic_name: the message's topic.
+        rule_name: the rule.
+        principal_id: the publisher's principal, when known.
+        rule_action: the action (``RepublishAction``, ``SqsAction``...).
+        resources: what the action addressed (``{"RepublishTopic": "rules/republish"}``).
+        failure: ``(reason, details)`` for a ``Failure`` at ``ERROR``.
+        level: the level of a ``Success`` record (AWS: ``StartingRuleExecution`` is ``DEBUG``,
+            the others ``INFO``).
+        now: the time to stamp.
+    """
+    if failure is None:
+        severity, status = (level or LogLevel.INFO), "Success"
+    else:
+        severity, status = LogLevel.ERROR, "Failure"
+    record: dict[str, object] = {
+        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "logLevel": severity.name,
+        "traceId": trace_id,
+        "accountId": account_id,
+        "status": status,
+        "eventType": event_type.value,
+        "clientId": "N/A" if client_id is None else client_id,
+        "topicName": topic_name,
+        "ruleName": rule_name,
+    }
+    if rule_action is not None:
+        record["ruleAction"] = rule_action
+    if resources is not None:
+        record["resources"] = dict(resources)
+    if principal_id is not None:
+        record["principalId"] = principal_id
+    if failure is not None:
+        record["reason"] = failure[0].name
+        record["details"] = failure[1]
     return record
 
 
