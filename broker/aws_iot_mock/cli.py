@@ -41,6 +41,7 @@ from aws_iot_mock.certs_dir import (
     write_private_key,
     write_public_file,
 )
+from aws_iot_mock.cli_iam import add_iam_verbs, demo_user_hints, ensure_demo_user
 from aws_iot_mock.cli_jobs import BUILT_IN_VERBS, built_in_operations
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
@@ -214,6 +215,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_ca_verbs(verbs)
     _add_service_verbs(verbs)
     add_shadow_verbs(verbs, _add_common)
+    add_iam_verbs(verbs, _add_common, _load)
     return parser
 
 
@@ -1292,6 +1294,11 @@ def demo_policy_document(config: Config) -> str:
     A client may connect only with a client ID equal to the name of a thing the certificate is
     attached to, and may publish, receive and subscribe on ``demo/...`` and on its own thing's
     reserved topics (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
+
+    ``demo/...`` has statements of its own: thing policy variables resolve on MQTT and MQTT over
+    WebSocket only (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html),
+    and a statement with an unresolved variable matches nothing, so the certificate can also
+    publish on ``demo/...`` over HTTPS (AWS's curl example).
     """
     thing = "${iot:Connection.Thing.ThingName}"
 
@@ -1312,16 +1319,25 @@ def demo_policy_document(config: Config) -> str:
                 "Sid": "PublishAndReceive",
                 "Effect": "Allow",
                 "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": [arn("topic", "demo/*"), arn("topic", f"$aws/things/{thing}/*")],
+                "Resource": arn("topic", "demo/*"),
             },
             {
                 "Sid": "Subscribe",
                 "Effect": "Allow",
                 "Action": "iot:Subscribe",
-                "Resource": [
-                    arn("topicfilter", "demo/*"),
-                    arn("topicfilter", f"$aws/things/{thing}/*"),
-                ],
+                "Resource": arn("topicfilter", "demo/*"),
+            },
+            {
+                "Sid": "ItsThingsReservedTopics",
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": arn("topic", f"$aws/things/{thing}/*"),
+            },
+            {
+                "Sid": "SubscribeToItsThingsReservedTopics",
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": arn("topicfilter", f"$aws/things/{thing}/*"),
             },
         ],
     }
@@ -1360,6 +1376,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
     _raise_open_files_limit()
     demo = ensure_demo_device(config) if args.demo_device else None
+    demo_user = ensure_demo_user(config) if args.demo_device else None
     for change in _apply_resources(config):
         print(f"resources:   {change}", file=sys.stderr)
 
@@ -1397,6 +1414,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"demo device: {cert_path} (key {key_path})", file=sys.stderr)
             hints = _client_hints(config, mqtt_port, cert_path, key_path, broker.root_ca_path)
             for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
+                print(f"{label:<12} {hint}", file=sys.stderr)
+        if demo_user is not None:
+            alpn_port = broker.ports.get("alpn")
+            for label, hint in demo_user_hints(config, alpn_port, demo_user, broker.root_ca_path):
                 print(f"{label:<12} {hint}", file=sys.stderr)
         if args.ready_file is not None:
             _write_ready_file(args.ready_file, broker.endpoint, broker.root_ca_path, broker.ports)
@@ -1565,7 +1586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _VERBS[args.verb](args)
+        # Verbs registered by another module carry their own runner (set_defaults(run=...)).
+        return (_VERBS.get(args.verb) or args.run)(args)
     except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
         # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ __all__ = [
     "DOORS",
     "DOOR_FLAGS",
     "LOG_LEVELS",
+    "WEBSOCKET_TTL_MAX",
     "CertificateResource",
     "Config",
     "ControlPlaneConfig",
@@ -61,6 +62,8 @@ LOG_LEVELS: tuple[str, ...] = ("DISABLED", "ERROR", "WARN", "INFO", "DEBUG")
 
 # Generous upper bound on timeouts: a larger value is almost certainly a unit mistake (ms vs s).
 _MAX_TIMEOUT_SECONDS = 3600.0
+# "WebSocket connections are limited to 24 hours" (AWS IoT, protocols page), in seconds.
+WEBSOCKET_TTL_MAX = 24 * 3600.0
 _MAX_PORT = 65535
 _ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
 # AWS partitions: commercial (us-east-1), GovCloud (us-gov-west-1), China (cn-north-1).
@@ -186,6 +189,8 @@ class LimitsConfig:
             second (in + out; the excess is discarded), 512 KiB/s received (delayed), 50
             subscriptions per connection, 8 filters per SUBSCRIBE, 1 CONNECT per second per
             client ID. False lifts them all (benchmarks).
+        websocket_ttl: seconds an MQTT over WebSocket connection may live, in (0, 86400]: AWS
+            closes it after 24 hours, at the next message sent either way (shrink it in tests).
         retained_messages_max: the most retained messages stored (AWS's account quota,
             500,000); a new one past it is throttled (1 .. 10^7).
         user_properties_max_bytes: the most bytes of MQTT 5 user properties (keys and values)
@@ -195,6 +200,7 @@ class LimitsConfig:
     outbound_buffer_bytes: int = 1024 * 1024
     session_queue_max: int = 10_000
     aws_quotas: bool = True
+    websocket_ttl: float = WEBSOCKET_TTL_MAX
     retained_messages_max: int = RETAINED_MESSAGES_MAX
     user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES
 
@@ -629,6 +635,18 @@ def _parse_timeout(value: object) -> float:
     if not math.isfinite(seconds) or not 0 < seconds <= _MAX_TIMEOUT_SECONDS:
         raise _Invalid(
             f"timeout must be more than 0 and at most {_MAX_TIMEOUT_SECONDS:g} seconds,"
+            f" got {value!r}"
+        )
+    return seconds
+
+
+def _parse_websocket_ttl(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number of seconds, got {_type_name(value)} ({value!r})")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 < seconds <= WEBSOCKET_TTL_MAX:
+        raise _Invalid(
+            f"must be more than 0 and at most {WEBSOCKET_TTL_MAX:g} seconds (AWS's 24 hours),"
             f" got {value!r}"
         )
     return seconds
@@ -1105,6 +1123,7 @@ class _Reader:
                 "outbound_buffer_bytes",
                 "session_queue_max",
                 "aws_quotas",
+                "websocket_ttl",
                 "retained_messages_max",
                 "user_properties_max_bytes",
             ),
@@ -1121,6 +1140,9 @@ class _Reader:
                 m, "limits", "session_queue_max", _bounded_int(1, 10_000_000), d.session_queue_max
             ),
             aws_quotas=self.get(m, "limits", "aws_quotas", _parse_bool, d.aws_quotas),
+            websocket_ttl=self.get(
+                m, "limits", "websocket_ttl", _parse_websocket_ttl, d.websocket_ttl
+            ),
             retained_messages_max=self.get(
                 m,
                 "limits",

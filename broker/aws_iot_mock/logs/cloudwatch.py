@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aws_iot_mock.auth.sigv4 import SigV4Reason
+
 __all__ = [
     "LOG_LEVELS",
     "ConnectionFacts",
@@ -93,6 +95,10 @@ class EventType(enum.Enum):
     RULE_EXECUTION = "RuleExecution"
     RULE_NOT_FOUND = "RuleNotFound"
     RULE_MESSAGE_THROTTLED = "RuleMessageThrottled"
+
+
+# What a client refused by the SigV4 verifier sees (aws_iot_mock.auth.sigv4.Refused).
+_SIGV4_SEES = "HTTP 403 ForbiddenException `Forbidden` (a refused WebSocket upgrade: then close)"
 
 
 @dataclass(frozen=True)
@@ -175,9 +181,10 @@ class Reason(enum.Enum):
         "`x-amzn-http-ca` (HTTPS): AWS requires one of them there (8883 and 8443 need none).",
     )
     CUSTOM_AUTH_NOT_EMULATED = _ReasonInfo(
-        "close_notify",
-        "ALPN `mqtt` on port 443 (MQTT with a custom authorizer): custom authentication is not "
-        "emulated.",
+        "close_notify (ALPN `mqtt`); HTTP 403 ForbiddenException (HTTPS, WebSocket upgrade)",
+        "A custom authorizer was asked for: ALPN `mqtt` on port 443, or `x-amz-customauthorizer-*` "
+        "headers or query parameters on HTTPS or the WebSocket upgrade. Custom authentication is "
+        "not emulated.",
     )
     DOOR_NOT_AVAILABLE = _ReasonInfo(
         "close_notify",
@@ -337,6 +344,55 @@ class Reason(enum.Enum):
         "An API request AWS would refuse: no such path (404 ResourceNotFoundException), the "
         "wrong method (405 MethodNotAllowedException), a bad parameter (400 "
         "InvalidRequestException); `details` has the exception and message.",
+    )
+    # -- SigV4 (443 without a client certificate: HTTPS and MQTT over WebSocket) -------------
+    # AWS IoT's data endpoint answers every authentication failure 403 ForbiddenException
+    # "Forbidden"; the meanings are the verifier's own (aws_iot_mock.auth.sigv4.SigV4Reason).
+    SIGV4_MISSING_AUTHENTICATION = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_MISSING_AUTHENTICATION.value
+    )
+    SIGV4_INCOMPLETE_SIGNATURE = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INCOMPLETE_SIGNATURE.value
+    )
+    SIGV4_MALFORMED_DATE = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_MALFORMED_DATE.value)
+    SIGV4_INVALID_CREDENTIAL_SCOPE = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INVALID_CREDENTIAL_SCOPE.value
+    )
+    SIGV4_CLOCK_SKEW = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_CLOCK_SKEW.value)
+    SIGV4_REQUEST_EXPIRED = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_REQUEST_EXPIRED.value)
+    SIGV4_UNKNOWN_ACCESS_KEY = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_UNKNOWN_ACCESS_KEY.value)
+    SIGV4_INACTIVE_ACCESS_KEY = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INACTIVE_ACCESS_KEY.value
+    )
+    SIGV4_INVALID_SESSION_TOKEN = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INVALID_SESSION_TOKEN.value
+    )
+    SIGV4_EXPIRED_CREDENTIALS = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_EXPIRED_CREDENTIALS.value
+    )
+    SIGV4_PAYLOAD_HASH_MISMATCH = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_PAYLOAD_HASH_MISMATCH.value
+    )
+    SIGV4_SIGNATURE_MISMATCH = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_SIGNATURE_MISMATCH.value)
+    SIGV4_UNSUPPORTED_SIGNED_HEADER = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_UNSUPPORTED_SIGNED_HEADER.value
+    )
+    # -- MQTT over WebSocket (wss://ENDPOINT/mqtt on 443) -------------------------------------
+    WEBSOCKET_UPGRADE_INVALID = _ReasonInfo(
+        "HTTP 400 (404 for a path other than `/mqtt`), no upgrade, then close",
+        "The WebSocket upgrade request is not one AWS IoT serves: a path other than `/mqtt`, no "
+        "`mqtt` in `Sec-WebSocket-Protocol`, or a handshake RFC 6455 refuses (no "
+        "`Sec-WebSocket-Key`, a version other than 13); `details` says which.",
+    )
+    WEBSOCKET_PROTOCOL_ERROR = _ReasonInfo(
+        "WebSocket Close (1002, 1003 or 1007), then close (MQTT 5: DISCONNECT 0x82 first)",
+        "A frame WebSocket or MQTT over WebSocket forbids: a text frame (MQTT travels in binary "
+        "frames, MQTT 3.1.1 and 5 section 6), an unmasked or malformed frame.",
+    )
+    WEBSOCKET_TTL_EXPIRATION = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0xA0 first); the will is sent",
+        "A WebSocket connection outlived AWS's 24 hours (`limits.websocket_ttl`); it is closed "
+        'when the client or the broker next sends, as AWS does ("WEBSOCKET_TTL_EXPIRATION").',
     )
     # -- control plane (the api door) ------------------------------------------------------
     CONTROL_PLANE_AUTHENTICATION_FAILED = _ReasonInfo(

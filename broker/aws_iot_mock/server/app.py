@@ -37,6 +37,8 @@ from aws_iot_mock.api.data_endpoint import DataEndpoint
 from aws_iot_mock.api.iot_control import IotControlPlane, Operation
 from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
+from aws_iot_mock.api.sigv4_caller import SigV4Authenticator
+from aws_iot_mock.authz.principal_permissions import PermissionsByPrincipal
 from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.aws.jobs.model import JobsBehaviour
@@ -46,6 +48,8 @@ from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
 from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
+from aws_iot_mock.doors.websocket_door import WebSocketDoor
+from aws_iot_mock.iam.authorization import IamAuthorizer
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
 from aws_iot_mock.logs.sink import LogSink
@@ -219,6 +223,13 @@ class Broker:
         return self._registry
 
     @property
+    def iam(self) -> IamStore:
+        """The local IAM (users, access keys, policies) SigV4 callers are checked against."""
+        if self._iam is None:
+            raise RuntimeError("the broker is not started")
+        return self._iam
+
+    @property
     def core(self) -> DeviceCore:
         """The device core (while the broker runs)."""
         if self._core is None:
@@ -288,6 +299,8 @@ class Broker:
         )
         self._domains = served_domains(config, registry.list_domain_configurations())
         self.certs.ensure_server_certificates(self._domains.server_names)
+        self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
+        iam_authorizer = IamAuthorizer(iam, region=config.region)
         self._store = SqliteSessionStore.open(config.state_dir)
         log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
@@ -304,7 +317,10 @@ class Broker:
                 aws_quotas=config.limits.aws_quotas,
             ),
             emit=self.sink.emit,
-            permissions=Authorizer(registry, region=config.region, account_id=config.account_id),
+            permissions=PermissionsByPrincipal(
+                Authorizer(registry, region=config.region, account_id=config.account_id),
+                iam_authorizer,
+            ),
             log_successes=log_successes,
             clock=time.time,
             monotonic=loop.time,
@@ -349,11 +365,12 @@ class Broker:
             IotDataApi(core, self._shadows, emit=self.sink.emit, log_successes=log_successes),
             emit=self.sink.emit,
             request_timeout=config.tls.connect_timeout,
+            sigv4=SigV4Authenticator(iam.credential_for, region=config.region),
+            websocket=WebSocketDoor(core, scheduler, ttl=config.limits.websocket_ttl),
             iot_jobs_data=IotJobsDataApi(
                 self.jobs, emit=self.sink.emit, log_successes=log_successes
             ),
         )
-        self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
         # Built-in services (jobs, provisioning, rules) add their operations to this one layer,
         # which the api door, the CLI (through the jobs mailbox) and tests all call.
         self.control_plane = IotControlPlane(registry, config, certs=self.certs)
@@ -374,6 +391,7 @@ class Broker:
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
+            Route.SIGV4: data_endpoint.sigv4_handler,
             Route.CONTROL_PLANE: control.handler,
         }
 
