@@ -172,8 +172,9 @@ def config(tmp_path: Path) -> Config:
     return make_config(tmp_path)
 
 
-@pytest.fixture
-async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
+@contextlib.asynccontextmanager
+async def started_broker(config: Config) -> AsyncIterator[RunningBroker]:
+    """A broker on ``config``, started, its records captured; stopped on exit."""
     broker = Broker(config)
     running = RunningBroker(broker, config)
     broker.sink.add_listener(running._on_record)
@@ -182,6 +183,12 @@ async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
         yield running
     finally:
         await broker.stop()
+
+
+@pytest.fixture
+async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
+    async with started_broker(config) as running:
+        yield running
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ __all__ = [
     "ServeChild",
     "child_env",
     "make_run",
+    "make_run_ready",
     "run_documented",
 ]
 
@@ -168,4 +169,19 @@ def make_run(cwd: Path, children: list[ServeChild]) -> ServeChild:
         child_env(),
     )
     children.append(child)
+    return child
+
+
+def make_run_ready(cwd: Path, children: list[ServeChild]) -> ServeChild:
+    """``make run`` from a checkout in a fresh ``cwd``, ready; skips without the console script.
+
+    The repository's venv is linked in as ``cwd/.venv`` (documented commands call
+    ``.venv/bin/aws-iot-mock``); ``certs/`` and ``.state/`` are created in ``cwd``.
+    """
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "aws-iot-mock").exists():
+        pytest.skip("the aws-iot-mock console script is not installed in this environment")
+    (cwd / ".venv").symlink_to(venv)
+    child = make_run(cwd, children)
+    child.wait_line("stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
     return child

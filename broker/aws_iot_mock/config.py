@@ -20,6 +20,8 @@ import ipaddress
 import json
 import math
 import re
+import shlex
+import urllib.parse
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import NoReturn, TypeVar
 
 import yaml
 
+from aws_iot_mock.aws.limits import RETAINED_MESSAGES_MAX, USER_PROPERTIES_MAX_BYTES
 from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
@@ -37,6 +40,7 @@ __all__ = [
     "DOORS",
     "DOOR_FLAGS",
     "LOG_LEVELS",
+    "WEBSOCKET_TTL_MAX",
     "CertificateResource",
     "CloudWatchConfig",
     "Config",
@@ -48,6 +52,7 @@ __all__ = [
     "LoggingConfig",
     "PolicyResource",
     "ResourcesConfig",
+    "RulesConfig",
     "ThingResource",
     "TlsConfig",
     "dns_name_problem",
@@ -60,6 +65,8 @@ LOG_LEVELS: tuple[str, ...] = ("DISABLED", "ERROR", "WARN", "INFO", "DEBUG")
 
 # Generous upper bound on timeouts: a larger value is almost certainly a unit mistake (ms vs s).
 _MAX_TIMEOUT_SECONDS = 3600.0
+# "WebSocket connections are limited to 24 hours" (AWS IoT, protocols page), in seconds.
+WEBSOCKET_TTL_MAX = 24 * 3600.0
 _MAX_PORT = 65535
 _ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
 # AWS partitions: commercial (us-east-1), GovCloud (us-gov-west-1), China (cn-north-1).
@@ -220,11 +227,20 @@ class LimitsConfig:
             second (in + out; the excess is discarded), 512 KiB/s received (delayed), 50
             subscriptions per connection, 8 filters per SUBSCRIBE, 1 CONNECT per second per
             client ID. False lifts them all (benchmarks).
+        websocket_ttl: seconds an MQTT over WebSocket connection may live, in (0, 86400]: AWS
+            closes it after 24 hours, at the next message sent either way (shrink it in tests).
+        retained_messages_max: the most retained messages stored (AWS's account quota,
+            500,000); a new one past it is throttled (1 .. 10^7).
+        user_properties_max_bytes: the most bytes of MQTT 5 user properties (keys and values)
+            in one message (8 KiB; 0 .. 128 KiB).
     """
 
     outbound_buffer_bytes: int = 1024 * 1024
     session_queue_max: int = 10_000
     aws_quotas: bool = True
+    websocket_ttl: float = WEBSOCKET_TTL_MAX
+    retained_messages_max: int = RETAINED_MESSAGES_MAX
+    user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -317,6 +333,53 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    """The rules engine (``rules:``): where rule actions deliver, and its bounds.
+
+    Attributes:
+        aws_endpoint_url: the endpoint of the AWS service actions (sqs, sns, dynamoDBv2,
+            kinesis, firehose, s3, cloudwatchLogs, lambda), e.g. a moto server or LocalStack;
+            None: real AWS, and only with explicit credentials (never from the environment).
+        aws_region: the region of those calls; None uses the top-level ``region``.
+        aws_access_key_id: credentials for those calls; with an endpoint and none given, a
+            dummy pair (moto and LocalStack accept any).
+        aws_secret_access_key: see ``aws_access_key_id`` (never printed).
+        lambda_endpoint_url: a separate Lambda endpoint; None uses ``aws_endpoint_url``.
+        lambda_commands: Lambda function name or ARN -> local command (argv) run with the SQL
+            result on stdin instead of calling Lambda; exit status 0 is success.
+        http_confirmed_destinations: URL prefixes the http action may POST to (AWS's confirmed
+            topic rule destinations).
+        http_allow_loopback: also allow any http(s) URL on a loopback address or ``localhost``.
+        http_ca_file: PEM file of the CAs to trust for ``https://`` URLs; None: the system's.
+        action_timeout: seconds one action may take (all tries of an http action together).
+        queue_max: messages one rule's queue holds while its actions run; newer ones are
+            dropped, counted and logged.
+        workers: threads that evaluate rules and perform actions.
+        basic_ingest_checks_from: a Basic Ingest message (``$aws/rules/<rule>/<topic>``) must
+            also match the rule's FROM filter (with the prefix removed), when it has one.
+        republish_max_depth: how many republish actions in a row may feed rules again; a
+            message past that (a rule republishing to its own topic) is not evaluated again.
+    """
+
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    lambda_endpoint_url: str | None = None
+    lambda_commands: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    http_confirmed_destinations: tuple[str, ...] = ()
+    http_allow_loopback: bool = True
+    http_ca_file: Path | None = None
+    action_timeout: float = 10.0
+    queue_max: int = 1000
+    workers: int = 4
+    basic_ingest_checks_from: bool = True
+    republish_max_depth: int = 8
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole broker configuration, immutable.
 
@@ -337,6 +400,7 @@ class Config:
         diagnostics: opt-in departures from AWS that explain refusals to the device.
         control_plane: how the control-plane API authenticates.
         resources: things, policies and certificates to create when ``serve`` starts.
+        rules: the rules engine's action endpoints and bounds.
         source: where the values came from (a file name, ``<defaults>`` or ``<mapping>``); every
             error message about this config names it.
     """
@@ -354,6 +418,7 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     control_plane: ControlPlaneConfig = field(default_factory=ControlPlaneConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     source: str = "<defaults>"
 
     def listener_for(self, door: str) -> ListenerConfig | None:
@@ -613,6 +678,18 @@ def _parse_timeout(value: object) -> float:
     return seconds
 
 
+def _parse_websocket_ttl(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number of seconds, got {_type_name(value)} ({value!r})")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 < seconds <= WEBSOCKET_TTL_MAX:
+        raise _Invalid(
+            f"must be more than 0 and at most {WEBSOCKET_TTL_MAX:g} seconds (AWS's 24 hours),"
+            f" got {value!r}"
+        )
+    return seconds
+
+
 def _parse_account_id(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         # An unquoted id parses as an int; accept it, but a leading zero is already lost.
@@ -821,6 +898,64 @@ def _names(parse: Callable[[object], str]) -> Callable[[object], tuple[str, ...]
     return parse_names
 
 
+def _optional(parse: Callable[[object], _T]) -> Callable[[object], _T | None]:
+    """Return a parser that also accepts null (None)."""
+
+    def parse_optional(value: object) -> _T | None:
+        return None if value is None else parse(value)
+
+    return parse_optional
+
+
+def _parse_url(value: object) -> str:
+    text = _parse_str(value)
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _Invalid(f"expected an http:// or https:// URL with a host, got {text!r}")
+    return text
+
+
+def _parse_url_list(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected a list of URL prefixes, got {_type_name(value)}")
+    urls: list[str] = []
+    for index, item in enumerate(value):
+        try:
+            urls.append(_parse_url(item))
+        except _Invalid as exc:
+            raise _Invalid(f"item {index}: {exc}") from None
+    return tuple(urls)
+
+
+def _parse_commands(value: object) -> Mapping[str, tuple[str, ...]]:
+    """Function name or ARN -> argv: a list of strings, or one string split as a shell does."""
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        raise _Invalid(
+            f"expected a mapping of Lambda function names to commands, got {_type_name(value)}"
+        )
+    commands: dict[str, tuple[str, ...]] = {}
+    for name, command in value.items():
+        if not isinstance(name, str) or not name:
+            raise _Invalid(f"function names must be non-empty strings, got {name!r}")
+        try:
+            argv = shlex.split(command) if isinstance(command, str) else command
+        except ValueError as exc:
+            raise _Invalid(f"{name}: the command does not parse: {exc}") from None
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(arg, str) and arg for arg in argv)
+        ):
+            raise _Invalid(
+                f"{name}: expected a command (a string, or a list of non-empty strings), got "
+                f"{command!r}"
+            )
+        commands[name] = tuple(argv)
+    return MappingProxyType(commands)
+
+
 def _json_ready(value: object, where: str = "") -> object:
     """Turn a YAML-parsed value into JSON-ready data, or raise _Invalid naming the bad part.
 
@@ -979,6 +1114,7 @@ class _Reader:
                 "diagnostics",
                 "control_plane",
                 "resources",
+                "rules",
             ),
         )
         if "listener" in top:
@@ -1008,6 +1144,7 @@ class _Reader:
             diagnostics=self.diagnostics(top.get("diagnostics")),
             control_plane=self.control_plane(top.get("control_plane")),
             resources=self.resources(top.get("resources")),
+            rules=self.rules(top.get("rules")),
             source=self.source,
         )
 
@@ -1038,7 +1175,16 @@ class _Reader:
     def limits(self, value: object) -> LimitsConfig:
         d = LimitsConfig()
         m = self.section(
-            value, "limits", ("outbound_buffer_bytes", "session_queue_max", "aws_quotas")
+            value,
+            "limits",
+            (
+                "outbound_buffer_bytes",
+                "session_queue_max",
+                "aws_quotas",
+                "websocket_ttl",
+                "retained_messages_max",
+                "user_properties_max_bytes",
+            ),
         )
         return LimitsConfig(
             outbound_buffer_bytes=self.get(
@@ -1052,6 +1198,23 @@ class _Reader:
                 m, "limits", "session_queue_max", _bounded_int(1, 10_000_000), d.session_queue_max
             ),
             aws_quotas=self.get(m, "limits", "aws_quotas", _parse_bool, d.aws_quotas),
+            websocket_ttl=self.get(
+                m, "limits", "websocket_ttl", _parse_websocket_ttl, d.websocket_ttl
+            ),
+            retained_messages_max=self.get(
+                m,
+                "limits",
+                "retained_messages_max",
+                _bounded_int(1, 10_000_000),
+                d.retained_messages_max,
+            ),
+            user_properties_max_bytes=self.get(
+                m,
+                "limits",
+                "user_properties_max_bytes",
+                _bounded_int(0, 128 * 1024),
+                d.user_properties_max_bytes,
+            ),
         )
 
     def tls(self, value: object) -> TlsConfig:
@@ -1199,6 +1362,54 @@ class _Reader:
         )
         return ResourcesConfig(
             things=tuple(things), policies=tuple(policies), certificates=certificates
+        )
+
+    def rules(self, value: object) -> RulesConfig:
+        d = RulesConfig()
+        keys = (
+            "aws_endpoint_url",
+            "aws_region",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "lambda_endpoint_url",
+            "lambda_commands",
+            "http_confirmed_destinations",
+            "http_allow_loopback",
+            "http_ca_file",
+            "action_timeout",
+            "queue_max",
+            "workers",
+            "basic_ingest_checks_from",
+            "republish_max_depth",
+        )
+        m = self.section(value, "rules", keys)
+        optional_url = _optional(_parse_url)
+        optional_str = _optional(_parse_str)
+        return RulesConfig(
+            aws_endpoint_url=self.get(m, "rules", "aws_endpoint_url", optional_url, None),
+            aws_region=self.get(m, "rules", "aws_region", _optional(_parse_region), None),
+            aws_access_key_id=self.get(m, "rules", "aws_access_key_id", optional_str, None),
+            aws_secret_access_key=self.get(m, "rules", "aws_secret_access_key", optional_str, None),
+            lambda_endpoint_url=self.get(m, "rules", "lambda_endpoint_url", optional_url, None),
+            lambda_commands=self.get(
+                m, "rules", "lambda_commands", _parse_commands, d.lambda_commands
+            ),
+            http_confirmed_destinations=self.get(
+                m, "rules", "http_confirmed_destinations", _parse_url_list, ()
+            ),
+            http_allow_loopback=self.get(
+                m, "rules", "http_allow_loopback", _parse_bool, d.http_allow_loopback
+            ),
+            http_ca_file=self.get(m, "rules", "http_ca_file", self.optional_path_value, None),
+            action_timeout=self.get(m, "rules", "action_timeout", _parse_timeout, d.action_timeout),
+            queue_max=self.get(m, "rules", "queue_max", _bounded_int(1, 1_000_000), d.queue_max),
+            workers=self.get(m, "rules", "workers", _bounded_int(1, 64), d.workers),
+            basic_ingest_checks_from=self.get(
+                m, "rules", "basic_ingest_checks_from", _parse_bool, d.basic_ingest_checks_from
+            ),
+            republish_max_depth=self.get(
+                m, "rules", "republish_max_depth", _bounded_int(0, 64), d.republish_max_depth
+            ),
         )
 
     def entries(self, section: Mapping[str, object], path: str, name_key: str) -> list[object]:

@@ -8,8 +8,8 @@ records as they read AWS's. The group and the stream are created when missing.
 
 How AWS IoT names its log streams is not documented (its console steps search the whole group:
 "Search Log Group" on the page above). This output writes to one stream per broker start, named
-``aws-iot-mock/YYYY/MM/DD/<random hex>`` (the UTC start date) unless configured; the name only has to follow
-CloudWatch's rules (1..512 characters, no ``:`` or ``*``).
+``aws-iot-mock/YYYY/MM/DD/<random hex>`` (the UTC start date) unless configured; the name only
+has to follow CloudWatch's rules (1..512 characters, no ``:`` or ``*``).
 
 Records never wait on the network: ``put`` queues them (``logs.drain.Drain``, bounded in bytes)
 and the drain's thread sends batches with ``PutLogEvents`` within its limits
@@ -22,6 +22,7 @@ and counted, and a ``LOG_RECORDS_DROPPED`` record with the count follows once a 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import time
 import uuid
@@ -161,14 +162,10 @@ class CloudWatchLogsOutput:
                 raise
 
     def _create(self, client: Any) -> None:
-        try:
+        with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
             client.create_log_group(logGroupName=self.log_group)
-        except client.exceptions.ResourceAlreadyExistsException:
-            pass
-        try:
+        with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
             client.create_log_stream(logGroupName=self.log_group, logStreamName=self.log_stream)
-        except client.exceptions.ResourceAlreadyExistsException:
-            pass
         self._ready = True
 
     def _new_client(self) -> Any:
