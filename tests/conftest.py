@@ -62,6 +62,7 @@ class RunningBroker:
     def file_records(self) -> list[dict[str, object]]:
         """The JSON lines written to the log file, parsed as ``jq`` would."""
         assert self.config.logging.file is not None
+        assert self.broker.sink.flush(), "the log file did not catch up"
         lines = self.config.logging.file.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import importlib.util
 import ipaddress
 import json
 import math
@@ -34,12 +35,14 @@ from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
 __all__ = [
+    "AWS_IOT_LOG_GROUP",
     "DEFAULT_LISTENERS",
     "DOORS",
     "DOOR_FLAGS",
     "LOG_LEVELS",
     "WEBSOCKET_TTL_MAX",
     "CertificateResource",
+    "CloudWatchConfig",
     "Config",
     "ControlPlaneConfig",
     "DiagnosticsConfig",
@@ -159,6 +162,36 @@ class TlsConfig:
     connect_timeout: float = 10.0
 
 
+# AWS IoT writes its log to this CloudWatch Logs group
+# (https://docs.aws.amazon.com/iot/latest/developerguide/cloud-watch-logs.html).
+AWS_IOT_LOG_GROUP = "AWSIotLogsV2"
+# CloudWatch Logs' naming rules (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/
+# APIReference/API_CreateLogGroup.html, .../API_CreateLogStream.html): 1..512 characters.
+_LOG_GROUP_RE = re.compile(r"[._\-/#A-Za-z0-9]{1,512}")
+_LOG_STREAM_RE = re.compile(r"[^:*]{1,512}")
+
+
+@dataclass(frozen=True)
+class CloudWatchConfig:
+    """Where the optional CloudWatch Logs sink sends the AWSIotLogsV2 records (needs boto3).
+
+    Attributes:
+        endpoint_url: the CloudWatch Logs endpoint (a moto server, LocalStack); None for AWS's
+            own, with the credentials boto3 finds.
+        region: the region of the ``logs`` client; None for the configuration's ``region``.
+        log_group: the log group, created when missing (AWS IoT's is ``AWSIotLogsV2``).
+        log_stream: the log stream, created when missing; None for a new one per broker start.
+        queue_bytes: bytes of records that may wait for the endpoint; past that, records are
+            dropped and counted (64 KiB .. 1 GiB).
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    log_group: str = AWS_IOT_LOG_GROUP
+    log_stream: str | None = None
+    queue_bytes: int = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     """Where AWSIotLogsV2 JSON log lines go.
@@ -168,11 +201,16 @@ class LoggingConfig:
             DISABLED logs nothing.
         file: path of a JSON-lines file to append to, or None for no file.
         stdout: also write each line to standard output.
+        buffer_bytes: bytes of log lines that may wait for each output (stdout, the file); past
+            that, lines are dropped and counted rather than stall the broker (64 KiB .. 1 GiB).
+        cloudwatch: the CloudWatch Logs sink, or None (the default) for none.
     """
 
     level: str = "INFO"
     file: Path | None = None
     stdout: bool = True
+    buffer_bytes: int = 4 * 1024 * 1024
+    cloudwatch: CloudWatchConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -768,6 +806,26 @@ def _bounded_int(low: int, high: int) -> Callable[[object], int]:
     return parse
 
 
+def _parse_http_url(value: object) -> str:
+    text = _parse_str(value)
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise _Invalid(f"not an http(s) URL: {text!r}; expected e.g. http://127.0.0.1:5000")
+    return text
+
+
+def _name_parser(pattern: re.Pattern[str], what: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = _parse_str(value)
+        if not pattern.fullmatch(text):
+            raise _Invalid(
+                f"not a CloudWatch Logs {what} name: {text!r} (1..512 characters"
+                + (", letters, digits and ._-/#)" if what == "log group" else ", no ':' or '*')")
+            )
+        return text
+
+    return parse
+
+
 def _parse_policy(value: object) -> str:
     text = _parse_str(value)
     if text not in SECURITY_POLICIES:
@@ -1213,11 +1271,45 @@ class _Reader:
 
     def logging(self, value: object) -> LoggingConfig:
         d = LoggingConfig()
-        m = self.section(value, "logging", ("level", "file", "stdout"))
+        m = self.section(
+            value, "logging", ("level", "file", "stdout", "buffer_bytes", "cloudwatch")
+        )
         return LoggingConfig(
             level=self.get(m, "logging", "level", _parse_log_level, d.level),
             file=self.get(m, "logging", "file", self.optional_path_value, d.file),
             stdout=self.get(m, "logging", "stdout", _parse_bool, d.stdout),
+            buffer_bytes=self.get(
+                m, "logging", "buffer_bytes", _bounded_int(64 * 1024, 1 << 30), d.buffer_bytes
+            ),
+            cloudwatch=self.cloudwatch(m["cloudwatch"])
+            if m.get("cloudwatch") is not None
+            else None,
+        )
+
+    def cloudwatch(self, value: object) -> CloudWatchConfig:
+        path = "logging.cloudwatch"
+        d = CloudWatchConfig()
+        m = self.section(
+            value, path, ("endpoint_url", "region", "log_group", "log_stream", "queue_bytes")
+        )
+        if importlib.util.find_spec("boto3") is None:
+            self.fail(
+                path,
+                "the CloudWatch Logs sink needs boto3, which is not installed; install it with "
+                "pip install 'aws-iot-mock[cloudwatch]'",
+            )
+        return CloudWatchConfig(
+            endpoint_url=self.get(m, path, "endpoint_url", _parse_http_url, d.endpoint_url),
+            region=self.get(m, path, "region", _parse_region, d.region),
+            log_group=self.get(
+                m, path, "log_group", _name_parser(_LOG_GROUP_RE, "log group"), d.log_group
+            ),
+            log_stream=self.get(
+                m, path, "log_stream", _name_parser(_LOG_STREAM_RE, "log stream"), d.log_stream
+            ),
+            queue_bytes=self.get(
+                m, path, "queue_bytes", _bounded_int(64 * 1024, 1 << 30), d.queue_bytes
+            ),
         )
 
     def diagnostics(self, value: object) -> DiagnosticsConfig:

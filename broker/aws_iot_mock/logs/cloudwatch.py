@@ -28,11 +28,15 @@ from dataclasses import dataclass
 from aws_iot_mock.auth.sigv4 import SigV4Reason
 
 __all__ = [
+    "CLIENT_TEXT_MAX",
+    "DETAILS_MAX",
     "LOG_LEVELS",
     "ConnectionFacts",
     "EventType",
     "LogLevel",
     "Reason",
+    "broker_record",
+    "capped",
     "connect_failure",
     "connect_success",
     "disconnect_record",
@@ -42,8 +46,8 @@ __all__ = [
     "handshake_record",
     "reason_catalogue_markdown",
     "record_level",
-    "service_record",
     "rule_record",
+    "service_record",
     "shadow_record",
 ]
 
@@ -79,6 +83,9 @@ class EventType(enum.Enum):
     GET_THING_SHADOW = "GetThingShadow"
     UPDATE_THING_SHADOW = "UpdateThingShadow"
     DELETE_THING_SHADOW = "DeleteThingShadow"
+    # The broker's own condition, no client's request (its log output fell behind). AWS logs
+    # nothing like it: the name is this project's.
+    BROKER = "Broker"
     # Jobs and fleet provisioning (cwl-format, "Job log entries" and "Device provisioning log
     # entries"): one record per device request, named after the API operation.
     GET_PENDING_JOB_EXECUTIONS = "GetPendingJobExecutions"
@@ -421,6 +428,12 @@ class Reason(enum.Enum):
         "for the client, its in-flight window or its reconnect); newer ones are dropped. Logged "
         "once when it starts and once, with the count, when it ends.",
     )
+    # -- the broker's own condition ---------------------------------------------------------
+    LOG_RECORDS_DROPPED = _ReasonInfo(
+        "nothing",
+        "The log output (stdout, the log file) did not keep up, so records were dropped rather "
+        "than stall the broker; written once it catches up, with the count (also on stderr).",
+    )
     # -- rules engine ------------------------------------------------------------------------
     # AWS's rules-engine entries spell their reasons in CamelCase ("reason": "RuleNotFound",
     # cwl-format, "Rules engine log entries"); these members keep AWS's spelling.
@@ -455,6 +468,21 @@ class Reason(enum.Enum):
     def meaning(self) -> str:
         """One line for the README's reason catalogue."""
         return self.value.meaning
+
+
+# Strings a client chose (SNI, topic, client ID, anything quoted in ``details``) are capped before
+# they are logged: an unauthenticated client must not be able to make the broker write a 60 KB
+# line. AWS's own limits keep legitimate values far below these (topics 256 bytes, client IDs
+# 128 bytes; a policy document, the longest thing a ``details`` quotes, 2048 characters).
+CLIENT_TEXT_MAX = 512
+DETAILS_MAX = 4096
+
+
+def capped(text: str, limit: int) -> str:
+    """Return ``text``, cut to ``limit`` characters with a note saying so when it is longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text) - limit} more characters]"
 
 
 def format_timestamp(moment: _dt.datetime) -> str:
@@ -505,9 +533,9 @@ def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
     }
     # AWS omits attributes it does not know rather than writing nulls.
     if facts.client_id is not None:
-        record["clientId"] = facts.client_id
+        record["clientId"] = capped(facts.client_id, CLIENT_TEXT_MAX)
     if facts.principal_id is not None:
-        record["principalId"] = facts.principal_id
+        record["principalId"] = capped(facts.principal_id, CLIENT_TEXT_MAX)
     record["sourceIp"] = facts.source_ip
     record["sourcePort"] = facts.source_port
     return record
@@ -535,7 +563,7 @@ def connect_failure(
     """
     record = _base_record(LogLevel.ERROR, "Failure", EventType.CONNECT, facts, now, trace_id)
     record["reason"] = reason.name
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -553,7 +581,7 @@ def connect_success(
     """
     record = _base_record(LogLevel.INFO, "Success", EventType.CONNECT, facts, now, trace_id)
     if details is not None:
-        record["details"] = details
+        record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -570,7 +598,7 @@ def handshake_record(
     (the MQTT one, which carries the same handshake in its ``details``).
     """
     record = _base_record(LogLevel.DEBUG, "Success", EventType.CONNECT, facts, now, trace_id)
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -601,7 +629,7 @@ def disconnect_record(
     record = _base_record(level, status, EventType.DISCONNECT, facts, now, trace_id)
     record["disconnectReason"] = disconnect_reason or reason
     record["reason"] = reason
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -621,7 +649,7 @@ def event_success(
     """
     record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
     if topic_name is not None:
-        record["topicName"] = topic_name
+        record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
     if retain:
         record["retain"] = "True"
     return record
@@ -650,9 +678,10 @@ def shadow_record(
     record["deviceShadowName"] = thing_name
     if shadow_name is not None:
         record["shadowName"] = shadow_name
-    record["topicName"] = topic_name
+    record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
     if failure is not None:
-        record["reason"], record["details"] = failure
+        record["reason"] = failure[0]
+        record["details"] = capped(failure[1], DETAILS_MAX)
     return record
 
 
@@ -679,7 +708,7 @@ def service_record(
     return record
 
 
-def rule_record(  # noqa: PLR0913 - every argument is a record field
+def rule_record(
     event_type: EventType,
     *,
     account_id: str,
@@ -760,9 +789,40 @@ def event_failure(
     """
     record = _base_record(LogLevel.ERROR, "Failure", event_type, facts, now, trace_id)
     if topic_name is not None:
-        record["topicName"] = topic_name
+        record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
     record["reason"] = reason.name
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
+    return record
+
+
+def broker_record(
+    account_id: str,
+    reason: Reason,
+    details: str,
+    *,
+    level: LogLevel = LogLevel.ERROR,
+    now: _dt.datetime | None = None,
+) -> dict[str, object]:
+    """Build a record of the broker's own condition (``eventType`` ``Broker``), no client's.
+
+    Args:
+        account_id: the account; omitted from the record when empty.
+        reason: what happened (``STORAGE_FAILURE``, ``LOG_RECORDS_DROPPED``, ...).
+        details: a human sentence with the specifics and what to do.
+        level: ``ERROR`` (the default) or ``WARN``.
+        now: the time to stamp.
+    """
+    record: dict[str, object] = {
+        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "logLevel": level.name,
+        "traceId": str(uuid.uuid4()),
+    }
+    if account_id:
+        record["accountId"] = account_id
+    record["status"] = "Failure"
+    record["eventType"] = EventType.BROKER.value
+    record["reason"] = reason.name
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 

@@ -52,6 +52,7 @@ from aws_iot_mock.doors.websocket_door import WebSocketDoor
 from aws_iot_mock.iam.authorization import IamAuthorizer
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
+from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
@@ -130,12 +131,21 @@ def _on_loop(
 
 
 def create_sink(config: Config) -> LogSink:
-    """Create the log sink the configuration asks for."""
-    return LogSink(
+    """Create the log sink the configuration asks for (with CloudWatch Logs when configured)."""
+    sink = LogSink(
         LogLevel[config.logging.level],
         file=config.logging.file,
         stdout=config.logging.stdout,
+        account_id=config.account_id,
+        buffer_bytes=config.logging.buffer_bytes,
     )
+    if config.logging.cloudwatch is not None:
+        sink.add_output(
+            CloudWatchLogsOutput(
+                config.logging.cloudwatch, region=config.region, drop_report=sink.drop_report_line
+            )
+        )
+    return sink
 
 
 class Broker:

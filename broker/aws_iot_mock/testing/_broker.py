@@ -788,7 +788,9 @@ class _BrokerApi:
                 "state_dir": str(directory / "state"),
                 # The recorder gets every record the level lets through: DEBUG (all of them)
                 # unless the test's configuration asks for another level.
+                # The test's other logging settings (a CloudWatch sink...) are kept.
                 "logging": {
+                    **self._settings.get("logging", {}),
                     "level": self._settings.get("logging", {}).get("level", "DEBUG"),
                     "file": None,
                     "stdout": False,
