@@ -23,6 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.mqttlite import CIPHER, TlsFiles, client_context, sync_connect
 from bench.procs import stop_process
@@ -31,6 +32,7 @@ __all__ = [
     "KINDS",
     "Pki",
     "RunningBroker",
+    "bench_republish_rule",
     "free_port",
     "handshake_once",
     "launch",
@@ -148,7 +150,36 @@ def setup_pki(workdir: Path, python: str) -> Pki:
         str(created["certificateArn"]),
         *dirs,
     )
+    # The republish scenario's topic rule: every message on bench/rin/<x> goes to bench/rout/<x>
+    # through the rules engine (the payloads are not JSON: SELECT * passes them through).
+    rule_file = workdir / "bench-rule.json"
+    rule_file.write_text(json.dumps(bench_republish_rule(), indent=2))
+    _cli(
+        python,
+        "create-topic-rule",
+        "--rule-name",
+        "bench_republish",
+        "--topic-rule-payload",
+        f"file://{rule_file}",
+        *dirs,
+    )
     return Pki(certs, state, device_cert, device_key)
+
+
+def bench_republish_rule() -> dict[str, Any]:
+    """The topic rule of the republish scenario (ours only: the others have no rules engine)."""
+    return {
+        "sql": "SELECT * FROM 'bench/rin/+'",
+        "awsIotSqlVersion": "2016-03-23",
+        "actions": [
+            {
+                "republish": {
+                    "topic": "bench/rout/${topic(3)}",
+                    "roleArn": "arn:aws:iam::123456789012:role/bench",
+                }
+            }
+        ],
+    }
 
 
 def free_port() -> int:

@@ -406,11 +406,19 @@ def connect_rate(bench: Bench, kind: str) -> Sample:
 # --- 2-4. throughput with C clients ----------------------------------------------------------
 
 
-def _c_throughput(bench: Bench, kind: str, *, qos: int, subscribers: int, messages: int) -> Sample:
-    """mosquitto_pub -l (from a file) -> broker -> mosquitto_sub -C (timestamps per message)."""
+def _c_throughput(
+    bench: Bench, kind: str, *, qos: int, subscribers: int, messages: int, via_rule: bool = False
+) -> Sample:
+    """mosquitto_pub -l (from a file) -> broker -> mosquitto_sub -C (timestamps per message).
+
+    With ``via_rule``, the publisher sends to ``bench/rin/<uid>`` and the subscribers read
+    ``bench/rout/<uid>``: every message goes through the rules engine's republish action
+    (``bench_republish_rule``, created with the PKI).
+    """
     broker = bench.brokers[kind]
     uid = bench.uid()
-    topic = f"bench/tp/{uid}"
+    topic = f"bench/rout/{uid}" if via_rule else f"bench/tp/{uid}"
+    publish_topic = f"bench/rin/{uid}" if via_rule else topic
     bench.publish(broker.port, topic, PROBE.encode(), retain=True)
     subs, outputs = _start_subscribers(
         bench,
@@ -435,7 +443,7 @@ def _c_throughput(bench: Bench, kind: str, *, qos: int, subscribers: int, messag
                 "-M",
                 str(bench.profile.window),
                 "-t",
-                topic,
+                publish_topic,
                 "-l",
             ],
             stdin=lines,
@@ -473,6 +481,13 @@ def qos0_one_to_one(bench: Bench, kind: str) -> Sample:
 def qos1_one_to_one(bench: Bench, kind: str) -> Sample:
     """QoS 1, 1 -> 1, publisher window 100 inflight."""
     return _c_throughput(bench, kind, qos=1, subscribers=1, messages=bench.profile.qos1_messages)
+
+
+def qos0_republish_rule(bench: Bench, kind: str) -> Sample:
+    """QoS 0, 1 -> topic rule (republish) -> 1: messages/s through the rules engine (ours)."""
+    return _c_throughput(
+        bench, kind, qos=0, subscribers=1, messages=bench.profile.qos0_messages, via_rule=True
+    )
 
 
 def qos0_fan_out(bench: Bench, kind: str) -> Sample:
@@ -893,6 +908,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("qos0", "QoS 0, 1 -> 1, 64 B", qos0_one_to_one),
     Scenario("qos1", "QoS 1, 1 -> 1, 64 B, window 100", qos1_one_to_one),
     Scenario("fanout", "QoS 0 fan-out 1 -> 100", qos0_fan_out),
+    Scenario(
+        "republish",
+        "QoS 0, 1 -> republish rule -> 1, 64 B",
+        qos0_republish_rule,
+        kinds=("ours",),
+    ),
     Scenario("fanin", "QoS 1 fan-in 100 -> 1", qos1_fan_in),
     Scenario("latency", "Latency at 1,000 msg/s, 100 devices", latency),
     Scenario(
@@ -919,6 +940,7 @@ METRICS: tuple[Metric, ...] = (
         "fanout", "rate", "QoS 0 fan-out 1->100", "deliv/s", True, ">= 0.5x", _ratio_at_least(0.5)
     ),
     Metric("fanin", "rate", "QoS 1 fan-in 100->1", "msg/s", True, ">= 0.5x", _ratio_at_least(0.5)),
+    Metric("republish", "rate", "QoS 0 via republish rule", "msg/s", True, "", None),
     Metric("latency", "p50_ms", "Latency p50 @1k msg/s", "ms", False, "", None),
     Metric(
         "latency",

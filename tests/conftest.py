@@ -62,6 +62,7 @@ class RunningBroker:
     def file_records(self) -> list[dict[str, object]]:
         """The JSON lines written to the log file, parsed as ``jq`` would."""
         assert self.config.logging.file is not None
+        assert self.broker.sink.flush(), "the log file did not catch up"
         lines = self.config.logging.file.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines]
 
@@ -171,8 +172,9 @@ def config(tmp_path: Path) -> Config:
     return make_config(tmp_path)
 
 
-@pytest.fixture
-async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
+@contextlib.asynccontextmanager
+async def started_broker(config: Config) -> AsyncIterator[RunningBroker]:
+    """A broker on ``config``, started, its records captured; stopped on exit."""
     broker = Broker(config)
     running = RunningBroker(broker, config)
     broker.sink.add_listener(running._on_record)
@@ -181,6 +183,12 @@ async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
         yield running
     finally:
         await broker.stop()
+
+
+@pytest.fixture
+async def running_broker(config: Config) -> AsyncIterator[RunningBroker]:
+    async with started_broker(config) as running:
+        yield running
 
 
 @pytest.fixture

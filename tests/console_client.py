@@ -80,11 +80,13 @@ class EventStream:
         self._events: list[tuple[str, Any]] = []
         self._arrived = threading.Condition()
         self._thread = threading.Thread(target=self._read, daemon=True)
-        if self.status == 200:  # noqa: PLR2004
+        if self.status == 200:
             self._thread.start()
+        else:
+            self.close()  # a refused stream: nothing to read, nothing left open
 
     def _read(self) -> None:
-        name, data = "message", []
+        name, data = "message", list[str]()
         try:
             while True:
                 line = self.response.readline()
@@ -139,4 +141,7 @@ class EventStream:
                 self._socket.shutdown(socket.SHUT_RDWR)
         if self._thread.is_alive():
             self._thread.join(TIMEOUT)
+        self.response.close()
         self._connection.close()
+        if self._socket is not None:
+            self._socket.close()  # the response owned it (a streamed answer), not the connection

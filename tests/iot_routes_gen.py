@@ -19,9 +19,9 @@ _HEADER = '''"""Every operation of the ``iot`` control-plane API and its HTTP bi
 From botocore's ``iot`` service model ({version}), the machine-readable form of the AWS IoT API
 reference (https://docs.aws.amazon.com/iot/latest/apireference/). One line per operation:
 ``Name METHOD /request/uri/{{label}} member=location:wire-name:type ...``, listing the members that
-travel outside the JSON body (``uri`` labels, ``querystring`` parameters, ``header`` fields);
-every other member is a key of the JSON body. Regenerate with
-``.venv/bin/python -m tests.iot_routes_gen`` after upgrading botocore.
+travel outside the JSON body (``uri`` labels, ``querystring`` parameters, ``header`` fields, and
+the ``payload`` member that is the whole JSON body); every other member is a key of the body.
+Regenerate with ``.venv/bin/python -m tests.iot_routes_gen`` after upgrading botocore.
 """
 
 # ruff: noqa: E501
@@ -43,6 +43,12 @@ def route_line(model: botocore.model.ServiceModel, name: str) -> str:
             if location in ("uri", "querystring", "header"):
                 wire = shape.serialization.get("name", member)
                 parts.append(f"{member}={location}:{wire}:{shape.type_name}")
+        # A structure "payload" member is the whole JSON body (CreateTopicRule's
+        # topicRulePayload), not a key of it.
+        payload = operation.input_shape.serialization.get("payload")
+        if payload is not None:
+            kind = operation.input_shape.members[payload].type_name
+            parts.append(f"{payload}=payload:{payload}:{kind}")
     return " ".join(parts)
 
 

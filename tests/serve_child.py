@@ -26,6 +26,7 @@ __all__ = [
     "ServeChild",
     "child_env",
     "make_run",
+    "make_run_ready",
     "run_documented",
 ]
 
@@ -47,16 +48,18 @@ class ServeChild:
         *,
         command: list[str] | None = None,
         new_session: bool = False,
+        stdout: int | None = None,
     ) -> None:
         """Start ``python -m aws_iot_mock ARGS``, or ``command + ARGS`` when given.
 
         With ``new_session`` the child leads its own process group (``os.killpg`` it as Ctrl-C
-        signals a terminal's foreground group).
+        signals a terminal's foreground group). With ``stdout`` (a file descriptor, e.g. a pipe
+        the test reads as it likes), the child's stdout goes there and is not read here.
         """
         self.proc = subprocess.Popen(
             [*(command or [sys.executable, "-m", "aws_iot_mock"]), *args],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if stdout is None else stdout,
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=dict(env),
@@ -67,10 +70,15 @@ class ServeChild:
         self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._ended: set[str] = set()
         self._changed = threading.Condition()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
+        assert self.proc.stderr is not None
+        streams = [("stderr", self.proc.stderr)]
+        if self.proc.stdout is not None:
+            streams.insert(0, ("stdout", self.proc.stdout))
+        else:
+            self._ended.add("stdout")
         self._threads = [
             threading.Thread(target=self._drain, args=(name, stream), daemon=True)
-            for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr))
+            for name, stream in streams
         ]
         for thread in self._threads:
             thread.start()
@@ -161,4 +169,19 @@ def make_run(cwd: Path, children: list[ServeChild]) -> ServeChild:
         child_env(),
     )
     children.append(child)
+    return child
+
+
+def make_run_ready(cwd: Path, children: list[ServeChild]) -> ServeChild:
+    """``make run`` from a checkout in a fresh ``cwd``, ready; skips without the console script.
+
+    The repository's venv is linked in as ``cwd/.venv`` (documented commands call
+    ``.venv/bin/aws-iot-mock``); ``certs/`` and ``.state/`` are created in ``cwd``.
+    """
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "aws-iot-mock").exists():
+        pytest.skip("the aws-iot-mock console script is not installed in this environment")
+    (cwd / ".venv").symlink_to(venv)
+    child = make_run(cwd, children)
+    child.wait_line("stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
     return child

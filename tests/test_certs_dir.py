@@ -106,12 +106,13 @@ def test_ensure_root_ca_refuses_mismatched_key(certs: CertsDirectory) -> None:
         certs.ensure_root_ca(now=NOW)
 
 
-def test_existing_directory_mode_is_left_alone(tmp_path: Path) -> None:
+def test_an_existing_directory_is_made_private(tmp_path: Path) -> None:
+    # It holds the root CA's private key: 0700 even if it was made 0755 (a Docker volume, mkdir).
     tmp_path.chmod(0o755)
 
     CertsDirectory(tmp_path).ensure_root_ca(now=NOW)
 
-    assert _mode(tmp_path) == 0o755
+    assert _mode(tmp_path) == 0o700
 
 
 # --- server certificates ----------------------------------------------------------------------

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from aws_iot_mock import cli as cli_module
@@ -1226,3 +1230,39 @@ def test_serve_with_demo_device_and_resources(
         "demo-device-publisher",
         "sensor-1",
     ]
+
+
+def _device_with_rsa_key(ca: pki.CertificateAuthority, path: Path, key_size: int) -> str:
+    """A device certificate of ``ca`` for an RSA key of ``key_size`` bits, as a rig makes one."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old-device")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(ca.private_key, hashes.SHA256())
+    )
+    write_public_file(path, certificate.public_bytes(serialization.Encoding.PEM))
+    return pki.certificate_id(certificate)
+
+
+def test_register_certificate_refuses_an_rsa_key_under_2048_bits_as_the_csr_path_does(
+    cli: Cli, tmp_path: Path
+) -> None:
+    ca = CertsDirectory(cli.certs_dir).ensure_root_ca()
+    _device_with_rsa_key(ca, tmp_path / "weak.pem", 1024)
+
+    result = cli("register-certificate", "--certificate-pem", "file://weak.pem", "--set-as-active")
+
+    line = _service_error(result, "CertificateValidationException")
+    assert "The key in the certificate is not valid" in line
+    assert "at least 2048 bits, got 1024" in line
+    assert cli("list-certificates").json() == {"certificates": []}
+    # The twin: the same certificate with a 2048-bit key registers and is ACTIVE.
+    device_id = _device_with_rsa_key(ca, tmp_path / "strong.pem", 2048)
+    cli("register-certificate", "--certificate-pem", "file://strong.pem", "--set-as-active").json()
+    assert cli.status(device_id) == "ACTIVE"

@@ -68,7 +68,9 @@ def test_the_pages_are_served_from_the_package_with_nothing_from_elsewhere(
     for name in ("console.js", "console.css"):
         status, _, asset = console.request("GET", f"/console/static/{name}")
         assert status == 200
-        assert asset == resources.files("aws_iot_mock.console").joinpath("static", name).read_bytes()
+        assert (
+            asset == resources.files("aws_iot_mock.console").joinpath("static", name).read_bytes()
+        )
     # Offline: no page or asset loads anything from another host.
     for item in resources.files("aws_iot_mock.console").joinpath("static").iterdir():
         assert not re.search(r"https?://", item.read_text(encoding="utf-8")), item.name
@@ -139,8 +141,10 @@ def test_a_device_appears_live_and_the_console_disconnects_it(
     events.wait("connections", lambda document: not listed(document), since=before)
     record = events.wait(
         "log",
-        lambda e: e["record"]["eventType"] == "Disconnect"
-        and e["record"].get("clientId") == "console-lamp",
+        lambda e: (
+            e["record"]["eventType"] == "Disconnect"
+            and e["record"].get("clientId") == "console-lamp"
+        ),
     )["record"]
     assert record["disconnectReason"] == "API_INITIATED_DISCONNECT"
     # Refusal twin: nobody to disconnect.
@@ -214,16 +218,19 @@ def test_publish_from_the_console_reaches_a_device_and_the_console_subscription(
         assert (status, answer) == (200, {"topic": "devices/console-sub/in", "published": True})
         message = inbox.get(timeout=TIMEOUT)
         assert json.loads(message.payload) == {"on": True}
-        assert message.properties.ContentType == "application/json"
-        assert message.properties.UserProperty == [("origin", "console")]
+        properties: Any = message.properties
+        assert properties.ContentType == "application/json"
+        assert properties.UserProperty == [("origin", "console")]
         seen = watching.wait("message", lambda m: m["topic"] == "devices/console-sub/in")
         assert seen["payload"] == '{"on": true}'
         assert seen["filters"] == ["devices/+/in"]
         assert seen["properties"]["userProperties"] == [["origin", "console"]]
         record = watching.wait(
             "log",
-            lambda e: e["record"].get("topicName") == "devices/console-sub/in"
-            and e["record"]["eventType"] == "Publish-In",
+            lambda e: (
+                e["record"].get("topicName") == "devices/console-sub/in"
+                and e["record"]["eventType"] == "Publish-In"
+            ),
         )["record"]
         assert (record["protocol"], record["principalId"]) == ("HTTP", "aws-iot-mock-console")
     finally:
@@ -256,7 +263,10 @@ def test_a_refused_publish_says_why_in_the_catalogue_s_words(
     [
         ({"payload": "x"}, "topic is required"),
         ({"topic": "a", "qos": "1"}, "qos must be a number"),
-        ({"topic": "a", "userProperties": [["only-a-name"]]}, "Each user property is [name, value]"),
+        (
+            {"topic": "a", "userProperties": [["only-a-name"]]},
+            "Each user property is [name, value]",
+        ),
         (b"not json", "The body is not JSON"),
     ],
 )

@@ -37,6 +37,9 @@ from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import Reason
+from aws_iot_mock.rules.topic_rules import RULES_OPERATIONS
+from aws_iot_mock.services.jobs import JOBS_OPERATIONS
+from aws_iot_mock.services.provisioning_templates import PROVISIONING_OPERATIONS
 from aws_iot_mock.testing import DeviceFiles, IotBrokerThread, awsiot_connection, paho_client
 from aws_iot_mock.testing.clients import DeviceRefusedError
 from tests._aws_models import assert_shape
@@ -53,6 +56,14 @@ DENY_PUBLISH = json.dumps(
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Deny", "Action": "iot:Publish", "Resource": "*"}],
     }
+)
+
+# What a running broker's api door serves: the registry's operations and its built-in services'.
+SERVED_BY_THE_BROKER = (
+    frozenset(IMPLEMENTED_OPERATIONS)
+    | frozenset(JOBS_OPERATIONS)
+    | frozenset(PROVISIONING_OPERATIONS)
+    | frozenset(RULES_OPERATIONS)
 )
 
 
@@ -113,20 +124,20 @@ def error_code(info: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> s
 def test_route_table_matches_the_installed_botocore_model_for_every_implemented_operation() -> None:
     model = botocore.session.get_session().get_service_model("iot")
     table = {line.split()[0]: line for line in IOT_ROUTE_TABLE.splitlines() if line.strip()}
-    for operation in IMPLEMENTED_OPERATIONS:
+    for operation in SERVED_BY_THE_BROKER:
         assert table[operation] == route_line(model, operation), operation
 
 
 def test_every_implemented_operation_is_reachable_by_method_and_path() -> None:
-    for operation in IMPLEMENTED_OPERATIONS:
+    for operation in SERVED_BY_THE_BROKER:
         assert IOT_ROUTER.route(operation).name == operation
 
 
 def test_an_operation_not_emulated_says_so(iot: Any) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        iot.list_topic_rules()
+        iot.list_billing_groups()
     assert error_code(info) == "NotImplementedException"
-    assert "ListTopicRules" in str(info.value)
+    assert "ListBillingGroups" in str(info.value)
 
 
 # --- certificates --------------------------------------------------------------------------
@@ -929,5 +940,13 @@ def test_the_reference_lists_every_operation_as_served_or_not() -> None:
     not_served_part = text[text.index("## Not served") : text.index("## Behaviour")]
     every = [line.split()[0] for line in IOT_ROUTE_TABLE.splitlines() if line.strip()]
     for operation in every:
-        where = served_part if operation in IMPLEMENTED_OPERATIONS else not_served_part
+        where = served_part if operation in SERVED_BY_THE_BROKER else not_served_part
         assert f"`{operation}`" in where, operation
+    assert f"## Served operations ({len(SERVED_BY_THE_BROKER)})" in text
+    assert f"## Not served ({len(every) - len(SERVED_BY_THE_BROKER)})" in text
+
+
+def test_the_broker_serves_the_registry_and_its_built_in_services_operations(
+    broker: IotBrokerThread,
+) -> None:
+    assert broker._running_broker().control_plane.operations == SERVED_BY_THE_BROKER

@@ -31,6 +31,11 @@ from tests.serve_child import (
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 
+# AWS's documentation's example keys, which the README's banner shows for the demo user's.
+EXAMPLE_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+EXAMPLE_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
 def with_port(text: str, port: int) -> str:
     for documented in ("-p 8883", "127.0.0.1:8883", "port=8883", '"localhost", 8883'):
         text = text.replace(documented, documented.replace("8883", str(port)))
@@ -164,6 +169,8 @@ def test_the_readme_banner_and_its_sdk_example(
     ports = {door: int(serve.banner(door).split()[0]) for door in ("mqtt", "https", "alpn", "api")}
     documented = {"mqtt": 8883, "https": 8443, "alpn": 443, "api": 9443}
     banner = serve.lines["stderr"][: serve.lines["stderr"].index("ready (Ctrl-C to stop)") + 1]
+    # The demo user's keys are made on first run; the README shows AWS's example keys.
+    keys = dict(pair.split("=", 1) for pair in serve.banner("demo user").split(": ", 1)[1].split())
     as_documented = []
     for line in banner:
         text = line
@@ -171,6 +178,9 @@ def test_the_readme_banner_and_its_sdk_example(
             text = text.replace(f" {actual} on ", f" {documented[door]} on ")
             text = text.replace(f"-p {actual} ", f"-p {documented[door]} ")
             text = text.replace(f"localhost:{actual} ", f"localhost:{documented[door]} ")
+            text = text.replace(f'localhost:{actual}"', f'localhost:{documented[door]}"')
+        text = text.replace(keys["AWS_ACCESS_KEY_ID"], EXAMPLE_ACCESS_KEY_ID)
+        text = text.replace(keys["AWS_SECRET_ACCESS_KEY"], EXAMPLE_SECRET_ACCESS_KEY)
         as_documented.append(text)
     assert as_documented == output("make-run-banner").splitlines()
 

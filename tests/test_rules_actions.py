@@ -20,9 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from aws_iot_mock.rules.actions import (
     ActionFailure,
@@ -34,9 +32,9 @@ from aws_iot_mock.rules.actions import (
 )
 from aws_iot_mock.rules.error_action import error_action_document
 from aws_iot_mock.rules.sql import EvaluationContext, parse
+from tests.local_services import REGION, aws_client, moto_server
 
 ROLE = "arn:aws:iam::123456789012:role/aws_iot_rule"
-REGION = "us-east-1"
 CONTEXT = EvaluationContext(
     timestamp_ms=1460685389000,
     client_id="sensor-1",
@@ -65,23 +63,12 @@ def given(
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()  # returns once the server is listening
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def aws(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return aws_client(service, endpoint)
 
 
 @pytest.fixture

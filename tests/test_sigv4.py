@@ -959,7 +959,7 @@ def test_any_region_when_none_is_configured() -> None:
 def test_verified_identity_and_principal_id() -> None:
     verified = accepted(check(crt_sign(key=TEMP_KEY, secret=TEMP_SECRET, token=TOKEN)))
     assert verified.identity == ALICE
-    assert verified.principal_id == f"{ACCOUNT}/AIDAJQABLZS4A3QDU576Q"
+    assert verified.principal_id == "AIDAJQABLZS4A3QDU576Q"
     assert verified.credential_expiration == EXPIRATION
     assert (verified.region, verified.service) == (REGION, "iotdata")
 

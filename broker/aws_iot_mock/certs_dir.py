@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from aws_iot_mock import pki
 from aws_iot_mock.errors import CertificateError
 
-__all__ = ["CertsDirectory", "write_private_key", "write_public_file"]
+__all__ = ["CertsDirectory", "private_directory", "write_private_key", "write_public_file"]
 
 _PRIVATE_MODE = 0o600
 _PUBLIC_MODE = 0o644
@@ -42,6 +43,20 @@ _DIR_MODE = 0o700
 # Re-issue server certificates this long before they expire, so a long-running install never
 # serves an expired certificate after a restart.
 _RENEW_BEFORE = timedelta(days=30)
+
+
+def private_directory(directory: Path) -> None:
+    """Create ``directory`` (and parents) if missing and make it mode 0700, also if it existed.
+
+    Private keys, state and logs live in such directories; one made by an older version, by
+    hand or by Docker for a volume (0755) is tightened too.
+
+    Raises:
+        OSError: it cannot be created or its mode cannot be set.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+    if stat.S_IMODE(directory.stat().st_mode) != _DIR_MODE:
+        directory.chmod(_DIR_MODE)  # mkdir's mode is filtered by the umask
 
 
 def write_private_key(path: str | os.PathLike[str], pem: bytes) -> None:
@@ -261,10 +276,7 @@ class CertsDirectory:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Create the directory if needed and hold an exclusive advisory lock on it."""
-        if not self._path.exists():
-            self._path.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-            # mkdir's mode is filtered by the umask; the directory holds private keys.
-            self._path.chmod(_DIR_MODE)
+        private_directory(self._path)  # it holds private keys
         fd = os.open(self._path / ".lock", os.O_RDWR | os.O_CREAT, _PRIVATE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -21,6 +21,7 @@ import contextlib
 import gc
 import json
 import os
+import resource
 import shlex
 import signal
 import socket
@@ -34,7 +35,14 @@ from aws_iot_mock import pki
 from aws_iot_mock.authz.iot_policy_evaluation import (
     resource_arn,
 )
-from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
+from aws_iot_mock.certs_dir import (
+    CertsDirectory,
+    private_directory,
+    write_private_key,
+    write_public_file,
+)
+from aws_iot_mock.cli_iam import add_iam_verbs, demo_user_hints, ensure_demo_user
+from aws_iot_mock.cli_jobs import BUILT_IN_VERBS, built_in_operations
 from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
@@ -47,6 +55,7 @@ from aws_iot_mock.resources import (
     ensure_thing_principal,
     thing_exists,
 )
+from aws_iot_mock.state.instance_lock import StateDirectoryInUseError
 
 __all__ = ["main", "main_entry"]
 
@@ -206,6 +215,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_ca_verbs(verbs)
     _add_service_verbs(verbs)
     add_shadow_verbs(verbs, _add_common)
+    add_iam_verbs(verbs, _add_common, _load)
     return parser
 
 
@@ -366,11 +376,14 @@ def _add_ca_verbs(verbs: _Verbs) -> None:
 # Verbs answered by the control plane's service layer (``aws_iot_mock.api.iot_control``), the one
 # the api door serves to boto3 and the aws CLI: verb -> (operation, help, flags). Each flag is
 # (flag, request member, kind, required); kinds: str, int, bool (--x/--no-x), struct (JSON,
-# shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list).
+# shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list),
+# text (a string or file://PATH). The job and provisioning-template verbs are in cli_jobs.
 _ServiceFlag = tuple[str, str, str, bool]
 _THING_GROUP = ("--thing-group-name", "thingGroupName", "str", True)
 _DOMAIN = ("--domain-configuration-name", "domainConfigurationName", "str", True)
 _RESOURCE = ("--resource-arn", "resourceArn", "str", True)
+_RULE = ("--rule-name", "ruleName", "str", True)
+_RULE_PAYLOAD = ("--topic-rule-payload", "topicRulePayload", "struct", True)
 _GROUP_AND_THING: tuple[_ServiceFlag, ...] = (
     ("--thing-group-name", "thingGroupName", "str", False),
     ("--thing-group-arn", "thingGroupArn", "str", False),
@@ -496,7 +509,34 @@ _SERVICE_VERBS: dict[str, tuple[str, str, tuple[_ServiceFlag, ...]]] = {
         (_RESOURCE, ("--tag-keys", "tagKeys", "strs", True)),
     ),
     "list-tags-for-resource": ("ListTagsForResource", "list a resource's tags", (_RESOURCE,)),
+    # The rules engine's topic rules (aws_iot_mock.rules.topic_rules); a running broker on the
+    # same state directory picks a change up within a second.
+    "create-topic-rule": (
+        "CreateTopicRule",
+        "create a topic rule (rules engine)",
+        (_RULE, _RULE_PAYLOAD, ("--tags", "tags", "str", False)),
+    ),
+    "get-topic-rule": ("GetTopicRule", "show a topic rule", (_RULE,)),
+    "list-topic-rules": (
+        "ListTopicRules",
+        "list the topic rules",
+        (
+            ("--topic", "topic", "str", False),
+            ("--rule-disabled", "ruleDisabled", "bool", False),
+        ),
+    ),
+    "replace-topic-rule": (
+        "ReplaceTopicRule",
+        "replace a topic rule's definition",
+        (_RULE, _RULE_PAYLOAD),
+    ),
+    "delete-topic-rule": ("DeleteTopicRule", "delete a topic rule", (_RULE,)),
+    "enable-topic-rule": ("EnableTopicRule", "enable a topic rule", (_RULE,)),
+    "disable-topic-rule": ("DisableTopicRule", "disable a topic rule", (_RULE,)),
 }
+
+
+_SERVICE_VERBS.update(BUILT_IN_VERBS)
 
 
 def _add_service_verbs(verbs: _Verbs) -> None:
@@ -523,6 +563,8 @@ def _cmd_service(args: argparse.Namespace) -> int:
             value = _shorthand_booleans(_structure(flag, value))
         elif kind == "tags":
             value = _tag_list(flag, value)
+        elif kind == "text":
+            value = _read_file_argument(value)
         request[member] = value
     config = _load(args)
     result = _call_service(config, operation, request)
@@ -556,9 +598,21 @@ def _call_service(config: Config, operation: str, request: dict[str, object]) ->
     # Imported here so that the other verbs start without the API modules.
     from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
     from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
+    from aws_iot_mock.rules.topic_rules import RULES_OPERATIONS, TopicRuleService  # noqa: PLC0415
+    from aws_iot_mock.state.topic_rules import TopicRuleStore  # noqa: PLC0415
 
-    with _open_registry(config) as registry:
+    with contextlib.ExitStack() as stack:
+        registry = stack.enter_context(_open_registry(config))
         service = IotControlPlane(registry, config, certs=CertsDirectory(config.certs_dir))
+        # The built-in services' operations join the same layer, as in the broker: jobs and
+        # provisioning templates, and topic rules.
+        service.add_operations(
+            stack.enter_context(built_in_operations(config, registry, operation))
+        )
+        if operation in RULES_OPERATIONS:
+            store = stack.enter_context(TopicRuleStore.open(config.state_dir))
+            rules = TopicRuleService(store, region=config.region, account_id=config.account_id)
+            service.add_operations(rules.operations())
         try:
             return service.call(operation, request)
         except AwsApiError as exc:
@@ -1218,7 +1272,7 @@ def ensure_demo_device(config: Config) -> tuple[Path, Path]:
             record = registry.register_certificate(
                 issued.certificate_pem, status=CertificateStatus.ACTIVE
             )
-            cert_path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(cert_path.parent)  # it holds the device's private key
             write_private_key(key_path, issued.private_key_pem)
             write_public_file(public_path, issued.public_key_pem)
             write_public_file(cert_path, issued.certificate_pem)
@@ -1240,6 +1294,11 @@ def demo_policy_document(config: Config) -> str:
     A client may connect only with a client ID equal to the name of a thing the certificate is
     attached to, and may publish, receive and subscribe on ``demo/...`` and on its own thing's
     reserved topics (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
+
+    ``demo/...`` has statements of its own: thing policy variables resolve on MQTT and MQTT over
+    WebSocket only (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html),
+    and a statement with an unresolved variable matches nothing, so the certificate can also
+    publish on ``demo/...`` over HTTPS (AWS's curl example).
     """
     thing = "${iot:Connection.Thing.ThingName}"
 
@@ -1260,16 +1319,25 @@ def demo_policy_document(config: Config) -> str:
                 "Sid": "PublishAndReceive",
                 "Effect": "Allow",
                 "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": [arn("topic", "demo/*"), arn("topic", f"$aws/things/{thing}/*")],
+                "Resource": arn("topic", "demo/*"),
             },
             {
                 "Sid": "Subscribe",
                 "Effect": "Allow",
                 "Action": "iot:Subscribe",
-                "Resource": [
-                    arn("topicfilter", "demo/*"),
-                    arn("topicfilter", f"$aws/things/{thing}/*"),
-                ],
+                "Resource": arn("topicfilter", "demo/*"),
+            },
+            {
+                "Sid": "ItsThingsReservedTopics",
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": arn("topic", f"$aws/things/{thing}/*"),
+            },
+            {
+                "Sid": "SubscribeToItsThingsReservedTopics",
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": arn("topicfilter", f"$aws/things/{thing}/*"),
             },
         ],
     }
@@ -1306,7 +1374,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aws_iot_mock.server.app import Broker  # noqa: PLC0415
 
     config = _load(args)
+    _raise_open_files_limit()
     demo = ensure_demo_device(config) if args.demo_device else None
+    demo_user = ensure_demo_user(config) if args.demo_device else None
     for change in _apply_resources(config):
         print(f"resources:   {change}", file=sys.stderr)
 
@@ -1347,6 +1417,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             hints = _client_hints(config, mqtt_port, cert_path, key_path, broker.root_ca_path)
             for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
                 print(f"{label:<12} {hint}", file=sys.stderr)
+        if demo_user is not None:
+            alpn_port = broker.ports.get("alpn")
+            for label, hint in demo_user_hints(config, alpn_port, demo_user, broker.root_ca_path):
+                print(f"{label:<12} {hint}", file=sys.stderr)
         if args.ready_file is not None:
             _write_ready_file(args.ready_file, broker.endpoint, broker.root_ca_path, broker.ports)
         print("ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -1384,6 +1458,21 @@ def _apply_resources(config: Config) -> list[str]:
     ca = CertsDirectory(config.certs_dir).ensure_root_ca()
     with _open_registry(config) as registry:
         return apply_config_resources(config, registry, ca.certificate_pem)
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit: every connection takes a descriptor.
+
+    The usual soft limit (1024) caps a broker near a thousand devices; the hard limit is what
+    the system allows without privileges. Past it, accept failures are logged with reason
+    ``TOO_MANY_OPEN_FILES``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20  # Linux's default nr_open; "unlimited" is not accepted as a soft limit
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run_event_loop(main_coroutine: Coroutine[None, None, None]) -> None:
@@ -1499,8 +1588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _VERBS[args.verb](args)
-    except (ConfigError, ListenerBindError) as exc:
+        # Verbs registered by another module carry their own runner (set_defaults(run=...)).
+        return (_VERBS.get(args.verb) or args.run)(args)
+    except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
         # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import importlib.util
 import ipaddress
 import json
 import math
 import re
+import shlex
+import urllib.parse
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,15 +30,19 @@ from typing import NoReturn, TypeVar
 
 import yaml
 
+from aws_iot_mock.aws.limits import RETAINED_MESSAGES_MAX, USER_PROPERTIES_MAX_BYTES
 from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
 __all__ = [
+    "AWS_IOT_LOG_GROUP",
     "DEFAULT_LISTENERS",
     "DOORS",
     "DOOR_FLAGS",
     "LOG_LEVELS",
+    "WEBSOCKET_TTL_MAX",
     "CertificateResource",
+    "CloudWatchConfig",
     "Config",
     "ControlPlaneConfig",
     "DiagnosticsConfig",
@@ -45,6 +52,7 @@ __all__ = [
     "LoggingConfig",
     "PolicyResource",
     "ResourcesConfig",
+    "RulesConfig",
     "ThingResource",
     "TlsConfig",
     "dns_name_problem",
@@ -57,6 +65,8 @@ LOG_LEVELS: tuple[str, ...] = ("DISABLED", "ERROR", "WARN", "INFO", "DEBUG")
 
 # Generous upper bound on timeouts: a larger value is almost certainly a unit mistake (ms vs s).
 _MAX_TIMEOUT_SECONDS = 3600.0
+# "WebSocket connections are limited to 24 hours" (AWS IoT, protocols page), in seconds.
+WEBSOCKET_TTL_MAX = 24 * 3600.0
 _MAX_PORT = 65535
 _ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
 # AWS partitions: commercial (us-east-1), GovCloud (us-gov-west-1), China (cn-north-1).
@@ -152,6 +162,36 @@ class TlsConfig:
     connect_timeout: float = 10.0
 
 
+# AWS IoT writes its log to this CloudWatch Logs group
+# (https://docs.aws.amazon.com/iot/latest/developerguide/cloud-watch-logs.html).
+AWS_IOT_LOG_GROUP = "AWSIotLogsV2"
+# CloudWatch Logs' naming rules (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/
+# APIReference/API_CreateLogGroup.html, .../API_CreateLogStream.html): 1..512 characters.
+_LOG_GROUP_RE = re.compile(r"[._\-/#A-Za-z0-9]{1,512}")
+_LOG_STREAM_RE = re.compile(r"[^:*]{1,512}")
+
+
+@dataclass(frozen=True)
+class CloudWatchConfig:
+    """Where the optional CloudWatch Logs sink sends the AWSIotLogsV2 records (needs boto3).
+
+    Attributes:
+        endpoint_url: the CloudWatch Logs endpoint (a moto server, LocalStack); None for AWS's
+            own, with the credentials boto3 finds.
+        region: the region of the ``logs`` client; None for the configuration's ``region``.
+        log_group: the log group, created when missing (AWS IoT's is ``AWSIotLogsV2``).
+        log_stream: the log stream, created when missing; None for a new one per broker start.
+        queue_bytes: bytes of records that may wait for the endpoint; past that, records are
+            dropped and counted (64 KiB .. 1 GiB).
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    log_group: str = AWS_IOT_LOG_GROUP
+    log_stream: str | None = None
+    queue_bytes: int = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     """Where AWSIotLogsV2 JSON log lines go.
@@ -161,11 +201,16 @@ class LoggingConfig:
             DISABLED logs nothing.
         file: path of a JSON-lines file to append to, or None for no file.
         stdout: also write each line to standard output.
+        buffer_bytes: bytes of log lines that may wait for each output (stdout, the file); past
+            that, lines are dropped and counted rather than stall the broker (64 KiB .. 1 GiB).
+        cloudwatch: the CloudWatch Logs sink, or None (the default) for none.
     """
 
     level: str = "INFO"
     file: Path | None = None
     stdout: bool = True
+    buffer_bytes: int = 4 * 1024 * 1024
+    cloudwatch: CloudWatchConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -182,11 +227,20 @@ class LimitsConfig:
             second (in + out; the excess is discarded), 512 KiB/s received (delayed), 50
             subscriptions per connection, 8 filters per SUBSCRIBE, 1 CONNECT per second per
             client ID. False lifts them all (benchmarks).
+        websocket_ttl: seconds an MQTT over WebSocket connection may live, in (0, 86400]: AWS
+            closes it after 24 hours, at the next message sent either way (shrink it in tests).
+        retained_messages_max: the most retained messages stored (AWS's account quota,
+            500,000); a new one past it is throttled (1 .. 10^7).
+        user_properties_max_bytes: the most bytes of MQTT 5 user properties (keys and values)
+            in one message (8 KiB; 0 .. 128 KiB).
     """
 
     outbound_buffer_bytes: int = 1024 * 1024
     session_queue_max: int = 10_000
     aws_quotas: bool = True
+    websocket_ttl: float = WEBSOCKET_TTL_MAX
+    retained_messages_max: int = RETAINED_MESSAGES_MAX
+    user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -285,6 +339,53 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    """The rules engine (``rules:``): where rule actions deliver, and its bounds.
+
+    Attributes:
+        aws_endpoint_url: the endpoint of the AWS service actions (sqs, sns, dynamoDBv2,
+            kinesis, firehose, s3, cloudwatchLogs, lambda), e.g. a moto server or LocalStack;
+            None: real AWS, and only with explicit credentials (never from the environment).
+        aws_region: the region of those calls; None uses the top-level ``region``.
+        aws_access_key_id: credentials for those calls; with an endpoint and none given, a
+            dummy pair (moto and LocalStack accept any).
+        aws_secret_access_key: see ``aws_access_key_id`` (never printed).
+        lambda_endpoint_url: a separate Lambda endpoint; None uses ``aws_endpoint_url``.
+        lambda_commands: Lambda function name or ARN -> local command (argv) run with the SQL
+            result on stdin instead of calling Lambda; exit status 0 is success.
+        http_confirmed_destinations: URL prefixes the http action may POST to (AWS's confirmed
+            topic rule destinations).
+        http_allow_loopback: also allow any http(s) URL on a loopback address or ``localhost``.
+        http_ca_file: PEM file of the CAs to trust for ``https://`` URLs; None: the system's.
+        action_timeout: seconds one action may take (all tries of an http action together).
+        queue_max: messages one rule's queue holds while its actions run; newer ones are
+            dropped, counted and logged.
+        workers: threads that evaluate rules and perform actions.
+        basic_ingest_checks_from: a Basic Ingest message (``$aws/rules/<rule>/<topic>``) must
+            also match the rule's FROM filter (with the prefix removed), when it has one.
+        republish_max_depth: how many republish actions in a row may feed rules again; a
+            message past that (a rule republishing to its own topic) is not evaluated again.
+    """
+
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    lambda_endpoint_url: str | None = None
+    lambda_commands: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    http_confirmed_destinations: tuple[str, ...] = ()
+    http_allow_loopback: bool = True
+    http_ca_file: Path | None = None
+    action_timeout: float = 10.0
+    queue_max: int = 1000
+    workers: int = 4
+    basic_ingest_checks_from: bool = True
+    republish_max_depth: int = 8
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole broker configuration, immutable.
 
@@ -305,6 +406,7 @@ class Config:
         diagnostics: opt-in departures from AWS that explain refusals to the device.
         control_plane: how the control-plane API authenticates.
         resources: things, policies and certificates to create when ``serve`` starts.
+        rules: the rules engine's action endpoints and bounds.
         source: where the values came from (a file name, ``<defaults>`` or ``<mapping>``); every
             error message about this config names it.
     """
@@ -322,6 +424,7 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     control_plane: ControlPlaneConfig = field(default_factory=ControlPlaneConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     source: str = "<defaults>"
 
     def listener_for(self, door: str) -> ListenerConfig | None:
@@ -589,6 +692,18 @@ def _parse_timeout(value: object) -> float:
     return seconds
 
 
+def _parse_websocket_ttl(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number of seconds, got {_type_name(value)} ({value!r})")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 < seconds <= WEBSOCKET_TTL_MAX:
+        raise _Invalid(
+            f"must be more than 0 and at most {WEBSOCKET_TTL_MAX:g} seconds (AWS's 24 hours),"
+            f" got {value!r}"
+        )
+    return seconds
+
+
 def _parse_account_id(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         # An unquoted id parses as an int; accept it, but a leading zero is already lost.
@@ -705,6 +820,26 @@ def _bounded_int(low: int, high: int) -> Callable[[object], int]:
     return parse
 
 
+def _parse_http_url(value: object) -> str:
+    text = _parse_str(value)
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise _Invalid(f"not an http(s) URL: {text!r}; expected e.g. http://127.0.0.1:5000")
+    return text
+
+
+def _name_parser(pattern: re.Pattern[str], what: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = _parse_str(value)
+        if not pattern.fullmatch(text):
+            raise _Invalid(
+                f"not a CloudWatch Logs {what} name: {text!r} (1..512 characters"
+                + (", letters, digits and ._-/#)" if what == "log group" else ", no ':' or '*')")
+            )
+        return text
+
+    return parse
+
+
 def _parse_policy(value: object) -> str:
     text = _parse_str(value)
     if text not in SECURITY_POLICIES:
@@ -775,6 +910,64 @@ def _names(parse: Callable[[object], str]) -> Callable[[object], tuple[str, ...]
         return tuple(names)
 
     return parse_names
+
+
+def _optional(parse: Callable[[object], _T]) -> Callable[[object], _T | None]:
+    """Return a parser that also accepts null (None)."""
+
+    def parse_optional(value: object) -> _T | None:
+        return None if value is None else parse(value)
+
+    return parse_optional
+
+
+def _parse_url(value: object) -> str:
+    text = _parse_str(value)
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _Invalid(f"expected an http:// or https:// URL with a host, got {text!r}")
+    return text
+
+
+def _parse_url_list(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected a list of URL prefixes, got {_type_name(value)}")
+    urls: list[str] = []
+    for index, item in enumerate(value):
+        try:
+            urls.append(_parse_url(item))
+        except _Invalid as exc:
+            raise _Invalid(f"item {index}: {exc}") from None
+    return tuple(urls)
+
+
+def _parse_commands(value: object) -> Mapping[str, tuple[str, ...]]:
+    """Function name or ARN -> argv: a list of strings, or one string split as a shell does."""
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        raise _Invalid(
+            f"expected a mapping of Lambda function names to commands, got {_type_name(value)}"
+        )
+    commands: dict[str, tuple[str, ...]] = {}
+    for name, command in value.items():
+        if not isinstance(name, str) or not name:
+            raise _Invalid(f"function names must be non-empty strings, got {name!r}")
+        try:
+            argv = shlex.split(command) if isinstance(command, str) else command
+        except ValueError as exc:
+            raise _Invalid(f"{name}: the command does not parse: {exc}") from None
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(arg, str) and arg for arg in argv)
+        ):
+            raise _Invalid(
+                f"{name}: expected a command (a string, or a list of non-empty strings), got "
+                f"{command!r}"
+            )
+        commands[name] = tuple(argv)
+    return MappingProxyType(commands)
 
 
 def _json_ready(value: object, where: str = "") -> object:
@@ -935,6 +1128,7 @@ class _Reader:
                 "diagnostics",
                 "control_plane",
                 "resources",
+                "rules",
             ),
         )
         if "listener" in top:
@@ -964,6 +1158,7 @@ class _Reader:
             diagnostics=self.diagnostics(top.get("diagnostics")),
             control_plane=self.control_plane(top.get("control_plane")),
             resources=self.resources(top.get("resources")),
+            rules=self.rules(top.get("rules")),
             source=self.source,
         )
 
@@ -994,7 +1189,16 @@ class _Reader:
     def limits(self, value: object) -> LimitsConfig:
         d = LimitsConfig()
         m = self.section(
-            value, "limits", ("outbound_buffer_bytes", "session_queue_max", "aws_quotas")
+            value,
+            "limits",
+            (
+                "outbound_buffer_bytes",
+                "session_queue_max",
+                "aws_quotas",
+                "websocket_ttl",
+                "retained_messages_max",
+                "user_properties_max_bytes",
+            ),
         )
         return LimitsConfig(
             outbound_buffer_bytes=self.get(
@@ -1008,6 +1212,23 @@ class _Reader:
                 m, "limits", "session_queue_max", _bounded_int(1, 10_000_000), d.session_queue_max
             ),
             aws_quotas=self.get(m, "limits", "aws_quotas", _parse_bool, d.aws_quotas),
+            websocket_ttl=self.get(
+                m, "limits", "websocket_ttl", _parse_websocket_ttl, d.websocket_ttl
+            ),
+            retained_messages_max=self.get(
+                m,
+                "limits",
+                "retained_messages_max",
+                _bounded_int(1, 10_000_000),
+                d.retained_messages_max,
+            ),
+            user_properties_max_bytes=self.get(
+                m,
+                "limits",
+                "user_properties_max_bytes",
+                _bounded_int(0, 128 * 1024),
+                d.user_properties_max_bytes,
+            ),
         )
 
     def tls(self, value: object) -> TlsConfig:
@@ -1064,11 +1285,45 @@ class _Reader:
 
     def logging(self, value: object) -> LoggingConfig:
         d = LoggingConfig()
-        m = self.section(value, "logging", ("level", "file", "stdout"))
+        m = self.section(
+            value, "logging", ("level", "file", "stdout", "buffer_bytes", "cloudwatch")
+        )
         return LoggingConfig(
             level=self.get(m, "logging", "level", _parse_log_level, d.level),
             file=self.get(m, "logging", "file", self.optional_path_value, d.file),
             stdout=self.get(m, "logging", "stdout", _parse_bool, d.stdout),
+            buffer_bytes=self.get(
+                m, "logging", "buffer_bytes", _bounded_int(64 * 1024, 1 << 30), d.buffer_bytes
+            ),
+            cloudwatch=self.cloudwatch(m["cloudwatch"])
+            if m.get("cloudwatch") is not None
+            else None,
+        )
+
+    def cloudwatch(self, value: object) -> CloudWatchConfig:
+        path = "logging.cloudwatch"
+        d = CloudWatchConfig()
+        m = self.section(
+            value, path, ("endpoint_url", "region", "log_group", "log_stream", "queue_bytes")
+        )
+        if importlib.util.find_spec("boto3") is None:
+            self.fail(
+                path,
+                "the CloudWatch Logs sink needs boto3, which is not installed; install it with "
+                "pip install 'aws-iot-mock[cloudwatch]'",
+            )
+        return CloudWatchConfig(
+            endpoint_url=self.get(m, path, "endpoint_url", _parse_http_url, d.endpoint_url),
+            region=self.get(m, path, "region", _parse_region, d.region),
+            log_group=self.get(
+                m, path, "log_group", _name_parser(_LOG_GROUP_RE, "log group"), d.log_group
+            ),
+            log_stream=self.get(
+                m, path, "log_stream", _name_parser(_LOG_STREAM_RE, "log stream"), d.log_stream
+            ),
+            queue_bytes=self.get(
+                m, path, "queue_bytes", _bounded_int(64 * 1024, 1 << 30), d.queue_bytes
+            ),
         )
 
     def diagnostics(self, value: object) -> DiagnosticsConfig:
@@ -1125,6 +1380,54 @@ class _Reader:
         )
         return ResourcesConfig(
             things=tuple(things), policies=tuple(policies), certificates=certificates
+        )
+
+    def rules(self, value: object) -> RulesConfig:
+        d = RulesConfig()
+        keys = (
+            "aws_endpoint_url",
+            "aws_region",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "lambda_endpoint_url",
+            "lambda_commands",
+            "http_confirmed_destinations",
+            "http_allow_loopback",
+            "http_ca_file",
+            "action_timeout",
+            "queue_max",
+            "workers",
+            "basic_ingest_checks_from",
+            "republish_max_depth",
+        )
+        m = self.section(value, "rules", keys)
+        optional_url = _optional(_parse_url)
+        optional_str = _optional(_parse_str)
+        return RulesConfig(
+            aws_endpoint_url=self.get(m, "rules", "aws_endpoint_url", optional_url, None),
+            aws_region=self.get(m, "rules", "aws_region", _optional(_parse_region), None),
+            aws_access_key_id=self.get(m, "rules", "aws_access_key_id", optional_str, None),
+            aws_secret_access_key=self.get(m, "rules", "aws_secret_access_key", optional_str, None),
+            lambda_endpoint_url=self.get(m, "rules", "lambda_endpoint_url", optional_url, None),
+            lambda_commands=self.get(
+                m, "rules", "lambda_commands", _parse_commands, d.lambda_commands
+            ),
+            http_confirmed_destinations=self.get(
+                m, "rules", "http_confirmed_destinations", _parse_url_list, ()
+            ),
+            http_allow_loopback=self.get(
+                m, "rules", "http_allow_loopback", _parse_bool, d.http_allow_loopback
+            ),
+            http_ca_file=self.get(m, "rules", "http_ca_file", self.optional_path_value, None),
+            action_timeout=self.get(m, "rules", "action_timeout", _parse_timeout, d.action_timeout),
+            queue_max=self.get(m, "rules", "queue_max", _bounded_int(1, 1_000_000), d.queue_max),
+            workers=self.get(m, "rules", "workers", _bounded_int(1, 64), d.workers),
+            basic_ingest_checks_from=self.get(
+                m, "rules", "basic_ingest_checks_from", _parse_bool, d.basic_ingest_checks_from
+            ),
+            republish_max_depth=self.get(
+                m, "rules", "republish_max_depth", _bounded_int(0, 64), d.republish_max_depth
+            ),
         )
 
     def entries(self, section: Mapping[str, object], path: str, name_key: str) -> list[object]:

@@ -44,6 +44,7 @@ __all__ = [
     "KeyType",
     "certificate_arn",
     "certificate_id",
+    "check_device_key",
     "create_root_ca",
     "issue_device_certificate",
     "issue_server_certificate",
@@ -385,7 +386,7 @@ def issue_device_certificate(
         public_key = serialization.load_pem_public_key(public_key_pem)
     except (ValueError, TypeError) as exc:
         raise CertificateError(f"public_key_pem is not a PEM public key: {exc}") from None
-    return _issue_device(ca, subject, _check_device_key(public_key), None, now)
+    return _issue_device(ca, subject, check_device_key(public_key), None, now)
 
 
 def sign_csr(
@@ -426,7 +427,7 @@ def sign_csr(
     subject = csr.subject
     if len(subject) == 0:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEVICE_COMMON_NAME)])
-    return _issue_device(ca, subject, _check_device_key(public_key), None, now)
+    return _issue_device(ca, subject, check_device_key(public_key), None, now)
 
 
 def certificate_id(certificate: bytes | x509.Certificate) -> str:
@@ -602,8 +603,16 @@ def _issued(certificate: x509.Certificate, key: _PrivateKey) -> IssuedCertificat
     )
 
 
-def _check_device_key(key: object) -> _PublicKey:
+def check_device_key(key: object) -> _PublicKey:
     """Return ``key`` if AWS IoT would accept it in a device certificate.
+
+    One rule for every way a device certificate arrives (CreateCertificateFromCsr, RegisterThing
+    with a CSR, RegisterCertificate and RegisterCertificateWithoutCA): AWS's CSR rule ("an RSA
+    key with a length of at least 2048 bits or an ECC key from NIST P-256, NIST P-384, or NIST
+    P-521 curves", https://docs.aws.amazon.com/iot/latest/apireference/API_CreateCertificateFromCsr.html)
+    is also its register rule: registering a 1024-bit RSA certificate answers "The key in the
+    certificate is not valid" (the device-certificate key quality audit check,
+    https://docs.aws.amazon.com/iot/latest/developerguide/audit-chk-device-cert-key-quality.html).
 
     Raises:
         CertificateError: not RSA >= 2048 bits or EC on P-256/P-384/P-521.

@@ -45,7 +45,8 @@ class ControlPlaneCaller:
 
     Attributes:
         access_key_id: the access key that signed it.
-        principal_id: ``<account>/<user ID>`` for a key of the local IAM, else the access key.
+        principal_id: the IAM unique ID (``AIDA...``) for a key of the local IAM, else the
+            access key.
         verified: whether the signature was checked against a known secret.
         region: the region the request was signed for.
     """

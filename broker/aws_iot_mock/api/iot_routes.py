@@ -3,9 +3,9 @@
 From botocore's ``iot`` service model (2015-05-28), the machine-readable form of the AWS IoT API
 reference (https://docs.aws.amazon.com/iot/latest/apireference/). One line per operation:
 ``Name METHOD /request/uri/{label} member=location:wire-name:type ...``, listing the members that
-travel outside the JSON body (``uri`` labels, ``querystring`` parameters, ``header`` fields);
-every other member is a key of the JSON body. Regenerate with
-``.venv/bin/python -m tests.iot_routes_gen`` after upgrading botocore.
+travel outside the JSON body (``uri`` labels, ``querystring`` parameters, ``header`` fields, and
+the ``payload`` member that is the whole JSON body); every other member is a key of the body.
+Regenerate with ``.venv/bin/python -m tests.iot_routes_gen`` after upgrading botocore.
 """
 
 # ruff: noqa: E501
@@ -61,7 +61,7 @@ CreateStream POST /streams/{streamId} streamId=uri:streamId:string
 CreateThing POST /things/{thingName} thingName=uri:thingName:string
 CreateThingGroup POST /thing-groups/{thingGroupName} thingGroupName=uri:thingGroupName:string
 CreateThingType POST /thing-types/{thingTypeName} thingTypeName=uri:thingTypeName:string
-CreateTopicRule POST /rules/{ruleName} ruleName=uri:ruleName:string tags=header:x-amz-tagging:string
+CreateTopicRule POST /rules/{ruleName} ruleName=uri:ruleName:string tags=header:x-amz-tagging:string topicRulePayload=payload:topicRulePayload:structure
 CreateTopicRuleDestination POST /destinations
 DeleteAccountAuditConfiguration DELETE /audit/configuration deleteScheduledAudits=querystring:deleteScheduledAudits:boolean
 DeleteAuditSuppression POST /audit/suppressions/delete
@@ -237,11 +237,11 @@ RegisterThing POST /things
 RejectCertificateTransfer PATCH /reject-certificate-transfer/{certificateId} certificateId=uri:certificateId:string
 RemoveThingFromBillingGroup PUT /billing-groups/removeThingFromBillingGroup
 RemoveThingFromThingGroup PUT /thing-groups/removeThingFromThingGroup
-ReplaceTopicRule PATCH /rules/{ruleName} ruleName=uri:ruleName:string
+ReplaceTopicRule PATCH /rules/{ruleName} ruleName=uri:ruleName:string topicRulePayload=payload:topicRulePayload:structure
 SearchIndex POST /indices/search
 SetDefaultAuthorizer POST /default-authorizer
 SetDefaultPolicyVersion PATCH /policies/{policyName}/version/{policyVersionId} policyName=uri:policyName:string policyVersionId=uri:policyVersionId:string
-SetLoggingOptions POST /loggingOptions
+SetLoggingOptions POST /loggingOptions loggingOptionsPayload=payload:loggingOptionsPayload:structure
 SetV2LoggingLevel POST /v2LoggingLevel
 SetV2LoggingOptions POST /v2LoggingOptions
 StartAuditMitigationActionsTask POST /audit/mitigationactions/tasks/{taskId} taskId=uri:taskId:string

@@ -38,7 +38,8 @@ class Binding:
 
     Attributes:
         member: the member's name in the model (the key of the request ``dict``).
-        location: ``uri``, ``querystring`` or ``header``.
+        location: ``uri``, ``querystring``, ``header``, or ``payload`` (the member is the
+            whole JSON body, e.g. CreateTopicRule's ``topicRulePayload``).
         wire: the label, query parameter or header name.
         type: the member's model type (``string``, ``integer``, ``long``, ``boolean``...).
     """
@@ -179,9 +180,15 @@ class RestJsonRouter:
                 raise AwsApiError(
                     "InvalidRequestException", "The request body is not a JSON object"
                 )
-            members.update(body)
+            payload = next((b for b in route.bindings if b.location == "payload"), None)
+            if payload is None:
+                members.update(body)
+            else:
+                members[payload.member] = body
         query = request.query()
         for binding in route.bindings:
+            if binding.location == "payload":
+                continue
             if binding.location == "uri":
                 value: str | None = labels.get(binding.wire)
             elif binding.location == "querystring":

@@ -6,13 +6,17 @@ SQLite, and lets tests hand it credentials directly.
 
 Principal identifiers (a decision where AWS is silent for IAM users): AWS IoT writes
 ``principalIdentifier`` in lifecycle events as "the credential used to authenticate ... For other
-connections [than certificates], this is IAM credentials", and its one IAM example is
-``<account>/<unique-id>:<session>/<unique-id>:<session>`` for a role session
-(https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html). An IAM user's
-unique ID is its ``AIDA...`` user ID (CloudTrail ``userIdentity.principalId``,
-https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html).
-So an IAM user, and a ``GetSessionToken`` session of that user (whose caller identity is the
-user itself), is ``<account>/<AIDA...>``. Roles are not emulated.
+connections [than certificates], this is IAM credentials"
+(https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html). What AWS IoT
+actually sends for SigV4 callers, as captured from the real service, is the caller's IAM unique
+ID, CloudTrail's ``userIdentity.principalId`` (IAM's ``aws:userid``): ``AROA...:<session>`` for
+a role session, in a ``connected`` event of the console's MQTT client and in customers'
+AWSIotLogsV2 ``principalId`` (``AROA...:CognitoIdentityCredentials``). The guide's one example,
+``<account>/<id>:<session>/<id>:<session>``, is not what the captures show. For an IAM user the
+unique ID is its ``AIDA...`` user ID
+(https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html),
+and a ``GetSessionToken`` session acts as the user itself, so both are ``AIDA...``. Roles are
+not emulated.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ class IamIdentity:
     def principal_id(self) -> str:
         """The ``principalId`` / ``principalIdentifier`` logs and lifecycle events carry.
 
-        ``<account>/<user id>``; see the module docstring for why.
+        The user ID (``AIDA...``); see the module docstring for why.
         """
-        return f"{self.account_id}/{self.user_id}"
+        return self.user_id
 
 
 @dataclass(frozen=True, slots=True)

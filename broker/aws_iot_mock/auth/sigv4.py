@@ -303,7 +303,7 @@ class Verified:
 
     @property
     def principal_id(self) -> str:
-        """The principal ID for logs and lifecycle events (``<account>/<AIDA...>``)."""
+        """The principal ID for logs and lifecycle events (the user ID, ``AIDA...``)."""
         return self.identity.principal_id
 
 

@@ -70,6 +70,18 @@ SESSION_EXPIRY_MAX = 7 * 24 * 3600
 # Message Expiry Interval: minimum 1 (0 is adjusted to 1), maximum 604800 (7 days).
 MESSAGE_EXPIRY_MAX = 604800
 
+# MQTT 5 user properties: the bytes of all keys and values of one message. AWS does not state a
+# broker-side figure on its MQTT pages (UNCONFIRMED); its quota table lists 8 KB for user
+# properties (https://docs.aws.amazon.com/general/latest/gr/iot-core.html), and the safer
+# choice is to bound them: one PUBLISH of 26,000 empty properties cost 1.9 MB of memory and
+# was kept across restarts as a retained message. ``limits.user_properties_max_bytes``.
+USER_PROPERTIES_MAX_BYTES = 8 * 1024
+# Retained messages per account (AWS IoT Core quotas, "Maximum number of retained messages per
+# account", adjustable): past it, AWS "returns a throttled response to messages published
+# with RETAIN set and payloads greater than 0 bytes" (developer guide, mqtt.html, "Retained
+# messages"). ``limits.retained_messages_max``.
+RETAINED_MESSAGES_MAX = 500_000
+
 
 def effective_keep_alive(requested: int) -> int:
     """The keep-alive AWS applies: 0 or >1200 -> 1200; 1..29 -> 30; otherwise as requested."""

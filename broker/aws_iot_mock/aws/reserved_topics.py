@@ -136,6 +136,11 @@ RESERVED_TOPICS: tuple[ReservedTopic, ...] = (
         "$aws/events/job/#",
         "$aws/events/jobExecution/#",
     ),
+    # Any other topic in the Jobs namespace is a request Jobs answers with InvalidTopic: "The
+    # request was sent to a topic in the AWS IoT Jobs namespace that does not map to any API"
+    # (https://docs.aws.amazon.com/iot/latest/developerguide/jobs-api.html, ErrorResponse). After
+    # the rows above, so that their topics keep their kind.
+    *_rows(JOBS, Kind.REQUEST, f"{_JOBS}/#"),
     # Fleet provisioning (fleet-provision-api)
     *_rows(
         FLEET_PROVISIONING,

@@ -23,7 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aws_iot_mock.aws.limits import SESSION_EXPIRY_DEFAULT_MAX, SUBSCRIPTIONS_PER_CONNECTION
+from aws_iot_mock.aws.limits import (
+    RETAINED_MESSAGES_MAX,
+    SESSION_EXPIRY_DEFAULT_MAX,
+    SUBSCRIPTIONS_PER_CONNECTION,
+    USER_PROPERTIES_MAX_BYTES,
+)
 from aws_iot_mock.core.ingress import Publisher, PublishIngress, PublishRefusal, PublishRequest
 from aws_iot_mock.core.mqtt_connection import MqttConnection
 from aws_iot_mock.core.permissions import PermissionsProvider
@@ -33,6 +38,7 @@ from aws_iot_mock.core.services import BuiltInService, ServiceTable
 from aws_iot_mock.core.session_store import SessionStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, Reason, event_failure
 from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.mqtt.topics import topic_matches
 
 __all__ = ["DEFAULT_OUTBOUND_BUFFER_BYTES", "CoreSettings", "DeviceCore"]
 
@@ -63,6 +69,8 @@ class CoreSettings:
         session_queue_max: the most messages one session's queue holds.
         aws_quotas: enforce AWS's per-connection quotas (100 publishes/s, 512 KiB/s, 50
             subscriptions, 8 filters per SUBSCRIBE, 1 CONNECT/s per client ID).
+        user_properties_max_bytes: the most bytes of MQTT 5 user properties per message.
+        retained_messages_max: the most retained messages stored.
     """
 
     account_id: str
@@ -73,6 +81,8 @@ class CoreSettings:
     outbound_buffer_bytes: int = DEFAULT_OUTBOUND_BUFFER_BYTES
     session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX
     aws_quotas: bool = True
+    user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES
+    retained_messages_max: int = RETAINED_MESSAGES_MAX
 
 
 class DeviceCore:
@@ -117,7 +127,13 @@ class DeviceCore:
         )
         self.services = ServiceTable()
         self.ingress = PublishIngress(
-            self.router, self.services, emit=emit, log_successes=log_successes, clock=clock
+            self.router,
+            self.services,
+            emit=emit,
+            log_successes=log_successes,
+            clock=clock,
+            user_properties_max_bytes=settings.user_properties_max_bytes,
+            retained_messages_max=settings.retained_messages_max,
         )
         self.connections: set[MqttConnection] = set()
         # Called after tick() noticed a registry change (the TLS door re-reads registered CAs).
@@ -207,6 +223,47 @@ class DeviceCore:
 
     # Lifecycle events are broker-made messages too.
     publish_event = publish_as_service
+
+    def reply_as_service(
+        self, client_id: str, topic: str, payload: bytes, *, subscribed_only: bool = False
+    ) -> bool | None:
+        """Send a service's answer to the one client that asked, not to other subscribers.
+
+        Jobs: "the message broker will publish response message topics to the client that
+        published the command message, whether your client has subscribed to the response
+        message topics or not. These response messages do not pass through the message broker
+        and they cannot be subscribed to by other clients or rules"
+        (https://docs.aws.amazon.com/iot/latest/developerguide/jobs-mqtt-api.html). So the
+        answer reaches no other subscriber and no observer (rules), and ``iot:Receive`` on its
+        topic is still checked. It goes at QoS 1, or at the highest QoS the client was granted on
+        a filter that matches it (MQTT 5 3.8.4: never above the subscription's).
+
+        Args:
+            client_id: the requesting client.
+            topic: the answer's topic.
+            payload: the answer.
+            subscribed_only: deliver only if the client holds a matching subscription (fleet
+                provisioning: "If you do not subscribe to the response topics before you publish
+                a request, you might not receive the results", fleet-provision-api.html).
+
+        Returns:
+            True when sent or queued, False when ``iot:Receive`` refused it or the client holds
+            no matching subscription (``subscribed_only``), None when the client is not
+            connected.
+        """
+        session = self.router.sessions.get(client_id)
+        if session is None or session.outlet is None:
+            return None
+        granted = [
+            options.qos
+            for topic_filter, options in session.subscriptions.items()
+            if topic_matches(topic_filter, topic)
+        ]
+        if subscribed_only and not granted:
+            return False
+        qos = min(1, max(granted)) if granted else 1
+        message = Message(topic, payload, qos=qos, sender=None, published_at=self.clock())
+        return self.router.deliver_direct(client_id, message)
 
     # -- called by MQTT connections --------------------------------------------------------
 

@@ -26,7 +26,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aws_iot_mock.aws.limits import PAYLOAD_MAX_BYTES, clamp_message_expiry
+from aws_iot_mock.aws.limits import (
+    PAYLOAD_MAX_BYTES,
+    RETAINED_MESSAGES_MAX,
+    USER_PROPERTIES_MAX_BYTES,
+    clamp_message_expiry,
+)
 from aws_iot_mock.core.permissions import PUBLISH, RETAIN_PUBLISH, Permissions
 from aws_iot_mock.core.routing import Router
 from aws_iot_mock.core.services import ServiceRequest, ServiceTable
@@ -120,7 +125,11 @@ class PublishIngress:
         emit: Emit,
         log_successes: bool,
         clock: Callable[[], float] = time.time,
+        user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES,
+        retained_messages_max: int = RETAINED_MESSAGES_MAX,
     ) -> None:
+        self._user_properties_max_bytes = user_properties_max_bytes
+        self._retained_messages_max = retained_messages_max
         self._router = router
         self._services = services
         self._emit = emit
@@ -198,6 +207,16 @@ class PublishIngress:
                 "Message payload exceeds size limit for message type.",
             )
             return refusal, False
+        user_properties = request.properties.user_properties
+        if user_properties:
+            size = sum(len(key.encode()) + len(value.encode()) for key, value in user_properties)
+            if size > self._user_properties_max_bytes:
+                refusal = PublishRefusal(
+                    Reason.USER_PROPERTIES_LIMIT_EXCEEDED,
+                    f"{len(user_properties)} user properties of {size} bytes; at most "
+                    f"{self._user_properties_max_bytes} bytes per message",
+                )
+                return refusal, False
         verdict, routed = self.topic_verdict(topic, request.retain)
         if verdict is not None:
             return verdict, False
@@ -212,6 +231,13 @@ class PublishIngress:
                     Reason.AUTHORIZATION_FAILURE, f"Authorization Failure: {decision.details}"
                 )
                 return refusal, False
+        if request.retain and request.payload and self._retained_full(topic):
+            refusal = PublishRefusal(
+                Reason.RETAINED_MESSAGES_LIMIT_EXCEEDED,
+                f"{self._retained_messages_max} retained messages are stored; a new one is "
+                "throttled (replacing or deleting one is allowed)",
+            )
+            return refusal, False
         if request.properties.payload_format_indicator == 1 and not _is_utf8(request.payload):
             refusal = PublishRefusal(
                 Reason.PAYLOAD_FORMAT_INVALID,
@@ -219,6 +245,10 @@ class PublishIngress:
             )
             return refusal, False
         return None, routed
+
+    def _retained_full(self, topic: str) -> bool:
+        retained = self._router.retained
+        return topic not in retained and len(retained) >= self._retained_messages_max
 
     def topic_verdict(self, topic: str, retain: bool) -> _TopicVerdict:
         """Whether a client may publish to ``topic`` (also an MQTT will's topic).

@@ -13,6 +13,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from aws_iot_mock.auth.credentials import IamIdentity
+
 __all__ = ["Principal", "PrincipalKind"]
 
 
@@ -35,6 +37,8 @@ class Principal:
         certificate_der: the client certificate (X.509 principals only).
         iam_user: the IAM user name the credentials belong to (IAM principals only).
         access_key_id: the access key that signed (IAM principals only).
+        iam_identity: the IAM user the credentials belong to (IAM principals only); its IAM
+            policies authorize the principal.
     """
 
     kind: PrincipalKind
@@ -42,11 +46,23 @@ class Principal:
     certificate_der: bytes | None = None
     iam_user: str | None = None
     access_key_id: str | None = None
+    iam_identity: IamIdentity | None = None
 
     @classmethod
     def certificate(cls, certificate_id: str, certificate_der: bytes) -> Principal:
         """An X.509 principal: its ID is the certificate ID."""
         return cls(PrincipalKind.X509_CERTIFICATE, certificate_id, certificate_der=certificate_der)
+
+    @classmethod
+    def iam(cls, identity: IamIdentity, access_key_id: str) -> Principal:
+        """A SigV4 principal: the IAM user whose (long-term or session) key signed."""
+        return cls(
+            PrincipalKind.IAM,
+            identity.principal_id,
+            iam_user=identity.user_name,
+            access_key_id=access_key_id,
+            iam_identity=identity,
+        )
 
     @property
     def certificate_id(self) -> str | None:

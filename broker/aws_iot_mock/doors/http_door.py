@@ -15,6 +15,10 @@ request, and this module enforces the limits and deadlines:
 Each refusal is logged (eventType ``Connect``, protocol ``HTTP``) with its reason; the APIs log
 their own outcomes. A request ``respond`` cannot answer becomes 500 InternalFailureException,
 logged, never a traceback or a hang.
+
+``respond`` may also answer ``SwitchProtocols`` (RFC 9110 section 7.8, the WebSocket upgrade of
+MQTT over WebSocket): its response bytes are sent as they are, and the connection's later bytes
+(including any the client sent after the request) go to the handler it names, for good.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -31,11 +36,18 @@ import h11
 
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.aws.limits import PAYLOAD_MAX_BYTES
-from aws_iot_mock.doors.tls_door import ByteChannel
+from aws_iot_mock.doors.tls_door import ByteChannel, DoorHandler
 from aws_iot_mock.http.messages import HttpRequest, HttpResponse, error_response, new_request_id
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, Reason, connect_failure
 
-__all__ = ["IDLE_TIMEOUT", "MAX_HEADER_BYTES", "REQUEST_TIMEOUT", "HttpDoorHandler", "Respond"]
+__all__ = [
+    "IDLE_TIMEOUT",
+    "MAX_HEADER_BYTES",
+    "REQUEST_TIMEOUT",
+    "HttpDoorHandler",
+    "Respond",
+    "SwitchProtocols",
+]
 
 logger = logging.getLogger("aws_iot_mock.http")
 
@@ -49,7 +61,22 @@ REQUEST_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0
 _SERVER = "aws-iot-mock"
 
-Respond = Callable[[HttpRequest, str], Awaitable[HttpResponse]]
+
+@dataclass(frozen=True)
+class SwitchProtocols:
+    """An answer that ends HTTP on the connection (``101 Switching Protocols``).
+
+    Attributes:
+        response: the response bytes, sent as they are (e.g. wsproto's 101).
+        handler: builds the connection's next handler from the channel and the bytes the
+            client sent after the request.
+    """
+
+    response: bytes
+    handler: Callable[[ByteChannel, bytes], DoorHandler]
+
+
+Respond = Callable[[HttpRequest, str], Awaitable[HttpResponse | SwitchProtocols]]
 Emit = Callable[[Mapping[str, object]], None]
 
 
@@ -58,7 +85,8 @@ class HttpDoorHandler:
 
     Args:
         channel: the door's channel.
-        respond: answers one request (given its request ID, also the log ``traceId``).
+        respond: answers one request (given its request ID, also the log ``traceId``), or
+            switches the connection to another protocol.
         emit: writes an AWSIotLogsV2 record.
         facts: the connection's facts for log records (``protocol`` ``HTTP``).
         request_timeout: seconds a request may take to arrive whole (``tls.connect_timeout``).
@@ -88,12 +116,17 @@ class HttpDoorHandler:
         # Cleared while the client is not reading: a streamed response waits for it.
         self._writable = asyncio.Event()
         self._writable.set()
+        # The handler of the protocol the connection switched to, once it has.
+        self._switched: DoorHandler | None = None
         self._arm(IDLE_TIMEOUT)
 
     # -- DoorHandler -----------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         """Feed h11 and handle every complete event."""
+        if self._switched is not None:
+            self._switched.data_received(data)
+            return
         if self._closed:
             return
         self._h11.receive_data(data)
@@ -101,6 +134,9 @@ class HttpDoorHandler:
 
     def peer_closed(self, reason: str, details: str, *, failure: bool) -> None:
         """The client closed its TLS session."""
+        if self._switched is not None:
+            self._switched.peer_closed(reason, details, failure=failure)
+            return
         self._finish()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -108,19 +144,30 @@ class HttpDoorHandler:
         self._finish()
         if self._answering is not None:
             self._answering.cancel()
+        if self._switched is not None:
+            self._switched.connection_lost(exc)
 
     def pause_writing(self) -> None:
         """The client is not reading: stop taking its requests until it does."""
+        if self._switched is not None:
+            self._switched.pause_writing()
+            return
         self._writable.clear()
         self._channel.pause_reading()
 
     def resume_writing(self) -> None:
         """The client drained its buffer."""
+        if self._switched is not None:
+            self._switched.resume_writing()
+            return
         self._writable.set()
         self._channel.resume_reading()
 
     def shutdown(self) -> None:
         """The broker is stopping: close (an unfinished request is dropped)."""
+        if self._switched is not None:
+            self._switched.shutdown()
+            return
         self._close()
 
     # -- events ----------------------------------------------------------------------------
@@ -207,10 +254,13 @@ class HttpDoorHandler:
             response = error_response(
                 AwsApiError("InternalFailureException", "Internal service failure"), request_id
             )
-        if response.stream is not None:
+        if not isinstance(response, SwitchProtocols) and response.stream is not None:
             await self._stream(response)
         self._answering = None
         if self._closed:
+            return
+        if isinstance(response, SwitchProtocols):
+            self._switch(response)
             return
         if response.stream is None:
             self._send_response(response)
@@ -253,6 +303,13 @@ class HttpDoorHandler:
                 await closer()
         if not self._closed:
             self._send(h11.EndOfMessage())
+
+    def _switch(self, switch: SwitchProtocols) -> None:
+        """Send the 101 and hand the connection (and its unread bytes) to the next handler."""
+        self._finish()
+        trailing, _ = self._h11.trailing_data
+        self._channel.write(switch.response)
+        self._switched = switch.handler(self._channel, bytes(trailing))
 
     # -- refusals --------------------------------------------------------------------------
 

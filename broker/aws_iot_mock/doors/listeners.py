@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import resource
 import socket
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 from aws_iot_mock.config import DOOR_FLAGS, ListenerConfig
 from aws_iot_mock.errors import ListenerBindError
 
-__all__ = ["BoundListener", "ListenerBindError", "bind_listener", "door_flag"]
+__all__ = ["AcceptFailureLog", "BoundListener", "ListenerBindError", "bind_listener", "door_flag"]
 
 # Ports below this need privileges on Linux (net.ipv4.ip_unprivileged_port_start's default).
 _PRIVILEGED_BELOW = 1024
@@ -137,3 +138,85 @@ def _link(path: Path) -> str | None:
         return os.readlink(path)
     except OSError:  # closed meanwhile, or not ours to read
         return None
+
+
+# errno values of an accept() that failed for lack of a resource, not because of the peer.
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class AcceptFailureLog:
+    """Turns "out of file descriptors" at accept time into a ``TOO_MANY_OPEN_FILES`` record.
+
+    Two ways in, because the event loops differ: asyncio reports a failed ``accept()`` to the
+    loop's exception handler (then retries after a pause), which this becomes; uvloop (libuv)
+    accepts and at once closes connections it has no descriptor for, and tells nobody, so every
+    accepted socket's descriptor number is also checked (``note_descriptor``): descriptors are
+    allocated lowest first, so one within ``reserve`` of the soft limit means the process is
+    about to refuse connections. One record per second at most while it lasts; every other
+    exception goes to the handler that was there before.
+
+    Args:
+        emit: where records go (the broker's log sink).
+        record: builds the record from the OSError's text.
+        monotonic: a clock in seconds.
+        reserve: descriptors kept for the broker's own files (stores, logs, certificates).
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[dict[str, object]], None],
+        record: Callable[[str], dict[str, object]],
+        monotonic: Callable[[], float],
+        *,
+        reserve: int = 16,
+    ) -> None:
+        self._reserve = reserve
+        self._soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self._emit = emit
+        self._record = record
+        self._monotonic = monotonic
+        self._last: float | None = None
+        self._previous: Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None = (
+            None
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Become ``loop``'s exception handler, keeping the current one for everything else."""
+        self._loop = loop
+        # Read now: ``serve`` raises the soft limit before the broker starts.
+        self._soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self._previous = loop.get_exception_handler()
+        loop.set_exception_handler(self)
+
+    def uninstall(self) -> None:
+        """Give the loop its previous handler back."""
+        loop, previous, self._loop = self._loop, self._previous, None
+        # Only if nobody replaced it meanwhile (``is`` would narrow ``self`` for mypy).
+        if loop is not None and id(loop.get_exception_handler()) == id(self):
+            loop.set_exception_handler(previous)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """Handle one exception context of ``loop``."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS:
+            self._report(f"accept() failed: {os.strerror(exc.errno or 0)}")
+            return
+        if self._previous is not None:
+            self._previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    def note_descriptor(self, descriptor: int) -> None:
+        """Check an accepted socket's descriptor number against the soft limit."""
+        limit = self._soft_limit
+        if limit != resource.RLIM_INFINITY and descriptor >= limit - self._reserve:
+            self._report(
+                f"descriptor {descriptor} of {limit} in use: new connections are being refused"
+            )
+
+    def _report(self, what: str) -> None:
+        now = self._monotonic()
+        if self._last is None or now - self._last >= 1.0:
+            self._last = now
+            self._emit(self._record(f"{what}; raise the open files limit (ulimit -n)"))

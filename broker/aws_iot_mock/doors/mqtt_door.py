@@ -52,6 +52,8 @@ class MqttDoorHandler:
         scheduler: the broker's flush scheduler.
         principal: the authenticated principal, when the channel's identity has none (MQTT over
             WebSocket authenticates with SigV4 at the HTTP upgrade).
+        transport_details: how the client came in, for the ``Connect`` log line; by default
+            the channel's TLS handshake.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class MqttDoorHandler:
         scheduler: FlushScheduler,
         *,
         principal: Principal | None = None,
+        transport_details: str | None = None,
     ) -> None:
         who = principal or channel.identity.principal
         if who is None:
@@ -77,7 +80,7 @@ class MqttDoorHandler:
             who,
             channel.facts,
             wake=self._wake,
-            transport_details=channel.identity.tls_details,
+            transport_details=transport_details or channel.identity.tls_details,
             door=channel.identity.door.value,
         )
         self._arm_timer()

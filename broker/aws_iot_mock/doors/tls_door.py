@@ -230,6 +230,8 @@ class FrontDoor:
         # Success records are INFO: not even built when the configured level drops them.
         self.log_successes = log_successes
         self.connections: set[DoorProtocol] = set()
+        # Called with each accepted socket's descriptor number (the broker's accept-failure log).
+        self.descriptor_watch: Callable[[int], None] | None = None
         self._idle: asyncio.Event | None = None
 
     async def wait_closed(self, timeout: float) -> bool:
@@ -299,6 +301,10 @@ class DoorProtocol(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         self._loopback = isinstance(local, tuple) and _is_loopback(str(local[0]))
         self._door.connections.add(self)
+        if self._door.descriptor_watch is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self._door.descriptor_watch(sock.fileno())
         self._timer = asyncio.get_running_loop().call_later(
             self._door.handshake_timeout, self._handshake_timed_out
         )

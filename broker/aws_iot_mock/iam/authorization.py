@@ -51,7 +51,9 @@ from aws_iot_mock.iam.errors import NoSuchEntityError
 from aws_iot_mock.iam.store import IamStore
 
 __all__ = [
+    "ALLOW_ALL_IOT",
     "ANY_RESOURCE",
+    "USER_EXISTS",
     "IamAuthorizer",
     "IamPermissions",
     "Permission",
@@ -61,6 +63,13 @@ __all__ = [
 
 # The resource of actions AWS IoT authorizes on "*" only.
 ANY_RESOURCE: Final = "*"
+# An inline policy allowing every AWS IoT action on every resource (the demo user's, and the
+# test helpers' default): what AWS's managed policy AWSIoTFullAccess grants for IoT.
+ALLOW_ALL_IOT: Final = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
+)
+# IamPermissions.status of a user that exists (the device core's word for "may act").
+USER_EXISTS: Final = "ACTIVE"
 
 _RECEIVE: Final = "iot:Receive"
 # Decisions cached per permissions object (the same bound as ConnectionPermissions).
@@ -148,20 +157,30 @@ class IamPermissions:
         identity: the IAM user (for session credentials, the user they belong to).
         policies: the user's inline policies, parsed.
         context: the request context (region, account, client ID, IAM variables).
+        status: ``ACTIVE`` while the user exists; None once it was deleted (or deleted and
+            created again, which makes another user): the device core then closes the user's
+            live connections, as it does for a certificate that is no longer ACTIVE.
     """
 
     identity: IamIdentity
     policies: tuple[NamedPolicy, ...]
     context: RequestContext
+    status: str | None = USER_EXISTS
     _cache: dict[tuple[str, str], Decision] = field(default_factory=dict)
 
     @property
     def principal_id(self) -> str:
-        """The principal ID for logs and lifecycle events (``<account>/<AIDA...>``)."""
+        """The principal ID for logs and lifecycle events (the user ID, ``AIDA...``)."""
         return self.identity.principal_id
 
     def check(self, action: str, kind: str, name: str) -> Decision:
-        """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``."""
+        """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``.
+
+        ``kind`` ``*`` stands for the resource ``*`` (``check_any_resource``), as in the device
+        core's ``Permissions``.
+        """
+        if kind == ANY_RESOURCE:
+            return self.check_any_resource(action)
         context = self.context
         return self._decide(action, resource_arn(context.region, context.account_id, kind, name))
 
@@ -216,6 +235,7 @@ def iam_permissions(
     *,
     region: str,
     client_id: str | None = None,
+    status: str | None = USER_EXISTS,
 ) -> IamPermissions:
     """Build the permissions of an IAM caller from its parsed policies (pure).
 
@@ -225,6 +245,7 @@ def iam_permissions(
         region: the endpoint's region, for resource ARNs.
         client_id: the MQTT client ID on a WebSocket connection (``${iot:ClientId}``); None
             for HTTPS requests.
+        status: ``USER_EXISTS``, or None for a user that no longer exists.
     """
     context = RequestContext(
         region=region,
@@ -232,7 +253,7 @@ def iam_permissions(
         client_id=client_id,
         global_keys=_global_keys(identity),
     )
-    return IamPermissions(identity, tuple(policies), context)
+    return IamPermissions(identity, tuple(policies), context, status)
 
 
 class IamAuthorizer:
@@ -262,15 +283,18 @@ class IamAuthorizer:
             documents = self._store.user_policies(identity.user_name)
         except NoSuchEntityError:
             current, documents = None, []
+        status: str | None = USER_EXISTS
         if current is None or current.user_id != identity.user_id:
             # Deleted, or deleted and created again: a new user is a new principal.
-            documents = []
+            documents, status = [], None
         policies = tuple(
             policy
             for name, document in documents
             if (policy := self._parse(name, document)) is not None
         )
-        return iam_permissions(identity, policies, region=self._region, client_id=client_id)
+        return iam_permissions(
+            identity, policies, region=self._region, client_id=client_id, status=status
+        )
 
     def changed(self) -> bool:
         """Whether IAM was written since the last call (cheap: one row)."""

@@ -268,7 +268,6 @@ class IamStore(SqliteResource):
             state_dir,
             DATABASE_NAME,
             what="the IAM store",
-            private=True,
             setup=lambda connection, database: apply_migrations(
                 connection, database, SCHEMA_MIGRATIONS, what="the IAM store"
             ),

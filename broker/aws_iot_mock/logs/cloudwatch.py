@@ -25,12 +25,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aws_iot_mock.auth.sigv4 import SigV4Reason
+
 __all__ = [
+    "CLIENT_TEXT_MAX",
+    "DETAILS_MAX",
     "LOG_LEVELS",
     "ConnectionFacts",
     "EventType",
     "LogLevel",
     "Reason",
+    "broker_record",
+    "capped",
     "connect_failure",
     "connect_success",
     "disconnect_record",
@@ -40,6 +46,8 @@ __all__ = [
     "handshake_record",
     "reason_catalogue_markdown",
     "record_level",
+    "rule_record",
+    "service_record",
     "shadow_record",
 ]
 
@@ -75,6 +83,29 @@ class EventType(enum.Enum):
     GET_THING_SHADOW = "GetThingShadow"
     UPDATE_THING_SHADOW = "UpdateThingShadow"
     DELETE_THING_SHADOW = "DeleteThingShadow"
+    # The broker's own condition, no client's request (its log output fell behind). AWS logs
+    # nothing like it: the name is this project's.
+    BROKER = "Broker"
+    # Jobs and fleet provisioning (cwl-format, "Job log entries" and "Device provisioning log
+    # entries"): one record per device request, named after the API operation.
+    GET_PENDING_JOB_EXECUTIONS = "GetPendingJobExecutions"
+    START_NEXT_PENDING_JOB_EXECUTION = "StartNextPendingJobExecution"
+    DESCRIBE_JOB_EXECUTION = "DescribeJobExecution"
+    UPDATE_JOB_EXECUTION = "UpdateJobExecution"
+    CREATE_KEYS_AND_CERTIFICATE = "CreateKeysAndCertificate"
+    CREATE_CERTIFICATE_FROM_CSR = "CreateCertificateFromCsr"
+    REGISTER_THING = "RegisterThing"
+    # Rules engine event types ("Rules engine log entries",
+    # https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html#rule-engine-logs).
+    RULE_MATCH = "RuleMatch"
+    STARTING_RULE_EXECUTION = "StartingRuleExecution"
+    RULE_EXECUTION = "RuleExecution"
+    RULE_NOT_FOUND = "RuleNotFound"
+    RULE_MESSAGE_THROTTLED = "RuleMessageThrottled"
+
+
+# What a client refused by the SigV4 verifier sees (aws_iot_mock.auth.sigv4.Refused).
+_SIGV4_SEES = "HTTP 403 ForbiddenException `Forbidden` (a refused WebSocket upgrade: then close)"
 
 
 @dataclass(frozen=True)
@@ -157,13 +188,20 @@ class Reason(enum.Enum):
         "`x-amzn-http-ca` (HTTPS): AWS requires one of them there (8883 and 8443 need none).",
     )
     CUSTOM_AUTH_NOT_EMULATED = _ReasonInfo(
-        "close_notify",
-        "ALPN `mqtt` on port 443 (MQTT with a custom authorizer): custom authentication is not "
-        "emulated.",
+        "close_notify (ALPN `mqtt`); HTTP 403 ForbiddenException (HTTPS, WebSocket upgrade)",
+        "A custom authorizer was asked for: ALPN `mqtt` on port 443, or `x-amz-customauthorizer-*` "
+        "headers or query parameters on HTTPS or the WebSocket upgrade. Custom authentication is "
+        "not emulated.",
     )
     DOOR_NOT_AVAILABLE = _ReasonInfo(
         "close_notify",
         "The protocol this connection asked for is not served by this build (see `details`).",
+    )
+    TOO_MANY_OPEN_FILES = _ReasonInfo(
+        "nothing yet: the connection waits in the listen backlog until a descriptor is free",
+        "Accepting a TCP connection failed because the process is out of file descriptors "
+        "(EMFILE/ENFILE). Each connection takes one; `serve` raises its soft limit to the hard "
+        "limit at start, so raise the hard limit (`ulimit -n`, Docker's `--ulimit nofile=`).",
     )
     # -- MQTT: CONNECT ------------------------------------------------------------------
     UNSUPPORTED_PROTOCOL_VERSION = _ReasonInfo(
@@ -244,6 +282,17 @@ class Reason(enum.Enum):
         "SUBACK 0x8F (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
         "A SUBSCRIBE filter breaks the wildcard rules or AWS's size limits.",
     )
+    USER_PROPERTIES_LIMIT_EXCEEDED = _ReasonInfo(
+        "PUBACK 0x97 (MQTT 5); a QoS 0 message is dropped",
+        "The MQTT 5 user properties of one message exceed `limits.user_properties_max_bytes` "
+        "(keys and values, 8 KiB by default); the message is not delivered or retained.",
+    )
+    RETAINED_MESSAGES_LIMIT_EXCEEDED = _ReasonInfo(
+        "PUBACK 0x97 (MQTT 5); MQTT 3.1.1: close",
+        "A new retained message (RETAIN set, payload not empty, on a topic holding none) while "
+        "`limits.retained_messages_max` are stored (AWS: a throttled response at the account's "
+        "quota); replacing or deleting a retained message is always allowed.",
+    )
     SUBSCRIPTION_LIMIT_EXCEEDED = _ReasonInfo(
         "SUBACK 0x97 (MQTT 5), 0x80 (MQTT 3.1.1) for that filter",
         "The connection already has AWS's maximum of 50 subscriptions.",
@@ -303,6 +352,55 @@ class Reason(enum.Enum):
         "wrong method (405 MethodNotAllowedException), a bad parameter (400 "
         "InvalidRequestException); `details` has the exception and message.",
     )
+    # -- SigV4 (443 without a client certificate: HTTPS and MQTT over WebSocket) -------------
+    # AWS IoT's data endpoint answers every authentication failure 403 ForbiddenException
+    # "Forbidden"; the meanings are the verifier's own (aws_iot_mock.auth.sigv4.SigV4Reason).
+    SIGV4_MISSING_AUTHENTICATION = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_MISSING_AUTHENTICATION.value
+    )
+    SIGV4_INCOMPLETE_SIGNATURE = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INCOMPLETE_SIGNATURE.value
+    )
+    SIGV4_MALFORMED_DATE = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_MALFORMED_DATE.value)
+    SIGV4_INVALID_CREDENTIAL_SCOPE = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INVALID_CREDENTIAL_SCOPE.value
+    )
+    SIGV4_CLOCK_SKEW = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_CLOCK_SKEW.value)
+    SIGV4_REQUEST_EXPIRED = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_REQUEST_EXPIRED.value)
+    SIGV4_UNKNOWN_ACCESS_KEY = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_UNKNOWN_ACCESS_KEY.value)
+    SIGV4_INACTIVE_ACCESS_KEY = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INACTIVE_ACCESS_KEY.value
+    )
+    SIGV4_INVALID_SESSION_TOKEN = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_INVALID_SESSION_TOKEN.value
+    )
+    SIGV4_EXPIRED_CREDENTIALS = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_EXPIRED_CREDENTIALS.value
+    )
+    SIGV4_PAYLOAD_HASH_MISMATCH = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_PAYLOAD_HASH_MISMATCH.value
+    )
+    SIGV4_SIGNATURE_MISMATCH = _ReasonInfo(_SIGV4_SEES, SigV4Reason.SIGV4_SIGNATURE_MISMATCH.value)
+    SIGV4_UNSUPPORTED_SIGNED_HEADER = _ReasonInfo(
+        _SIGV4_SEES, SigV4Reason.SIGV4_UNSUPPORTED_SIGNED_HEADER.value
+    )
+    # -- MQTT over WebSocket (wss://ENDPOINT/mqtt on 443) -------------------------------------
+    WEBSOCKET_UPGRADE_INVALID = _ReasonInfo(
+        "HTTP 400 (404 for a path other than `/mqtt`), no upgrade, then close",
+        "The WebSocket upgrade request is not one AWS IoT serves: a path other than `/mqtt`, no "
+        "`mqtt` in `Sec-WebSocket-Protocol`, or a handshake RFC 6455 refuses (no "
+        "`Sec-WebSocket-Key`, a version other than 13); `details` says which.",
+    )
+    WEBSOCKET_PROTOCOL_ERROR = _ReasonInfo(
+        "WebSocket Close (1002, 1003 or 1007), then close (MQTT 5: DISCONNECT 0x82 first)",
+        "A frame WebSocket or MQTT over WebSocket forbids: a text frame (MQTT travels in binary "
+        "frames, MQTT 3.1.1 and 5 section 6), an unmasked or malformed frame.",
+    )
+    WEBSOCKET_TTL_EXPIRATION = _ReasonInfo(
+        "close (MQTT 5: DISCONNECT 0xA0 first); the will is sent",
+        "A WebSocket connection outlived AWS's 24 hours (`limits.websocket_ttl`); it is closed "
+        'when the client or the broker next sends, as AWS does ("WEBSOCKET_TTL_EXPIRATION").',
+    )
     # -- control plane (the api door) ------------------------------------------------------
     CONTROL_PLANE_AUTHENTICATION_FAILED = _ReasonInfo(
         "HTTP 403 with AWS's SigV4 error (MissingAuthenticationTokenException, "
@@ -330,6 +428,36 @@ class Reason(enum.Enum):
         "for the client, its in-flight window or its reconnect); newer ones are dropped. Logged "
         "once when it starts and once, with the count, when it ends.",
     )
+    # -- the broker's own condition ---------------------------------------------------------
+    LOG_RECORDS_DROPPED = _ReasonInfo(
+        "nothing",
+        "The log output (stdout, the log file) did not keep up, so records were dropped rather "
+        "than stall the broker; written once it catches up, with the count (also on stderr).",
+    )
+    # -- rules engine ------------------------------------------------------------------------
+    # AWS's rules-engine entries spell their reasons in CamelCase ("reason": "RuleNotFound",
+    # cwl-format, "Rules engine log entries"); these members keep AWS's spelling.
+    RuleNotFound = _ReasonInfo(
+        "nothing (the publish was accepted)",
+        "A Basic Ingest publish (`$aws/rules/<rule>/...`) names a rule that does not exist or is "
+        "disabled; the message goes nowhere (`RuleNotFound` entry).",
+    )
+    RuleExecutionThrottled = _ReasonInfo(
+        "nothing (the publish was accepted)",
+        "A rule's queue already holds `rules.queue_max` messages waiting for its actions; newer "
+        "ones are dropped (`RuleMessageThrottled` entry, once when it starts and once, with the "
+        "count, when it ends).",
+    )
+    RuleActionFailed = _ReasonInfo(
+        "nothing; the rule's `errorAction` runs",
+        "A rule action could not be performed (the service answered an error, the HTTP endpoint "
+        "failed, the action is not emulated); `details` has the error action's `errorMessage`.",
+    )
+    RuleRepublishLoop = _ReasonInfo(
+        "nothing (the republished message still reaches subscribers)",
+        "A message republished by rules `rules.republish_max_depth` times in a row (a rule that "
+        "republishes to its own topic) is not evaluated by the rules again.",
+    )
 
     @property
     def alert(self) -> str:
@@ -340,6 +468,21 @@ class Reason(enum.Enum):
     def meaning(self) -> str:
         """One line for the README's reason catalogue."""
         return self.value.meaning
+
+
+# Strings a client chose (SNI, topic, client ID, anything quoted in ``details``) are capped before
+# they are logged: an unauthenticated client must not be able to make the broker write a 60 KB
+# line. AWS's own limits keep legitimate values far below these (topics 256 bytes, client IDs
+# 128 bytes; a policy document, the longest thing a ``details`` quotes, 2048 characters).
+CLIENT_TEXT_MAX = 512
+DETAILS_MAX = 4096
+
+
+def capped(text: str, limit: int) -> str:
+    """Return ``text``, cut to ``limit`` characters with a note saying so when it is longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text) - limit} more characters]"
 
 
 def format_timestamp(moment: _dt.datetime) -> str:
@@ -390,9 +533,9 @@ def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
     }
     # AWS omits attributes it does not know rather than writing nulls.
     if facts.client_id is not None:
-        record["clientId"] = facts.client_id
+        record["clientId"] = capped(facts.client_id, CLIENT_TEXT_MAX)
     if facts.principal_id is not None:
-        record["principalId"] = facts.principal_id
+        record["principalId"] = capped(facts.principal_id, CLIENT_TEXT_MAX)
     record["sourceIp"] = facts.source_ip
     record["sourcePort"] = facts.source_port
     return record
@@ -420,7 +563,7 @@ def connect_failure(
     """
     record = _base_record(LogLevel.ERROR, "Failure", EventType.CONNECT, facts, now, trace_id)
     record["reason"] = reason.name
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -438,7 +581,7 @@ def connect_success(
     """
     record = _base_record(LogLevel.INFO, "Success", EventType.CONNECT, facts, now, trace_id)
     if details is not None:
-        record["details"] = details
+        record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -455,7 +598,7 @@ def handshake_record(
     (the MQTT one, which carries the same handshake in its ``details``).
     """
     record = _base_record(LogLevel.DEBUG, "Success", EventType.CONNECT, facts, now, trace_id)
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -486,7 +629,7 @@ def disconnect_record(
     record = _base_record(level, status, EventType.DISCONNECT, facts, now, trace_id)
     record["disconnectReason"] = disconnect_reason or reason
     record["reason"] = reason
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 
@@ -506,7 +649,7 @@ def event_success(
     """
     record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
     if topic_name is not None:
-        record["topicName"] = topic_name
+        record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
     if retain:
         record["retain"] = "True"
     return record
@@ -535,9 +678,98 @@ def shadow_record(
     record["deviceShadowName"] = thing_name
     if shadow_name is not None:
         record["shadowName"] = shadow_name
-    record["topicName"] = topic_name
+    record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
+    if failure is not None:
+        record["reason"] = failure[0]
+        record["details"] = capped(failure[1], DETAILS_MAX)
+    return record
+
+
+def service_record(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    *,
+    attributes: Mapping[str, str],
+    failure: tuple[str, str] | None,
+    now: _dt.datetime | None = None,
+    trace_id: str | None = None,
+) -> dict[str, object]:
+    """Build a Jobs or fleet-provisioning record: ``attributes`` in order, then the failure.
+
+    ``attributes`` are the request's names (``thingName``, ``jobId``, ``topicName``,
+    ``templateName``...); ``failure`` is ``(error code, message)`` for a rejected request,
+    written at ``ERROR`` with ``status: Failure``, as shadow records are.
+    """
+    level, status = (LogLevel.ERROR, "Failure") if failure else (LogLevel.INFO, "Success")
+    record = _base_record(level, status, event_type, facts, now, trace_id)
+    record.update(attributes)
     if failure is not None:
         record["reason"], record["details"] = failure
+    return record
+
+
+def rule_record(
+    event_type: EventType,
+    *,
+    account_id: str,
+    trace_id: str,
+    client_id: str | None,
+    topic_name: str,
+    rule_name: str,
+    principal_id: str | None = None,
+    rule_action: str | None = None,
+    resources: Mapping[str, str] | None = None,
+    failure: tuple[Reason, str] | None = None,
+    level: LogLevel | None = None,
+    now: _dt.datetime | None = None,
+) -> dict[str, object]:
+    """Build a rules-engine record, as AWS's ``RuleExecution`` and ``RuleNotFound`` examples.
+
+    Rules-engine entries have no ``protocol``, ``sourceIp`` or ``sourcePort``; they carry
+    ``clientId`` (``N/A`` when the message did not come from an MQTT client, as AWS writes it
+    for ``FunctionExecution``), ``topicName``, ``ruleName``, ``ruleAction`` and ``resources``
+    for an action, ``principalId``, and on failure ``reason`` and ``details``
+    (https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html#rule-engine-logs).
+
+    Args:
+        event_type: one of the rules-engine event types.
+        account_id: the account.
+        trace_id: the message's trace ID (the errorAction document's ``cloudwatchTraceId``).
+        client_id: the publishing client ID, None for messages not sent over MQTT.
+        topic_name: the message's topic.
+        rule_name: the rule.
+        principal_id: the publisher's principal, when known.
+        rule_action: the action (``RepublishAction``, ``SqsAction``...).
+        resources: what the action addressed (``{"RepublishTopic": "rules/republish"}``).
+        failure: ``(reason, details)`` for a ``Failure`` at ``ERROR``.
+        level: the level of a ``Success`` record (AWS: ``StartingRuleExecution`` is ``DEBUG``,
+            the others ``INFO``).
+        now: the time to stamp.
+    """
+    if failure is None:
+        severity, status = (level or LogLevel.INFO), "Success"
+    else:
+        severity, status = LogLevel.ERROR, "Failure"
+    record: dict[str, object] = {
+        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "logLevel": severity.name,
+        "traceId": trace_id,
+        "accountId": account_id,
+        "status": status,
+        "eventType": event_type.value,
+        "clientId": "N/A" if client_id is None else client_id,
+        "topicName": topic_name,
+        "ruleName": rule_name,
+    }
+    if rule_action is not None:
+        record["ruleAction"] = rule_action
+    if resources is not None:
+        record["resources"] = dict(resources)
+    if principal_id is not None:
+        record["principalId"] = principal_id
+    if failure is not None:
+        record["reason"] = failure[0].name
+        record["details"] = failure[1]
     return record
 
 
@@ -557,9 +789,40 @@ def event_failure(
     """
     record = _base_record(LogLevel.ERROR, "Failure", event_type, facts, now, trace_id)
     if topic_name is not None:
-        record["topicName"] = topic_name
+        record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
     record["reason"] = reason.name
-    record["details"] = details
+    record["details"] = capped(details, DETAILS_MAX)
+    return record
+
+
+def broker_record(
+    account_id: str,
+    reason: Reason,
+    details: str,
+    *,
+    level: LogLevel = LogLevel.ERROR,
+    now: _dt.datetime | None = None,
+) -> dict[str, object]:
+    """Build a record of the broker's own condition (``eventType`` ``Broker``), no client's.
+
+    Args:
+        account_id: the account; omitted from the record when empty.
+        reason: what happened (``STORAGE_FAILURE``, ``LOG_RECORDS_DROPPED``, ...).
+        details: a human sentence with the specifics and what to do.
+        level: ``ERROR`` (the default) or ``WARN``.
+        now: the time to stamp.
+    """
+    record: dict[str, object] = {
+        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "logLevel": level.name,
+        "traceId": str(uuid.uuid4()),
+    }
+    if account_id:
+        record["accountId"] = account_id
+    record["status"] = "Failure"
+    record["eventType"] = EventType.BROKER.value
+    record["reason"] = reason.name
+    record["details"] = capped(details, DETAILS_MAX)
     return record
 
 

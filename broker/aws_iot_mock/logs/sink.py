@@ -1,37 +1,83 @@
 """Where AWSIotLogsV2 records go: stdout, an append-only JSON-lines file, and in-process listeners.
 
-The file is opened in append mode and every record is one ``json.dumps`` line followed by a flush,
-so ``tail -f`` and ``jq`` read it while the broker runs. Records below the configured level are
-dropped, as AWS IoT's log level works: each level includes everything more severe.
+Every record is one ``json.dumps`` line. Records below the configured level are not written, as
+AWS IoT's log level works: each level includes everything more severe.
+
+Logging never blocks or breaks the broker. ``emit`` runs on the event loop, so it only calls the
+listeners (synchronously: tests and the pytest plugin see every record at once) and hands the line
+to each output's ``Drain`` (``logs.drain``): a queue bounded in bytes that a thread of its own
+writes out. When an output does not keep up (``make run | less`` paused, a stuck log shipper, a
+full disk), its queue fills and further lines are dropped and counted; once it catches up it
+writes one record saying how many were dropped (``LOG_RECORDS_DROPPED``), and says so on stderr.
+Each output has its own queue, so a paused stdout does not cost the file a line. A stdout whose
+reader went away (``make run | head``: ``EPIPE``) is disabled with one line on stderr; the file,
+if any, and the listeners carry on.
+
+The file is created with mode 0600 (log lines name clients, topics and source addresses) and
+opened in append mode, so ``tail -f`` and ``jq`` read it while the broker runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sys
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Protocol, TextIO
 
-from aws_iot_mock.logs.cloudwatch import LogLevel, record_level
+from aws_iot_mock.logs.cloudwatch import LogLevel, Reason, broker_record, record_level
+from aws_iot_mock.logs.drain import Drain, OutputClosed
 
-__all__ = ["LogSink"]
+__all__ = ["DEFAULT_BUFFER_BYTES", "LogOutput", "LogSink"]
 
 LogListener = Callable[[Mapping[str, object]], None]
 
+# Bytes of log lines that may wait for the writer thread. A line is at most a few KiB (client
+# strings are capped in ``cloudwatch``), so this holds a few thousand records: a burst rides it
+# out, a stopped reader costs at most this much memory.
+DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
+# How long ``close`` waits for each output to finish what is queued (a paused pipe never will).
+_CLOSE_GRACE = 2.0
+
+
+class LogOutput(Protocol):
+    """Somewhere lines go without blocking the caller (a ``Drain`` of lines, CloudWatch Logs)."""
+
+    name: str
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped since the output was made."""
+
+    def put(self, item: str) -> None:
+        """Queue one JSON line (with its newline); never blocks, never raises."""
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until what is queued has gone out; False on timeout."""
+
+    def close(self, grace: float = 2.0) -> bool:
+        """Deliver what is queued within ``grace`` seconds; False when left behind."""
+
 
 class LogSink:
-    """Writes AWSIotLogsV2 records as JSON lines.
+    """Writes AWSIotLogsV2 records as JSON lines, off the event loop.
 
     Args:
         level: the most verbose level written (``DISABLED`` writes nothing to stdout or the file;
             listeners still see every record emitted, so tests can assert on refusals
             regardless). The broker does not build INFO records at all when the level is below
             INFO, so listeners then see failures only.
-        file: path of the JSON-lines file, created with its parent directories; None for none.
+        file: path of the JSON-lines file, created (mode 0600) with its parent directories
+            (mode 0700); None for none.
         stdout: whether to write lines to standard output too.
         stream: the stream used for ``stdout`` (tests pass their own).
+        account_id: the ``accountId`` of the sink's own records (``LOG_RECORDS_DROPPED``).
+        buffer_bytes: how many bytes of lines may wait for each output; past that, lines are
+            dropped and counted.
+        stderr: where the sink's own notices go (a closed stdout, dropped records).
     """
 
     def __init__(
@@ -41,15 +87,46 @@ class LogSink:
         file: Path | None = None,
         stdout: bool = True,
         stream: TextIO | None = None,
+        account_id: str = "",
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        stderr: TextIO | None = None,
     ) -> None:
         self.level = level
-        self._stdout = stream if stream is not None else (sys.stdout if stdout else None)
-        self._file: IO[str] | None = None
+        self.account_id = account_id
+        self._stderr = stderr
+        self._buffer_bytes = buffer_bytes
+        self._outputs: list[LogOutput] = []
+        self._files: list[IO[str]] = []
+        # The file first: a reader that saw a line on stdout finds it in the file too.
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            self._file = file.open("a", encoding="utf-8")
+            opened = _open_private(file)
+            self._files.append(opened)
+            self._outputs.append(self._stream_drain(str(file), opened))
+        out = stream if stream is not None else (sys.stdout if stdout else None)
+        if out is not None:
+            self._outputs.append(self._stream_drain("standard output", out))
         self._listeners: list[LogListener] = []
-        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped by any output since the sink was made."""
+        return sum(output.dropped for output in self._outputs)
+
+    def add_output(self, output: LogOutput) -> None:
+        """Send every line written from now on to ``output`` too (CloudWatch Logs)."""
+        self._outputs.append(output)
+
+    def drop_report_line(self, count: int) -> str:
+        """The JSON line saying ``count`` lines were dropped (``LOG_RECORDS_DROPPED``)."""
+        details = (
+            f"{count} log record(s) were dropped: the log output did not keep up (a paused or "
+            "slow reader, a stuck log shipper, a slow disk or endpoint)"
+        )
+        record = broker_record(
+            self.account_id, Reason.LOG_RECORDS_DROPPED, details, level=LogLevel.WARN
+        )
+        return _line(record)
 
     def add_listener(self, listener: LogListener) -> None:
         """Call ``listener(record)`` for every record, whatever the level."""
@@ -60,21 +137,102 @@ class LogSink:
         self._listeners.remove(listener)
 
     def emit(self, record: Mapping[str, object]) -> None:
-        """Write ``record`` where configured, if its level is enabled."""
+        """Hand ``record`` to the listeners, and queue its line if its level is enabled.
+
+        Never blocks on the outputs and never raises because of them.
+        """
         for listener in list(self._listeners):
             listener(record)
-        if self.level is LogLevel.DISABLED or record_level(record) > self.level:
+        if not self._outputs or self.level is LogLevel.DISABLED or self._closed:
             return
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
-        with self._lock:
-            for stream in (self._stdout, self._file):
-                if stream is not None:
-                    stream.write(line)
-                    stream.flush()
+        if record_level(record) > self.level:
+            return
+        line = _line(record)
+        for output in self._outputs:
+            output.put(line)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued line has been written (or dropped).
+
+        Returns:
+            True when every output drained within ``timeout`` seconds.
+        """
+        return all([output.flush(timeout) for output in self._outputs])
 
     def close(self) -> None:
-        """Close the file, if any. Idempotent."""
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        """Write what is queued (waiting a couple of seconds at most), then close the file.
+
+        Idempotent. An output stuck on a paused pipe is left behind (a daemon thread).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        finished = all([output.close(_CLOSE_GRACE) for output in self._outputs])
+        if not finished:
+            return  # closing a file under a writer would only move the failure there
+        for opened in self._files:
+            with contextlib.suppress(OSError):
+                opened.close()
+
+    def _stream_drain(self, name: str, stream: IO[str]) -> Drain[str]:
+        def deliver(lines: Sequence[str]) -> None:
+            _write(stream, "".join(lines))
+
+        return Drain(
+            name,
+            deliver,
+            size=len,
+            drop_report=self.drop_report_line,
+            max_bytes=self._buffer_bytes,
+            stderr=self._stderr,
+        )
+
+
+def _line(record: Mapping[str, object]) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def _write(stream: IO[str], text: str) -> None:
+    """Write and flush ``text``; ``OutputClosed`` when the reader went away or it was closed."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError as exc:
+        _silence(stream)
+        raise OutputClosed("its reader went away") from exc
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            _silence(stream)
+            raise OutputClosed("its reader went away") from exc
+        raise
+    except ValueError as exc:  # written to after being closed (a test closed its stream)
+        raise OutputClosed("it was closed") from exc
+
+
+def _open_private(path: Path) -> IO[str]:
+    """Open ``path`` for appending, created with mode 0600 (and 0600 if it existed)."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # a directory made for the log is private (mkdir obeys umask)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):  # a file we cannot chmod (not ours) is still writable
+        os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "a", encoding="utf-8")
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point a closed pipe's descriptor at /dev/null.
+
+    The stream's buffer still holds the line that failed; without this, Python's flush of
+    ``sys.stdout`` at exit would print a ``BrokenPipeError`` traceback to stderr.
+    """
+    try:
+        descriptor = stream.fileno()
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, descriptor)
+        finally:
+            os.close(null)

@@ -473,7 +473,8 @@ class CertificateRegistry(
 
         Raises:
             CertificateError: the PEM does not parse or ``ca_certificate_id`` is malformed.
-            CertificateValidationError: ``ca_pem``/``own_ca_pem`` given, and no candidate CA
+            CertificateValidationError: its key is one AWS refuses (RSA under 2048 bits, EC
+                off P-256/P-384/P-521), or ``ca_pem``/``own_ca_pem`` given and no candidate CA
                 signed the certificate.
             InvalidRequestError: ``ca_certificate_id`` disagrees with the verified issuer.
             ResourceAlreadyExistsError: the certificate is already registered.
@@ -484,6 +485,12 @@ class CertificateRegistry(
             certificate_pem.encode("ascii") if isinstance(certificate_pem, str) else certificate_pem
         )
         certificate = pki.load_certificate(raw)
+        try:
+            pki.check_device_key(certificate.public_key())
+        except CertificateError as exc:
+            raise CertificateValidationError(
+                f"The key in the certificate is not valid: {exc}"
+            ) from None
         cert_id = pki.certificate_id(certificate)
         given_ca_id = (
             normalize_certificate_id(ca_certificate_id) if ca_certificate_id is not None else None

@@ -19,39 +19,62 @@ server certificates are re-issued to carry its name.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import ipaddress
 import logging
 import secrets
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from aws_iot_mock.api.control_endpoint import ControlEndpoint
 from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.data_endpoint import DataEndpoint
-from aws_iot_mock.api.iot_control import IotControlPlane
+from aws_iot_mock.api.iot_control import IotControlPlane, Operation
 from aws_iot_mock.api.iot_data import IotDataApi
+from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
+from aws_iot_mock.api.sigv4_caller import SigV4Authenticator
+from aws_iot_mock.authz.principal_permissions import PermissionsByPrincipal
 from aws_iot_mock.authz.registry_permissions import Authorizer
+from aws_iot_mock.aws.api_errors import AwsApiError
+from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
 from aws_iot_mock.console.access import ConsoleAccess
 from aws_iot_mock.console.endpoint import ConsoleEndpoint
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
-from aws_iot_mock.doors.listeners import BoundListener, bind_listener
+from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
+from aws_iot_mock.doors.websocket_door import WebSocketDoor
+from aws_iot_mock.iam.authorization import IamAuthorizer
 from aws_iot_mock.iam.store import IamStore
-from aws_iot_mock.logs.cloudwatch import LogLevel
+from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
+from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
+from aws_iot_mock.resources import thing_exists
+from aws_iot_mock.rules.runtime import RulesEngine
+from aws_iot_mock.rules.topic_rules import TopicRuleService
 from aws_iot_mock.server.domains import ServedDomains, served_domains
+from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
+from aws_iot_mock.services.jobs import JobsService
+from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
 from aws_iot_mock.services.shadows import ShadowService
+from aws_iot_mock.state.instance_lock import StateDirectoryLock
+from aws_iot_mock.state.jobs import JobStore
+from aws_iot_mock.state.mailbox import answer_requests
+from aws_iot_mock.state.provisioning import ProvisioningStore
 from aws_iot_mock.state.sessions import SqliteSessionStore
 from aws_iot_mock.state.shadows import ShadowStore
+from aws_iot_mock.state.topic_rules import TopicRuleStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
 from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
@@ -63,17 +86,70 @@ logger = logging.getLogger("aws_iot_mock")
 
 # How long stop() waits for connections to finish closing before aborting them.
 _SHUTDOWN_GRACE = 2.0
-# The CLI posts shadow requests to a mailbox the running broker answers (aws iot-data verbs).
+# The CLI posts shadow requests and job verbs to mailboxes the running broker answers.
 _MAILBOX_POLL = 0.2
+# How long an api-door worker waits for the event loop to run a Jobs operation.
+_LOOP_CALL_TIMEOUT = 10.0
+
+
+def _on_loop(
+    operations: Mapping[str, Operation], loop: asyncio.AbstractEventLoop
+) -> dict[str, Operation]:
+    """The same operations, run on ``loop`` whatever thread calls them.
+
+    The Jobs service shares its in-memory state with the device core and publishes through it
+    (``notify``, ``notify-next``); both belong to the event loop. The api door calls operations
+    on its worker thread, so each call is handed to the loop and the worker waits for the
+    answer; a call made on the loop itself (the CLI mailbox's timer) runs at once.
+    """
+    loop_thread = threading.get_ident()
+
+    def on_loop(operation: Operation) -> Operation:
+        def run(request: dict[str, Any]) -> dict[str, Any]:
+            if threading.get_ident() == loop_thread:
+                return operation(request)
+            future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+            def call() -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    future.set_result(operation(request))
+                except BaseException as exc:  # handed to the waiting worker, re-raised there
+                    future.set_exception(exc)
+
+            try:
+                loop.call_soon_threadsafe(call)
+                return future.result(timeout=_LOOP_CALL_TIMEOUT)
+            except (RuntimeError, TimeoutError):
+                # The loop is closed or stopping (the broker shuts down): nothing was applied
+                # if the call never started.
+                future.cancel()
+                raise AwsApiError(
+                    "ServiceUnavailableException", "The service is shutting down; retry."
+                ) from None
+
+        return run
+
+    return {name: on_loop(operation) for name, operation in operations.items()}
 
 
 def create_sink(config: Config) -> LogSink:
-    """Create the log sink the configuration asks for."""
-    return LogSink(
+    """Create the log sink the configuration asks for (with CloudWatch Logs when configured)."""
+    sink = LogSink(
         LogLevel[config.logging.level],
         file=config.logging.file,
         stdout=config.logging.stdout,
+        account_id=config.account_id,
+        buffer_bytes=config.logging.buffer_bytes,
     )
+    if config.logging.cloudwatch is not None:
+        sink.add_output(
+            CloudWatchLogsOutput(
+                config.logging.cloudwatch, region=config.region, drop_report=sink.drop_report_line
+            )
+        )
+    return sink
 
 
 class Broker:
@@ -83,6 +159,7 @@ class Broker:
         config: the validated configuration.
         sink: where log records go; by default the one the configuration describes.
         keep_alive_time_scale: real seconds per keep-alive second (tests shrink it).
+        jobs_behaviour: the Jobs choices where AWS is silent (``JobsBehaviour``'s defaults).
     """
 
     def __init__(
@@ -91,6 +168,7 @@ class Broker:
         *,
         sink: LogSink | None = None,
         keep_alive_time_scale: float = 1.0,
+        jobs_behaviour: JobsBehaviour | None = None,
     ) -> None:
         self.config = config
         self.sink = sink if sink is not None else create_sink(config)
@@ -100,7 +178,19 @@ class Broker:
         self._shadow_store: ShadowStore | None = None
         self._core: DeviceCore | None = None
         self._shadows: ShadowService | None = None
+        self._jobs_behaviour = jobs_behaviour
+        self._job_store: JobStore | None = None
+        self._jobs: JobsService | None = None
+        self._provisioning_store: ProvisioningStore | None = None
+        self._provisioning_templates: ProvisioningTemplateService | None = None
         self._registry: CertificateRegistry | None = None
+        self._state_lock: StateDirectoryLock | None = None
+        self._accept_failures = AcceptFailureLog(
+            self.sink.emit, self._accept_failure_record, time.monotonic
+        )
+        self._rule_store: TopicRuleStore | None = None
+        self._rules_engine: RulesEngine | None = None
+        self._topic_rules: TopicRuleService | None = None
         self._iam: IamStore | None = None
         self._control: ControlEndpoint | None = None
         self._console: ConsoleEndpoint | None = None
@@ -172,6 +262,13 @@ class Broker:
         return self._registry
 
     @property
+    def iam(self) -> IamStore:
+        """The local IAM (users, access keys, policies) SigV4 callers are checked against."""
+        if self._iam is None:
+            raise RuntimeError("the broker is not started")
+        return self._iam
+
+    @property
     def core(self) -> DeviceCore:
         """The device core (while the broker runs)."""
         if self._core is None:
@@ -184,6 +281,27 @@ class Broker:
         if self._shadows is None:
             raise RuntimeError("the broker is not started")
         return self._shadows
+
+    @property
+    def jobs(self) -> JobsService:
+        """The Jobs service, also the service layer of the job verbs (while the broker runs)."""
+        if self._jobs is None:
+            raise RuntimeError("the broker is not started")
+        return self._jobs
+
+    @property
+    def provisioning_templates(self) -> ProvisioningTemplateService:
+        """The provisioning-template verbs' service layer (while the broker runs)."""
+        if self._provisioning_templates is None:
+            raise RuntimeError("the broker is not started")
+        return self._provisioning_templates
+
+    @property
+    def rules_engine(self) -> RulesEngine:
+        """The rules engine (while the broker runs)."""
+        if self._rules_engine is None:
+            raise RuntimeError("the broker is not started")
+        return self._rules_engine
 
     def add_message_listener(self, listener: Callable[[Message], None]) -> None:
         """Call ``listener(message)`` for every message the broker routes (after authorization).
@@ -198,6 +316,8 @@ class Broker:
 
         Raises:
             aws_iot_mock.errors.ListenerBindError: a required listener cannot bind.
+            aws_iot_mock.state.instance_lock.StateDirectoryInUseError: another broker serves
+                this state directory.
             aws_iot_mock.errors.BrokerError: the certs directory or a store is unusable.
         """
         try:
@@ -209,12 +329,17 @@ class Broker:
     async def _start(self) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        # First: a second broker on this state directory stops here, before touching a store.
+        self._state_lock = StateDirectoryLock.acquire(config.state_dir)
+        self._accept_failures.install(loop)
         self.certs.ensure_root_ca()
         self._registry = registry = CertificateRegistry.open(
             config.state_dir, region=config.region, account_id=config.account_id
         )
         self._domains = served_domains(config, registry.list_domain_configurations())
         self.certs.ensure_server_certificates(self._domains.server_names)
+        self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
+        iam_authorizer = IamAuthorizer(iam, region=config.region)
         self._store = SqliteSessionStore.open(config.state_dir)
         log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
@@ -226,10 +351,15 @@ class Broker:
                 connack_on_deny=config.diagnostics.connack_on_deny,
                 outbound_buffer_bytes=config.limits.outbound_buffer_bytes,
                 session_queue_max=config.limits.session_queue_max,
+                retained_messages_max=config.limits.retained_messages_max,
+                user_properties_max_bytes=config.limits.user_properties_max_bytes,
                 aws_quotas=config.limits.aws_quotas,
             ),
             emit=self.sink.emit,
-            permissions=Authorizer(registry, region=config.region, account_id=config.account_id),
+            permissions=PermissionsByPrincipal(
+                Authorizer(registry, region=config.region, account_id=config.account_id),
+                iam_authorizer,
+            ),
             log_successes=log_successes,
             clock=time.time,
             monotonic=loop.time,
@@ -243,6 +373,26 @@ class Broker:
             clock=time.time,
         )
         core.register_service(self._shadows)
+        self._register_jobs_and_provisioning(core, registry, log_successes)
+        # The rules engine observes every routed message; rule changes take effect at once
+        # in-process, and within a second (poll in _tick) when the CLI writes the store.
+        self._rule_store = TopicRuleStore.open(config.state_dir)
+        engine = self._rules_engine = RulesEngine(
+            core,
+            self._rule_store,
+            config.rules,
+            account_id=config.account_id,
+            region=config.region,
+            emit=self.sink.emit,
+            log_level=self.sink.level,
+        )
+        self._topic_rules = TopicRuleService(
+            self._rule_store,
+            region=config.region,
+            account_id=config.account_id,
+            on_change=engine.reload,
+        )
+        engine.start(loop)
 
         scheduler = FlushScheduler()
 
@@ -254,10 +404,18 @@ class Broker:
             IotDataApi(core, self._shadows, emit=self.sink.emit, log_successes=log_successes),
             emit=self.sink.emit,
             request_timeout=config.tls.connect_timeout,
+            sigv4=SigV4Authenticator(iam.credential_for, region=config.region),
+            websocket=WebSocketDoor(core, scheduler, ttl=config.limits.websocket_ttl),
+            iot_jobs_data=IotJobsDataApi(
+                self.jobs, emit=self.sink.emit, log_successes=log_successes
+            ),
         )
-        self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
-        # Built-in services (jobs, provisioning, rules) add their operations to this one layer.
+        # Built-in services (jobs, provisioning, rules) add their operations to this one layer,
+        # which the api door, the CLI (through the jobs mailbox) and tests all call.
         self.control_plane = IotControlPlane(registry, config, certs=self.certs)
+        self.control_plane.add_operations(_on_loop(self.jobs.operations(), loop))
+        self.control_plane.add_operations(self.provisioning_templates.operations())
+        self.control_plane.add_operations(self._topic_rules.operations())
         self._control = control = ControlEndpoint(
             self.control_plane,
             ControlPlaneAuthenticator(
@@ -274,6 +432,7 @@ class Broker:
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
+            Route.SIGV4: data_endpoint.sigv4_handler,
             Route.CONTROL_PLANE: control.handler,
         }
 
@@ -300,6 +459,7 @@ class Broker:
                 log_successes=log_successes,
                 log_debug=self.sink.level >= LogLevel.DEBUG,
             )
+            door.descriptor_watch = self._accept_failures.note_descriptor
             server, bound = await bind_listener(listener, door.protocol_factory)
             self._listeners.append(bound)
             if server is None:
@@ -355,20 +515,74 @@ class Broker:
         control.console = console.serve
         return console
 
+    def _register_jobs_and_provisioning(
+        self, core: DeviceCore, registry: CertificateRegistry, log_successes: bool
+    ) -> None:
+        """Jobs and fleet provisioning as built-in services, over their stores and the registry."""
+        config = self.config
+        self._job_store = JobStore.open(config.state_dir)
+        self._jobs = JobsService(
+            self._job_store,
+            region=config.region,
+            account_id=config.account_id,
+            publish=core.publish_as_service,
+            reply=core.reply_as_service,
+            emit=self.sink.emit,
+            clock=time.time,
+            behaviour=self._jobs_behaviour,
+            group_members=registry.thing_group_members,
+            thing_exists=functools.partial(thing_exists, registry),
+            log_successes=log_successes,
+        )
+        core.register_service(self._jobs)
+        self._provisioning_store = ProvisioningStore.open(config.state_dir)
+        self._provisioning_templates = ProvisioningTemplateService(
+            self._provisioning_store,
+            region=config.region,
+            account_id=config.account_id,
+            clock=time.time,
+        )
+        core.register_service(
+            FleetProvisioningService(
+                self._provisioning_store,
+                registry,
+                certificate_authority=self.certs.ensure_root_ca,
+                reply=functools.partial(core.reply_as_service, subscribed_only=True),
+                emit=self.sink.emit,
+                clock=time.time,
+                region=config.region,
+                account_id=config.account_id,
+                log_successes=log_successes,
+            )
+        )
+
+    def _accept_failure_record(self, details: str) -> dict[str, object]:
+        # No peer is known: the connection was never accepted.
+        facts = ConnectionFacts(self.config.account_id, "", 0)
+        return connect_failure(Reason.TOO_MANY_OPEN_FILES, details, facts)
+
     def _tick(self) -> None:
-        """Once a second: the core's wills, session expiry and registry changes."""
+        """Once a second: the core's wills, session expiry and registry changes; job timers."""
         self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
         if self._core is not None:
             self._core.tick()
         if self._console is not None:
             self._console.tick()
+        if self._jobs is not None:
+            self._jobs.tick()
+        if self._rules_engine is not None:
+            self._rules_engine.poll()
 
     def _poll_mailbox(self) -> None:
-        """Answer shadow requests the CLI posted, within a fifth of a second."""
+        """Answer shadow and job requests the CLI posted, within a fifth of a second."""
         loop = asyncio.get_running_loop()
         self._mailbox_handle = loop.call_later(_MAILBOX_POLL, self._poll_mailbox)
         if self._shadows is not None:
             self._shadows.drain_cli_requests()
+        if self._job_store is not None and self._jobs is not None:
+            # Job verbs the CLI posted run here, through the control plane: CreateJob must
+            # notify the connected devices, and only this process changes the jobs state.
+            answer_requests(self._job_store, self.control_plane.call)
 
     def _refresh_registry_state(self) -> None:
         """On a registry change: the trusted CAs and the served domain configurations.
@@ -480,15 +694,36 @@ class Broker:
         if self._control is not None:
             self._control.close()
             self._control = None
+        if self._rules_engine is not None:
+            self._rules_engine.stop()
+        self._rules_engine = self._topic_rules = None
         self._core = None
         self._shadows = None
-        for store in (self._store, self._shadow_store, self._registry, self._iam):
+        self._jobs = None
+        self._provisioning_templates = None
+        self._close_stores()
+        self._accept_failures.uninstall()
+        self.sink.close()
+        if self._state_lock is not None:
+            self._state_lock.release()  # last: the directory is free for another broker
+            self._state_lock = None
+
+    def _close_stores(self) -> None:
+        for store in (
+            self._store,
+            self._shadow_store,
+            self._job_store,
+            self._provisioning_store,
+            self._registry,
+            self._iam,
+            self._rule_store,
+        ):
             if store is not None:
                 store.close()
-        self._store = self._shadow_store = None
+        self._store = self._shadow_store = self._rule_store = None
+        self._job_store = self._provisioning_store = None
         self._registry = None
         self._iam = None
-        self.sink.close()
 
     async def __aenter__(self) -> Broker:
         await self.start()

@@ -8,7 +8,8 @@ response) or publishes a notification, then applies them to its in-memory ``Jobs
 (https://www.sqlite.org/pragma.html#pragma_synchronous). So nothing that was answered is lost.
 
 `JobStore.load` rebuilds the ``JobsState`` at start-up. The file is separate from the registry and
-the broker state so that job traffic never waits for their write locks.
+the broker state so that job traffic never waits for their write locks. It also holds the CLI's
+mailbox (``aws_iot_mock.state.mailbox``): while a broker runs, the CLI's job verbs run in it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from aws_iot_mock.aws.jobs.model import (
     JobStatus,
     TargetSelection,
 )
+from aws_iot_mock.state.mailbox import MAILBOX_SCHEMA, OperationMailbox
 from aws_iot_mock.state.sqlite import (
     SqliteResource,
     apply_migrations,
@@ -82,6 +84,9 @@ SCHEMA_MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX job_executions_by_job ON job_executions (job_id);
     """,
+    # 1 -> 2: the CLI's mailbox (``state.mailbox``): CreateJob and the other verbs run inside a
+    # running broker, which notifies the devices.
+    MAILBOX_SCHEMA,
 )
 
 _JOB_COLUMNS: Final = (
@@ -132,8 +137,8 @@ _UPSERT_EXECUTION: Final = _upsert(
 )
 
 
-class JobStore(SqliteResource):
-    """Jobs and job executions in one SQLite file. Thread-safe; one connection."""
+class JobStore(SqliteResource, OperationMailbox):
+    """Jobs, job executions and the CLI mailbox in one SQLite file. Thread-safe; one connection."""
 
     @classmethod
     def open(cls, state_dir: Path) -> JobStore:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from aws_iot_mock.certs_dir import private_directory
 from aws_iot_mock.errors import BrokerError
 
 __all__ = [
@@ -39,33 +40,33 @@ def open_database(
     *,
     what: str,
     setup: Callable[[sqlite3.Connection, Path], None],
-    private: bool = False,
 ) -> sqlite3.Connection:
     """Open ``<state_dir>/<name>``, configured as above, then run ``setup`` (the schema).
 
     Args:
-        state_dir: the state directory (created with mode 0700 if missing).
+        state_dir: the state directory, mode 0700 (created so, or set so if it had another
+            mode, e.g. a Docker volume's 0755): state names clients, topics and messages.
         name: the file name.
         what: what the file holds, for error messages ("the registry").
         setup: creates or migrates the schema; called with the connection and the path.
-        private: the file holds secrets: create it (or reset it) with mode 0600 before SQLite
-            opens it. SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
 
     Raises:
-        BrokerError: the file cannot be opened or set up; the message names the file.
-        OSError: the directory cannot be created.
+        BrokerError: the directory or the file cannot be created, opened or set up; the
+            message names the file.
     """
-    if not state_dir.exists():
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
     database = state_dir / name
-    if private:
-        # os.open's mode is filtered by the umask; fchmod sets exactly 0600, also on an old file.
+    try:
+        private_directory(state_dir)
+        # Every state file is 0600, created so or reset so (an older version made them 0644).
+        # os.open's mode is filtered by the umask; fchmod sets exactly 0600. SQLite gives its
+        # ``-wal`` and ``-shm`` files the database file's mode.
         descriptor = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             os.fchmod(descriptor, 0o600)
         finally:
             os.close(descriptor)
+    except OSError as exc:
+        raise BrokerError(f"{database}: cannot open {what}: {exc.strerror or exc}") from exc
     try:
         connection = sqlite3.connect(
             database,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aws_iot_mock.testing._broker import (
         DeviceFiles,
+        IamCredentials,
         IotBroker,
         IotBrokerThread,
         ShadowRejectedError,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DeviceFiles",
     "DeviceRefusedError",
+    "IamCredentials",
     "IotBroker",
     "IotBrokerThread",
     "RoutedMessage",
@@ -54,6 +56,7 @@ __all__ = [
 # importing the broker takes most of a second that suites not using it should not pay.
 _HOMES = {
     "DeviceFiles": "aws_iot_mock.testing._broker",
+    "IamCredentials": "aws_iot_mock.testing._broker",
     "IotBroker": "aws_iot_mock.testing._broker",
     "IotBrokerThread": "aws_iot_mock.testing._broker",
     "default_device_policy": "aws_iot_mock.testing._broker",

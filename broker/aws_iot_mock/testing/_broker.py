@@ -28,6 +28,8 @@ from aws_iot_mock.authz.iot_policy_evaluation import resource_arn
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.config import Config
 from aws_iot_mock.core.ingress import Publisher, PublishRequest
+from aws_iot_mock.iam.authorization import ALLOW_ALL_IOT
+from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts
 from aws_iot_mock.mqtt.codec import Properties
 from aws_iot_mock.mqtt.topics import topic_matches, validate_topic_filter
@@ -37,6 +39,7 @@ from aws_iot_mock.testing._recorder import Recorder, RoutedMessage
 
 __all__ = [
     "DeviceFiles",
+    "IamCredentials",
     "IotBroker",
     "IotBrokerThread",
     "ShadowRejectedError",
@@ -220,6 +223,28 @@ class DeviceFiles:
     link: DeviceLink | None = field(default=None, repr=False, compare=False)
 
 
+@dataclass(frozen=True)
+class IamCredentials:
+    """SigV4 credentials of a local IAM user, for boto3, the aws CLI and the SDKs' websockets.
+
+    ``repr`` shows only the key ID.
+
+    Attributes:
+        user_name: the IAM user.
+        access_key_id: ``AKIA...`` (long-term) or ``ASIA...`` (from ``get_session_token``).
+        secret_access_key: the secret.
+        session_token: the session token of temporary credentials, else None.
+        principal_id: what the broker's log records and lifecycle events carry for this user
+            (its user ID, ``AIDA...``).
+    """
+
+    user_name: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    principal_id: str = ""
+
+
 def _status_name(status: str | CertificateStatus) -> CertificateStatus:
     return status if isinstance(status, CertificateStatus) else CertificateStatus(status)
 
@@ -347,15 +372,19 @@ class _BrokerApi:
         keep_alive_time_scale: float = 1.0,
         aws_quotas: bool = True,
         strict_sigv4: bool = False,
+        websocket_ttl: float | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
         self._keep_alive_time_scale = keep_alive_time_scale
+        limits: dict[str, object] = {"aws_quotas": aws_quotas}
+        if websocket_ttl is not None:
+            limits["websocket_ttl"] = websocket_ttl
         self._settings: dict[str, Any] = {
             "account_id": account_id,
             "region": region,
             "endpoint": endpoint,
             "diagnostics": {"connack_on_deny": connack_on_deny},
-            "limits": {"aws_quotas": aws_quotas},
+            "limits": limits,
             "control_plane": {"strict_sigv4": strict_sigv4},
         }
         if config is not None:
@@ -424,6 +453,11 @@ class _BrokerApi:
     def registry(self) -> CertificateRegistry:
         """The broker's registry, for operations the convenience methods do not cover."""
         return self._running_broker().registry
+
+    @property
+    def iam(self) -> IamStore:
+        """The broker's local IAM (users, access keys, policies), for what the helpers skip."""
+        return self._running_broker().iam
 
     def _running_broker(self) -> Broker:
         if self._broker is None:
@@ -594,6 +628,50 @@ class _BrokerApi:
             link=self._link,
         )
 
+    # -- local IAM: SigV4 on the alpn door (HTTPS and MQTT over WebSocket) ----------------------
+
+    def create_iam_user(
+        self, user_name: str, policy: PolicyDocument | None = None
+    ) -> IamCredentials:
+        """An IAM user with an inline policy and an access key, as ``aws iam`` makes them.
+
+        ``create-user``, ``put-user-policy`` (``policy``, by default every IoT action on every
+        resource) and ``create-access-key`` in one call.
+
+        Returns:
+            The long-term credentials; sign for region ``config.region`` with service
+            ``iotdata`` (boto3) or ``iotdevicegateway`` (the Device SDKs).
+        """
+        iam = self._running_broker().iam
+        user = iam.create_user(user_name)
+        document = ALLOW_ALL_IOT if policy is None else _document_text(policy)
+        iam.put_user_policy(user_name, f"{_POLICY_NAME_UNSAFE.sub('_', user_name)}-iot", document)
+        key = iam.create_access_key(user_name)
+        return IamCredentials(
+            user_name,
+            key.access_key_id,
+            key.secret_access_key,
+            principal_id=user.identity.principal_id,
+        )
+
+    def get_session_token(
+        self, user_name: str, duration_seconds: int | None = None
+    ) -> IamCredentials:
+        """``aws sts get-session-token`` for ``user_name``: temporary credentials with a token.
+
+        They act as the user (its policies apply) until they expire (900..129600 s, default
+        12 hours).
+        """
+        iam = self._running_broker().iam
+        session = iam.get_session_token(user_name=user_name, duration_seconds=duration_seconds)
+        return IamCredentials(
+            session.user_name,
+            session.access_key_id,
+            session.secret_access_key,
+            session.session_token,
+            principal_id=iam.get_user(user_name).identity.principal_id,
+        )
+
     # -- the cloud side ------------------------------------------------------------------------
 
     def _call(self, function: Callable[[], _T]) -> _T:
@@ -710,7 +788,9 @@ class _BrokerApi:
                 "state_dir": str(directory / "state"),
                 # The recorder gets every record the level lets through: DEBUG (all of them)
                 # unless the test's configuration asks for another level.
+                # The test's other logging settings (a CloudWatch sink...) are kept.
                 "logging": {
+                    **self._settings.get("logging", {}),
                     "level": self._settings.get("logging", {}).get("level", "DEBUG"),
                     "file": None,
                     "stdout": False,
@@ -811,6 +891,8 @@ class IotBroker(_BrokerApi):
         keep_alive_time_scale: real seconds per keep-alive second (shrink it to test timeouts).
         aws_quotas: enforce AWS IoT's per-connection quotas (100 publishes/s, 1 CONNECT/s per
             client ID, ...), as AWS does; False lifts them (a test that reconnects at once).
+        websocket_ttl: seconds an MQTT over WebSocket connection lives (AWS: 24 hours); shrink
+            it to test what a client does when AWS closes it.
         strict_sigv4: the control plane (``api_endpoint_url``) refuses access keys the local
             IAM does not know, as AWS does; by default any well-formed signature is accepted.
     """

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from aws_iot_mock.logs.cloudwatch import Reason
+from aws_iot_mock.logs.cloudwatch import CLIENT_TEXT_MAX, Reason, capped
 
 __all__ = [
     "Refusal",
@@ -69,7 +69,7 @@ def check_sni(
     if server_name is not None and server_name.lower() in disabled:
         return Refusal(
             Reason.DOMAIN_CONFIGURATION_DISABLED,
-            f"SNI host_name '{server_name}' names domain configuration "
+            f"SNI host_name '{capped(server_name, CLIENT_TEXT_MAX)}' names domain configuration "
             f"{disabled[server_name.lower()]!r}, which is DISABLED",
         )
     if server_name is None:
@@ -83,7 +83,8 @@ def check_sni(
     if server_name.lower() not in accepted:
         return Refusal(
             Reason.SNI_MISMATCH,
-            f"SNI host_name '{server_name}' is not the endpoint or a configured domain name; "
+            f"SNI host_name '{capped(server_name, CLIENT_TEXT_MAX)}' is not the endpoint or a "
+            "configured domain name; "
             f"expected one of: {', '.join(sorted(accepted))}",
         )
     return None

@@ -1,0 +1,228 @@
+"""The log sink over real pipes: a paused reader, a reader gone, capped client strings.
+
+Logging must never block or break the broker (issue 11): ``emit`` runs on the event loop, so it
+only queues; each output's thread writes. These tests write to real OS pipes, as ``make run |
+less`` or ``| head`` would give the broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aws_iot_mock.logs.cloudwatch import (
+    CLIENT_TEXT_MAX,
+    ConnectionFacts,
+    EventType,
+    LogLevel,
+    Reason,
+    connect_failure,
+    event_failure,
+)
+from aws_iot_mock.logs.sink import LogSink
+from aws_iot_mock.tls.verdicts import check_sni
+
+BUFFER = 64 * 1024
+ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+
+
+def _record(index: int) -> dict[str, object]:
+    facts = ConnectionFacts(
+        account_id="123456789012",
+        client_id=f"device-{index}",
+        principal_id=None,
+        source_ip="127.0.0.1",
+        source_port=40000 + index % 20000,
+    )
+    return event_failure(
+        EventType.PUBLISH_IN, Reason.AUTHORIZATION_FAILURE, "x" * 200, facts, topic_name="t/1"
+    )
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    read, write = os.pipe()
+    try:
+        yield read, write
+    finally:
+        for fd in (read, write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class _Reader(threading.Thread):
+    """Reads a pipe to its end, line by line, when told to start."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(daemon=True)
+        self.stream = os.fdopen(fd, "r", encoding="utf-8", closefd=False)
+        self.lines: list[str] = []
+        self.seen = threading.Condition()
+
+    def run(self) -> None:
+        for line in self.stream:
+            with self.seen:
+                self.lines.append(line)
+                self.seen.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> str:
+        with self.seen:
+            self.seen.wait_for(lambda: any(text in line for line in self.lines), timeout)
+            return next(line for line in self.lines if text in line)
+
+
+def test_a_paused_pipe_never_blocks_emit_and_the_drops_are_reported(
+    pipe: tuple[int, int],
+) -> None:
+    read, write = pipe
+    stderr = io.StringIO()
+    sink = LogSink(
+        LogLevel.INFO,
+        stream=os.fdopen(write, "w", encoding="utf-8", closefd=False),
+        buffer_bytes=BUFFER,
+        stderr=stderr,
+        account_id="123456789012",
+    )
+    # Nobody reads: the pipe (64 KiB) and the queue (64 KiB) fill, then lines are dropped.
+    # Each emit returns at once all the same; a blocking sink would hang here.
+    emitted = 0
+    while sink.dropped < 100:
+        sink.emit(_record(emitted))
+        emitted += 1
+        assert emitted < 100_000, "the sink never dropped a line"
+    dropped = sink.dropped
+    assert "dropped" not in stderr.getvalue()  # not yet: reported once the reader is back
+
+    reader = _Reader(read)
+    reader.start()  # the reader resumes
+    report = json.loads(reader.wait_for("LOG_RECORDS_DROPPED"))
+    assert report["eventType"] == "Broker"
+    assert report["accountId"] == "123456789012"
+    assert report["details"].startswith(f"{dropped} log record(s) were dropped")
+    assert sink.flush()
+    written = [json.loads(line) for line in reader.lines]
+    assert len(written) == emitted - dropped + 1  # every line not dropped, and the report
+    assert f"{dropped} log record(s) were dropped at standard output" in stderr.getvalue()
+    sink.close()
+
+
+def test_a_reader_that_keeps_up_loses_nothing(pipe: tuple[int, int]) -> None:
+    read, write = pipe
+    stderr = io.StringIO()
+    sink = LogSink(
+        LogLevel.INFO,
+        stream=os.fdopen(write, "w", encoding="utf-8", closefd=False),
+        buffer_bytes=BUFFER,
+        stderr=stderr,
+    )
+    reader = _Reader(read)
+    reader.start()
+    for index in range(500):
+        sink.emit(_record(index))
+        if index % 50 == 0:
+            assert sink.flush()  # a reader that keeps up: the queue never fills
+    assert sink.flush()
+    sink.close()
+    reader.wait_for('"device-499"')
+    assert sink.dropped == 0
+    assert len(reader.lines) == 500
+    assert stderr.getvalue() == ""
+
+
+def test_a_closed_pipe_disables_stdout_with_one_line_and_the_file_carries_on(
+    pipe: tuple[int, int], tmp_path: Path
+) -> None:
+    read, write = pipe
+    os.close(read)  # `| head -1` has exited
+    stderr = io.StringIO()
+    log_file = tmp_path / "logs" / "iot.jsonl"
+    sink = LogSink(
+        LogLevel.INFO,
+        file=log_file,
+        stream=os.fdopen(write, "w", encoding="utf-8", closefd=False),
+        stderr=stderr,
+    )
+    for index in range(3):
+        sink.emit(_record(index))
+        assert sink.flush()
+    sink.close()
+    notices = stderr.getvalue().splitlines()
+    assert notices == [
+        "aws-iot-mock: standard output is closed (its reader went away): log records are no "
+        "longer written there"
+    ]
+    assert len(log_file.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_an_open_pipe_gets_every_line_and_stderr_nothing(pipe: tuple[int, int]) -> None:
+    read, write = pipe
+    stderr = io.StringIO()
+    sink = LogSink(
+        LogLevel.INFO, stream=os.fdopen(write, "w", encoding="utf-8", closefd=False), stderr=stderr
+    )
+    reader = _Reader(read)
+    reader.start()
+    for index in range(3):
+        sink.emit(_record(index))
+    assert sink.flush()
+    sink.close()
+    reader.wait_for('"device-2"')
+    assert len(reader.lines) == 3
+    assert stderr.getvalue() == ""
+
+
+def test_the_log_file_is_private(tmp_path: Path) -> None:
+    log_file = tmp_path / "new-dir" / "iot.jsonl"
+    sink = LogSink(LogLevel.INFO, file=log_file, stdout=False)
+    sink.emit(_record(1))
+    assert sink.flush()
+    sink.close()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log_file.parent.stat().st_mode) == 0o700
+
+
+def _facts(client_id: str) -> ConnectionFacts:
+    return ConnectionFacts(
+        account_id="123456789012",
+        client_id=client_id,
+        principal_id=None,
+        source_ip="127.0.0.1",
+        source_port=50000,
+    )
+
+
+def test_a_huge_client_id_is_cut_and_says_so() -> None:
+    record = connect_failure(Reason.AUTHORIZATION_FAILURE, "refused", _facts("d" * 60_000))
+    client_id = str(record["clientId"])
+    assert client_id.startswith("d" * CLIENT_TEXT_MAX)
+    assert client_id.endswith(f"... [cut: {60_000 - CLIENT_TEXT_MAX} more characters]")
+    assert len(json.dumps(record)) < 2_000
+
+
+def test_an_ordinary_client_id_is_logged_whole() -> None:
+    record = connect_failure(Reason.AUTHORIZATION_FAILURE, "refused", _facts("d" * 128))
+    assert record["clientId"] == "d" * 128
+
+
+def test_a_60_kb_sni_makes_a_short_log_line() -> None:
+    refusal = check_sni("x" * 60_000, {ENDPOINT}, require_sni=True)
+    assert refusal is not None
+    assert refusal.reason is Reason.SNI_MISMATCH
+    assert "[cut: " in refusal.details
+    assert len(refusal.details) < 1_000
+
+
+def test_an_ordinary_wrong_sni_is_quoted_whole() -> None:
+    refusal = check_sni("wrong.example.com", {ENDPOINT}, require_sni=True)
+    assert refusal is not None
+    assert refusal.reason is Reason.SNI_MISMATCH
+    assert "SNI host_name 'wrong.example.com' is not the endpoint" in refusal.details
+    assert "[cut: " not in refusal.details
