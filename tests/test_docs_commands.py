@@ -178,6 +178,7 @@ def test_the_readme_banner_and_its_sdk_example(
             text = text.replace(f" {actual} on ", f" {documented[door]} on ")
             text = text.replace(f"-p {actual} ", f"-p {documented[door]} ")
             text = text.replace(f"localhost:{actual} ", f"localhost:{documented[door]} ")
+            text = text.replace(f"localhost:{actual}/", f"localhost:{documented[door]}/")
             text = text.replace(f'localhost:{actual}"', f'localhost:{documented[door]}"')
         text = text.replace(keys["AWS_ACCESS_KEY_ID"], EXAMPLE_ACCESS_KEY_ID)
         text = text.replace(keys["AWS_SECRET_ACCESS_KEY"], EXAMPLE_SECRET_ACCESS_KEY)

@@ -1407,6 +1407,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                         "plain http:// too on loopback)",
                         file=sys.stderr,
                     )
+                    if broker.console_url is not None:
+                        print(f"{'console:':<12} {broker.console_url}", file=sys.stderr)
         print(f"root CA:     {broker.root_ca_path}", file=sys.stderr)
         mqtt_port = broker.ports.get("mqtt")
         if demo is not None and mqtt_port is not None:

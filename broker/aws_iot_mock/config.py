@@ -266,9 +266,15 @@ class ControlPlaneConfig:
             LocalStack do): a request signed with a key the local IAM knows is still verified,
             but a well-formed signature from an unknown key is accepted and logged, so that
             tests can use dummy credentials.
+        console: serve the web console at ``/console`` on the api door.
+        console_token: the console's access token. None (the default): a fresh random one
+            each start, required only when the api door listens beyond loopback; set, it is
+            required on every door address (at least 16 characters of ``[A-Za-z0-9_-]``).
     """
 
     strict_sigv4: bool = False
+    console: bool = True
+    console_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -656,6 +662,14 @@ def _parse_str(value: object) -> str:
 def _parse_bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"expected true or false, got {_type_name(value)} ({value!r})")
+    return value
+
+
+def _parse_console_token(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", value):
+        raise _Invalid("expected 16 to 128 characters of A-Z, a-z, 0-9, '_' and '-'")
     return value
 
 
@@ -1323,9 +1337,13 @@ class _Reader:
 
     def control_plane(self, value: object) -> ControlPlaneConfig:
         d = ControlPlaneConfig()
-        m = self.section(value, "control_plane", ("strict_sigv4",))
+        m = self.section(value, "control_plane", ("strict_sigv4", "console", "console_token"))
         return ControlPlaneConfig(
-            strict_sigv4=self.get(m, "control_plane", "strict_sigv4", _parse_bool, d.strict_sigv4)
+            strict_sigv4=self.get(m, "control_plane", "strict_sigv4", _parse_bool, d.strict_sigv4),
+            console=self.get(m, "control_plane", "console", _parse_bool, d.console),
+            console_token=self.get(
+                m, "control_plane", "console_token", _parse_console_token, d.console_token
+            ),
         )
 
     def resources(self, value: object) -> ResourcesConfig:

@@ -8,6 +8,9 @@ operation by the route table generated from botocore's ``iot`` model
 
 Operations run one at a time on a worker thread: they write SQLite and some generate RSA keys
 (CreateKeysAndCertificate), which must not stall the event loop that serves the devices.
+
+The web console (``aws_iot_mock.console``) is served on the same door under ``/console``, with
+its own access rule (a token, or loopback only) instead of SigV4.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.iot_control import IotControlPlane
@@ -24,6 +28,7 @@ from aws_iot_mock.api.iot_routes import IOT_ROUTE_TABLE
 from aws_iot_mock.api.rest_json import RestJsonRouter, parse_route_table, render_result
 from aws_iot_mock.auth.sigv4 import Refused
 from aws_iot_mock.aws.api_errors import AwsApiError
+from aws_iot_mock.console.endpoint import is_console_path
 from aws_iot_mock.doors.http_door import HttpDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel
 from aws_iot_mock.http.messages import HttpRequest, HttpResponse, error_response
@@ -34,6 +39,8 @@ __all__ = ["IOT_ROUTER", "ControlEndpoint"]
 logger = logging.getLogger("aws_iot_mock.api")
 
 Emit = Callable[[Mapping[str, object]], None]
+# Serves the console's requests: (request, connection facts, over TLS?) -> response.
+ConsoleServe = Callable[..., Awaitable[HttpResponse]]
 
 # Every operation of the iot model, by method and path.
 IOT_ROUTER = RestJsonRouter(parse_route_table(IOT_ROUTE_TABLE))
@@ -67,12 +74,18 @@ class ControlEndpoint:
             max_workers=1, thread_name_prefix="aws-iot-mock-api"
         )
         self._logged_keys: set[str] = set()
+        # The web console's handler (``ConsoleEndpoint.serve``), when it is served.
+        self.console: ConsoleServe | None = None
 
     def handler(self, channel: ByteChannel) -> HttpDoorHandler:
         """The handler of one api-door connection (HTTPS, or plain HTTP on loopback)."""
         facts = dataclasses.replace(channel.facts, protocol="HTTP")
+        secure = bool(channel.identity.tls_version)
 
         async def respond(request: HttpRequest, request_id: str) -> HttpResponse:
+            console = self.console
+            if console is not None and is_console_path(request.path):
+                return await console(request, facts, secure=secure)
             return await self.serve(request, request_id, facts)
 
         return HttpDoorHandler(
@@ -108,13 +121,19 @@ class ControlEndpoint:
         try:
             route, labels = IOT_ROUTER.match(request)
             members = IOT_ROUTER.bind(route, labels, request)
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(
-                self._worker, self._service.call, route.name, members
-            )
+            result = await self.run(route.name, members)
         except AwsApiError as error:
             return error_response(error, request_id)
         return render_result(result, request_id)
+
+    async def run(self, operation: str, members: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one operation on the worker thread (for callers on the loop, the console too).
+
+        Raises:
+            AwsApiError: the operation's error.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self._service.call, operation, members)
 
     def close(self) -> None:
         """Wait for the operation in progress, if any, and stop the worker thread."""

@@ -416,13 +416,12 @@ class IotDataApi:
             request=request,
         )
         query = request.query()
-        connection = self._core.connection_for(client_id)
-        if connection is None:
-            raise AwsApiError("ResourceNotFoundException", f"Client {client_id} is not connected")
-        connection.delete_by_api(
+        if not self._core.delete_connection(
+            client_id,
             clean_session=_bool_param(query, "cleanSession"),
             prevent_will=_bool_param(query, "preventWillMessage"),
-        )
+        ):
+            raise AwsApiError("ResourceNotFoundException", f"Client {client_id} is not connected")
         if self._log_successes:
             self._emit(event_success(event, caller.facts))
         return HttpResponse(200, (("x-amzn-RequestId", request_id),))

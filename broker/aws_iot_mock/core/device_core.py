@@ -154,14 +154,15 @@ class DeviceCore:
         *,
         wake: Callable[[], None],
         transport_details: str | None = None,
+        door: str | None = None,
     ) -> MqttConnection:
         """A new MQTT connection for an authenticated ``principal`` (CONNECT still to come).
 
         ``transport_details`` (the TLS handshake, the WebSocket upgrade) go in the ``details``
-        of the connection's one ``Connect`` log line.
+        of the connection's one ``Connect`` log line; ``door`` names the listener.
         """
         return MqttConnection(
-            self, principal, facts, wake=wake, transport_details=transport_details
+            self, principal, facts, wake=wake, transport_details=transport_details, door=door
         )
 
     def publish(self, publisher: Publisher, request: PublishRequest) -> PublishRefusal | None:
@@ -190,6 +191,19 @@ class DeviceCore:
         session = self.router.sessions.get(client_id)
         outlet = session.outlet if session is not None else None
         return outlet if isinstance(outlet, MqttConnection) else None
+
+    def delete_connection(self, client_id: str, *, clean_session: bool, prevent_will: bool) -> bool:
+        """The DeleteConnection API: disconnect ``client_id``; False if it is not connected.
+
+        AWS closes it with ``API_INITIATED_DISCONNECT`` (MQTT 5: DISCONNECT 0x98), sends its
+        will unless ``prevent_will``, and ends its persistent session with ``clean_session``
+        (https://docs.aws.amazon.com/iot/latest/apireference/API_iotdata_DeleteConnection.html).
+        """
+        connection = self.connection_for(client_id)
+        if connection is None:
+            return False
+        connection.delete_by_api(clean_session=clean_session, prevent_will=prevent_will)
+        return True
 
     def shutdown(self) -> None:
         """Say goodbye to every MQTT connection (MQTT 5: DISCONNECT 0x8B)."""

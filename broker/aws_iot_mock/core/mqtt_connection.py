@@ -181,6 +181,8 @@ class MqttConnection:
             takeover, a registry change).
         transport_details: how the client came in (TLS version and suite, SNI...), written in
             the ``details`` of the one ``Connect`` success line.
+        door: the listener it came in on (``mqtt``, ``alpn``...), for the console; None when
+            the caller does not say (in-memory tests).
     """
 
     def __init__(
@@ -191,8 +193,10 @@ class MqttConnection:
         *,
         wake: Callable[[], None],
         transport_details: str | None = None,
+        door: str | None = None,
     ) -> None:
         self._transport_details = transport_details
+        self.door = door
         self._core = core
         self._router = core.router
         self._principal = principal
@@ -250,6 +254,11 @@ class MqttConnection:
     def principal(self) -> Principal:
         """Who is connected."""
         return self._principal
+
+    @property
+    def transport_details(self) -> str | None:
+        """How the client came in (TLS version and suite, SNI, policy), as logged."""
+        return self._transport_details
 
     @property
     def keep_alive(self) -> int:

@@ -8,7 +8,9 @@ request, and this module enforces the limits and deadlines:
   before it is read; headers over 16 KiB get 431; bytes that are not HTTP get 400;
 - a request started but not finished within ``REQUEST_TIMEOUT`` seconds gets 408; a connection
   idle for ``IDLE_TIMEOUT`` seconds between requests is closed;
-- ``Expect: 100-continue`` is answered, as curl sends it for larger bodies.
+- ``Expect: 100-continue`` is answered, as curl sends it for larger bodies;
+- a response with a ``stream`` (server-sent events, the console's live channel) is written
+  chunk by chunk as the client reads: while the client does not read, the stream is not pulled.
 
 Each refusal is logged (eventType ``Connect``, protocol ``HTTP``) with its reason; the APIs log
 their own outcomes. A request ``respond`` cannot answer becomes 500 InternalFailureException,
@@ -111,6 +113,9 @@ class HttpDoorHandler:
         self._answering: asyncio.Task[None] | None = None
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
+        # Cleared while the client is not reading: a streamed response waits for it.
+        self._writable = asyncio.Event()
+        self._writable.set()
         # The handler of the protocol the connection switched to, once it has.
         self._switched: DoorHandler | None = None
         self._arm(IDLE_TIMEOUT)
@@ -147,6 +152,7 @@ class HttpDoorHandler:
         if self._switched is not None:
             self._switched.pause_writing()
             return
+        self._writable.clear()
         self._channel.pause_reading()
 
     def resume_writing(self) -> None:
@@ -154,6 +160,7 @@ class HttpDoorHandler:
         if self._switched is not None:
             self._switched.resume_writing()
             return
+        self._writable.set()
         self._channel.resume_reading()
 
     def shutdown(self) -> None:
@@ -247,13 +254,16 @@ class HttpDoorHandler:
             response = error_response(
                 AwsApiError("InternalFailureException", "Internal service failure"), request_id
             )
+        if not isinstance(response, SwitchProtocols) and response.stream is not None:
+            await self._stream(response)
         self._answering = None
         if self._closed:
             return
         if isinstance(response, SwitchProtocols):
             self._switch(response)
             return
-        self._send_response(response)
+        if response.stream is None:
+            self._send_response(response)
         if self._h11.our_state is h11.MUST_CLOSE or self._h11.their_state is h11.MUST_CLOSE:
             self._close()
             return
@@ -264,6 +274,35 @@ class HttpDoorHandler:
             return
         self._arm(IDLE_TIMEOUT)
         self._process()  # requests the client pipelined behind this one
+
+    async def _stream(self, response: HttpResponse) -> None:
+        """Send a streamed response: the head, then each chunk once the client reads."""
+        stream = response.stream
+        assert stream is not None
+        if self._closed:
+            return
+        self._send(
+            h11.Response(
+                status_code=response.status,
+                headers=self._head_headers(response),
+                reason=_reason(response.status),
+            )
+        )
+        if response.body:
+            self._send(h11.Data(data=response.body))
+        try:
+            async for chunk in stream:
+                if self._closed:
+                    return
+                if chunk:
+                    self._send(h11.Data(data=chunk))
+                await self._writable.wait()
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+        if not self._closed:
+            self._send(h11.EndOfMessage())
 
     def _switch(self, switch: SwitchProtocols) -> None:
         """Send the 101 and hand the connection (and its unread bytes) to the next handler."""
@@ -320,13 +359,17 @@ class HttpDoorHandler:
 
     # -- output ----------------------------------------------------------------------------
 
-    def _send_response(self, response: HttpResponse, *, close: bool = False) -> None:
+    def _head_headers(self, response: HttpResponse) -> list[tuple[bytes, bytes]]:
         headers = [
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers
         ]
-        headers.append((b"Content-Length", str(len(response.body)).encode()))
         headers.append((b"Date", formatdate(usegmt=True).encode()))
         headers.append((b"Server", _SERVER.encode()))
+        return headers
+
+    def _send_response(self, response: HttpResponse, *, close: bool = False) -> None:
+        headers = self._head_headers(response)
+        headers.append((b"Content-Length", str(len(response.body)).encode()))
         if close:
             headers.append((b"Connection", b"close"))
         self._send(

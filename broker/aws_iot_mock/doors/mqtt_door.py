@@ -81,6 +81,7 @@ class MqttDoorHandler:
             channel.facts,
             wake=self._wake,
             transport_details=transport_details or channel.identity.tls_details,
+            door=channel.identity.door.value,
         )
         self._arm_timer()
 

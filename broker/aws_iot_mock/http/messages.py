@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
@@ -73,11 +74,15 @@ class HttpResponse:
         headers: ``(name, value)`` pairs; the door adds ``Content-Length``, ``Date`` and
             ``Connection`` as needed.
         body: the body.
+        stream: a body sent as it is produced, after ``body`` (server-sent events): the door
+            sends it without ``Content-Length`` (chunked on HTTP/1.1), writes each chunk when
+            the client reads, and ends the response when the iterator ends. None for none.
     """
 
     status: int
     headers: tuple[tuple[str, str], ...] = field(default=())
     body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
 
 
 def new_request_id() -> str:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import ipaddress
 import logging
+import secrets
 import ssl
 import threading
 import time
@@ -44,6 +46,8 @@ from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
+from aws_iot_mock.console.access import ConsoleAccess
+from aws_iot_mock.console.endpoint import ConsoleEndpoint
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
 from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
@@ -189,6 +193,7 @@ class Broker:
         self._topic_rules: TopicRuleService | None = None
         self._iam: IamStore | None = None
         self._control: ControlEndpoint | None = None
+        self._console: ConsoleEndpoint | None = None
         self._domains = served_domains(config, ())
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
@@ -219,6 +224,30 @@ class Broker:
         if port is None:
             raise RuntimeError("the broker is not started, or serves no MQTT door")
         return port
+
+    @property
+    def console(self) -> ConsoleEndpoint | None:
+        """The web console, when the api door serves it (while the broker runs)."""
+        return self._console
+
+    @property
+    def console_url(self) -> str | None:
+        """The console's URL (with its token when one is required), or None when not served.
+
+        ``http://`` when the api door listens on loopback (plain HTTP is served there),
+        ``https://`` otherwise (the root CA must be trusted by the browser).
+        """
+        console = self._console
+        api = next((b for b in self._listeners if b.door == "api" and b.port is not None), None)
+        if console is None or api is None or api.port is None:
+            return None
+        if _is_loopback(api.host):
+            url = f"http://localhost:{api.port}/console/"
+        else:
+            url = f"https://localhost:{api.port}/console/"
+        if console.access.token_required:
+            url += f"?token={console.access.token}"
+        return url
 
     @property
     def root_ca_path(self) -> Path:
@@ -398,6 +427,8 @@ class Broker:
             emit=self.sink.emit,
             request_timeout=config.tls.connect_timeout,
         )
+        if config.control_plane.console:
+            self._console = self._create_console(core, self._shadows, control)
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
@@ -439,6 +470,50 @@ class Broker:
             logger.info("%s door listening on %s:%d", bound.door, bound.host, bound.port)
         self._tick()
         self._poll_mailbox()
+
+    def _create_console(
+        self, core: DeviceCore, shadows: ShadowService, control: ControlEndpoint
+    ) -> ConsoleEndpoint:
+        """The web console on the api door, a client of the core, shadows and control plane."""
+        config = self.config
+        api = config.listener_for("api")
+        configured = config.control_plane.console_token
+        access = ConsoleAccess(
+            token=configured or secrets.token_urlsafe(24),
+            token_required=configured is not None or api is None or not _is_loopback(api.host),
+        )
+
+        def overview() -> dict[str, object]:
+            return {
+                "endpoint": config.endpoint,
+                "region": config.region,
+                "accountId": config.account_id,
+                "securityPolicy": config.tls.security_policy,
+                "domains": sorted(self._domains.accepted),
+                "doors": [
+                    {
+                        "door": item.door,
+                        "host": item.host,
+                        "port": item.port,
+                        "offReason": item.off_reason,
+                    }
+                    for item in self._listeners
+                ],
+            }
+
+        console = ConsoleEndpoint(
+            core,
+            shadows,
+            control.run,
+            access,
+            overview=overview,
+            root_ca=self.certs.root_ca_path,
+            account_id=config.account_id,
+            region=config.region,
+        )
+        self.sink.add_listener(console.on_record)
+        control.console = console.serve
+        return console
 
     def _register_jobs_and_provisioning(
         self, core: DeviceCore, registry: CertificateRegistry, log_successes: bool
@@ -491,6 +566,8 @@ class Broker:
         self._tick_handle = asyncio.get_running_loop().call_later(1.0, self._tick)
         if self._core is not None:
             self._core.tick()
+        if self._console is not None:
+            self._console.tick()
         if self._jobs is not None:
             self._jobs.tick()
         if self._rules_engine is not None:
@@ -610,6 +687,10 @@ class Broker:
             await server.wait_closed()
         self._servers.clear()
         self._doors.clear()
+        if self._console is not None:
+            self._console.close()
+            self.sink.remove_listener(self._console.on_record)
+            self._console = None
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -655,3 +736,13 @@ class Broker:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a listener's bind address is loopback only (``localhost``, 127/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,423 @@
+"""The console's HTTP endpoints and live stream, with real HTTP and MQTT clients.
+
+Each page's data comes from the same service layers as the APIs: a paho device appears on the
+connections stream, the console's publish reaches a paho subscriber through the ingress, its
+disconnect is DeleteConnection's, its shadow update sends the delta a device subscribed to.
+Every refusal has a passing twin.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import pytest
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from aws_iot_mock.testing import DeviceRefusedError, IotBrokerThread, paho_client
+from tests.console_client import TIMEOUT, ConsoleHttp, EventStream
+
+TOKEN = "console-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[IotBrokerThread]:
+    with IotBrokerThread(aws_quotas=False) as running:
+        yield running
+
+
+@pytest.fixture
+def console(broker: IotBrokerThread) -> ConsoleHttp:
+    return ConsoleHttp(broker.ports["api"])
+
+
+@pytest.fixture
+def events(console: ConsoleHttp) -> Iterator[EventStream]:
+    stream = EventStream(console, "?topic=console/%23")
+    yield stream
+    stream.close()
+
+
+def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
+    """Subscribe ``client`` to ``topic``; its messages arrive in the returned queue."""
+    inbox: queue.Queue[MQTTMessage] = queue.Queue()
+    subscribed: queue.Queue[object] = queue.Queue()
+    client.on_message = lambda _c, _u, message: inbox.put(message)
+    client.on_subscribe = lambda *_args: subscribed.put(True)
+    client.subscribe(topic, qos=1)
+    subscribed.get(timeout=TIMEOUT)
+    return inbox
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+def test_the_pages_are_served_from_the_package_with_nothing_from_elsewhere(
+    console: ConsoleHttp,
+) -> None:
+    status, headers, body = console.request("GET", "/console/")
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert b'src="/console/static/console.js"' in body
+    for name in ("console.js", "console.css"):
+        status, _, asset = console.request("GET", f"/console/static/{name}")
+        assert status == 200
+        assert (
+            asset == resources.files("aws_iot_mock.console").joinpath("static", name).read_bytes()
+        )
+    # Offline: no page or asset loads anything from another host.
+    for item in resources.files("aws_iot_mock.console").joinpath("static").iterdir():
+        assert not re.search(r"https?://", item.read_text(encoding="utf-8")), item.name
+    # Refusal twins: outside the static files, and a name that climbs out.
+    assert console.request("GET", "/console/static/nothing.js")[0] == 404
+    assert console.request("GET", "/console/static/..%2Fendpoint.py")[0] == 404
+    assert console.request("GET", "/console")[1]["location"] == "/console/"
+
+
+def test_the_control_plane_still_answers_beside_the_console(broker: IotBrokerThread) -> None:
+    status, _, body = ConsoleHttp(broker.ports["api"]).request(
+        "GET", "/things", headers={"Authorization": _sigv4_dummy()}
+    )
+    # Not the console's answer: the iot API's (SigV4 is checked, the route is ListThings).
+    assert b"console" not in body.lower()
+    assert status in (200, 403)
+
+
+def _sigv4_dummy() -> str:
+    return "not-sigv4"
+
+
+# -- overview ------------------------------------------------------------------------------------
+
+
+def test_overview_lists_the_doors_and_serves_the_root_ca(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    overview = console.get("/console/api/overview")
+    doors = {door["door"]: door["port"] for door in overview["doors"]}
+    assert doors == broker.ports
+    assert overview["endpoint"] == broker.endpoint
+    assert overview["securityPolicy"] == broker.config.tls.security_policy
+    assert {"connected", "messagesPerSecond", "refusalsLastMinute"} <= overview.keys()
+    status, headers, pem = console.request("GET", "/console/api/root-ca.pem")
+    assert status == 200
+    assert "attachment" in headers["content-disposition"]
+    assert pem == broker.root_ca_path.read_bytes()
+
+
+# -- connections ---------------------------------------------------------------------------------
+
+
+def test_a_device_appears_live_and_the_console_disconnects_it(
+    broker: IotBrokerThread, console: ConsoleHttp, events: EventStream
+) -> None:
+    device = broker.create_device("console-lamp")
+    client = paho_client(device, MQTTProtocolVersion.MQTTv5)
+    gone: queue.Queue[Any] = queue.Queue()
+    client.on_disconnect = lambda _c, _u, _flags, reason, _p: gone.put(reason)
+
+    def listed(document: dict[str, Any]) -> bool:
+        return any(row["clientId"] == "console-lamp" for row in document["connections"])
+
+    connections = events.wait("connections", listed)
+    row = next(r for r in connections["connections"] if r["clientId"] == "console-lamp")
+    assert (row["door"], row["protocolVersion"]) == ("mqtt", "5")
+    assert row["principalId"] == device.certificate_id
+    # The things attached to the certificate come from the control plane (ListPrincipalThings).
+    listed_row = _wait_for_thing(events, "console-lamp")
+    assert listed_row["things"] == ["console-lamp"]
+
+    before = events.mark()
+    status, answer = console.post("/console/api/disconnect", {"clientId": "console-lamp"})
+    assert (status, answer) == (200, {"clientId": "console-lamp", "disconnected": True})
+    # MQTT 5 DISCONNECT 0x98 Administrative action, as DeleteConnection sends.
+    assert gone.get(timeout=TIMEOUT).value == 0x98
+    events.wait("connections", lambda document: not listed(document), since=before)
+    record = events.wait(
+        "log",
+        lambda e: (
+            e["record"]["eventType"] == "Disconnect"
+            and e["record"].get("clientId") == "console-lamp"
+        ),
+    )["record"]
+    assert record["disconnectReason"] == "API_INITIATED_DISCONNECT"
+    # Refusal twin: nobody to disconnect.
+    status, answer = console.post("/console/api/disconnect", {"clientId": "console-lamp"})
+    assert status == 404
+    assert answer["message"] == "Client console-lamp is not connected"
+    client.loop_stop()
+
+
+def _wait_for_thing(events: EventStream, client_id: str) -> dict[str, Any]:
+    document = events.wait(
+        "connections",
+        lambda d: any(r["clientId"] == client_id and r["things"] for r in d["connections"]),
+    )
+    return next(r for r in document["connections"] if r["clientId"] == client_id)
+
+
+# -- log -----------------------------------------------------------------------------------------
+
+
+def test_a_refused_device_is_logged_with_its_explanation_and_filters_apply(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-refused")
+    failures = EventStream(console, "?status=Failure&clientId=not-my-thing")
+    try:
+        with pytest.raises(DeviceRefusedError):
+            paho_client(device, client_id="not-my-thing")
+        entry = failures.wait("log", lambda e: e["record"].get("clientId") == "not-my-thing")
+        assert entry["record"]["status"] == "Failure"
+        reason = entry["record"]["reason"]
+        catalogue = console.get("/console/api/reasons")["reasons"]
+        assert entry["explanation"] == catalogue[reason]
+        assert entry["explanation"]["meaning"]
+    finally:
+        failures.close()
+    # The passing twin connects, and its success is not in the Failure filter's answer.
+    client = paho_client(device)
+    client.disconnect()
+    client.loop_stop()
+    only_failures = console.get("/console/api/log?status=Failure")["entries"]
+    assert only_failures
+    assert all(e["record"]["status"] == "Failure" for e in only_failures)
+    successes = console.get("/console/api/log?status=Success&clientId=console-refused")["entries"]
+    assert any(e["record"]["eventType"] == "Connect" for e in successes)
+    assert all("explanation" not in e for e in successes)
+
+
+# -- MQTT test client ----------------------------------------------------------------------------
+
+
+def test_publish_from_the_console_reaches_a_device_and_the_console_subscription(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-sub")
+    client = paho_client(device, MQTTProtocolVersion.MQTTv5)
+    inbox = received(client, "devices/console-sub/in")
+    watching = EventStream(console, "?topic=devices/%2B/in")
+    try:
+        watching.wait("hello")
+        status, answer = console.post(
+            "/console/api/publish",
+            {
+                "topic": "devices/console-sub/in",
+                "payload": '{"on": true}',
+                "qos": 1,
+                "contentType": "application/json",
+                "userProperties": [["origin", "console"]],
+            },
+        )
+        assert (status, answer) == (200, {"topic": "devices/console-sub/in", "published": True})
+        message = inbox.get(timeout=TIMEOUT)
+        assert json.loads(message.payload) == {"on": True}
+        properties: Any = message.properties
+        assert properties.ContentType == "application/json"
+        assert properties.UserProperty == [("origin", "console")]
+        seen = watching.wait("message", lambda m: m["topic"] == "devices/console-sub/in")
+        assert seen["payload"] == '{"on": true}'
+        assert seen["filters"] == ["devices/+/in"]
+        assert seen["properties"]["userProperties"] == [["origin", "console"]]
+        record = watching.wait(
+            "log",
+            lambda e: (
+                e["record"].get("topicName") == "devices/console-sub/in"
+                and e["record"]["eventType"] == "Publish-In"
+            ),
+        )["record"]
+        assert (record["protocol"], record["principalId"]) == ("HTTP", "aws-iot-mock-console")
+    finally:
+        watching.close()
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"topic": "$aws/things/t/shadow/update/accepted", "payload": "{}"}, "RESERVED_TOPIC"),
+        ({"topic": "a/b", "payload": "x", "qos": 2}, "QOS_NOT_SUPPORTED"),
+    ],
+)
+def test_a_refused_publish_says_why_in_the_catalogue_s_words(
+    console: ConsoleHttp, document: dict[str, Any], reason: str
+) -> None:
+    status, answer = console.post("/console/api/publish", document)
+    assert status == 400
+    assert answer["reason"] == reason
+    assert answer["explanation"] == console.get("/console/api/reasons")["reasons"][reason]
+    # Passing twin: the same publish to an ordinary topic at QoS 1.
+    status, _ = console.post("/console/api/publish", {**document, "topic": "ok/topic", "qos": 1})
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"payload": "x"}, "topic is required"),
+        ({"topic": "a", "qos": "1"}, "qos must be a number"),
+        (
+            {"topic": "a", "userProperties": [["only-a-name"]]},
+            "Each user property is [name, value]",
+        ),
+        (b"not json", "The body is not JSON"),
+    ],
+)
+def test_a_malformed_publish_form_is_refused_with_what_is_wrong(
+    console: ConsoleHttp, body: object, message: str
+) -> None:
+    status, answer = console.post("/console/api/publish", body)
+    assert status == 400
+    assert answer["message"].startswith(message)
+
+
+def test_topic_filters_are_checked_as_aws_checks_them(console: ConsoleHttp) -> None:
+    assert console.get("/console/api/topic-filter?topic=a/%2B/c")["topicFilters"] == ["a/+/c"]
+    status, _, body = console.request("GET", "/console/api/topic-filter?topic=a/%23/c")
+    assert status == 400
+    assert b"a/#/c" in body
+    assert EventStream(console, "?topic=a/%23/c").status == 400
+
+
+# -- shadows -------------------------------------------------------------------------------------
+
+
+def test_a_shadow_edited_in_the_console_sends_the_delta_to_the_device(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-shadow")
+    client = paho_client(device)
+    deltas = received(client, "$aws/things/console-shadow/shadow/name/cfg/update/delta")
+    watching = EventStream(console, "?topic=%24aws/things/console-shadow/shadow/name/cfg/%23")
+    try:
+        watching.wait("hello")
+        status, answer = console.post(
+            "/console/api/shadow",
+            {
+                "operation": "update",
+                "thingName": "console-shadow",
+                "shadowName": "cfg",
+                "document": {"state": {"desired": {"color": "green"}}},
+            },
+        )
+        assert status == 200
+        assert answer["accepted"] is True
+        assert answer["document"]["version"] == 1
+        delta = json.loads(deltas.get(timeout=TIMEOUT).payload)
+        assert delta["state"] == {"color": "green"}
+        live = watching.wait("message", lambda m: m["topic"].endswith("/update/delta"))
+        assert json.loads(live["payload"])["state"] == {"color": "green"}
+    finally:
+        watching.close()
+        client.disconnect()
+        client.loop_stop()
+    listing = console.get("/console/api/shadows?thingName=console-shadow")
+    assert listing == {"thingName": "console-shadow", "classic": False, "named": ["cfg"]}
+    shown = console.get("/console/api/shadow?thingName=console-shadow&shadowName=cfg")
+    assert shown["accepted"] is True
+    assert shown["document"]["state"]["desired"] == {"color": "green"}
+    assert "metadata" in shown["document"]
+    # Refusal twin: a version conflict is the service's 409, answered to the console only.
+    status, answer = console.post(
+        "/console/api/shadow",
+        {
+            "operation": "update",
+            "thingName": "console-shadow",
+            "shadowName": "cfg",
+            "document": {"state": {"desired": {"color": "red"}}, "version": 7},
+        },
+    )
+    assert status == 200
+    assert answer["accepted"] is False
+    assert (answer["document"]["code"], answer["document"]["message"]) == (409, "Version conflict")
+    missing = console.get("/console/api/shadow?thingName=console-shadow")
+    assert (missing["accepted"], missing["document"]["code"]) == (False, 404)
+
+
+def test_things_are_listed_through_the_control_plane(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    broker.create_thing("console-listed")
+    assert "console-listed" in console.get("/console/api/things")["things"]
+
+
+# -- access --------------------------------------------------------------------------------------
+
+
+def test_on_loopback_without_a_token_only_loopback_host_names_are_served(
+    console: ConsoleHttp,
+) -> None:
+    assert console.request("GET", "/console/api/overview")[0] == 200
+    for host in ("127.0.0.1", "[::1]"):
+        assert ConsoleHttp(console.port, host_header=host).request("GET", "/console/")[0] == 200
+    # DNS rebinding: a page of evil.example resolved to 127.0.0.1 is refused.
+    status, _, body = ConsoleHttp(console.port, host_header="evil.example").request(
+        "GET", "/console/api/overview"
+    )
+    assert status == 403
+    assert b"not loopback" in body
+
+
+def test_actions_must_be_json_from_the_console_s_own_origin(console: ConsoleHttp) -> None:
+    document = {"topic": "ok/origin", "payload": "x"}
+    form = console.request(
+        "POST",
+        "/console/api/publish",
+        b"topic=ok/origin",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form[0] == 415
+    other = console.request(
+        "POST", "/console/api/publish", document, headers={"Origin": "http://evil.example"}
+    )
+    assert other[0] == 403
+    own = console.request(
+        "POST",
+        "/console/api/publish",
+        document,
+        headers={"Origin": f"http://localhost:{console.port}"},
+    )
+    assert own[0] == 200
+
+
+@pytest.fixture(scope="module")
+def token_broker() -> Iterator[IotBrokerThread]:
+    with IotBrokerThread(config={"control_plane": {"console_token": TOKEN}}) as running:
+        yield running
+
+
+def test_with_a_token_every_request_needs_it(token_broker: IotBrokerThread) -> None:
+    port = token_broker.ports["api"]
+    anonymous = ConsoleHttp(port)
+    status, _, body = anonymous.request("GET", "/console/api/overview")
+    assert status == 401
+    assert b"token" in body
+    assert EventStream(anonymous, "").status == 401
+    assert ConsoleHttp(port, token="wrong-token-0123456789").request("GET", "/console/")[0] == 403
+    # Passing twins: the header, then the address the banner prints, which sets the cookie.
+    assert ConsoleHttp(port, token=TOKEN).request("GET", "/console/api/overview")[0] == 200
+    status, headers, _ = anonymous.request("GET", f"/console/?token={TOKEN}")
+    assert (status, headers["location"]) == (303, "/console/")
+    cookie = headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    pair = cookie.split(";", 1)[0]
+    status, _, _ = anonymous.request("GET", "/console/api/overview", headers={"Cookie": pair})
+    assert status == 200
+    # A token makes the Host rule moot (it is what a published Docker port needs).
+    elsewhere = ConsoleHttp(port, host_header="iot-mock.internal", token=TOKEN)
+    assert elsewhere.request("GET", "/console/api/overview")[0] == 200
+
+
+def test_the_console_can_be_turned_off() -> None:
+    with IotBrokerThread(config={"control_plane": {"console": False}}) as broker:
+        status, _, body = ConsoleHttp(broker.ports["api"]).request("GET", "/console/")
+        assert status != 200
+        assert b"<html" not in body
