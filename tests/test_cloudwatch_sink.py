@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,6 +46,18 @@ def refused_plain_client(broker: IotBrokerThread) -> None:
         plain.recv(100)
 
 
+def wrong_sni_client(broker: IotBrokerThread) -> None:
+    """A device refused as AWS refuses one: the SNI is not the endpoint."""
+    context = ssl.create_default_context(cafile=str(broker.root_ca_path))
+    context.check_hostname = False
+    address = ("127.0.0.1", broker.ports["mqtt"])
+    with (
+        socket.create_connection(address, timeout=5) as raw,
+        contextlib.suppress(ssl.SSLError, OSError),
+    ):
+        context.wrap_socket(raw, server_hostname="wrong.example").close()
+
+
 def events_in(logs: Any, stream: str, wanted: str, timeout: float = 15.0) -> list[dict[str, Any]]:
     """The stream's records once one contains ``wanted`` (the sink sends from its own thread)."""
     deadline = time.monotonic() + timeout
@@ -64,6 +78,8 @@ def test_records_reach_the_log_group_in_order(moto: str) -> None:
     with IotBrokerThread(config=config) as broker:
         refused_plain_client(broker)
         broker.wait_for_refusal(Reason.HANDSHAKE_FAILED)
+        wrong_sni_client(broker)
+        broker.wait_for_refusal(Reason.SNI_MISMATCH)
         device = broker.create_device("cw-device")
         client = paho_client(device)
         client.disconnect()
@@ -71,6 +87,7 @@ def test_records_reach_the_log_group_in_order(moto: str) -> None:
         records = events_in(aws_client("logs", moto), "in-order", '"clientId": "cw-device"')
     reasons = [record.get("reason") for record in records]
     assert "HANDSHAKE_FAILED" in reasons
+    assert "SNI_MISMATCH" in reasons
     connects = [r for r in records if r["eventType"] == "Connect" and r["status"] == "Success"]
     assert "cw-device" in [r.get("clientId") for r in connects]
     stamps = [record["timestamp"] for record in records]
@@ -133,3 +150,38 @@ def test_the_documented_configuration_and_command_work(moto: str, tmp_path: Any)
     messages = [json.loads(event["message"]) for event in json.loads(completed.stdout)["events"]]
     # moto does not apply JSON filter patterns (AWS does): the refusal is among what came back.
     assert "Failure" in {message["status"] for message in messages}
+
+
+def test_records_dropped_while_the_endpoint_was_down_are_counted_once_it_is_back() -> None:
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy, only where used
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"  # nothing listens there yet
+    config = {
+        "logging": {
+            "cloudwatch": {
+                "endpoint_url": endpoint,
+                "log_stream": "recovering",
+                "queue_bytes": 65536,  # the smallest queue: a few hundred records overflow it
+            }
+        }
+    }
+    with IotBrokerThread(config=config) as broker:
+        for _ in range(400):
+            refused_plain_client(broker)
+        broker.wait_for_refusal(Reason.HANDSHAKE_FAILED)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()  # the endpoint comes back
+        try:
+            records = events_in(
+                aws_client("logs", endpoint), "recovering", "LOG_RECORDS_DROPPED", 40
+            )
+        finally:
+            server.stop()
+    dropped = [record for record in records if record.get("reason") == "LOG_RECORDS_DROPPED"]
+    assert dropped, [record.get("reason") for record in records][:5]
+    assert "were dropped" in dropped[0]["details"]
+    # The twin: what the queue held is there too.
+    assert any(record.get("reason") == "HANDSHAKE_FAILED" for record in records)
