@@ -21,7 +21,7 @@ import socket
 import ssl
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class Pki:
     state_template: Path
     device_cert: Path
     device_key: Path
+    # A local IAM user of ours with the bench policy (SigV4 on 443: HTTPS and WebSocket rows).
+    iam_access_key_id: str = ""
+    iam_secret_access_key: str = ""
 
     @property
     def ca(self) -> Path:
@@ -163,7 +166,28 @@ def setup_pki(workdir: Path, python: str) -> Pki:
         f"file://{rule_file}",
         *dirs,
     )
-    return Pki(certs, state, device_cert, device_key)
+    # The SigV4 rows' caller: an IAM user of the local IAM whose IAM policy is the bench policy.
+    _cli(python, "create-user", "--user-name", "bench", *dirs)
+    _cli(
+        python,
+        "put-user-policy",
+        "--user-name",
+        "bench",
+        "--policy-name",
+        "bench",
+        "--policy-document",
+        f"file://{policy_file}",
+        *dirs,
+    )
+    key = json.loads(_cli(python, "create-access-key", "--user-name", "bench", *dirs))["AccessKey"]
+    return Pki(
+        certs,
+        state,
+        device_cert,
+        device_key,
+        iam_access_key_id=key["AccessKeyId"],
+        iam_secret_access_key=key["SecretAccessKey"],
+    )
 
 
 def bench_republish_rule() -> dict[str, Any]:
@@ -238,6 +262,8 @@ class RunningBroker:
     proc: subprocess.Popen[bytes]
     log: Path
     started: float
+    # Our other doors: "https" (8443's) and "alpn" (443's), on free ports; none for the others.
+    doors: dict[str, int] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -264,11 +290,13 @@ def launch(
     ``mosquitto_queue`` is Mosquitto's ``max_queued_messages`` (see ``mosquitto_config``).
     """
     log = workdir / f"{kind}-{tag}.log"
+    doors: dict[str, int] = {}
     if kind == "ours":
         state = workdir / f"state-{tag}"
         if state.exists():
             shutil.rmtree(state)
         shutil.copytree(pki.state_template, state)
+        doors = {"https": free_port(), "alpn": free_port()}
         argv = [
             python,
             "-m",
@@ -276,6 +304,10 @@ def launch(
             "serve",
             "--port",
             str(port),
+            "--https-port",
+            str(doors["https"]),
+            "--alpn-port",
+            str(doors["alpn"]),
             "--certs-dir",
             str(pki.certs_dir),
             "--state-dir",
@@ -312,7 +344,7 @@ def launch(
         proc = subprocess.Popen(
             argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
-    return RunningBroker(kind, port, proc, log, started)
+    return RunningBroker(kind, port, proc, log, started, doors)
 
 
 def handshake_once(context: ssl.SSLContext, port: int, timeout: float = 2.0) -> bool:

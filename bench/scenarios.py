@@ -8,8 +8,10 @@ the details a reader needs to trust them (counts, generator and broker CPU).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import itertools
 import json
+import ssl
 import statistics
 import subprocess
 import time
@@ -72,6 +74,8 @@ class Profile:
     latency_devices: int = 100
     latency_rate: float = 1000.0
     window: int = 100
+    https_requests: int = 2_000
+    wss_messages: int = 20_000
 
 
 QUICK = Profile(
@@ -487,6 +491,141 @@ def qos0_republish_rule(bench: Bench, kind: str) -> Sample:
     """QoS 0, 1 -> topic rule (republish) -> 1: messages/s through the rules engine (ours)."""
     return _c_throughput(
         bench, kind, qos=0, subscribers=1, messages=bench.profile.qos0_messages, via_rule=True
+    )
+
+
+def _https_context(bench: Bench, *, x509: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(bench.pki.ca))
+    if x509:
+        context.load_cert_chain(str(bench.pki.device_cert), str(bench.pki.device_key))
+    else:
+        context.set_alpn_protocols(["http/1.1"])  # 443 without a certificate: SigV4
+    return context
+
+
+def _https_publish_rate(bench: Bench, kind: str, *, x509: bool) -> Sample:
+    """HTTPS publishes (iot-data Publish, 64 B, QoS 1) one after another on one connection.
+
+    X.509 on the https door, or SigV4 on the alpn door (signed by botocore as boto3 signs, each
+    request anew), over keep-alive. Requests/s; the generator is this Python process.
+    """
+    from botocore.auth import SigV4Auth  # noqa: PLC0415 - dev dependency, bench only
+    from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+    from botocore.credentials import Credentials  # noqa: PLC0415
+
+    broker = bench.brokers[kind]
+    port = broker.doors["https" if x509 else "alpn"]
+    topic = f"bench/https/{bench.uid()}".replace("/", "%2F")
+    path = f"/topics/{topic}?qos=1"
+    payload = PROBE.encode().ljust(64, b".")
+    keys = Credentials(bench.pki.iam_access_key_id, bench.pki.iam_secret_access_key)
+    connection = http.client.HTTPSConnection(
+        "localhost", port, context=_https_context(bench, x509=x509), timeout=10
+    )
+    requests = bench.profile.https_requests
+    ok = sent = 0
+    cpu0, t0 = cpu_seconds(broker.pid), time.monotonic()
+    try:
+        for _ in range(requests):
+            headers = {"Content-Type": "application/octet-stream"}
+            if not x509:
+                signed = AWSRequest(
+                    method="POST", url=f"https://localhost:{port}{path}", data=payload
+                )
+                SigV4Auth(keys, "iotdata", "us-east-1").add_auth(signed)
+                headers = dict(signed.headers.items())
+            connection.request("POST", path, body=payload, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            sent += 1
+            ok += response.status == 200
+            if time.monotonic() - t0 > bench.profile.deadline * 5:
+                break  # cut, as the other throughput runs are: the rate is what was answered
+    finally:
+        connection.close()
+    elapsed = time.monotonic() - t0
+    return Sample(
+        {"rate": ok / elapsed if elapsed > 0 else 0.0},
+        {
+            "requests": requests,
+            "sent": sent,
+            "ok": ok,
+            "broker_core_share": round((cpu_seconds(broker.pid) - cpu0) / elapsed, 3),
+        },
+    )
+
+
+def https_x509(bench: Bench, kind: str) -> Sample:
+    """iot-data Publish over HTTPS with the device certificate (8443's door), keep-alive."""
+    return _https_publish_rate(bench, kind, x509=True)
+
+
+def https_sigv4(bench: Bench, kind: str) -> Sample:
+    """iot-data Publish over HTTPS signed with SigV4 (443's door), keep-alive."""
+    return _https_publish_rate(bench, kind, x509=False)
+
+
+def qos0_websocket(bench: Bench, kind: str) -> Sample:
+    """QoS 0 over WebSocket (SigV4 presigned URL) -> 1 mosquitto_sub on the MQTT door, 64 B.
+
+    Messages/s delivered. The publisher is paho-mqtt in this process.
+    """
+    from botocore.auth import SigV4QueryAuth  # noqa: PLC0415 - dev dependency, bench only
+    from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+    from botocore.credentials import Credentials  # noqa: PLC0415
+    from paho.mqtt.client import Client  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    broker = bench.brokers[kind]
+    uid = bench.uid()
+    topic = f"bench/ws/{uid}"
+    messages = bench.profile.wss_messages
+    bench.publish(broker.port, topic, PROBE.encode(), retain=True)
+    subs, outputs = _start_subscribers(
+        bench, broker.port, [topic], qos=0, count=1, expected=messages, name=f"{uid}-{kind}"
+    )
+    alpn = broker.doors["alpn"]
+    request = AWSRequest(method="GET", url=f"wss://localhost:{alpn}/mqtt")
+    keys = Credentials(bench.pki.iam_access_key_id, bench.pki.iam_secret_access_key)
+    SigV4QueryAuth(keys, "iotdevicegateway", "us-east-1", expires=300).add_auth(request)
+    query = request.url.split("?", 1)[1]
+    client = Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"bench-{uid}-wss",
+        transport="websockets",
+    )
+    client.tls_set_context(_https_context(bench, x509=False))
+    client.ws_set_options(path=f"/mqtt?{query}")
+    client.connect("localhost", alpn, keepalive=60)
+    client.loop_start()
+    marks = [*_cpu_marks(subs)]
+    cpu0, t0 = cpu_seconds(broker.pid), time.monotonic()
+    try:
+        for line in bench.lines_file(messages).read_bytes().splitlines():
+            client.publish(topic, line, qos=0)
+        exits = reap_all(subs, t0 + bench.profile.deadline * 3)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    elapsed = time.monotonic() - t0
+    broker_cpu = cpu_seconds(broker.pid) - cpu0
+    with contextlib.suppress(OSError, ConnectionError):
+        bench.publish(broker.port, topic, b"", retain=True)
+    parts = [_read_deliveries(path) for path in outputs]
+    partial = any(e.killed for e in exits)
+    first = min(part.first for part in parts)
+    last = max(part.last for part in parts)
+    received = sum(part.count for part in parts)
+    rate = (received - 1) / (last - first) if received > 1 and last > first else 0.0
+    for path in outputs:
+        path.unlink()
+    return Sample(
+        {"rate": rate},
+        {
+            **_delivery_details(parts, messages, partial),
+            "generator": _generator_summary(_c_load(exits, marks, t0), elapsed),
+            "broker_core_share": round(broker_cpu / elapsed, 3),
+        },
     )
 
 
@@ -914,6 +1053,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         qos0_republish_rule,
         kinds=("ours",),
     ),
+    Scenario(
+        "https_x509",
+        "HTTPS publish, X.509 (8443 door), keep-alive, 64 B",
+        https_x509,
+        kinds=("ours",),
+    ),
+    Scenario(
+        "https_sigv4",
+        "HTTPS publish, SigV4 (443 door), keep-alive, 64 B",
+        https_sigv4,
+        kinds=("ours",),
+    ),
+    Scenario("wss", "QoS 0, WebSocket (SigV4) -> 1 on 8883, 64 B", qos0_websocket, kinds=("ours",)),
     Scenario("fanin", "QoS 1 fan-in 100 -> 1", qos1_fan_in),
     Scenario("latency", "Latency at 1,000 msg/s, 100 devices", latency),
     Scenario(
@@ -941,6 +1093,9 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("fanin", "rate", "QoS 1 fan-in 100->1", "msg/s", True, ">= 0.5x", _ratio_at_least(0.5)),
     Metric("republish", "rate", "QoS 0 via republish rule", "msg/s", True, "", None),
+    Metric("https_x509", "rate", "HTTPS publish, X.509", "req/s", True, "", None),
+    Metric("https_sigv4", "rate", "HTTPS publish, SigV4", "req/s", True, "", None),
+    Metric("wss", "rate", "QoS 0 1->1 over WebSocket", "msg/s", True, "", None),
     Metric("latency", "p50_ms", "Latency p50 @1k msg/s", "ms", False, "", None),
     Metric(
         "latency",
