@@ -43,7 +43,7 @@ from aws_iot_mock.certs_dir import (
 )
 from aws_iot_mock.cli_iam import add_iam_verbs, demo_user_hints, ensure_demo_user
 from aws_iot_mock.cli_jobs import BUILT_IN_VERBS, built_in_operations
-from aws_iot_mock.cli_shadows import add_shadow_verbs, cmd_list_named_shadows, cmd_shadow_operation
+from aws_iot_mock.cli_shadows import add_shadow_verbs
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
@@ -141,6 +141,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     serve = verbs.add_parser("serve", help="run the broker in the foreground")
     _add_common(serve)
+    serve.set_defaults(run=_cmd_serve)
     serve.add_argument("--host", help="bind address of every door (default 127.0.0.1)")
     for flag, door in _DOOR_FLAGS:
         serve.add_argument(flag, type=_port_value, metavar="PORT|off", help=door)
@@ -161,16 +162,19 @@ def _build_parser() -> argparse.ArgumentParser:
         "init", help="create the root CA, server certificates (and demo device)"
     )
     _add_common(init)
+    init.set_defaults(run=_cmd_init)
     init.add_argument("--demo-device", action="store_true")
 
     endpoint = verbs.add_parser("describe-endpoint", help="print the device data endpoint")
     _add_common(endpoint)
+    endpoint.set_defaults(run=_cmd_describe_endpoint)
     endpoint.add_argument("--endpoint-type", default="iot:Data-ATS", choices=ENDPOINT_TYPES)
 
     create = verbs.add_parser(
         "create-keys-and-certificate", help="create a key pair and a certificate signed by the CA"
     )
     _add_common(create)
+    create.set_defaults(run=_cmd_create_keys_and_certificate)
     create.add_argument("--set-as-active", action="store_true")
     create.add_argument("--certificate-pem-outfile", type=Path)
     create.add_argument("--public-key-outfile", type=Path)
@@ -180,6 +184,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "create-certificate-from-csr", help="sign a CSR's own public key with the CA"
     )
     _add_common(from_csr)
+    from_csr.set_defaults(run=_cmd_create_certificate_from_csr)
     from_csr.add_argument(
         "--certificate-signing-request", required=True, help="file://PATH or the PEM itself"
     )
@@ -187,6 +192,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     update = verbs.add_parser("update-certificate", help="change a certificate's status")
     _add_common(update)
+    update.set_defaults(run=_cmd_update_certificate)
     update.add_argument("--certificate-id", required=True)
     update.add_argument(
         "--new-status",
@@ -196,16 +202,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
     describe = verbs.add_parser("describe-certificate", help="show one certificate")
     _add_common(describe)
+    describe.set_defaults(run=_cmd_describe_certificate)
     describe.add_argument("--certificate-id", required=True)
 
     listing = verbs.add_parser("list-certificates", help="list the registered certificates")
     _add_common(listing)
+    listing.set_defaults(run=_cmd_list_certificates)
 
     health = verbs.add_parser(
         "healthcheck",
         help="connect as the demo device (mutual TLS + MQTT CONNECT); exit 0 if accepted",
     )
     _add_common(health)
+    health.set_defaults(run=_cmd_healthcheck)
     health.add_argument("--host", help="address to connect to (default: the listener's)")
     health.add_argument("--port", type=int, help="port (default: the listener's)")
     health.add_argument("--timeout", type=float, default=5.0)
@@ -214,7 +223,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_policy_verbs(verbs)
     _add_ca_verbs(verbs)
     _add_service_verbs(verbs)
-    add_shadow_verbs(verbs, _add_common)
+    add_shadow_verbs(verbs, _add_common, _load)
     add_iam_verbs(verbs, _add_common, _load)
     return parser
 
@@ -223,9 +232,13 @@ if TYPE_CHECKING:
     _Verbs = argparse._SubParsersAction[_Parser]  # what add_subparsers returns
 
 
-def _verb(verbs: _Verbs, name: str, help_text: str) -> argparse.ArgumentParser:
+def _verb(
+    verbs: _Verbs, name: str, run: Callable[[argparse.Namespace], int], help_text: str
+) -> argparse.ArgumentParser:
+    """Register verb ``name`` once: its parser (with the common flags) and its runner."""
     parser: argparse.ArgumentParser = verbs.add_parser(name, help=help_text)
     _add_common(parser)
+    parser.set_defaults(run=run)
     return parser
 
 
@@ -234,95 +247,133 @@ def _add_thing_verbs(verbs: _Verbs) -> None:
         'JSON {"attributes": {"k": "v"}, "merge": false}, shorthand'
         " attributes={k=v},merge=false, or file://PATH"
     )
-    create = _verb(verbs, "create-thing", "create a thing")
+    create = _verb(verbs, "create-thing", _cmd_create_thing, "create a thing")
     create.add_argument("--thing-name", required=True)
     create.add_argument("--thing-type-name")
     create.add_argument("--attribute-payload", help=payload_help)
 
-    describe = _verb(verbs, "describe-thing", "show one thing")
+    describe = _verb(verbs, "describe-thing", _cmd_describe_thing, "show one thing")
     describe.add_argument("--thing-name", required=True)
 
-    listing = _verb(verbs, "list-things", "list things, optionally by attribute or type")
+    listing = _verb(
+        verbs, "list-things", _cmd_list_things, "list things, optionally by attribute or type"
+    )
     listing.add_argument("--attribute-name")
     listing.add_argument("--attribute-value")
     listing.add_argument("--thing-type-name")
 
-    update = _verb(verbs, "update-thing", "change a thing's type or attributes")
+    update = _verb(verbs, "update-thing", _cmd_update_thing, "change a thing's type or attributes")
     update.add_argument("--thing-name", required=True)
     update.add_argument("--thing-type-name")
     update.add_argument("--remove-thing-type", action=argparse.BooleanOptionalAction, default=False)
     update.add_argument("--attribute-payload", help=payload_help)
     update.add_argument("--expected-version", type=int)
 
-    delete = _verb(verbs, "delete-thing", "delete a thing")
+    delete = _verb(verbs, "delete-thing", _cmd_delete_thing, "delete a thing")
     delete.add_argument("--thing-name", required=True)
     delete.add_argument("--expected-version", type=int)
 
-    thing_type = _verb(verbs, "create-thing-type", "create a thing type")
+    thing_type = _verb(verbs, "create-thing-type", _cmd_create_thing_type, "create a thing type")
     thing_type.add_argument("--thing-type-name", required=True)
     thing_type.add_argument(
         "--thing-type-properties",
         help='JSON {"thingTypeDescription": "...", "searchableAttributes": ["a"]} or shorthand',
     )
 
-    for name, help_text in (
-        ("attach-thing-principal", "attach a certificate (by ARN) to a thing"),
-        ("detach-thing-principal", "detach a certificate (by ARN) from a thing"),
+    for name, run, help_text in (
+        (
+            "attach-thing-principal",
+            _cmd_attach_thing_principal,
+            "attach a certificate (by ARN) to a thing",
+        ),
+        (
+            "detach-thing-principal",
+            _cmd_detach_thing_principal,
+            "detach a certificate (by ARN) from a thing",
+        ),
     ):
-        attach = _verb(verbs, name, help_text)
+        attach = _verb(verbs, name, run, help_text)
         attach.add_argument("--thing-name", required=True)
         attach.add_argument("--principal", required=True, help="the certificate ARN")
 
-    principals = _verb(verbs, "list-thing-principals", "list the certificates of a thing")
+    principals = _verb(
+        verbs,
+        "list-thing-principals",
+        _cmd_list_thing_principals,
+        "list the certificates of a thing",
+    )
     principals.add_argument("--thing-name", required=True)
 
-    things = _verb(verbs, "list-principal-things", "list the things of a certificate")
+    things = _verb(
+        verbs,
+        "list-principal-things",
+        _cmd_list_principal_things,
+        "list the things of a certificate",
+    )
     things.add_argument("--principal", required=True, help="the certificate ARN")
 
 
 def _add_policy_verbs(verbs: _Verbs) -> None:
     document_help = "the policy document: JSON, or file://PATH"
-    create = _verb(verbs, "create-policy", "create an IoT policy")
+    create = _verb(verbs, "create-policy", _cmd_create_policy, "create an IoT policy")
     create.add_argument("--policy-name", required=True)
     create.add_argument("--policy-document", required=True, help=document_help)
 
-    for name, help_text in (
-        ("get-policy", "show a policy and its default version's document"),
-        ("delete-policy", "delete a policy (detach it first)"),
-        ("list-targets-for-policy", "list the certificates a policy is attached to"),
-        ("list-policy-versions", "list a policy's versions"),
+    for name, run, help_text in (
+        ("get-policy", _cmd_get_policy, "show a policy and its default version's document"),
+        ("delete-policy", _cmd_delete_policy, "delete a policy (detach it first)"),
+        (
+            "list-targets-for-policy",
+            _cmd_list_targets_for_policy,
+            "list the certificates a policy is attached to",
+        ),
+        ("list-policy-versions", _cmd_list_policy_versions, "list a policy's versions"),
     ):
-        _verb(verbs, name, help_text).add_argument("--policy-name", required=True)
+        _verb(verbs, name, run, help_text).add_argument("--policy-name", required=True)
 
-    _verb(verbs, "list-policies", "list the policies")
+    _verb(verbs, "list-policies", _cmd_list_policies, "list the policies")
 
-    version = _verb(verbs, "create-policy-version", "add a version to a policy")
+    version = _verb(
+        verbs, "create-policy-version", _cmd_create_policy_version, "add a version to a policy"
+    )
     version.add_argument("--policy-name", required=True)
     version.add_argument("--policy-document", required=True, help=document_help)
     version.add_argument("--set-as-default", action=argparse.BooleanOptionalAction, default=False)
 
-    for name, help_text in (
-        ("get-policy-version", "show one version of a policy"),
-        ("set-default-policy-version", "make a version the policy's default"),
-        ("delete-policy-version", "delete a non-default version"),
+    for name, run, help_text in (
+        ("get-policy-version", _cmd_get_policy_version, "show one version of a policy"),
+        (
+            "set-default-policy-version",
+            _cmd_set_default_policy_version,
+            "make a version the policy's default",
+        ),
+        ("delete-policy-version", _cmd_delete_policy_version, "delete a non-default version"),
     ):
-        parser = _verb(verbs, name, help_text)
+        parser = _verb(verbs, name, run, help_text)
         parser.add_argument("--policy-name", required=True)
         parser.add_argument("--policy-version-id", required=True)
 
-    for name, help_text in (
-        ("attach-policy", "attach a policy to a certificate (by ARN)"),
-        ("detach-policy", "detach a policy from a certificate (by ARN)"),
+    for name, run, help_text in (
+        ("attach-policy", _cmd_attach_policy, "attach a policy to a certificate (by ARN)"),
+        ("detach-policy", _cmd_detach_policy, "detach a policy from a certificate (by ARN)"),
     ):
-        attach = _verb(verbs, name, help_text)
+        attach = _verb(verbs, name, run, help_text)
         attach.add_argument("--policy-name", required=True)
         attach.add_argument("--target", required=True, help="the certificate ARN")
 
-    attached = _verb(verbs, "list-attached-policies", "list the policies attached to a target")
+    attached = _verb(
+        verbs,
+        "list-attached-policies",
+        _cmd_list_attached_policies,
+        "list the policies attached to a target",
+    )
     attached.add_argument("--target", required=True, help="the certificate ARN")
 
     test = _verb(
-        verbs, "test-authorization", "evaluate the policies of a certificate for some requests"
+        verbs,
+        "test-authorization",
+        _cmd_test_authorization,
+        "evaluate the policies of a certificate for some requests",
     )
     test.add_argument("--principal", help="the certificate ARN (or certificate ID)")
     test.add_argument("--client-id", help="the MQTT client ID to evaluate with")
@@ -338,7 +389,9 @@ def _add_policy_verbs(verbs: _Verbs) -> None:
 
 
 def _add_ca_verbs(verbs: _Verbs) -> None:
-    register_ca = _verb(verbs, "register-ca-certificate", "register a CA certificate")
+    register_ca = _verb(
+        verbs, "register-ca-certificate", _cmd_register_ca_certificate, "register a CA certificate"
+    )
     register_ca.add_argument("--ca-certificate", required=True, help="file://PATH or the PEM")
     register_ca.add_argument(
         "--verification-certificate",
@@ -351,20 +404,32 @@ def _add_ca_verbs(verbs: _Verbs) -> None:
         "--allow-auto-registration", action=argparse.BooleanOptionalAction, default=False
     )
 
-    for name, help_text in (
-        ("describe-ca-certificate", "show one CA certificate"),
-        ("update-ca-certificate", "change a CA certificate's status or auto-registration"),
+    for name, run, help_text in (
+        ("describe-ca-certificate", _cmd_describe_ca_certificate, "show one CA certificate"),
+        (
+            "update-ca-certificate",
+            _cmd_update_ca_certificate,
+            "change a CA certificate's status or auto-registration",
+        ),
     ):
-        parser = _verb(verbs, name, help_text)
+        parser = _verb(verbs, name, run, help_text)
         parser.add_argument("--certificate-id", required=True)
         if name == "update-ca-certificate":
             parser.add_argument("--new-status", choices=("ACTIVE", "INACTIVE"))
             parser.add_argument("--new-auto-registration-status", choices=("ENABLE", "DISABLE"))
 
-    _verb(verbs, "list-ca-certificates", "list the registered CA certificates")
+    _verb(
+        verbs,
+        "list-ca-certificates",
+        _cmd_list_ca_certificates,
+        "list the registered CA certificates",
+    )
 
     register = _verb(
-        verbs, "register-certificate", "register a device certificate signed by a known CA"
+        verbs,
+        "register-certificate",
+        _cmd_register_certificate,
+        "register a device certificate signed by a known CA",
     )
     register.add_argument("--certificate-pem", required=True, help="file://PATH or the PEM")
     register.add_argument("--ca-certificate-pem", help="file://PATH or the PEM of its CA")
@@ -541,7 +606,7 @@ _SERVICE_VERBS.update(BUILT_IN_VERBS)
 
 def _add_service_verbs(verbs: _Verbs) -> None:
     for verb, (_, help_text, flags) in _SERVICE_VERBS.items():
-        parser = _verb(verbs, verb, help_text)
+        parser = _verb(verbs, verb, _cmd_service, help_text)
         for flag, _member, kind, required in flags:
             if kind == "bool":
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
@@ -1528,68 +1593,14 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_shadow(args: argparse.Namespace) -> int:
-    return cmd_shadow_operation(_load(args), args, args.verb)
-
-
-def _cmd_list_named_shadows(args: argparse.Namespace) -> int:
-    return cmd_list_named_shadows(_load(args), args)
-
-
-_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "get-thing-shadow": _cmd_shadow,
-    "update-thing-shadow": _cmd_shadow,
-    "delete-thing-shadow": _cmd_shadow,
-    "list-named-shadows-for-thing": _cmd_list_named_shadows,
-    "serve": _cmd_serve,
-    "init": _cmd_init,
-    "describe-endpoint": _cmd_describe_endpoint,
-    "create-keys-and-certificate": _cmd_create_keys_and_certificate,
-    "create-certificate-from-csr": _cmd_create_certificate_from_csr,
-    "update-certificate": _cmd_update_certificate,
-    "describe-certificate": _cmd_describe_certificate,
-    "list-certificates": _cmd_list_certificates,
-    "healthcheck": _cmd_healthcheck,
-    "create-thing": _cmd_create_thing,
-    "describe-thing": _cmd_describe_thing,
-    "list-things": _cmd_list_things,
-    "update-thing": _cmd_update_thing,
-    "delete-thing": _cmd_delete_thing,
-    "create-thing-type": _cmd_create_thing_type,
-    "attach-thing-principal": _cmd_attach_thing_principal,
-    "detach-thing-principal": _cmd_detach_thing_principal,
-    "list-thing-principals": _cmd_list_thing_principals,
-    "list-principal-things": _cmd_list_principal_things,
-    "create-policy": _cmd_create_policy,
-    "get-policy": _cmd_get_policy,
-    "list-policies": _cmd_list_policies,
-    "delete-policy": _cmd_delete_policy,
-    "create-policy-version": _cmd_create_policy_version,
-    "get-policy-version": _cmd_get_policy_version,
-    "list-policy-versions": _cmd_list_policy_versions,
-    "set-default-policy-version": _cmd_set_default_policy_version,
-    "delete-policy-version": _cmd_delete_policy_version,
-    "attach-policy": _cmd_attach_policy,
-    "detach-policy": _cmd_detach_policy,
-    "list-attached-policies": _cmd_list_attached_policies,
-    "list-targets-for-policy": _cmd_list_targets_for_policy,
-    "test-authorization": _cmd_test_authorization,
-    "register-ca-certificate": _cmd_register_ca_certificate,
-    "describe-ca-certificate": _cmd_describe_ca_certificate,
-    "list-ca-certificates": _cmd_list_ca_certificates,
-    "update-ca-certificate": _cmd_update_ca_certificate,
-    "register-certificate": _cmd_register_certificate,
-    **dict.fromkeys(_SERVICE_VERBS, _cmd_service),
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        # Verbs registered by another module carry their own runner (set_defaults(run=...)).
-        return (_VERBS.get(args.verb) or args.run)(args)
+        # Every verb's parser carries its runner (set_defaults(run=...)): one registration.
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
         # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
