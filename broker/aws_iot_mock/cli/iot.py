@@ -1,245 +1,55 @@
-"""The ``aws-iot-mock`` command line: ``serve``, and verbs named and shaped as ``aws iot``'s.
+"""The ``aws iot`` verbs: the control plane, with AWS's flags and output.
 
-Every verb takes ``--config``, ``--certs-dir`` and ``--state-dir`` and works while ``serve`` runs
-against the same directories (the registry is SQLite in WAL mode). Output is the JSON the AWS CLI
-prints. Exit codes follow the AWS CLI's: 252 for a command line that does not parse, 253 for a
-bad configuration, 254 for an error the service would return (unknown certificate, bad CSR).
-
-The registry verbs (things, thing types, policies and their versions, attachments, CA
-certificates, ``register-certificate`` and ``test-authorization``) take the flags the AWS CLI
-reference gives for ``aws iot <verb>`` and print the response AWS documents. Structure arguments
-(``--attribute-payload``, ``--thing-type-properties``, ``--auth-infos``) accept JSON, the AWS
-CLI's shorthand syntax (``attributes={room=kitchen},merge=true``) or ``file://PATH``; one that
-does not parse exits 252, as the AWS CLI's "Error parsing parameter" does.
+Certificates, CA certificates, things, thing types and groups, policies, domain configurations,
+tags, topic rules, jobs and provisioning templates (``iot_jobs``), each run through the control
+plane's one service layer or the registry.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import gc
 import json
-import os
-import resource
-import shlex
-import signal
-import socket
-import ssl
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from aws_iot_mock import pki
-from aws_iot_mock.authz.iot_policy_evaluation import (
-    resource_arn,
-)
 from aws_iot_mock.certs_dir import (
     CertsDirectory,
-    private_directory,
     write_private_key,
     write_public_file,
 )
-from aws_iot_mock.cli_iam import add_iam_verbs, demo_user_hints, ensure_demo_user
-from aws_iot_mock.cli_jobs import BUILT_IN_VERBS, built_in_operations
-from aws_iot_mock.cli_shadows import add_shadow_verbs
-from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
-from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
-from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
-from aws_iot_mock.registry._util import iso
-from aws_iot_mock.resources import (
-    apply_config_resources,
-    ensure_policy,
-    ensure_policy_attached,
-    ensure_thing_principal,
-    thing_exists,
+from aws_iot_mock.cli._common import (
+    _add_common,
+    _bool_value,
+    _iso_timestamp,
+    _load,
+    _only_keys,
+    _open_registry,
+    _param_type_error,
+    _ParamError,
+    _print_json,
+    _read_file_argument,
+    _shorthand_booleans,
+    _status,
+    _str_list,
+    _structure,
+    _tag_list,
+    _verb,
 )
-from aws_iot_mock.state.instance_lock import StateDirectoryInUseError
-
-__all__ = ["main", "main_entry"]
-
-EXIT_USAGE = 252  # AWS CLI: "The command entered on the command line failed to be parsed."
-EXIT_CONFIG = 253  # AWS CLI: "The system environment or configuration was invalid."
-EXIT_SERVICE = 254  # AWS CLI: "The command ... returned an error" (a service-side error).
-
-DEMO_DEVICE = "demo-device"
-# API_DescribeEndpoint's endpoint types; the mock serves every API under its one endpoint name.
-ENDPOINT_TYPES = ("iot:Data-ATS", "iot:Data", "iot:CredentialProvider", "iot:Jobs")
-
-# The demo device's things. AWS IoT lets one MQTT client ID be connected once: a second CONNECT
-# with the same ID disconnects the first (session takeover). The demo policy, like AWS's
-# recommended least-privilege policies, only lets a client connect with a client ID equal to the
-# name of a thing its certificate is attached to (client/${iot:Connection.Thing.ThingName} with
-# the iot:Connection.Thing.IsAttached condition). So that the subscriber, the publisher and the
-# health check can be connected at the same time with the one demo certificate, the certificate
-# is attached (non-exclusively, as AWS allows) to three things, one per client ID:
-#   demo-device              the subscriber of the printed hints (the "device" itself)
-#   demo-device-publisher    the publisher of the printed hints
-#   demo-device-healthcheck  `aws-iot-mock healthcheck`, which never takes over the other two
-DEMO_PUBLISHER = f"{DEMO_DEVICE}-publisher"
-DEMO_HEALTHCHECK = f"{DEMO_DEVICE}-healthcheck"
-DEMO_THINGS = (DEMO_DEVICE, DEMO_PUBLISHER, DEMO_HEALTHCHECK)
-DEMO_POLICY = f"{DEMO_DEVICE}-policy"
-
-
-class _ParamError(BrokerError):
-    """A structure argument does not parse (the AWS CLI's "Error parsing parameter"; exit 252)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML configuration file")
-    parser.add_argument("--certs-dir", type=Path, help="certificate directory (default: certs/)")
-    parser.add_argument("--state-dir", type=Path, help="state directory (default: .state/)")
-
-
-# serve's port flags: which door each sets (0 picks a free port, "off" serves without the door).
-_DOOR_FLAGS = (
-    ("--port", "MQTT over TLS with a client certificate (AWS: 8883)"),
-    ("--https-port", "HTTPS with a client certificate (AWS: 8443)"),
-    ("--alpn-port", "AWS's 443: MQTT or HTTPS with a client certificate by ALPN, or SigV4"),
-    ("--api-port", "the control-plane API for boto3 and the aws CLI"),
-)
-_DOOR_NAMES = {
-    "mqtt": "--port",
-    "https": "--https-port",
-    "alpn": "--alpn-port",
-    "api": "--api-port",
-}
-_DOOR_LABELS = {
-    "mqtt": "MQTT over TLS, X.509 (AWS: 8883)",
-    "https": "HTTPS, X.509 (AWS: 8443)",
-    "alpn": "443 by ALPN: MQTT or HTTPS with X.509, or SigV4 (AWS: 443)",
-    "api": "control plane: boto3 / aws iot --endpoint-url",
-}
-
-
-def _port_value(text: str) -> int | str:
-    """A door's port on the command line: a number (0 for a free port) or ``off``."""
-    if text == "off":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid port {text!r}: a number (0 picks a free one) or off"
-        ) from None
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="aws-iot-mock",
-        description="An offline stand-in for the AWS IoT Core device endpoint.",
-    )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
-
-    serve = verbs.add_parser("serve", help="run the broker in the foreground")
-    _add_common(serve)
-    serve.set_defaults(run=_cmd_serve)
-    serve.add_argument("--host", help="bind address of every door (default 127.0.0.1)")
-    for flag, door in _DOOR_FLAGS:
-        serve.add_argument(flag, type=_port_value, metavar="PORT|off", help=door)
-    serve.add_argument("--endpoint", help="endpoint host name devices send as SNI")
-    serve.add_argument(
-        "--ready-file",
-        type=Path,
-        metavar="PATH",
-        help="once every door is bound, write {endpoint, root_ca, ports} there as JSON",
-    )
-    serve.add_argument(
-        "--demo-device",
-        action="store_true",
-        help=f"create an ACTIVE '{DEMO_DEVICE}' certificate on first run and print how to use it",
-    )
-
-    init = verbs.add_parser(
-        "init", help="create the root CA, server certificates (and demo device)"
-    )
-    _add_common(init)
-    init.set_defaults(run=_cmd_init)
-    init.add_argument("--demo-device", action="store_true")
-
-    endpoint = verbs.add_parser("describe-endpoint", help="print the device data endpoint")
-    _add_common(endpoint)
-    endpoint.set_defaults(run=_cmd_describe_endpoint)
-    endpoint.add_argument("--endpoint-type", default="iot:Data-ATS", choices=ENDPOINT_TYPES)
-
-    create = verbs.add_parser(
-        "create-keys-and-certificate", help="create a key pair and a certificate signed by the CA"
-    )
-    _add_common(create)
-    create.set_defaults(run=_cmd_create_keys_and_certificate)
-    create.add_argument("--set-as-active", action="store_true")
-    create.add_argument("--certificate-pem-outfile", type=Path)
-    create.add_argument("--public-key-outfile", type=Path)
-    create.add_argument("--private-key-outfile", type=Path)
-
-    from_csr = verbs.add_parser(
-        "create-certificate-from-csr", help="sign a CSR's own public key with the CA"
-    )
-    _add_common(from_csr)
-    from_csr.set_defaults(run=_cmd_create_certificate_from_csr)
-    from_csr.add_argument(
-        "--certificate-signing-request", required=True, help="file://PATH or the PEM itself"
-    )
-    from_csr.add_argument("--set-as-active", action="store_true")
-
-    update = verbs.add_parser("update-certificate", help="change a certificate's status")
-    _add_common(update)
-    update.set_defaults(run=_cmd_update_certificate)
-    update.add_argument("--certificate-id", required=True)
-    update.add_argument(
-        "--new-status",
-        required=True,
-        choices=[status.value for status in CertificateStatus],
-    )
-
-    describe = verbs.add_parser("describe-certificate", help="show one certificate")
-    _add_common(describe)
-    describe.set_defaults(run=_cmd_describe_certificate)
-    describe.add_argument("--certificate-id", required=True)
-
-    listing = verbs.add_parser("list-certificates", help="list the registered certificates")
-    _add_common(listing)
-    listing.set_defaults(run=_cmd_list_certificates)
-
-    health = verbs.add_parser(
-        "healthcheck",
-        help="connect as the demo device (mutual TLS + MQTT CONNECT); exit 0 if accepted",
-    )
-    _add_common(health)
-    health.set_defaults(run=_cmd_healthcheck)
-    health.add_argument("--host", help="address to connect to (default: the listener's)")
-    health.add_argument("--port", type=int, help="port (default: the listener's)")
-    health.add_argument("--timeout", type=float, default=5.0)
-
-    _add_thing_verbs(verbs)
-    _add_policy_verbs(verbs)
-    _add_ca_verbs(verbs)
-    _add_service_verbs(verbs)
-    add_shadow_verbs(verbs, _add_common, _load)
-    add_iam_verbs(verbs, _add_common, _load)
-    return parser
-
+from aws_iot_mock.cli.iot_jobs import BUILT_IN_VERBS, built_in_operations
+from aws_iot_mock.config import Config
+from aws_iot_mock.errors import BrokerError
+from aws_iot_mock.registry import CertificateStatus
 
 if TYPE_CHECKING:
-    _Verbs = argparse._SubParsersAction[_Parser]  # what add_subparsers returns
+    from aws_iot_mock.cli._common import _Verbs
 
-
-def _verb(
-    verbs: _Verbs, name: str, run: Callable[[argparse.Namespace], int], help_text: str
-) -> argparse.ArgumentParser:
-    """Register verb ``name`` once: its parser (with the common flags) and its runner."""
-    parser: argparse.ArgumentParser = verbs.add_parser(name, help=help_text)
-    _add_common(parser)
-    parser.set_defaults(run=run)
-    return parser
+__all__ = ["register"]
+# API_DescribeEndpoint's endpoint types; the mock serves every API under its one endpoint name.
+ENDPOINT_TYPES = ("iot:Data-ATS", "iot:Data", "iot:CredentialProvider", "iot:Jobs")
 
 
 def _add_thing_verbs(verbs: _Verbs) -> None:
@@ -442,7 +252,7 @@ def _add_ca_verbs(verbs: _Verbs) -> None:
 # the api door serves to boto3 and the aws CLI: verb -> (operation, help, flags). Each flag is
 # (flag, request member, kind, required); kinds: str, int, bool (--x/--no-x), struct (JSON,
 # shorthand or file://), strs (one or more values), tags (Key=k,Value=v ... or a JSON list),
-# text (a string or file://PATH). The job and provisioning-template verbs are in cli_jobs.
+# text (a string or file://PATH). The job and provisioning-template verbs are in ``iot_jobs``.
 _ServiceFlag = tuple[str, str, str, bool]
 _THING_GROUP = ("--thing-group-name", "thingGroupName", "str", True)
 _DOMAIN = ("--domain-configuration-name", "domainConfigurationName", "str", True)
@@ -601,9 +411,6 @@ _SERVICE_VERBS: dict[str, tuple[str, str, tuple[_ServiceFlag, ...]]] = {
 }
 
 
-_SERVICE_VERBS.update(BUILT_IN_VERBS)
-
-
 def _add_service_verbs(verbs: _Verbs) -> None:
     for verb, (_, help_text, flags) in _SERVICE_VERBS.items():
         parser = _verb(verbs, verb, _cmd_service, help_text)
@@ -638,26 +445,6 @@ def _cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
-# Boolean members of the structures these verbs take; shorthand gives them as text.
-_SHORTHAND_BOOLEANS = frozenset({"merge", "allowAuthorizerOverride", "enableOCSPCheck"})
-
-
-def _shorthand_booleans(value: object) -> object:
-    """``merge=true`` in shorthand is the text "true"; the model's member is a boolean."""
-    if isinstance(value, dict):
-        return {
-            key: (
-                item.lower() == "true"
-                if key in _SHORTHAND_BOOLEANS
-                and isinstance(item, str)
-                and item.lower() in ("true", "false")
-                else _shorthand_booleans(item)
-            )
-            for key, item in value.items()
-        }
-    return value
-
-
 def _call_service(config: Config, operation: str, request: dict[str, object]) -> dict[str, Any]:
     """One operation of the control plane's service layer on the registry; AWS's error text."""
     # Imported here so that the other verbs start without the API modules.
@@ -682,67 +469,6 @@ def _call_service(config: Config, operation: str, request: dict[str, object]) ->
             return service.call(operation, request)
         except AwsApiError as exc:
             raise BrokerError(f"{exc.code}: {exc.message}") from None
-
-
-def _tag_list(flag: str, values: Sequence[str]) -> list[object]:
-    """``--tags Key=a,Value=1 Key=b,Value=2`` (or one JSON list) as ``[{Key, Value}]``."""
-    tags: list[object] = []
-    for value in values:
-        data = _structure(flag, value)
-        tags += data if isinstance(data, list) else [data]
-    return tags
-
-
-def _iso_timestamp(value: object) -> str:
-    """Timestamps as the CLI prints them elsewhere: ISO-8601 UTC with microseconds."""
-    from datetime import datetime  # noqa: PLC0415
-
-    if isinstance(value, datetime):
-        return iso(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _load(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    return config.with_overrides(
-        certs_dir=args.certs_dir,
-        state_dir=args.state_dir,
-        host=getattr(args, "host", None),
-        ports={
-            door: getattr(args, flag[2:].replace("-", "_"), None)
-            for door, flag in DOOR_FLAGS.items()
-        },
-        endpoint=getattr(args, "endpoint", None),
-    )
-
-
-def _print_json(data: object) -> None:
-    print(json.dumps(data, indent=4))
-
-
-def _open_registry(config: Config) -> CertificateRegistry:
-    return CertificateRegistry.open(
-        config.state_dir, region=config.region, account_id=config.account_id
-    )
-
-
-def _status(set_as_active: bool) -> CertificateStatus:
-    # AWS: "--set-as-active | --no-set-as-active ... Specifies whether the certificate is
-    # active"; without it a new certificate is INACTIVE.
-    return CertificateStatus.ACTIVE if set_as_active else CertificateStatus.INACTIVE
-
-
-def _read_file_argument(value: str) -> str:
-    """Read an AWS CLI blob argument: ``file://PATH`` means the file's text."""
-    if value.startswith("file://"):
-        path = Path(value.removeprefix("file://"))
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BrokerError(f"cannot read {path}: {exc.strerror}") from exc
-        except UnicodeDecodeError:
-            raise BrokerError(f"{path} is not a text file (a PEM file is ASCII)") from None
-    return value
 
 
 def _cmd_describe_endpoint(args: argparse.Namespace) -> int:
@@ -820,109 +546,6 @@ def _cmd_list_certificates(args: argparse.Namespace) -> int:
         records = registry.list_certificates()
     _print_json({"certificates": [record.to_summary() for record in records]})
     return 0
-
-
-# --- structure arguments (JSON, shorthand or file://) ------------------------------------------
-
-
-def _structure(flag: str, value: str) -> object:
-    """Parse a structure or list argument as the AWS CLI does: JSON, else shorthand syntax."""
-    text = _read_file_argument(value).strip()
-    if text.startswith(("{", "[")):
-        try:
-            parsed: object = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _ParamError(f"Error parsing parameter '{flag}': Invalid JSON: {exc}") from None
-        return parsed
-    try:
-        return _shorthand(text)
-    except ValueError as exc:
-        raise _ParamError(f"Error parsing parameter '{flag}': {exc}") from None
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split shorthand at the commas that are not inside ``{}`` or ``[]``."""
-    parts: list[str] = []
-    depth = 0
-    current: list[str] = []
-    for char in text:
-        if char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth < 0:
-                raise ValueError(f"unbalanced {char!r} in {text!r}")
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if depth:
-        raise ValueError(f"unbalanced brackets in {text!r}")
-    parts.append("".join(current))
-    return parts
-
-
-def _shorthand(text: str) -> dict[str, object]:
-    """Parse AWS CLI shorthand: ``k=v,k2={a=b},k3=[x,y]``; ``k=x,y`` makes k the list [x, y]."""
-    result: dict[str, object] = {}
-    last: str | None = None
-    for token in _split_top_level(text):
-        key, equals, value = token.partition("=")
-        if equals and not any(c in key for c in "{}[]"):
-            key = key.strip()
-            if not key:
-                raise ValueError(f"expected key=value, got {token!r}")
-            result[key] = _shorthand_value(value.strip())
-            last = key
-        elif last is not None and token.strip() and not isinstance(result[last], dict):
-            previous = result[last]
-            items = previous if isinstance(previous, list) else [previous]
-            result[last] = [*items, token.strip()]
-        else:
-            raise ValueError(f"expected key=value, got {token!r}")
-    return result
-
-
-def _shorthand_value(value: str) -> object:
-    if value.startswith("{") and value.endswith("}"):
-        inner = value[1:-1].strip()
-        return _shorthand(inner) if inner else {}
-    if value.startswith("[") and value.endswith("]"):
-        return [item.strip() for item in _split_top_level(value[1:-1]) if item.strip()]
-    return value
-
-
-def _param_type_error(flag: str, where: str, value: object, expected: str) -> _ParamError:
-    return _ParamError(
-        f"Parameter validation failed: Invalid type for parameter {flag} {where}, value:"
-        f" {value!r}, valid types: {expected}"
-    )
-
-
-def _bool_value(flag: str, where: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise _param_type_error(flag, where, value, "boolean")
-
-
-def _str_list(flag: str, where: str, value: object) -> list[str]:
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if not isinstance(item, str):
-            raise _param_type_error(flag, where, item, "string")
-    return [str(item) for item in items]
-
-
-def _only_keys(flag: str, data: dict[str, object], allowed: tuple[str, ...]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise _ParamError(
-                f'Parameter validation failed: Unknown parameter in {flag}: "{key}", must be one'
-                f" of: {', '.join(allowed)}"
-            )
 
 
 def _attribute_payload(value: str | None) -> tuple[dict[str, str] | None, bool]:
@@ -1299,329 +922,56 @@ def _cmd_register_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- the demo device ---------------------------------------------------------------------------
+_SERVICE_VERBS.update(BUILT_IN_VERBS)
 
 
-def _demo_device_paths(certs: CertsDirectory) -> tuple[Path, Path, Path]:
-    directory = certs.path / DEMO_DEVICE
-    return (
-        directory / f"{DEMO_DEVICE}.cert.pem",
-        directory / f"{DEMO_DEVICE}.private.key",
-        directory / f"{DEMO_DEVICE}.public.key",
+def register(verbs: _Verbs) -> None:
+    """Register every ``aws iot`` verb, each with its runner."""
+    endpoint = verbs.add_parser("describe-endpoint", help="print the device data endpoint")
+    _add_common(endpoint)
+    endpoint.set_defaults(run=_cmd_describe_endpoint)
+    endpoint.add_argument("--endpoint-type", default="iot:Data-ATS", choices=ENDPOINT_TYPES)
+
+    create = verbs.add_parser(
+        "create-keys-and-certificate", help="create a key pair and a certificate signed by the CA"
+    )
+    _add_common(create)
+    create.set_defaults(run=_cmd_create_keys_and_certificate)
+    create.add_argument("--set-as-active", action="store_true")
+    create.add_argument("--certificate-pem-outfile", type=Path)
+    create.add_argument("--public-key-outfile", type=Path)
+    create.add_argument("--private-key-outfile", type=Path)
+
+    from_csr = verbs.add_parser(
+        "create-certificate-from-csr", help="sign a CSR's own public key with the CA"
+    )
+    _add_common(from_csr)
+    from_csr.set_defaults(run=_cmd_create_certificate_from_csr)
+    from_csr.add_argument(
+        "--certificate-signing-request", required=True, help="file://PATH or the PEM itself"
+    )
+    from_csr.add_argument("--set-as-active", action="store_true")
+
+    update = verbs.add_parser("update-certificate", help="change a certificate's status")
+    _add_common(update)
+    update.set_defaults(run=_cmd_update_certificate)
+    update.add_argument("--certificate-id", required=True)
+    update.add_argument(
+        "--new-status",
+        required=True,
+        choices=[status.value for status in CertificateStatus],
     )
 
+    describe = verbs.add_parser("describe-certificate", help="show one certificate")
+    _add_common(describe)
+    describe.set_defaults(run=_cmd_describe_certificate)
+    describe.add_argument("--certificate-id", required=True)
 
-def ensure_demo_device(config: Config) -> tuple[Path, Path]:
-    """Create the demo device once and bring its registry resources in line; return (cert, key).
+    listing = verbs.add_parser("list-certificates", help="list the registered certificates")
+    _add_common(listing)
+    listing.set_defaults(run=_cmd_list_certificates)
 
-    The demo device is an ACTIVE certificate and key under ``certs/demo-device/``, the things
-    ``DEMO_THINGS`` with that certificate attached as their principal, and the policy
-    ``demo-device-policy`` (see :func:`demo_policy_document`) attached to the certificate. On
-    later runs the existing files are reused and only what is missing is created: a certificate
-    the registry lost (the state directory was deleted) is registered again as ACTIVE, a missing
-    thing or attachment is re-created, and a policy whose document differs (e.g. after the region
-    changed) gets the current document as its new default version. Nothing else is touched.
-    """
-    certs = CertsDirectory(config.certs_dir)
-    ca = certs.ensure_root_ca()
-    cert_path, key_path, public_path = _demo_device_paths(certs)
-    with _open_registry(config) as registry:
-        if cert_path.exists() and key_path.exists():
-            pem = cert_path.read_bytes()
-            record = registry.get_certificate(pki.certificate_id(pem))
-            if record is None:
-                record = registry.register_certificate(pem, status=CertificateStatus.ACTIVE)
-        else:
-            issued = pki.issue_device_certificate(ca)
-            assert issued.private_key_pem is not None
-            record = registry.register_certificate(
-                issued.certificate_pem, status=CertificateStatus.ACTIVE
-            )
-            private_directory(cert_path.parent)  # it holds the device's private key
-            write_private_key(key_path, issued.private_key_pem)
-            write_public_file(public_path, issued.public_key_pem)
-            write_public_file(cert_path, issued.certificate_pem)
-        # The ARN in the configured region and account, which may differ from the stored one if
-        # the config changed since the certificate was registered.
-        arn = pki.certificate_arn(config.region, config.account_id, record.certificate_id)
-        for thing_name in DEMO_THINGS:
-            if not thing_exists(registry, thing_name):
-                registry.create_thing(thing_name)
-            ensure_thing_principal(registry, thing_name, arn)
-        ensure_policy(registry, DEMO_POLICY, demo_policy_document(config))
-        ensure_policy_attached(registry, DEMO_POLICY, arn)
-    return cert_path, key_path
-
-
-def demo_policy_document(config: Config) -> str:
-    """The demo device's policy: least privilege, scoped to the connecting thing.
-
-    A client may connect only with a client ID equal to the name of a thing the certificate is
-    attached to, and may publish, receive and subscribe on ``demo/...`` and on its own thing's
-    reserved topics (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
-
-    ``demo/...`` has statements of its own: thing policy variables resolve on MQTT and MQTT over
-    WebSocket only (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html),
-    and a statement with an unresolved variable matches nothing, so the certificate can also
-    publish on ``demo/...`` over HTTPS (AWS's curl example).
-    """
-    thing = "${iot:Connection.Thing.ThingName}"
-
-    def arn(kind: str, name: str) -> str:
-        return resource_arn(config.region, config.account_id, kind, name)
-
-    document = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ConnectAsAnAttachedThing",
-                "Effect": "Allow",
-                "Action": "iot:Connect",
-                "Resource": arn("client", thing),
-                "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-            },
-            {
-                "Sid": "PublishAndReceive",
-                "Effect": "Allow",
-                "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": arn("topic", "demo/*"),
-            },
-            {
-                "Sid": "Subscribe",
-                "Effect": "Allow",
-                "Action": "iot:Subscribe",
-                "Resource": arn("topicfilter", "demo/*"),
-            },
-            {
-                "Sid": "ItsThingsReservedTopics",
-                "Effect": "Allow",
-                "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": arn("topic", f"$aws/things/{thing}/*"),
-            },
-            {
-                "Sid": "SubscribeToItsThingsReservedTopics",
-                "Effect": "Allow",
-                "Action": "iot:Subscribe",
-                "Resource": arn("topicfilter", f"$aws/things/{thing}/*"),
-            },
-        ],
-    }
-    return json.dumps(document, indent=2)
-
-
-def _cmd_init(args: argparse.Namespace) -> int:
-    config = _load(args)
-    certs = CertsDirectory(config.certs_dir)
-    certs.ensure_root_ca()
-    certs.ensure_server_certificates(config.server_names)
-    print(f"root CA:     {certs.root_ca_path}")
-    if args.demo_device:
-        cert_path, key_path = ensure_demo_device(config)
-        print(f"demo device: {cert_path} {key_path}")
-    return 0
-
-
-def _client_hints(config: Config, port: int, cert: Path, key: Path, ca: Path) -> list[str]:
-    """Ready-to-paste commands for the demo device: subscribe, then publish (mosquitto-clients)."""
-    tls = (
-        f"-h {config.endpoint} -p {port} --cafile {shlex.quote(str(ca))} "
-        f"--cert {shlex.quote(str(cert))} --key {shlex.quote(str(key))}"
-    )
-    # Two client IDs, two attached things: see DEMO_THINGS. Both may be connected at once.
-    return [
-        f"mosquitto_sub {tls} -i {DEMO_DEVICE} -q 1 -t 'demo/#' -v",
-        f"mosquitto_pub {tls} -i {DEMO_PUBLISHER} -q 1 -t demo/hello -m 'hello from the mock'",
-    ]
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    # Imported here so that the other verbs start without the asyncio server modules.
-    from aws_iot_mock.server.app import Broker  # noqa: PLC0415
-
-    config = _load(args)
-    _raise_open_files_limit()
-    demo = ensure_demo_device(config) if args.demo_device else None
-    demo_user = ensure_demo_user(config) if args.demo_device else None
-    for change in _apply_resources(config):
-        print(f"resources:   {change}", file=sys.stderr)
-
-    async def serve() -> None:
-        broker = Broker(config)
-        # Handlers first: "ready" promises that SIGINT/SIGTERM now stop the broker cleanly.
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await broker.start()
-        # Everything built so far (modules, config, certificates, contexts) lives as long as
-        # the process: move it out of the collector's sight, so that full collections stay
-        # short and do not show up as latency spikes (gc.freeze, Python 3.7+).
-        gc.freeze()
-        print(f"endpoint:    {broker.endpoint}", file=sys.stderr)
-        for listener in broker.listeners:
-            label = f"{listener.door}:"
-            if listener.port is None:
-                print(f"{label:<12} off: {listener.off_reason}", file=sys.stderr)
-            else:
-                where = f"{listener.port} on {listener.host}"
-                print(f"{label:<12} {where} ({_DOOR_LABELS[listener.door]})", file=sys.stderr)
-                if listener.door == "api":
-                    print(
-                        f"{'api url:':<12} {api_url(listener.host, listener.port)} "
-                        f"(aws iot --endpoint-url URL --ca-bundle {broker.root_ca_path}; "
-                        "plain http:// too on loopback)",
-                        file=sys.stderr,
-                    )
-                    if broker.console_url is not None:
-                        print(f"{'console:':<12} {broker.console_url}", file=sys.stderr)
-        print(f"root CA:     {broker.root_ca_path}", file=sys.stderr)
-        mqtt_port = broker.ports.get("mqtt")
-        if demo is not None and mqtt_port is not None:
-            cert_path, key_path = demo
-            print(f"demo device: {cert_path} (key {key_path})", file=sys.stderr)
-            hints = _client_hints(config, mqtt_port, cert_path, key_path, broker.root_ca_path)
-            for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
-                print(f"{label:<12} {hint}", file=sys.stderr)
-        if demo_user is not None:
-            alpn_port = broker.ports.get("alpn")
-            for label, hint in demo_user_hints(config, alpn_port, demo_user, broker.root_ca_path):
-                print(f"{label:<12} {hint}", file=sys.stderr)
-        if args.ready_file is not None:
-            _write_ready_file(args.ready_file, broker.endpoint, broker.root_ca_path, broker.ports)
-        print("ready (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await broker.stop()
-
-    _run_event_loop(serve())
-    return 0
-
-
-def api_url(host: str, port: int) -> str:
-    """The control plane's URL to paste into ``--endpoint-url`` (``localhost`` for loopback)."""
-    if host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost"):
-        host = "localhost"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"https://{host}:{port}"
-
-
-def _write_ready_file(path: Path, endpoint: str, root_ca: Path, ports: dict[str, int]) -> None:
-    """Write what a harness needs to connect, atomically (a reader never sees half of it)."""
-    document = {"endpoint": endpoint, "root_ca": str(root_ca.resolve()), "ports": ports}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document) + "\n", encoding="utf-8")
-    temporary.replace(path)
-
-
-def _apply_resources(config: Config) -> list[str]:
-    """Apply the config's ``resources:`` (nothing to do, nothing opened, when there are none)."""
-    resources = config.resources
-    if not (resources.things or resources.policies or resources.certificates):
-        return []
-    ca = CertsDirectory(config.certs_dir).ensure_root_ca()
-    with _open_registry(config) as registry:
-        return apply_config_resources(config, registry, ca.certificate_pem)
-
-
-def _raise_open_files_limit() -> None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit: every connection takes a descriptor.
-
-    The usual soft limit (1024) caps a broker near a thousand devices; the hard limit is what
-    the system allows without privileges. Past it, accept failures are logged with reason
-    ``TOO_MANY_OPEN_FILES``.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20  # Linux's default nr_open; "unlimited" is not accepted as a soft limit
-    if soft != resource.RLIM_INFINITY and soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _run_event_loop(main_coroutine: Coroutine[None, None, None]) -> None:
-    """Run ``main_coroutine`` on uvloop when it is installed (faster I/O), else asyncio's loop."""
-    try:
-        import uvloop  # noqa: PLC0415 (optional dependency)
-    except ImportError:
-        asyncio.run(main_coroutine)
-    else:
-        uvloop.run(main_coroutine)
-
-
-# MQTT 3.1.1 CONNECT (clean session, keep-alive 30 s) and DISCONNECT, for the health check. Its
-# client ID is a thing of its own (see DEMO_THINGS): the demo policy admits it, and it never
-# takes over the session of a demo client that is connected at the time.
-_HEALTH_CLIENT_ID = DEMO_HEALTHCHECK.encode("ascii")
-_HEALTH_CONNECT = (
-    bytes((0x10, 12 + len(_HEALTH_CLIENT_ID), 0, 4))
-    + b"MQTT\x04\x02\x00\x1e"
-    + len(_HEALTH_CLIENT_ID).to_bytes(2, "big")
-    + _HEALTH_CLIENT_ID
-)
-_CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
-
-
-def _cmd_healthcheck(args: argparse.Namespace) -> int:
-    config = _load(args)
-    certs = CertsDirectory(config.certs_dir)
-    cert_path, key_path, _ = _demo_device_paths(certs)
-    listener = config.listener_for("mqtt")
-    host = args.host or (listener.host if listener else "127.0.0.1")
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    port = args.port or (listener.port if listener else 8883)
-    ctx = ssl.create_default_context(cafile=str(certs.root_ca_path))
-    ctx.load_cert_chain(str(cert_path), str(key_path))
-    # Connect to the address but verify and send SNI for the endpoint name, as a device does.
-    try:
-        with (
-            socket.create_connection((host, port), timeout=args.timeout) as raw,
-            ctx.wrap_socket(raw, server_hostname=config.endpoint) as tls,
-        ):
-            tls.sendall(_HEALTH_CONNECT)
-            answer = tls.recv(4)
-            tls.sendall(b"\xe0\x00")
-    except (OSError, ssl.SSLError) as exc:
-        print(f"aws-iot-mock: unhealthy: {host}:{port}: {exc}", file=sys.stderr)
-        return 1
-    if answer != _CONNACK_ACCEPTED:
-        print(f"aws-iot-mock: unhealthy: CONNACK {answer.hex()}", file=sys.stderr)
-        return 1
-    print(f"healthy: {host}:{port} accepted the demo device")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    try:
-        # Every verb's parser carries its runner (set_defaults(run=...)): one registration.
-        run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
-    except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
-        # A port that cannot be bound is the environment's problem, as a bad config is.
-        print(f"aws-iot-mock: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except _ParamError as exc:
-        print(f"aws-iot-mock: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokerError as exc:
-        print(f"aws-iot-mock: {exc}", file=sys.stderr)
-        return EXIT_SERVICE
-    except OSError as exc:
-        # e.g. the port is in use: one line, no traceback.
-        print(f"aws-iot-mock: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-
-
-def main_entry() -> None:
-    """Console-script entry point."""
-    with contextlib.suppress(BrokenPipeError):
-        code = main()
-        sys.stdout.flush()
-        sys.exit(code)
-    # stdout was closed early (e.g. piped into head): exit quietly, as the AWS CLI does.
-    os._exit(0)
+    _add_thing_verbs(verbs)
+    _add_policy_verbs(verbs)
+    _add_ca_verbs(verbs)
+    _add_service_verbs(verbs)
