@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from aws_iot_mock import cli as cli_module
 from aws_iot_mock import pki
 from aws_iot_mock.certs_dir import CertsDirectory, write_public_file
+from aws_iot_mock.cli import local as cli_module
 from tests.test_cli import Cli, Result
 
 EXIT_USAGE = 252

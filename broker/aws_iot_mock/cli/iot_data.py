@@ -13,6 +13,7 @@ the stored shadows directly.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -48,8 +49,13 @@ VERB_OPERATIONS = {
 def add_shadow_verbs(
     verbs: argparse._SubParsersAction[Any],
     add_common: Callable[[argparse.ArgumentParser], None],
+    load: Callable[[argparse.Namespace], Config],
 ) -> None:
-    """Register the iot-data verbs; ``add_common`` adds --config/--certs-dir/--state-dir."""
+    """Register the iot-data verbs, each with its runner (``run``).
+
+    ``add_common`` adds --config/--certs-dir/--state-dir; ``load`` reads the configuration they
+    name.
+    """
     for verb, help_text in (
         ("get-thing-shadow", "write a thing's shadow document to OUTFILE"),
         ("update-thing-shadow", "update a shadow; write the accepted document to OUTFILE"),
@@ -57,6 +63,7 @@ def add_shadow_verbs(
     ):
         parser = verbs.add_parser(verb, help=help_text)
         add_common(parser)
+        parser.set_defaults(run=functools.partial(_run_shadow_operation, load, verb))
         parser.add_argument("--thing-name", required=True)
         parser.add_argument("--shadow-name")
         if verb == "update-thing-shadow":
@@ -71,7 +78,14 @@ def add_shadow_verbs(
         "list-named-shadows-for-thing", help="list the names of a thing's named shadows"
     )
     add_common(listing)
+    listing.set_defaults(run=lambda args: cmd_list_named_shadows(load(args), args))
     listing.add_argument("--thing-name", required=True)
+
+
+def _run_shadow_operation(
+    load: Callable[[argparse.Namespace], Config], verb: str, args: argparse.Namespace
+) -> int:
+    return cmd_shadow_operation(load(args), args, verb)
 
 
 def _payload(value: str) -> bytes:

@@ -217,7 +217,7 @@ def built_in_operations(
         the provisioning-template operations when it is one of those, otherwise nothing. The
         stores are open until the context exits.
     """
-    # Imported here so that the other verbs start without the services (as cli.py does).
+    # Imported here so that the other verbs start without the services.
     from aws_iot_mock.services.jobs import JOBS_OPERATIONS, JobsService  # noqa: PLC0415
     from aws_iot_mock.services.provisioning_templates import (  # noqa: PLC0415
         PROVISIONING_OPERATIONS,

@@ -1,0 +1,101 @@
+"""The ``aws-iot-mock`` command line: ``serve``, and verbs named and shaped as ``aws iot``'s.
+
+Every verb takes ``--config``, ``--certs-dir`` and ``--state-dir`` and works while ``serve`` runs
+against the same directories (the registry is SQLite in WAL mode). Output is the JSON the AWS CLI
+prints. Exit codes follow the AWS CLI's: 252 for a command line that does not parse, 253 for a
+bad configuration, 254 for an error the service would return (unknown certificate, bad CSR).
+
+The registry verbs (things, thing types, policies and their versions, attachments, CA
+certificates, ``register-certificate`` and ``test-authorization``) take the flags the AWS CLI
+reference gives for ``aws iot <verb>`` and print the response AWS documents. Structure arguments
+(``--attribute-payload``, ``--thing-type-properties``, ``--auth-infos``) accept JSON, the AWS
+CLI's shorthand syntax (``attributes={room=kitchen},merge=true``) or ``file://PATH``; one that
+does not parse exits 252, as the AWS CLI's "Error parsing parameter" does.
+
+The verbs live in one module per namespace: ``local`` (aws-iot-mock's own: serve, init,
+healthcheck), ``iot`` (the control plane), ``iot_data`` (shadows), ``iam`` (local IAM and STS);
+each registers its verbs once, parser and runner together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from aws_iot_mock.cli import iot, local
+from aws_iot_mock.cli._common import (
+    EXIT_CONFIG,
+    EXIT_SERVICE,
+    EXIT_USAGE,
+    _add_common,
+    _load,
+    _ParamError,
+    _Parser,
+)
+from aws_iot_mock.cli.iam import add_iam_verbs
+from aws_iot_mock.cli.iot_data import add_shadow_verbs
+from aws_iot_mock.cli.local import DEMO_THINGS, api_url, demo_policy_document, ensure_demo_device
+from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
+from aws_iot_mock.state.instance_lock import StateDirectoryInUseError
+
+__all__ = [
+    "DEMO_THINGS",
+    "EXIT_CONFIG",
+    "EXIT_SERVICE",
+    "EXIT_USAGE",
+    "api_url",
+    "demo_policy_document",
+    "ensure_demo_device",
+    "main",
+    "main_entry",
+]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="aws-iot-mock",
+        description="An offline stand-in for the AWS IoT Core device endpoint.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
+    local.register(verbs)
+    iot.register(verbs)
+    add_shadow_verbs(verbs, _add_common, _load)
+    add_iam_verbs(verbs, _add_common, _load)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        # Every verb's parser carries its runner (set_defaults(run=...)): one registration.
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
+    except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
+        # A port that cannot be bound is the environment's problem, as a bad config is.
+        print(f"aws-iot-mock: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except _ParamError as exc:
+        print(f"aws-iot-mock: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokerError as exc:
+        print(f"aws-iot-mock: {exc}", file=sys.stderr)
+        return EXIT_SERVICE
+    except OSError as exc:
+        # e.g. the port is in use: one line, no traceback.
+        print(f"aws-iot-mock: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    with contextlib.suppress(BrokenPipeError):
+        code = main()
+        sys.stdout.flush()
+        sys.exit(code)
+    # stdout was closed early (e.g. piped into head): exit quietly, as the AWS CLI does.
+    os._exit(0)
