@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.metadata
 import json
 import os
 import socket
@@ -28,7 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from aws_iot_mock.cli import main
+from aws_iot_mock.cli import _build_parser, main
+from aws_iot_mock.cli._common import _load
 from aws_iot_mock.config import Config
 from tests.conftest import (
     ENDPOINT,
@@ -741,3 +743,43 @@ def test_python_m_broker_help() -> None:
     ):
         assert verb in completed.stdout
     assert completed.stderr == ""
+
+
+# --- habits of a command line (issue 18 item 5) ----------------------------------------------
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"aws-iot-mock {importlib.metadata.version('aws-iot-mock')}"
+    )
+
+
+def test_a_mistyped_verb_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["create-thng", "--thing-name", "x"])
+    assert info.value.code == 252
+    assert "Did you mean 'create-thing'?" in capsys.readouterr().err
+    # The twin: nothing close, no guess.
+    with pytest.raises(SystemExit):
+        main(["zzzzqqq"])
+    assert "Did you mean" not in capsys.readouterr().err
+
+
+def test_a_mistyped_flag_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["list-things", "--thing-typ-name", "t"])
+    assert info.value.code == 252
+    assert "Did you mean '--thing-type-name'?" in capsys.readouterr().err
+
+
+def test_serve_log_level_overrides_the_configuration(tmp_path: Path) -> None:
+    parser = _build_parser()
+    args = parser.parse_args(["serve", "--log-level", "ERROR", "--state-dir", str(tmp_path)])
+    assert _load(args).logging.level == "ERROR"
+    # The twin: without the flag, the configuration's level.
+    args = parser.parse_args(["serve", "--state-dir", str(tmp_path)])
+    assert _load(args).logging.level == "INFO"

@@ -482,6 +482,7 @@ class Config:
         host: str | None = None,
         ports: Mapping[str, int | str | None] | None = None,
         endpoint: str | None = None,
+        log_level: str | None = None,
     ) -> Config:
         """Return a copy with command-line overrides applied; None keeps the current value.
 
@@ -496,6 +497,7 @@ class Config:
                 value: a port (0 = a free one; a door the config lacks is added, not optional),
                 ``"off"`` to serve without that door, or None to keep the config's.
             endpoint: ``--endpoint``.
+            log_level: ``--log-level``: one of ``LOG_LEVELS``.
 
         Raises:
             ConfigError: a value is invalid; the message starts with the flag, e.g. ``--port: ``.
@@ -535,6 +537,7 @@ class Config:
             self,
             endpoint=new_endpoint,
             listeners=tuple(listeners),
+            logging=_with_log_level(self.logging, log_level),
             certs_dir=self.certs_dir if certs_dir is None else Path(certs_dir),
             state_dir=self.state_dir if state_dir is None else Path(state_dir),
         )
@@ -1048,6 +1051,15 @@ def _checked(flag: str, parse: Callable[[object], _T], value: object) -> _T:
 
 
 # --- the document reader -----------------------------------------------------------------------
+
+
+def _with_log_level(logging_config: LoggingConfig, level: str | None) -> LoggingConfig:
+    """``--log-level`` over the configuration's ``logging.level`` (None keeps it)."""
+    if level is None:
+        return logging_config
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level: {level!r}; one of {', '.join(LOG_LEVELS)}")
+    return replace(logging_config, level=level)
 
 
 class _Reader:

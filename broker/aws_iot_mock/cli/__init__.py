@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -54,11 +55,19 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("aws-iot-mock")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aws-iot-mock",
         description="An offline stand-in for the AWS IoT Core device endpoint.",
     )
+    parser.add_argument("--version", action="version", version=f"aws-iot-mock {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
     local.register(verbs)
     iot.register(verbs)

@@ -7,7 +7,9 @@ syntaxes (JSON, shorthand, ``file://``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,7 +60,43 @@ class _ParamError(BrokerError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._did_you_mean(message)}\n")
+
+    def _did_you_mean(self, message: str) -> str:
+        """A suggestion for a mistyped verb or flag, as the AWS CLI and git make one."""
+        verb = re.match(r"argument VERB: invalid choice: '([^']*)'", message)
+        if verb is not None:
+            choices = next(
+                (
+                    list(action.choices)
+                    for action in self._actions
+                    if isinstance(action, argparse._SubParsersAction) and action.choices
+                ),
+                [],
+            )
+            wrong = verb.group(1)
+        else:
+            flags = re.match(r"unrecognized arguments: (--[\w-]+)", message)
+            if flags is None:
+                return ""
+            # Reported by the top parser: the verbs' flags are in their own parsers.
+            parsers = [self] + [
+                sub
+                for action in self._actions
+                if isinstance(action, argparse._SubParsersAction)
+                for sub in action.choices.values()
+            ]
+            choices = sorted(
+                {
+                    flag
+                    for parser in parsers
+                    for action in parser._actions
+                    for flag in action.option_strings
+                }
+            )
+            wrong = flags.group(1)
+        close = difflib.get_close_matches(wrong, choices, n=1)
+        return f"\n\nDid you mean {close[0]!r}?" if close else ""
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +168,7 @@ def _load(args: argparse.Namespace) -> Config:
             for door, flag in DOOR_FLAGS.items()
         },
         endpoint=getattr(args, "endpoint", None),
+        log_level=getattr(args, "log_level", None),
     )
 
 

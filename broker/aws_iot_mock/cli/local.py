@@ -37,7 +37,7 @@ from aws_iot_mock.cli._common import (
     _open_registry,
 )
 from aws_iot_mock.cli.iam import demo_user_hints, ensure_demo_user
-from aws_iot_mock.config import Config
+from aws_iot_mock.config import LOG_LEVELS, Config
 from aws_iot_mock.registry import CertificateStatus
 from aws_iot_mock.resources import (
     apply_config_resources,
@@ -406,6 +406,11 @@ def register(verbs: _Verbs) -> None:
     for flag, door in _DOOR_FLAGS:
         serve.add_argument(flag, type=_port_value, metavar="PORT|off", help=door)
     serve.add_argument("--endpoint", help="endpoint host name devices send as SNI")
+    serve.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="AWSIotLogsV2 level (default: the configuration's logging.level, INFO)",
+    )
     serve.add_argument(
         "--ready-file",
         type=Path,
