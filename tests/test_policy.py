@@ -1,8 +1,8 @@
 """AWS IoT policy evaluation, table-driven: (policies, action, resource, context) -> decision.
 
 Expected outcomes follow the AWS IoT developer guide pages cited per table
-(https://docs.aws.amazon.com/iot/latest/developerguide/<page>.html) and
-``shared/reference/aws-iot-spec.md`` section 6. AWS's example policies are written out in full.
+(https://docs.aws.amazon.com/iot/latest/developerguide/<page>.html). AWS's example policies are
+written out in full.
 """
 
 from __future__ import annotations

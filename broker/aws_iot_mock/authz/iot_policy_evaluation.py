@@ -3,7 +3,7 @@
 Pure: no I/O, no logging, no asyncio. The caller builds a ``RequestContext`` (who is asking) and
 asks ``evaluate`` whether the policies attached to the principal allow one action on one resource.
 
-Sources (see ``shared/reference/aws-iot-spec.md`` section 6 and the AWS IoT developer guide,
+Sources (the AWS IoT developer guide,
 https://docs.aws.amazon.com/iot/latest/developerguide/ pages ``iot-policies``,
 ``iot-policy-actions``, ``iot-action-resources``, ``iot-policy-variables``,
 ``thing-policy-variables``, ``cert-policy-variables``, ``pub-sub-policy``, ``connect-policy``):

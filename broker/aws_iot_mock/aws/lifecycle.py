@@ -1,8 +1,8 @@
 """AWS IoT lifecycle events: topics and payloads. Pure.
 
 "Lifecycle events are available by default and they can't be disabled" (AWS IoT developer guide,
-"Lifecycle events", https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html;
-``shared/reference/aws-iot-spec.md`` section 3.7). The broker publishes them on reserved topics
+"Lifecycle events", https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html).
+The broker publishes them on reserved topics
 that clients may subscribe to but never publish to:
 
 - ``$aws/events/presence/connected/<clientId>`` and ``.../disconnected/<clientId>``

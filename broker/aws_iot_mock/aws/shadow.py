@@ -3,7 +3,7 @@
 Values in, values out: no I/O, no clock (callers pass ``now`` in epoch seconds), no logging. The
 service layer owns storage, topics, authorization and the in-flight limit (``MAX_IN_FLIGHT``).
 
-Sources (``shared/reference/aws-iot-spec.md`` section 4 quotes them):
+Sources (the AWS IoT developer guide, https://docs.aws.amazon.com/iot/latest/developerguide/):
 
 - [DOC] developer guide "Device Shadow service documents",
   https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-document.html

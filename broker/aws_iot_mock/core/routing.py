@@ -14,7 +14,7 @@ AWS documents no per-session queue size, only that queued QoS 1 messages are kep
 hour" and that a stored-message replay runs at 10 messages per second, so the cap is a bounded,
 configurable choice of this project. Drops are reported once per episode through ``DropReport``.
 
-AWS facts applied here (``shared/reference/aws-iot-spec.md`` section 3, AWS IoT "MQTT" page):
+AWS facts applied here (AWS IoT "MQTT" page, https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html):
 delivered QoS is min(publish QoS, granted QoS); only QoS 1 messages are kept for offline persistent
 sessions; retained messages are delivered on SUBSCRIBE only to filters without wildcards, with
 RETAIN=1, and live deliveries carry RETAIN=0; shared subscribers get no retained messages; at most

@@ -5,11 +5,11 @@ below and nowhere else; the README's reason table is generated from the same dat
 (``reason_catalogue_markdown``) and a test keeps the two in sync.
 
 The record shape follows AWS IoT's CloudWatch log entries, "CloudWatch AWS IoT log entries"
-(https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html), see
-``shared/reference/aws-iot-spec.md`` section 5: common attributes ``timestamp`` (written
-``YYYY-MM-DD HH:MM:SS.mmm`` in every AWS example), ``logLevel``, ``traceId``, ``accountId``,
-``status``, ``eventType``; broker attributes ``protocol``, ``clientId``, ``principalId``,
-``sourceIp``, ``sourcePort``; failures carry ``reason`` and ``details``.
+(https://docs.aws.amazon.com/iot/latest/developerguide/cwl-format.html): common attributes
+``timestamp`` (written ``YYYY-MM-DD HH:MM:SS.mmm`` in every AWS example), ``logLevel``,
+``traceId``, ``accountId``, ``status``, ``eventType``; broker attributes ``protocol``,
+``clientId``, ``principalId``, ``sourceIp``, ``sourcePort``; failures carry ``reason`` and
+``details``.
 
 AWS documents no log entry for TLS or SNI refusals of X.509 connections (the real service shows
 the device developer nothing); these reasons are this project's, in AWS's naming style.

@@ -1,6 +1,6 @@
 """Topic names, topic filters and the subscription index, with AWS IoT Core's semantics.
 
-Sources (see ``shared/reference/aws-iot-spec.md`` section 3.4 and the MQTT specs):
+Sources (the AWS IoT developer guide and the MQTT specifications):
 
 * AWS developer guide, "MQTT topics" (``topics.md``): names and filters are UTF-8 and case
   sensitive; "Publishing clients can't use wildcard characters in the topic names they publish";

@@ -2,8 +2,8 @@
 
 Every rule about which TLS versions and cipher suites a domain configuration accepts lives in this
 file and nowhere else. The table is transcribed from the AWS IoT developer guide, "Transport
-security in AWS IoT Core" (https://docs.aws.amazon.com/iot/latest/developerguide/transport-security.html),
-see ``shared/reference/aws-iot-spec.md`` section 1.1. Suite names are OpenSSL's, as AWS prints them.
+security in AWS IoT Core" (https://docs.aws.amazon.com/iot/latest/developerguide/transport-security.html).
+Suite names are OpenSSL's, as AWS prints them.
 
 AWS does not support custom security policies, so neither do we: a policy is chosen by name.
 """
