@@ -296,6 +296,23 @@ def _read_deliveries(path: Path, keep_rows: bool = False) -> _Deliveries:
     return result
 
 
+def _collect_deliveries(
+    outputs: Sequence[Path], exits: Sequence[Exited]
+) -> tuple[list[_Deliveries], bool, float]:
+    """Read and remove the subscribers' outputs: (deliveries, cut by the deadline, msg/s).
+
+    The rate runs from the first arrival to the last one over all subscribers.
+    """
+    parts = [_read_deliveries(path) for path in outputs]
+    for path in outputs:
+        path.unlink()
+    first = min(part.first for part in parts)
+    last = max(part.last for part in parts)
+    received = sum(part.count for part in parts)
+    rate = (received - 1) / (last - first) if received > 1 and last > first else 0.0
+    return parts, any(e.killed for e in exits), rate
+
+
 def _start_subscribers(
     bench: Bench,
     port: int,
@@ -458,14 +475,7 @@ def _c_throughput(
     broker_cpu = cpu_seconds(broker.pid) - cpu0
     with contextlib.suppress(OSError, ConnectionError):
         bench.publish(broker.port, topic, b"", retain=True)  # clear the probe
-    parts = [_read_deliveries(path) for path in outputs]
-    partial = any(e.killed for e in exits)
-    first = min(part.first for part in parts)
-    last = max(part.last for part in parts)
-    received = sum(part.count for part in parts)
-    rate = (received - 1) / (last - first) if received > 1 and last > first else 0.0
-    for path in outputs:
-        path.unlink()
+    parts, partial, rate = _collect_deliveries(outputs, exits)
     return Sample(
         {"rate": rate},
         {
@@ -611,14 +621,7 @@ def qos0_websocket(bench: Bench, kind: str) -> Sample:
     broker_cpu = cpu_seconds(broker.pid) - cpu0
     with contextlib.suppress(OSError, ConnectionError):
         bench.publish(broker.port, topic, b"", retain=True)
-    parts = [_read_deliveries(path) for path in outputs]
-    partial = any(e.killed for e in exits)
-    first = min(part.first for part in parts)
-    last = max(part.last for part in parts)
-    received = sum(part.count for part in parts)
-    rate = (received - 1) / (last - first) if received > 1 and last > first else 0.0
-    for path in outputs:
-        path.unlink()
+    parts, partial, rate = _collect_deliveries(outputs, exits)
     return Sample(
         {"rate": rate},
         {

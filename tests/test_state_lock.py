@@ -234,3 +234,19 @@ def test_accept_failure_log_reports_once_a_second_and_passes_the_rest_on() -> No
         assert loop.get_exception_handler() is not log
     finally:
         loop.close()
+
+
+def test_serve_raises_the_soft_open_files_limit_to_the_hard_one(
+    tmp_path: Path, children: list[ServeChild]
+) -> None:
+    serve = ServeChild(
+        ["serve", *FREE_PORTS],
+        tmp_path,
+        child_env(),
+        command=["prlimit", "--nofile=256:4096", sys.executable, "-m", "aws_iot_mock"],
+    )
+    children.append(serve)
+    serve.wait_line("stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
+    limits = Path(f"/proc/{serve.proc.pid}/limits").read_text(encoding="ascii")
+    row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert row.split()[3:5] == ["4096", "4096"], row
