@@ -310,7 +310,10 @@ def test_two_sinks_append_to_the_same_file(tmp_path: Path) -> None:
     second = LogSink(LogLevel.INFO, file=path, stdout=False)
     third = LogSink(LogLevel.INFO, file=path, stdout=False)
     try:
+        # Each sink drains on its own thread; flushing the second before the
+        # third writes keeps the expected order deterministic.
         second.emit(_success())
+        assert second.flush()
         third.emit(_failure())
     finally:
         second.close()
