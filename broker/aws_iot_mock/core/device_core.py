@@ -36,7 +36,15 @@ from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.core.routing import DEFAULT_SESSION_QUEUE_MAX, DropReason, Router, Session
 from aws_iot_mock.core.services import BuiltInService, ServiceTable
 from aws_iot_mock.core.session_store import SessionStore
-from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, Reason, event_failure
+from aws_iot_mock.errors import StorageError, StorageFault
+from aws_iot_mock.logs.cloudwatch import (
+    ConnectionFacts,
+    EventType,
+    Reason,
+    broker_record,
+    event_failure,
+    storage_reason,
+)
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.mqtt.topics import topic_matches
 
@@ -124,6 +132,7 @@ class DeviceCore:
             session_queue_max=settings.session_queue_max,
             subscriptions_max=SUBSCRIPTIONS_PER_CONNECTION if settings.aws_quotas else None,
             drop_report=self,
+            storage_failed=self.storage_failed,
         )
         self.services = ServiceTable()
         self.ingress = PublishIngress(
@@ -218,8 +227,32 @@ class DeviceCore:
         self.ingress.forget_verdicts()
 
     def publish_as_service(self, topic: str, payload: bytes) -> None:
-        """Route a broker-made message (service answers, lifecycle events) at QoS 1."""
-        self.router.publish(Message(topic, payload, qos=1, sender=None, published_at=self.clock()))
+        """Route a broker-made message (service answers, lifecycle events) at QoS 1.
+
+        When it cannot be stored for a persistent session, it is not sent and a
+        ``STORAGE_*`` record says so (nobody is waiting for an acknowledgement).
+        """
+        message = Message(topic, payload, qos=1, sender=None, published_at=self.clock())
+        try:
+            self.router.publish(message)
+        except StorageError as error:
+            self.storage_failed(error, f"the broker's message on {topic!r} (not sent)")
+
+    def storage_failed(self, error: StorageError, what: str) -> None:
+        """Log a failed write of broker state (``STORAGE_BUSY``, ``_FULL``, ``_FAILED``)."""
+        advice = {
+            StorageFault.BUSY: "another process holds the database's write lock (a backup, "
+            "the sqlite3 shell)",
+            StorageFault.FULL: "the state directory's file system is full",
+            StorageFault.FAILED: "the database could not be written",
+        }[error.fault]
+        self.emit(
+            broker_record(
+                self.settings.account_id,
+                storage_reason(error.fault),
+                f"{error}: {what} was not written: {advice}",
+            )
+        )
 
     # Lifecycle events are broker-made messages too.
     publish_event = publish_as_service
