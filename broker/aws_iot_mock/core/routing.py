@@ -19,8 +19,8 @@ as the client takes it, never loaded whole. When the store fails (``StorageError
 process holds the database's lock, the disk is full), nothing unsaved is acknowledged:
 ``publish`` raises and keeps nothing, so the caller refuses the message. Session bookkeeping
 (connect, subscriptions, disconnect times, acknowledged rows) stays right in memory and is
-written again on a later ``tick``; the first failure of such an episode is reported through
-``storage_failed``.
+written again on a later ``tick``. The first failure of an episode (it ends when a tick has
+written everything) is reported through ``storage_failed``.
 
 AWS facts applied here (AWS IoT "MQTT" page, https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html):
 delivered QoS is min(publish QoS, granted QoS); only QoS 1 messages are kept for offline persistent
@@ -262,6 +262,8 @@ class Router:
         self._unsaved: dict[str, None] = {}
         # (client ID, row id) of acknowledged messages whose deletion failed.
         self._unremoved: deque[tuple[str, int]] = deque(maxlen=_UNREMOVED_MAX)
+        # Whether a storage failure was reported and no tick has written everything since.
+        self._failing = False
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
@@ -483,11 +485,14 @@ class Router:
                 self._unremoved.popleft()
         except StorageError:
             return  # reported when the episode began; tried again next tick
+        self._failing = False
 
     def _report(self, error: StorageError, what: str) -> None:
-        """Report the first failure of an episode (nothing was waiting to be retried)."""
-        pending = len(self._unsaved) + len(self._unremoved)
-        if pending <= 1 and self.storage_failed is not None:
+        """Report the first failure of an episode; it ends when a tick wrote everything."""
+        if self._failing:
+            return
+        self._failing = True
+        if self.storage_failed is not None:
             self.storage_failed(error, what)
 
     def _publish_will(self, client_id: str, will: Message) -> None:
