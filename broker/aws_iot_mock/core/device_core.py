@@ -57,6 +57,9 @@ DEFAULT_OUTBOUND_BUFFER_BYTES = 1024 * 1024
 # AWS resets a client ID's lifecycle versionNumber "to 0" after it has been disconnected for
 # about an hour (life-cycle-events); the counters of long-gone clients are dropped then.
 _VERSION_NUMBER_MEMORY = 3600.0
+# ... and at most this many gone clients are remembered within that hour (the oldest go first):
+# a client cycling through fresh client IDs must not grow the map without bound.
+_VERSION_NUMBERS_MAX = 100_000
 
 Emit = Callable[[Mapping[str, object]], None]
 
@@ -325,14 +328,21 @@ class DeviceCore:
 
     def next_version_number(self, client_id: str) -> int:
         """The lifecycle ``versionNumber`` for a new connection of ``client_id``."""
-        previous = self._version_numbers.get(client_id)
+        numbers = self._version_numbers
+        previous = numbers.get(client_id)
         number = 0 if previous is None else previous[0] + 1
-        self._version_numbers[client_id] = (number, None, None)
+        numbers[client_id] = (number, None, None)
+        if len(numbers) > _VERSION_NUMBERS_MAX:
+            # Gone clients sit in the order they left (note_disconnect moves them to the end).
+            for gone in [c for c, entry in numbers.items() if entry[1] is not None][
+                : len(numbers) - _VERSION_NUMBERS_MAX
+            ]:
+                del numbers[gone]
         return number
 
     def note_disconnect(self, client_id: str, reason: str) -> None:
         """``client_id``'s connection ended (its version number is kept for an hour)."""
-        entry = self._version_numbers.get(client_id)
+        entry = self._version_numbers.pop(client_id, None)
         if entry is not None:
             self._version_numbers[client_id] = (entry[0], self.clock(), reason)
 
