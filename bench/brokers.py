@@ -284,15 +284,19 @@ def launch(
     port: int,
     tag: str,
     mosquitto_queue: int = 10_000_000,
+    config: Path = OURS_CONFIG,
+    state_dir: Path | None = None,
 ) -> RunningBroker:
     """Start one broker process (not waiting for it to be ready).
 
-    ``mosquitto_queue`` is Mosquitto's ``max_queued_messages`` (see ``mosquitto_config``).
+    ``mosquitto_queue`` is Mosquitto's ``max_queued_messages`` (see ``mosquitto_config``);
+    ``config`` is our broker's configuration file and ``state_dir`` its state directory (by
+    default ``<workdir>/state-<tag>``; either way filled from the PKI's state template).
     """
     log = workdir / f"{kind}-{tag}.log"
     doors: dict[str, int] = {}
     if kind == "ours":
-        state = workdir / f"state-{tag}"
+        state = state_dir or workdir / f"state-{tag}"
         if state.exists():
             shutil.rmtree(state)
         shutil.copytree(pki.state_template, state)
@@ -313,7 +317,7 @@ def launch(
             "--state-dir",
             str(state),
             "--config",
-            str(OURS_CONFIG),
+            str(config),
         ]
     elif kind == "mosquitto":
         config = workdir / f"mosquitto-{tag}.conf"

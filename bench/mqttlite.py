@@ -154,8 +154,12 @@ def sync_connect(
     server_name: str = "localhost",
     keep_alive: int = 60,
     timeout: float = 10.0,
+    clean: bool = True,
 ) -> ssl.SSLSocket:
-    """TCP connect to 127.0.0.1, TLS handshake with SNI, CONNECT, and check the CONNACK."""
+    """TCP connect to 127.0.0.1, TLS handshake with SNI, CONNECT, and check the CONNACK.
+
+    ``clean=False`` resumes (or starts) a persistent session.
+    """
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         sock = context.wrap_socket(raw, server_hostname=server_name)
@@ -163,7 +167,7 @@ def sync_connect(
         raw.close()
         raise
     try:
-        sock.sendall(connect_packet(client_id, keep_alive=keep_alive))
+        sock.sendall(connect_packet(client_id, keep_alive=keep_alive, clean=clean))
         first, body = _read_packet(sock, PacketReader())
         if first >> 4 != CONNACK or len(body) < 2 or body[1] != 0:
             raise ConnectionError(f"CONNECT refused: {first:#x} {body.hex()}")

@@ -8,6 +8,11 @@ flooding the broker in the same interpreter. Each prints one JSON line with what
 - ``stall``: connect, subscribe at QoS 0, print ``ready``, then never read again (its receive
   buffer is shrunk first), until killed.
 - ``drain``: connect, subscribe at QoS 0, print ``ready``, then read and discard until killed.
+- ``pinger``: connect, then PINGREQ every 50 ms for ``--seconds``, timing each PINGRESP; print
+  the worst and the median round trip (the stall another client's trouble causes this one).
+- ``publisher``: for ``--seconds``, publish numbered QoS 1 messages one at a time and wait for
+  each PUBACK; when the broker closes the connection, reconnect a second later and send the
+  unacknowledged number again (what a device does). Print the numbers acknowledged.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench.mqttlite import (
+    PUBACK,
     SUBACK,
     PacketReader,
     TlsFiles,
@@ -75,10 +81,72 @@ def _subscribe(args: argparse.Namespace, *, stall: bool) -> None:
         received += len(data)
 
 
+_PINGREQ = b"\xc0\x00"
+_PINGRESP = 0xD
+_PING_INTERVAL = 0.05
+
+
+def _pinger(args: argparse.Namespace) -> None:
+    sock = sync_connect(client_context(_files(args)), args.port, args.client_id, keep_alive=1200)
+    sock.settimeout(60)
+    reader = PacketReader()
+    print("ready", flush=True)
+    samples: list[float] = []
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        sock.sendall(_PINGREQ)
+        while not any(first >> 4 == _PINGRESP for first, _ in reader.feed(sock.recv(64))):
+            pass
+        samples.append(time.monotonic() - started)
+        time.sleep(_PING_INTERVAL)
+    samples.sort()
+    result = {"worst": round(samples[-1], 4), "median": round(samples[len(samples) // 2], 4)}
+    print(json.dumps({**result, "samples": len(samples)}), flush=True)
+
+
+def _publisher(args: argparse.Namespace) -> None:
+    context = client_context(_files(args))
+    acked: list[int] = []
+    disconnects = refused = 0
+    number = 0
+    payload = b"x" * args.size
+    deadline = time.monotonic() + args.seconds
+    print("ready", flush=True)
+    while time.monotonic() < deadline:
+        try:
+            sock = sync_connect(context, args.port, args.client_id, keep_alive=1200, timeout=60)
+        except (OSError, ConnectionError):
+            refused += 1
+            time.sleep(1.0)
+            continue
+        try:
+            reader = PacketReader()
+            while time.monotonic() < deadline:
+                packet_id = number % 65535 + 1
+                body = f"{number}:".encode() + payload
+                sock.sendall(publish_packet(args.topic, body, qos=1, packet_id=packet_id))
+                while True:
+                    data = sock.recv(4096)
+                    if not data:
+                        raise ConnectionError("closed")
+                    if any(first >> 4 == PUBACK for first, _ in reader.feed(data)):
+                        break
+                acked.append(number)
+                number += 1
+                time.sleep(args.interval)
+        except (OSError, ConnectionError):
+            disconnects += 1
+            time.sleep(1.0)  # AWS: 1 CONNECT per second per client ID
+        finally:
+            sock.close()
+    print(json.dumps({"acked": acked, "disconnects": disconnects, "refused": refused}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one client role."""
     parser = argparse.ArgumentParser(prog="python -m stress.clients")
-    parser.add_argument("role", choices=("flood", "stall", "drain"))
+    parser.add_argument("role", choices=("flood", "stall", "drain", "pinger", "publisher"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", required=True)
     parser.add_argument("--cert", required=True)
@@ -87,9 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=0.02)
     args = parser.parse_args(argv)
     if args.role == "flood":
         _flood(args)
+    elif args.role == "pinger":
+        _pinger(args)
+    elif args.role == "publisher":
+        _publisher(args)
     else:
         _subscribe(args, stall=args.role == "stall")
     return 0

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.brokers import (
     Pki,
@@ -31,12 +35,23 @@ from bench.brokers import (
     setup_pki,
     wait_ready,
 )
-from bench.mqttlite import DISCONNECT, PacketReader, client_context, sync_connect
+from bench.mqttlite import (
+    DISCONNECT,
+    PUBLISH,
+    SUBACK,
+    PacketReader,
+    client_context,
+    connect_packet,
+    puback_packet,
+    subscribe_packet,
+    sync_connect,
+)
 from bench.procs import LineReader, wait_idle
 
 __all__ = ["SCENARIOS", "Figure", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
+STORAGE_CONFIG = REPO / "stress" / "storage.yaml"
 MIB = 1024 * 1024
 _PINGREQ = b"\xc0\x00"
 _PINGRESP = 0xD0
@@ -80,7 +95,10 @@ class Context:
     workdir: Path
     python: str
 
-    def start(self, kind: str, tag: str) -> RunningBroker:
+    def start(
+        self, kind: str, tag: str, *, storage: bool = False, state_dir: Path | None = None
+    ) -> RunningBroker:
+        """Start a broker; ``storage``: ours with ``stress/storage.yaml`` (records on stdout)."""
         # Mosquitto as it ships (max_queued_messages 1000), not the bench's never-drop setting.
         broker = launch(
             kind,
@@ -90,12 +108,14 @@ class Context:
             port=free_port(),
             tag=tag,
             mosquitto_queue=_MOSQUITTO_DEFAULT_QUEUE,
+            **({"config": STORAGE_CONFIG} if storage else {}),
+            state_dir=state_dir,
         )
         wait_ready(broker, self.pki)
         return broker
 
     def client(
-        self, role: str, broker: RunningBroker, client_id: str, topic: str, **extra: int
+        self, role: str, broker: RunningBroker, client_id: str, topic: str, **extra: float
     ) -> subprocess.Popen[bytes]:
         argv = [
             self.python,
@@ -136,9 +156,16 @@ def _stop(*procs: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+_READERS: dict[int, LineReader] = {}
+
+
 def _lines(proc: subprocess.Popen[bytes]) -> LineReader:
+    """The one line reader of ``proc``'s stdout (a second one would race the first for lines)."""
     assert proc.stdout is not None
-    return LineReader(proc.stdout)
+    reader = _READERS.get(proc.pid)
+    if reader is None:
+        reader = _READERS[proc.pid] = LineReader(proc.stdout)
+    return reader
 
 
 def _line(proc: subprocess.Popen[bytes], reader: LineReader, prefix: str, timeout: float) -> str:
@@ -241,9 +268,229 @@ def flood_bystander(ctx: Context, kind: str) -> Figure:
     )
 
 
-SCENARIOS: dict[str, Callable[[Context, str], Figure]] = {
+# -- storage faults (issue 11 item 2) --------------------------------------------------------------
+
+_STORAGE_TOPIC = "bench/storage"
+_OFFLINE_ID = "bench-offline"
+
+
+def _offline_session(ctx: Context, broker: RunningBroker) -> None:
+    """Leave a persistent session subscribed at QoS 1: every QoS 1 publish is stored for it."""
+    sock = sync_connect(client_context(ctx.pki.tls), broker.port, _OFFLINE_ID, clean=False)
+    try:
+        sock.sendall(subscribe_packet(1, _STORAGE_TOPIC, 1))
+        reader = PacketReader()
+        while not any(first >> 4 == SUBACK for first, _ in reader.feed(sock.recv(4096))):
+            pass
+        sock.sendall(DISCONNECT)
+    finally:
+        sock.close()
+
+
+def _collect_offline(ctx: Context, broker: RunningBroker, idle: float = 3.0) -> set[int]:
+    """Resume the persistent session; PUBACK and number every message until ``idle`` s of quiet."""
+    # Not sync_connect: the broker sends the queued messages right behind the CONNACK, and
+    # sync_connect's reader would swallow them with it.
+    raw = socket.create_connection(("127.0.0.1", broker.port), timeout=60)
+    sock = client_context(ctx.pki.tls).wrap_socket(raw, server_hostname="localhost")
+    received: set[int] = set()
+    try:
+        sock.sendall(connect_packet(_OFFLINE_ID, keep_alive=1200, clean=False))
+        sock.settimeout(idle)
+        reader = PacketReader()
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            for first, body in reader.feed(data):
+                if first >> 4 != PUBLISH:
+                    continue
+                topic_end = 2 + int.from_bytes(body[:2], "big")
+                packet_id = int.from_bytes(body[topic_end : topic_end + 2], "big")
+                received.add(int(body[topic_end + 2 :].split(b":", 1)[0]))
+                sock.sendall(puback_packet(packet_id))
+        sock.sendall(DISCONNECT)
+    finally:
+        sock.close()
+    return received
+
+
+def _log_findings(broker: RunningBroker) -> tuple[dict[str, int], int]:
+    """The storage failure records by reason, and the tracebacks, in the broker's output."""
+    reasons: dict[str, int] = {}
+    tracebacks = 0
+    for line in broker.log.read_text(errors="replace").splitlines():
+        if line.startswith("Traceback"):
+            tracebacks += 1
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        reason = str(record.get("reason", ""))
+        if reason.startswith("STORAGE_"):
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons, tracebacks
+
+
+def _result(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    return dict(json.loads("{" + _line(proc, _lines(proc), "{", timeout)))
+
+
+def _storage_figures(
+    scenario: str,
+    broker: RunningBroker,
+    acked: list[int],
+    received: set[int],
+    details: dict[str, object],
+) -> list[Figure]:
+    reasons, tracebacks = _log_findings(broker)
+    lost = sorted(set(acked) - received)
+    details = {
+        **details,
+        "acknowledged": len(acked),
+        "received_after": len(received),
+        "lost_examples": lost[:5],
+        "storage_records": reasons,
+    }
+    return [
+        Figure(scenario, "ours", "PUBACKed messages lost", len(lost), "", 0, details),
+        Figure(scenario, "ours", "tracebacks in the broker's output", tracebacks, "", 0, {}),
+    ]
+
+
+def locked_database(ctx: Context, kind: str) -> list[Figure]:
+    """Another process holds the session database's write lock for 15 s while clients work.
+
+    One client pings (the stall it sees is the figure); another publishes numbered QoS 1
+    messages for an offline persistent session, so each needs the database before its PUBACK.
+    Afterwards the session is resumed: every acknowledged number must be there.
+    """
+    if kind != "ours":
+        return []  # about our storage; Mosquitto keeps its state in memory
+    lock_seconds = 15.0
+    broker = ctx.start(kind, "locked-database", storage=True)
+    pinger = publisher = locker = None
+    try:
+        _offline_session(ctx, broker)
+        pinger = ctx.client("pinger", broker, "bench-pinger", "unused", seconds=lock_seconds + 9)
+        publisher = ctx.client(
+            "publisher", broker, "bench-publisher", _STORAGE_TOPIC, seconds=lock_seconds + 6
+        )
+        _line(pinger, _lines(pinger), "ready", 30)
+        _line(publisher, _lines(publisher), "ready", 30)
+        time.sleep(2.0)
+        database = broker_state(ctx, "locked-database") / "broker.sqlite3"
+        locker = subprocess.Popen(
+            [ctx.python, "-c", _LOCKER, str(database), str(lock_seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        _line(locker, _lines(locker), "locked", 30)
+        published = _result(publisher, lock_seconds + 60)
+        pings = _result(pinger, 60)
+        locker.wait(timeout=30)
+        received = _collect_offline(ctx, broker)
+    finally:
+        _stop(*(p for p in (pinger, publisher, locker) if p is not None))
+        broker.stop()
+    acked = list(published["acked"])
+    stall = Figure(
+        "locked-database",
+        kind,
+        "worst ping of another client while the database is locked",
+        pings["worst"],
+        "s",
+        0.5,
+        {"lock_seconds": lock_seconds, "median_s": pings["median"], "pings": pings["samples"]},
+    )
+    details = {"publisher_disconnects": published["disconnects"]}
+    return [stall, *_storage_figures("locked-database", broker, acked, received, details)]
+
+
+# Another process holding the write lock, as the sqlite3 shell's BEGIN IMMEDIATE would.
+_LOCKER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.execute("ROLLBACK")
+"""
+
+
+def broker_state(ctx: Context, tag: str) -> Path:
+    """Where ``launch`` put our broker's state directory for ``tag``."""
+    return ctx.workdir / f"state-{tag}"
+
+
+def disk_full(ctx: Context, kind: str) -> list[Figure]:
+    """The state directory's file system fills up while QoS 1 messages are stored, then frees.
+
+    The file system is an 8 MiB tmpfs mounted for the scenario (root only: skipped otherwise);
+    a filler file takes all but 128 KiB of it, and is removed after 8 s.
+    """
+    if kind != "ours":
+        return []
+    disk = ctx.workdir / "disk-full"
+    disk.mkdir(exist_ok=True)
+    if os.geteuid() != 0 or _mount_tmpfs(disk, "8m") is not None:
+        print("disk-full: skipped (mounting a small tmpfs needs root)", flush=True)
+        return []
+    broker = publisher = None
+    try:
+        broker = ctx.start(kind, "disk-full", storage=True, state_dir=disk / "state")
+        _offline_session(ctx, broker)
+        filler = disk / "filler"
+        free = shutil.disk_usage(disk).free
+        with filler.open("wb") as out:
+            out.truncate(0)
+            remaining = max(0, free - 128 * 1024)
+            chunk = b"\0" * MIB
+            while remaining > 0:
+                remaining -= out.write(chunk[: min(MIB, remaining)])
+        publisher = ctx.client(
+            "publisher", broker, "bench-publisher", _STORAGE_TOPIC, seconds=16, size=1024
+        )
+        _line(publisher, _lines(publisher), "ready", 30)
+        time.sleep(8.0)
+        filler.unlink()
+        published = _result(publisher, 120)
+        received = _collect_offline(ctx, broker)
+        alive = broker.proc.poll() is None
+    finally:
+        if publisher is not None:
+            _stop(publisher)
+        if broker is not None:
+            broker.stop()
+        subprocess.run(["umount", str(disk)], check=False)
+    details = {
+        "filesystem": "tmpfs 8 MiB",
+        "publisher_disconnects": published["disconnects"],
+        "broker_alive": alive,
+    }
+    return _storage_figures("disk-full", broker, list(published["acked"]), received, details)
+
+
+def _mount_tmpfs(where: Path, size: str) -> str | None:
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return None if done.returncode == 0 else done.stderr.strip()
+
+
+SCENARIOS: dict[str, Callable[[Context, str], Figure | list[Figure]]] = {
     "slow-subscriber": slow_subscriber,
     "flood-bystander": flood_bystander,
+    "locked-database": locked_database,
+    "disk-full": disk_full,
 }
 
 
@@ -280,9 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(setup_pki(workdir, python), workdir, python)
         for name in args.scenarios or list(SCENARIOS):
             for kind in brokers:
-                figure = SCENARIOS[name](ctx, kind)
-                _print(figure)
-                missed |= figure.met is False
+                result = SCENARIOS[name](ctx, kind)
+                for figure in result if isinstance(result, list) else [result]:
+                    _print(figure)
+                    missed |= figure.met is False
     return 1 if missed else 0
 
 

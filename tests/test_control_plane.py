@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from aws_iot_mock import pki
@@ -950,3 +951,44 @@ def test_the_broker_serves_the_registry_and_its_built_in_services_operations(
     broker: IotBrokerThread,
 ) -> None:
     assert broker._running_broker().control_plane.operations == SERVED_BY_THE_BROKER
+
+
+def _rsa_device(ca: pki.CertificateAuthority, key_size: int) -> str:
+    """A device certificate of ``ca`` for an RSA key of ``key_size`` bits, as a rig makes one."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"rsa-{key_size}")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(ca.private_key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+
+
+def test_register_certificate_refuses_an_rsa_key_under_2048_bits(iot: Any) -> None:
+    # AWS: "an RSA key with a length of at least 2048 bits" (CreateCertificateFromCsr); the
+    # register operations answer CertificateValidationException for a weaker key.
+    ca = pki.create_root_ca()
+    ca_pem = ca.certificate_pem.decode()
+    iot.register_ca_certificate(caCertificate=ca_pem, setAsActive=True)
+    weak = _rsa_device(ca, 1024)
+    with pytest.raises(iot.exceptions.CertificateValidationException) as with_ca:
+        iot.register_certificate(certificatePem=weak, caCertificatePem=ca_pem)
+    assert "The key in the certificate is not valid" in str(with_ca.value)
+    with pytest.raises(iot.exceptions.CertificateValidationException) as without_ca:
+        iot.register_certificate_without_ca(certificatePem=weak)
+    assert "at least 2048 bits, got 1024" in str(without_ca.value)
+    # The twins: 2048 bits register both ways.
+    registered = iot.register_certificate(
+        certificatePem=_rsa_device(ca, 2048), caCertificatePem=ca_pem
+    )
+    assert registered["certificateId"]
+    assert iot.register_certificate_without_ca(certificatePem=_rsa_device(ca, 2048))[
+        "certificateId"
+    ]

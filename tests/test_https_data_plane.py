@@ -15,9 +15,11 @@ import http.client
 import json
 import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -513,3 +515,32 @@ async def test_revoked_certificate_is_refused_on_the_next_request(
         lambda r: r.get("reason") == "CERTIFICATE_NOT_ACTIVE"
     )
     assert record["protocol"] == "HTTP"
+
+
+def test_a_retained_publish_to_a_locked_database_is_503_and_not_kept(
+    broker: IotBrokerThread, device: DeviceFiles
+) -> None:
+    client = iot_data(broker, device)
+    # Another process (a backup, the sqlite3 shell) holds the state database's write lock.
+    locker = sqlite3.connect(broker.config.state_dir / "broker.sqlite3")
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(client.exceptions.ServiceUnavailableException):
+            client.publish(topic="locked/a", qos=1, retain=True, payload=b"refused")
+    finally:
+        locker.rollback()
+        locker.close()
+    records = failures(broker, "STORAGE_BUSY")  # botocore retries a 503 once
+    assert records
+    assert {(r["eventType"], r["topicName"]) for r in records} == {("Publish-In", "locked/a")}
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_retained_message(topic="locked/a")
+    # The twin: once the lock is gone (and the broker tries again), the publish is kept.
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            client.publish(topic="locked/a", qos=1, retain=True, payload=b"kept")
+            break
+        except client.exceptions.ServiceUnavailableException:
+            assert time.monotonic() < deadline, "the broker never stored the publish again"
+    assert client.get_retained_message(topic="locked/a")["payload"] == b"kept"

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from aws_iot_mock.aws.reserved_topics import JOBS
+from aws_iot_mock.core import device_core
 from aws_iot_mock.core.device_core import CoreSettings
 from aws_iot_mock.core.services import ServiceRequest
 from aws_iot_mock.mqtt.codec import Disconnect, Pingreq, Pingresp, Puback, Publish
@@ -288,3 +291,21 @@ def test_version_numbers_rise_per_client_and_are_forgotten_after_an_hour() -> No
     pure.clock.advance(3601.0)
     core.tick()
     assert core.next_version_number("a") == 0  # AWS: "reset to 0" after about an hour
+
+
+def test_version_numbers_of_gone_clients_are_bounded_oldest_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(device_core, "_VERSION_NUMBERS_MAX", 3)
+    pure = PureCore()
+    core = pure.core
+    for client_id in ("live", "old", "newer", "newest"):
+        core.next_version_number(client_id)
+    for client_id in ("old", "newer", "newest"):
+        core.note_disconnect(client_id, "CONNECTION_LOST")
+    core.next_version_number("fresh")  # two too many: the two clients gone longest go
+    assert core.last_disconnect("old") is None
+    assert core.last_disconnect("newer") is None
+    # The twins: the one that left last is remembered, and the live client keeps counting.
+    assert core.last_disconnect("newest") is not None
+    assert core.next_version_number("live") == 1

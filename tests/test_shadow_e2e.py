@@ -38,7 +38,6 @@ from aws_iot_mock import cli
 from aws_iot_mock.config import Config
 from aws_iot_mock.mqtt.codec import Puback, Publish, encode
 from aws_iot_mock.server.app import Broker
-from aws_iot_mock.state.shadows import ShadowStore
 from tests.conftest import Device, RunningBroker, client_context, make_config
 from tests.docs_snippets import output, snippet
 from tests.serve_child import (
@@ -1039,20 +1038,31 @@ async def test_invalid_thing_or_shadow_name_is_rejected(
     assert document["code"] == 400
 
 
-async def test_storage_failure_is_answered_with_500(
-    clients: Clients, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(_store: ShadowStore, _state: object) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(ShadowStore, "put", broken)
+async def test_storage_failure_is_answered_with_500(clients: Clients) -> None:
     device = await clients.raw("device")
     base = shadow_topic(THING)
-    await device.subscribe(f"{base}/update/+")
-    topic, document = await request(device, f"{base}/update", {"state": {"reported": {"a": 1}}})
+    await device.subscribe(f"{base}/update/accepted", f"{base}/update/rejected")
+    # The twin first: an update the store takes is accepted.
+    topic, _ = await request(device, f"{base}/update", {"state": {"reported": {"a": 0}}})
+    assert topic == f"{base}/update/accepted"
+
+    # Another process (a backup, the sqlite3 shell) holds the shadow file's write lock.
+    locker = sqlite3.connect(clients.running.config.state_dir / "shadows.sqlite3")
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        update = {"state": {"reported": {"a": 1}}}
+        topic, document = await request(device, f"{base}/update", update)
+    finally:
+        locker.rollback()
+        locker.close()
     assert topic == f"{base}/update/rejected"
     assert (document["code"], document["message"]) == (500, "Internal service failure")
-    await device.expect_nothing()  # still connected
+    record = await clients.running.wait_for_record(
+        lambda r: r.get("eventType") == "UpdateThingShadow" and r.get("status") == "Failure"
+    )
+    assert record["reason"] == "STORAGE_BUSY"
+    assert "shadows.sqlite3: database is locked" in str(record["details"])
+    await device.expect_nothing()  # still connected, and nothing was accepted
 
 
 # -- the documented worked example (docs/shadows.md) -------------------------------------------

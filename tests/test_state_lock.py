@@ -24,6 +24,7 @@ from aws_iot_mock.state.instance_lock import (
     StateDirectoryLock,
 )
 from aws_iot_mock.state.sessions import SqliteSessionStore
+from tests.conftest import make_config, started_broker
 from tests.serve_child import STARTUP_TIMEOUT, TIMEOUT, ServeChild, child_env, make_run
 
 FREE_PORTS = ("--port", "0", "--https-port", "0", "--alpn-port", "0", "--api-port", "0")
@@ -236,17 +237,47 @@ def test_accept_failure_log_reports_once_a_second_and_passes_the_rest_on() -> No
         loop.close()
 
 
+async def test_every_state_file_of_a_running_broker_is_private_and_stop_frees_the_lock(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path)
+    config.state_dir.mkdir(mode=0o755)
+    config.state_dir.chmod(0o755)  # as a Docker volume leaves /data/state
+    old_umask = os.umask(0o022)
+    try:
+        async with started_broker(config):
+            assert mode(config.state_dir) == 0o700
+            files = sorted(path for path in config.state_dir.iterdir() if path.is_file())
+            names = {path.name for path in files}
+            assert {
+                LOCK_FILE_NAME,
+                "broker.sqlite3",
+                "registry.sqlite3",
+                "shadows.sqlite3",
+            } <= names
+            assert any(name.endswith("-wal") for name in names)  # SQLite's own files too
+            assert {path.name: mode(path) for path in files} == dict.fromkeys(names, 0o600)
+            with pytest.raises(StateDirectoryInUseError):
+                StateDirectoryLock.acquire(config.state_dir)
+        # The twin: a stopped broker leaves the directory free.
+        StateDirectoryLock.acquire(config.state_dir).release()
+    finally:
+        os.umask(old_umask)
+
+
 def test_serve_raises_the_soft_open_files_limit_to_the_hard_one(
     tmp_path: Path, children: list[ServeChild]
 ) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    soft = min(256, hard)
     serve = ServeChild(
         ["serve", *FREE_PORTS],
         tmp_path,
         child_env(),
-        command=["prlimit", "--nofile=256:4096", sys.executable, "-m", "aws_iot_mock"],
+        command=["prlimit", f"--nofile={soft}:{hard}", sys.executable, "-m", "aws_iot_mock"],
     )
     children.append(serve)
     serve.wait_line("stderr", lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
-    limits = Path(f"/proc/{serve.proc.pid}/limits").read_text(encoding="ascii")
-    row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
-    assert row.split()[3:5] == ["4096", "4096"], row
+    limits = Path(f"/proc/{serve.proc.pid}/limits").read_text(encoding="ascii").splitlines()
+    (line,) = [text for text in limits if text.startswith("Max open files")]
+    assert line.split()[3:5] == [str(hard), str(hard)]

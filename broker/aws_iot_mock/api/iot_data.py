@@ -655,6 +655,11 @@ def _publish_error(reason: Reason, details: str) -> AwsApiError:
         return AwsApiError("ForbiddenException", _FORBIDDEN)
     if reason is Reason.PAYLOAD_LIMIT_EXCEEDED:
         return AwsApiError("RequestEntityTooLargeException", details)
+    # Not stored, not accepted: iot-data's own server-side errors (botocore's Publish errors).
+    if reason is Reason.STORAGE_BUSY:
+        return AwsApiError("ServiceUnavailableException", details, status=503)
+    if reason in (Reason.STORAGE_FULL, Reason.STORAGE_FAILED):
+        return AwsApiError("InternalFailureException", details, status=500)
     return AwsApiError("InvalidRequestException", details)
 
 

@@ -36,7 +36,15 @@ from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.core.routing import DEFAULT_SESSION_QUEUE_MAX, DropReason, Router, Session
 from aws_iot_mock.core.services import BuiltInService, ServiceTable
 from aws_iot_mock.core.session_store import SessionStore
-from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, Reason, event_failure
+from aws_iot_mock.errors import StorageError, StorageFault
+from aws_iot_mock.logs.cloudwatch import (
+    ConnectionFacts,
+    EventType,
+    Reason,
+    broker_record,
+    event_failure,
+    storage_reason,
+)
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.mqtt.topics import topic_matches
 
@@ -49,6 +57,9 @@ DEFAULT_OUTBOUND_BUFFER_BYTES = 1024 * 1024
 # AWS resets a client ID's lifecycle versionNumber "to 0" after it has been disconnected for
 # about an hour (life-cycle-events); the counters of long-gone clients are dropped then.
 _VERSION_NUMBER_MEMORY = 3600.0
+# ... and at most this many gone clients are remembered within that hour (the oldest go first):
+# a client cycling through fresh client IDs must not grow the map without bound.
+_VERSION_NUMBERS_MAX = 100_000
 
 Emit = Callable[[Mapping[str, object]], None]
 
@@ -124,6 +135,7 @@ class DeviceCore:
             session_queue_max=settings.session_queue_max,
             subscriptions_max=SUBSCRIPTIONS_PER_CONNECTION if settings.aws_quotas else None,
             drop_report=self,
+            storage_failed=self.storage_failed,
         )
         self.services = ServiceTable()
         self.ingress = PublishIngress(
@@ -218,8 +230,32 @@ class DeviceCore:
         self.ingress.forget_verdicts()
 
     def publish_as_service(self, topic: str, payload: bytes) -> None:
-        """Route a broker-made message (service answers, lifecycle events) at QoS 1."""
-        self.router.publish(Message(topic, payload, qos=1, sender=None, published_at=self.clock()))
+        """Route a broker-made message (service answers, lifecycle events) at QoS 1.
+
+        When it cannot be stored for a persistent session, it is not sent and a
+        ``STORAGE_*`` record says so (nobody is waiting for an acknowledgement).
+        """
+        message = Message(topic, payload, qos=1, sender=None, published_at=self.clock())
+        try:
+            self.router.publish(message)
+        except StorageError as error:
+            self.storage_failed(error, f"the broker's message on {topic!r} (not sent)")
+
+    def storage_failed(self, error: StorageError, what: str) -> None:
+        """Log a failed write of broker state (``STORAGE_BUSY``, ``_FULL``, ``_FAILED``)."""
+        advice = {
+            StorageFault.BUSY: "another process holds the database's write lock (a backup, "
+            "the sqlite3 shell)",
+            StorageFault.FULL: "the state directory's file system is full",
+            StorageFault.FAILED: "the database could not be written",
+        }[error.fault]
+        self.emit(
+            broker_record(
+                self.settings.account_id,
+                storage_reason(error.fault),
+                f"{error}: {what} was not written: {advice}",
+            )
+        )
 
     # Lifecycle events are broker-made messages too.
     publish_event = publish_as_service
@@ -292,14 +328,21 @@ class DeviceCore:
 
     def next_version_number(self, client_id: str) -> int:
         """The lifecycle ``versionNumber`` for a new connection of ``client_id``."""
-        previous = self._version_numbers.get(client_id)
+        numbers = self._version_numbers
+        previous = numbers.get(client_id)
         number = 0 if previous is None else previous[0] + 1
-        self._version_numbers[client_id] = (number, None, None)
+        numbers[client_id] = (number, None, None)
+        if len(numbers) > _VERSION_NUMBERS_MAX:
+            # Gone clients sit in the order they left (note_disconnect moves them to the end).
+            for gone in [c for c, entry in numbers.items() if entry[1] is not None][
+                : len(numbers) - _VERSION_NUMBERS_MAX
+            ]:
+                del numbers[gone]
         return number
 
     def note_disconnect(self, client_id: str, reason: str) -> None:
         """``client_id``'s connection ended (its version number is kept for an hour)."""
-        entry = self._version_numbers.get(client_id)
+        entry = self._version_numbers.pop(client_id, None)
         if entry is not None:
             self._version_numbers[client_id] = (entry[0], self.clock(), reason)
 

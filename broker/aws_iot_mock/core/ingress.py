@@ -35,12 +35,14 @@ from aws_iot_mock.aws.limits import (
 from aws_iot_mock.core.permissions import PUBLISH, RETAIN_PUBLISH, Permissions
 from aws_iot_mock.core.routing import Router
 from aws_iot_mock.core.services import ServiceRequest, ServiceTable
+from aws_iot_mock.errors import StorageError
 from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     EventType,
     Reason,
     event_failure,
     event_success,
+    storage_reason,
 )
 from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties
 from aws_iot_mock.mqtt.message import Message
@@ -169,7 +171,8 @@ class PublishIngress:
                 )
             )
             return refusal
-        if self.log_successes:
+
+        def log_success() -> None:
             self._emit(
                 event_success(
                     EventType.PUBLISH_IN,
@@ -179,10 +182,32 @@ class PublishIngress:
                     trace_id=request.trace_id,
                 )
             )
+
         message = build_message(request, publisher.client_id, self._clock())
         if routed:
-            self._router.publish(message)
+            try:
+                # Publish-In is logged once the message is stored, before any Publish-Out.
+                self._router.publish(message, on_stored=log_success if self.log_successes else None)
+            except StorageError as error:
+                # Not stored, so not acknowledged: the publisher learns it from its door.
+                refusal = PublishRefusal(
+                    storage_reason(error.fault),
+                    f"{error}; the message was not stored, delivered or acknowledged",
+                )
+                self._emit(
+                    event_failure(
+                        EventType.PUBLISH_IN,
+                        refusal.reason,
+                        refusal.details,
+                        publisher.facts,
+                        topic_name=request.topic,
+                        trace_id=request.trace_id,
+                    )
+                )
+                return refusal
         else:
+            if self.log_successes:
+                log_success()
             self._router.observe(message)
         if acknowledge is not None:
             acknowledge()

@@ -129,6 +129,17 @@ _V5_ADMINISTRATIVE_ACTION = 0x98
 # gets 0x97 (Quota exceeded), which it does list.
 _V5_QUOTA_EXCEEDED = 0x97
 _V5_SUBSCRIPTION_IDS_NOT_SUPPORTED = 0xA1
+# A publish the broker could not store (MQTT 5 3.14.2.1): 0x89 Server busy while another process
+# holds the database's lock, 0x97 Quota exceeded when the disk is full, 0x80 otherwise. The
+# connection is closed without a PUBACK: nothing unsaved is acknowledged, and the client sends
+# the message again when it reconnects. AWS has no such failure to copy; 0x97 and 0x80 are
+# codes it lists for DISCONNECT, 0x89 is MQTT 5's own for "try again later".
+_V5_SERVER_BUSY = 0x89
+_STORAGE_DISCONNECT_CODES = {
+    Reason.STORAGE_BUSY: _V5_SERVER_BUSY,
+    Reason.STORAGE_FULL: _V5_QUOTA_EXCEEDED,
+    Reason.STORAGE_FAILED: _V5_UNSPECIFIED_ERROR,
+}
 _V5_TOPIC_FILTER_INVALID = 0x8F
 _V3_SUBACK_FAILURE = 0x80
 _V3_NOT_AUTHORIZED = 0x05
@@ -861,6 +872,9 @@ class MqttConnection:
             )
         elif reason is Reason.PAYLOAD_LIMIT_EXCEEDED:
             self._close(Closing(reason.name, "CLIENT_ERROR", _V5_QUOTA_EXCEEDED), refusal.details)
+        elif reason in _STORAGE_DISCONNECT_CODES:
+            code = _STORAGE_DISCONNECT_CODES[reason]
+            self._close(Closing(reason.name, "SERVER_ERROR", code), refusal.details)
         else:
             self._close(
                 Closing(reason.name, "CLIENT_ERROR", None), f"Topic {topic!r}: {refusal.details}"

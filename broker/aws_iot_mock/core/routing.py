@@ -14,6 +14,14 @@ AWS documents no per-session queue size, only that queued QoS 1 messages are kep
 hour" and that a stored-message replay runs at 10 messages per second, so the cap is a bounded,
 configurable choice of this project. Drops are reported once per episode through ``DropReport``.
 
+Storage: a stored session's queue is streamed from the store a page at a time (``QUEUE_PAGE``)
+as the client takes it, never loaded whole. When the store fails (``StorageError``: another
+process holds the database's lock, the disk is full), nothing unsaved is acknowledged:
+``publish`` raises and keeps nothing, so the caller refuses the message. Session bookkeeping
+(connect, subscriptions, disconnect times, acknowledged rows) stays right in memory and is
+written again on a later ``tick``. The first failure of an episode (it ends when a tick has
+written everything) is reported through ``storage_failed``.
+
 AWS facts applied here (AWS IoT "MQTT" page, https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html):
 delivered QoS is min(publish QoS, granted QoS); only QoS 1 messages are kept for offline persistent
 sessions; retained messages are delivered on SUBSCRIBE only to filters without wildcards, with
@@ -31,10 +39,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Protocol
 
 from aws_iot_mock.aws.limits import SUBSCRIPTIONS_PER_CONNECTION
 from aws_iot_mock.core.session_store import SessionStore, StoredSession
+from aws_iot_mock.errors import StorageError
 from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Properties,
@@ -48,11 +58,13 @@ from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_wildcard, parse_share
 
 __all__ = [
     "DEFAULT_SESSION_QUEUE_MAX",
+    "QUEUE_PAGE",
     "DropReason",
     "DropReport",
     "Outlet",
     "Router",
     "Session",
+    "StorageFailed",
     "SubscribeResult",
 ]
 
@@ -64,6 +76,15 @@ V311_SUBACK_FAILURE = 0x80
 # Messages a session's queue holds at most (QoS 1 waiting for the in-flight window, a reading
 # client, or a reconnect); see the module docstring. ``limits.session_queue_max`` in the config.
 DEFAULT_SESSION_QUEUE_MAX = 10_000
+# Stored queue rows read per page when a session's queue streams from the store.
+QUEUE_PAGE = 256
+# Acknowledged rows whose deletion failed, kept to retry; past this the oldest are forgotten (a
+# forgotten row is delivered once more after a restart: QoS 1 is at least once).
+_UNREMOVED_MAX = 100_000
+
+_RETRIED = "written once a second until the database accepts it"
+# Told (StorageError, what was not written) on the first storage failure of an episode.
+StorageFailed = Callable[[StorageError, str], None]
 
 
 class DropReason(enum.Enum):
@@ -156,6 +177,10 @@ class Session:
         will_delay: its MQTT 5 Will Delay Interval, seconds.
         receive_check: AWS's ``iot:Receive`` check for a topic, asked before each delivery.
         on_delivery: called after each message sent (the shell logs ``Publish-Out``).
+        backlog_after: while part of the queue is only in the store: the id of the last stored
+            row already in ``queue`` or delivered (rows after it stream in, a page at a time);
+            None when ``queue`` holds everything.
+        backlog: how many stored rows come after ``backlog_after``.
     """
 
     client_id: str
@@ -172,7 +197,8 @@ class Session:
     receive_check: Callable[[str], bool] | None = None
     on_delivery: Callable[[Message], None] | None = None
     stored: bool = False
-    queue_loaded: bool = True
+    backlog_after: int | None = None
+    backlog: int = 0
     # Messages dropped in the current episode, per reason (see DropReport).
     drops: dict[DropReason, int] = field(default_factory=dict)
     _next_packet_id: int = 1
@@ -215,6 +241,8 @@ class Router:
         session_queue_max: the most messages one session's queue holds.
         subscriptions_max: the most subscriptions one session holds (AWS: 50), None for no cap.
         drop_report: told when sessions start and stop dropping messages.
+        storage_failed: told of the first failed bookkeeping write of an episode (see the
+            module docstring).
     """
 
     def __init__(
@@ -226,8 +254,16 @@ class Router:
         session_queue_max: int = DEFAULT_SESSION_QUEUE_MAX,
         subscriptions_max: int | None = SUBSCRIPTIONS_PER_CONNECTION,
         drop_report: DropReport | None = None,
+        storage_failed: StorageFailed | None = None,
     ) -> None:
         self.subscriptions_max = subscriptions_max
+        self.storage_failed = storage_failed
+        # Client IDs whose stored session row is stale (a write failed): rewritten by tick().
+        self._unsaved: dict[str, None] = {}
+        # (client ID, row id) of acknowledged messages whose deletion failed.
+        self._unremoved: deque[tuple[str, int]] = deque(maxlen=_UNREMOVED_MAX)
+        # Whether a storage failure was reported and no tick has written everything since.
+        self._failing = False
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
@@ -250,7 +286,9 @@ class Router:
                 # A session that was connected when the broker stopped is disconnected now.
                 disconnected_at=stored.disconnected_at or self.clock(),
                 stored=True,
-                queue_loaded=False,
+                # Its queue streams from the store when the client is back.
+                backlog_after=0 if stored.queued else None,
+                backlog=stored.queued,
             )
             self.sessions[session.client_id] = session
             self._offline[session.client_id] = session
@@ -307,11 +345,10 @@ class Router:
         session.will = will
         session.will_delay = will_delay
         if session.persistent:
-            self._save_session(session)
-            self.store.set_disconnected_at(client_id, None)
+            # disconnected_at is None now: the row says "connected".
+            self._write_session(session, "the session", partial(self._save_session, session))
         elif session.stored:
-            self.store.delete_session(client_id)
-            session.stored = False
+            self._write_session(session, "the end of the session", partial(self._unstore, session))
         return session, present
 
     def resume_delivery(self, session: Session) -> None:
@@ -320,14 +357,6 @@ class Router:
         if outlet is None:
             return
         self._end_drops(session, DropReason.CLIENT_NOT_READING)
-        if not session.queue_loaded:
-            # After a restart the store holds every queued QoS 1 message, including those
-            # routed to this session since; it replaces the in-memory queue.
-            session.queue = deque(
-                _Pending(message, 1, message.retain, row_id)
-                for row_id, message in self.store.load_queue(session.client_id)
-            )
-            session.queue_loaded = True
         for packet_id, pending in list(session.inflight.items()):
             pending.dup = True
             self._transmit(session, outlet, pending, packet_id)
@@ -347,8 +376,10 @@ class Router:
         self._end_drops(session, DropReason.CLIENT_NOT_READING)
         will, session.will = session.will, None
         if session.persistent:
-            self.store.set_disconnected_at(session.client_id, now)
-            self._offline[session.client_id] = session
+            client_id = session.client_id
+            write = partial(self.store.set_disconnected_at, client_id, now)
+            self._write_session(session, "the disconnect time", write)
+            self._offline[client_id] = session
         else:
             self.end_session(session)
         if send_will and will is not None:
@@ -356,25 +387,25 @@ class Router:
             if delay > 0:
                 self._wills[session.client_id] = _PendingWill(now + delay, will)
             else:
-                self.publish(will)
+                self._publish_will(session.client_id, will)
 
     def set_expiry_interval(self, session: Session, expiry_interval: int) -> None:
         """Apply a Session Expiry Interval sent in an MQTT 5 DISCONNECT."""
         was_persistent = session.persistent
         session.expiry_interval = expiry_interval
         if session.persistent:
-            self._save_session(session)
+            self._write_session(session, "the session", partial(self._save_session, session))
         elif was_persistent and session.stored:
-            self.store.delete_session(session.client_id)
-            session.stored = False
+            self._write_session(session, "the end of the session", partial(self._unstore, session))
 
     def tick(self) -> None:
-        """Fire wills whose delay has passed and end sessions that have expired."""
+        """Fire wills whose delay has passed, end expired sessions, retry failed writes."""
         now = self.clock()
+        self._retry_writes()
         for client_id, pending in list(self._wills.items()):
             if pending.due <= now:
                 del self._wills[client_id]
-                self.publish(pending.message)
+                self._publish_will(client_id, pending.message)
         for session in list(self._offline.values()):
             if (
                 session.disconnected_at is not None
@@ -382,7 +413,7 @@ class Router:
             ):
                 pending_will = self._wills.pop(session.client_id, None)
                 if pending_will is not None:  # session end sends a delayed will at once
-                    self.publish(pending_will.message)
+                    self._publish_will(session.client_id, pending_will.message)
                 self.end_session(session)
 
     def end_session(self, session: Session) -> None:
@@ -394,8 +425,81 @@ class Router:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
         if session.stored:
-            self.store.delete_session(session.client_id)
-            session.stored = False
+            self._write_session(session, "the end of the session", partial(self._unstore, session))
+
+    # -- writing session state, and retrying what failed -------------------------------------
+
+    def _write_session(self, session: Session, what: str, write: Callable[[], None]) -> None:
+        """Run one bookkeeping write; when it fails, remember the session to rewrite later.
+
+        A session already waiting for a rewrite is rewritten whole instead (``write`` alone
+        would leave the rest of its row stale).
+        """
+        client_id = session.client_id
+        try:
+            if client_id in self._unsaved:
+                self._sync_session(client_id)
+                del self._unsaved[client_id]
+            else:
+                write()
+        except StorageError as error:
+            self._unsaved[client_id] = None
+            self._report(error, f"{what} of client {client_id!r} (kept in memory; {_RETRIED})")
+
+    def _sync_session(self, client_id: str) -> None:
+        """Make the stored row of ``client_id`` what memory says: saved, or deleted."""
+        session = self.sessions.get(client_id)
+        if session is not None and session.persistent:
+            self._save_session(session)
+        else:
+            self.store.delete_session(client_id)
+            if session is not None:
+                session.stored = False
+
+    def _unstore(self, session: Session) -> None:
+        self.store.delete_session(session.client_id)
+        session.stored = False
+
+    def _remove_queued(self, client_id: str, row_id: int) -> None:
+        """Delete an acknowledged (or expired) row; remember it when the store fails."""
+        if self._unremoved:  # keep the order: older failed deletions first
+            self._unremoved.append((client_id, row_id))
+            return
+        try:
+            self.store.remove_queued(client_id, row_id)
+        except StorageError as error:
+            self._unremoved.append((client_id, row_id))
+            self._report(
+                error, f"the deletion of an acknowledged message of {client_id!r} ({_RETRIED})"
+            )
+
+    def _retry_writes(self) -> None:
+        """Rewrite stale sessions and delete acknowledged rows, stopping at the first failure."""
+        try:
+            for client_id in list(self._unsaved):
+                self._sync_session(client_id)
+                del self._unsaved[client_id]
+            while self._unremoved:
+                client_id, row_id = self._unremoved[0]
+                self.store.remove_queued(client_id, row_id)
+                self._unremoved.popleft()
+        except StorageError:
+            return  # reported when the episode began; tried again next tick
+        self._failing = False
+
+    def _report(self, error: StorageError, what: str) -> None:
+        """Report the first failure of an episode; it ends when a tick wrote everything."""
+        if self._failing:
+            return
+        self._failing = True
+        if self.storage_failed is not None:
+            self.storage_failed(error, what)
+
+    def _publish_will(self, client_id: str, will: Message) -> None:
+        try:
+            self.publish(will)
+        except StorageError as error:
+            self._report(error, f"the will message of client {client_id!r} (not sent)")
 
     def _save_session(self, session: Session) -> None:
         self.store.put_session(
@@ -436,7 +540,7 @@ class Router:
             if options.retain_handling == 0 or (options.retain_handling == 1 and is_new):
                 retained_to_send.append((topic_filter, options))
         if session.persistent:
-            self._save_session(session)
+            self._write_session(session, "the subscriptions", partial(self._save_session, session))
         return SubscribeResult(tuple(codes), tuple(retained_to_send))
 
     def send_retained(self, session: Session, result: SubscribeResult) -> None:
@@ -464,7 +568,7 @@ class Router:
             self.index.remove(session.client_id, topic_filter)
             codes.append(0x00 if existed else UNSUBACK_NO_SUBSCRIPTION)
         if session.persistent:
-            self._save_session(session)
+            self._write_session(session, "the subscriptions", partial(self._save_session, session))
         return tuple(codes)
 
     # -- publish ---------------------------------------------------------------------------
@@ -474,26 +578,38 @@ class Router:
         for observer in self.observers:
             observer(message)
 
-    def publish(self, message: Message) -> int:  # noqa: PLR0912 (one pass over the targets)
+    def publish(  # noqa: PLR0912 (one pass over the targets)
+        self, message: Message, *, on_stored: Callable[[], None] | None = None
+    ) -> int:
         """Route ``message`` (already validated and authorized) to every matching session.
 
         A retained message replaces the topic's retained message first (an empty payload deletes
         it and is still delivered live). Persistent-session copies of a QoS 1 message are
         written to the store before this returns, so the caller may PUBACK afterwards.
+        ``on_stored`` is called once everything is stored, before any observer or subscriber
+        gets the message (the ingress logs ``Publish-In`` there).
 
         Returns:
             The number of sessions it was delivered or queued to.
+
+        Raises:
+            StorageError: the retained message or the persistent sessions' copies could not be
+                stored: the message reached no subscriber and no observer, and must not be
+                acknowledged (a retained message stored before the failure stays stored).
         """
-        for observer in self.observers:
-            observer(message)
         if message.retain:
             if message.payload:
-                self.retained[message.topic] = message
                 self.store.put_retained(message)
-            elif self.retained.pop(message.topic, None) is not None:
+                self.retained[message.topic] = message
+            elif message.topic in self.retained:
                 self.store.delete_retained(message.topic)
+                del self.retained[message.topic]
         targets = self._targets(message)
         if not targets:
+            if on_stored is not None:
+                on_stored()
+            for observer in self.observers:
+                observer(message)
             return 0
         deliveries: list[tuple[Session, _Pending]] = []
         to_store: list[tuple[str, Message]] = []
@@ -509,7 +625,7 @@ class Router:
             check = session.receive_check
             if session.outlet is not None and check is not None and not check(message.topic):
                 continue
-            if len(session.queue) >= self.session_queue_max:
+            if len(session.queue) + session.backlog >= self.session_queue_max:
                 # Anything for this session would wait behind a full queue: drop it here,
                 # before it is written to the store.
                 self._dropped(session, DropReason.SESSION_QUEUE_FULL)
@@ -520,6 +636,10 @@ class Router:
                 to_store.append((client_id, message))
         if to_store:
             self._persist(deliveries, to_store)
+        if on_stored is not None:
+            on_stored()
+        for observer in self.observers:
+            observer(message)
         cache: dict[tuple[int, int, bool], bytes] = {}
         for session, pending in deliveries:
             self._enqueue(session, pending, cache)
@@ -529,6 +649,10 @@ class Router:
         self, deliveries: list[tuple[Session, _Pending]], to_store: list[tuple[str, Message]]
     ) -> None:
         """Write the persistent sessions' QoS 1 copies in one transaction, before any PUBACK."""
+        for client_id, _ in to_store:
+            if client_id in self._unsaved:  # its row must exist before rows can point at it
+                self._sync_session(client_id)
+                del self._unsaved[client_id]
         row_ids = iter(self.store.enqueue_many(to_store))
         for session, pending in deliveries:
             if pending.qos == 1 and session.persistent:
@@ -581,18 +705,28 @@ class Router:
         """Deliver one message to one session outside ``publish`` (retained on subscribe)."""
         if session.receive_check is not None and not session.receive_check(message.topic):
             return
-        if len(session.queue) >= self.session_queue_max:
+        if len(session.queue) + session.backlog >= self.session_queue_max:
             self._dropped(session, DropReason.SESSION_QUEUE_FULL)
             return
         pending = _Pending(message, qos, retain)
         if qos == 1 and session.persistent:
-            pending.row_id = self.store.enqueue_many([(session.client_id, message)])[0]
+            try:
+                self._persist([(session, pending)], [(session.client_id, message)])
+            except StorageError as error:
+                # The retained message itself is stored: deliver it anyway, unstored.
+                self._report(error, f"a retained message for client {session.client_id!r}")
         self._enqueue(session, pending, {})
 
     def _enqueue(
         self, session: Session, pending: _Pending, cache: dict[tuple[int, int, bool], bytes]
     ) -> None:
         outlet = session.outlet
+        if session.backlog_after is not None and pending.row_id is not None:
+            # Stored, behind stored rows not yet read: it streams in after them, in order.
+            session.backlog += 1
+            if outlet is not None:
+                self._drain(session)
+            return
         if outlet is None:
             session.queue.append(pending)
             return
@@ -619,7 +753,7 @@ class Router:
         if pending is None:
             return False
         if pending.row_id is not None:
-            self.store.remove_queued(session.client_id, pending.row_id)
+            self._remove_queued(session.client_id, pending.row_id)
         if pending.on_acknowledged is not None:
             pending.on_acknowledged()
         self._drain(session)
@@ -656,12 +790,14 @@ class Router:
         if outlet is None:
             return
         check = session.receive_check
-        while session.queue and len(session.inflight) < outlet.receive_maximum and outlet.can_send:
+        while len(session.inflight) < outlet.receive_maximum and outlet.can_send:
+            if not session.queue and not self._read_backlog(session):
+                break
             pending = session.queue.popleft()
             denied = check is not None and not check(pending.message.topic)
             if denied or self._expired(pending.message):
                 if pending.row_id is not None:
-                    self.store.remove_queued(session.client_id, pending.row_id)
+                    self._remove_queued(session.client_id, pending.row_id)
                 continue
             if pending.qos == 0:
                 self._transmit(session, outlet, pending, None)
@@ -669,8 +805,28 @@ class Router:
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = pending
             self._transmit(session, outlet, pending, packet_id)
-        if len(session.queue) < self.session_queue_max:
+        if len(session.queue) + session.backlog < self.session_queue_max:
             self._end_drops(session, DropReason.SESSION_QUEUE_FULL)
+
+    def _read_backlog(self, session: Session) -> bool:
+        """Read the next page of the session's stored queue into ``queue``; False if none."""
+        after = session.backlog_after
+        if after is None:
+            return False
+        try:
+            rows = self.store.load_queue(session.client_id, after=after, limit=QUEUE_PAGE)
+        except StorageError as error:
+            self._report(error, f"reading the queued messages of client {session.client_id!r}")
+            return False
+        session.queue.extend(
+            _Pending(message, 1, message.retain, row_id) for row_id, message in rows
+        )
+        session.backlog = max(0, session.backlog - len(rows))
+        if len(rows) < QUEUE_PAGE:
+            session.backlog_after, session.backlog = None, 0
+        else:
+            session.backlog_after = rows[-1][0]
+        return bool(rows)
 
     def _dropped(self, session: Session, reason: DropReason) -> None:
         count = session.drops.get(reason, 0)
@@ -724,7 +880,7 @@ class Router:
             if packet_id is not None:
                 session.inflight.pop(packet_id, None)
                 if pending.row_id is not None:
-                    self.store.remove_queued(session.client_id, pending.row_id)
+                    self._remove_queued(session.client_id, pending.row_id)
             return
         outlet.send(encoded)
         if session.on_delivery is not None:

@@ -15,13 +15,17 @@ MQTT 5 3.3.2.3.3); the store only records the outcome. The core calls ``put_reta
 ``enqueue_many`` *before* it acknowledges a QoS 1 message it accepts as retained or for a
 persistent session, so a store whose methods have committed when they return loses nothing
 that was acknowledged.
+
+A store that cannot do what it is asked (another process holds the database's lock, the disk
+is full) raises ``aws_iot_mock.errors.StorageError`` and keeps nothing of that call; the core
+then refuses what it could not keep.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -50,6 +54,8 @@ class StoredSession:
             exactly as the client gave them (including ``$share/<group>/...``).
         disconnected_at: wall-clock time (epoch seconds) of the last disconnect, or None while
             the client is connected.
+        queued: how many messages its queue holds (set by ``load_sessions``; ignored by
+            ``put_session``).
     """
 
     client_id: str
@@ -57,6 +63,7 @@ class StoredSession:
     expiry_interval: int
     subscriptions: tuple[tuple[str, SubscriptionOptions], ...] = ()
     disconnected_at: float | None = None
+    queued: int = field(default=0, compare=False)
 
 
 class SessionStore(Protocol):
@@ -97,7 +104,7 @@ class SessionStore(Protocol):
         """Return every stored session, ordered by client ID.
 
         Returns:
-            The sessions, with their subscriptions in stored order.
+            The sessions, with their subscriptions in stored order and their ``queued`` count.
         """
         ...
 
@@ -159,11 +166,15 @@ class SessionStore(Protocol):
         """
         ...
 
-    def load_queue(self, client_id: str) -> list[tuple[int, Message]]:
-        """Return a session's queued messages in enqueue order.
+    def load_queue(
+        self, client_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, Message]]:
+        """Return a session's queued messages in enqueue order, a page at a time.
 
         Args:
             client_id: the session's client ID.
+            after: only rows whose id is greater (the last id of the previous page).
+            limit: at most this many (None: all).
 
         Returns:
             ``(row_id, message)`` pairs; empty for unknown IDs.
@@ -289,14 +300,17 @@ class MemorySessionStore:
 
     def load_sessions(self) -> list[StoredSession]:
         """See ``SessionStore.load_sessions``."""
-        return [self._sessions[client_id] for client_id in sorted(self._sessions)]
+        return [
+            replace(self._sessions[client_id], queued=len(self._queues.get(client_id, ())))
+            for client_id in sorted(self._sessions)
+        ]
 
     def put_session(self, session: StoredSession) -> None:
         """See ``SessionStore.put_session``."""
         # StoredSession is frozen, but a caller could pass a list as subscriptions; normalize so
         # both stores return tuples.
         self._sessions[session.client_id] = replace(
-            session, subscriptions=tuple(session.subscriptions)
+            session, subscriptions=tuple(session.subscriptions), queued=0
         )
         self._queues.setdefault(session.client_id, {})
 
@@ -330,9 +344,12 @@ class MemorySessionStore:
         if queue is not None:
             queue.pop(row_id, None)
 
-    def load_queue(self, client_id: str) -> list[tuple[int, Message]]:
+    def load_queue(
+        self, client_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, Message]]:
         """See ``SessionStore.load_queue``."""
-        return list(self._queues.get(client_id, {}).items())
+        rows = (row for row in self._queues.get(client_id, {}).items() if row[0] > after)
+        return list(itertools.islice(rows, limit))
 
     def purge_expired_sessions(self, now: float) -> list[str]:
         """See ``SessionStore.purge_expired_sessions``."""

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_iot_mock.auth.sigv4 import SigV4Reason
+from aws_iot_mock.errors import StorageFault
 
 __all__ = [
     "CLIENT_TEXT_MAX",
@@ -49,6 +50,7 @@ __all__ = [
     "rule_record",
     "service_record",
     "shadow_record",
+    "storage_reason",
 ]
 
 
@@ -427,6 +429,29 @@ class Reason(enum.Enum):
         "The session's queue already holds `limits.session_queue_max` messages (QoS 1 waiting "
         "for the client, its in-flight window or its reconnect); newer ones are dropped. Logged "
         "once when it starts and once, with the count, when it ends.",
+    )
+    # -- the state files (sessions, retained messages, shadows) ---------------------------
+    STORAGE_BUSY = _ReasonInfo(
+        "MQTT 5: DISCONNECT 0x89 (Server busy), MQTT 3.1.1: close, no PUBACK; HTTPS: 503 "
+        "ServiceUnavailableException; shadow: 500 on `/rejected`",
+        "Another process holds the write lock of a state file (a backup, the `sqlite3` shell) "
+        "and the broker would have to wait for it: a message that had to be stored (retained, "
+        "or QoS 1 for a persistent session) is refused, not acknowledged. The broker waits at "
+        "most 0.1 s, then fails writes at once for a second, so other clients never stall. "
+        "Session bookkeeping is kept in memory and written once the lock is released.",
+    )
+    STORAGE_FULL = _ReasonInfo(
+        "MQTT 5: DISCONNECT 0x97 (Quota exceeded), MQTT 3.1.1: close, no PUBACK; HTTPS: 500 "
+        "InternalFailureException; shadow: 500 on `/rejected`",
+        "The file system of the state directory is full: a message that had to be stored is "
+        "refused, not acknowledged. Free space; the broker carries on by itself.",
+    )
+    STORAGE_FAILED = _ReasonInfo(
+        "MQTT 5: DISCONNECT 0x80 (Unspecified error), MQTT 3.1.1: close, no PUBACK; HTTPS: 500 "
+        "InternalFailureException; shadow: 500 on `/rejected`",
+        "A state file could not be read or written for another reason (I/O error, read-only "
+        "file system, damaged database; the details quote SQLite): what had to be stored is "
+        "refused, not acknowledged.",
     )
     # -- the broker's own condition ---------------------------------------------------------
     LOG_RECORDS_DROPPED = _ReasonInfo(
@@ -829,6 +854,15 @@ def broker_record(
 def record_level(record: Mapping[str, object]) -> LogLevel:
     """Return the ``LogLevel`` named by a record's ``logLevel``."""
     return LogLevel[str(record["logLevel"])]
+
+
+def storage_reason(fault: StorageFault) -> Reason:
+    """The log reason of a storage failure (``STORAGE_BUSY``, ``_FULL``, ``_FAILED``)."""
+    return {
+        StorageFault.BUSY: Reason.STORAGE_BUSY,
+        StorageFault.FULL: Reason.STORAGE_FULL,
+        StorageFault.FAILED: Reason.STORAGE_FAILED,
+    }[fault]
 
 
 def reason_catalogue_markdown() -> str:

@@ -53,6 +53,7 @@ from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_l
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
 from aws_iot_mock.doors.websocket_door import WebSocketDoor
+from aws_iot_mock.errors import StorageError
 from aws_iot_mock.iam.authorization import IamAuthorizer
 from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
@@ -200,6 +201,7 @@ class Broker:
         self._listeners: list[BoundListener] = []
         self._registered_cas: tuple[str, ...] = ()
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._mailbox_failing = False
         self._mailbox_handle: asyncio.TimerHandle | None = None
 
     @property
@@ -340,7 +342,9 @@ class Broker:
         self.certs.ensure_server_certificates(self._domains.server_names)
         self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
         iam_authorizer = IamAuthorizer(iam, region=config.region)
-        self._store = SqliteSessionStore.open(config.state_dir)
+        # The event loop must not wait for another process's lock: writes wait 0.1 s at
+        # most, and a busy database is not tried again for a second (state/sqlite.py).
+        self._store = SqliteSessionStore.open(config.state_dir).bound_waits()
         log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
             self._store,
@@ -365,7 +369,7 @@ class Broker:
             monotonic=loop.time,
         )
         core.registry_listeners.append(self._refresh_registry_state)
-        self._shadow_store = ShadowStore.open(config.state_dir)
+        self._shadow_store = ShadowStore.open(config.state_dir).bound_waits()
         self._shadows = ShadowService(
             self._shadow_store,
             publish=core.publish_as_service,
@@ -578,11 +582,23 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._mailbox_handle = loop.call_later(_MAILBOX_POLL, self._poll_mailbox)
         if self._shadows is not None:
-            self._shadows.drain_cli_requests()
+            try:
+                self._shadows.drain_cli_requests()
+            except StorageError as error:
+                # The CLI's requests wait in the store; one record per episode, not 5 a second.
+                if not self._mailbox_failing:
+                    self._mailbox_failing = True
+                    self._core_storage_failed(error, "taking the CLI's shadow requests")
+            else:
+                self._mailbox_failing = False
         if self._job_store is not None and self._jobs is not None:
             # Job verbs the CLI posted run here, through the control plane: CreateJob must
             # notify the connected devices, and only this process changes the jobs state.
             answer_requests(self._job_store, self.control_plane.call)
+
+    def _core_storage_failed(self, error: StorageError, what: str) -> None:
+        if self._core is not None:
+            self._core.storage_failed(error, what)
 
     def _refresh_registry_state(self) -> None:
         """On a registry change: the trusted CAs and the served domain configurations.

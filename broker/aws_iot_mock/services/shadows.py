@@ -17,19 +17,21 @@ command line publishes the same messages.
 from __future__ import annotations
 
 import json
-import logging
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aws_iot_mock.aws import shadow as documents
 from aws_iot_mock.core.services import ServiceRequest
-from aws_iot_mock.logs.cloudwatch import ConnectionFacts, EventType, shadow_record
+from aws_iot_mock.errors import StorageError
+from aws_iot_mock.logs.cloudwatch import (
+    ConnectionFacts,
+    EventType,
+    shadow_record,
+    storage_reason,
+)
 from aws_iot_mock.state.shadows import ShadowStore
 
 __all__ = ["ShadowOutcome", "ShadowService", "parse_request_topic"]
-
-logger = logging.getLogger("aws_iot_mock.shadows")
 
 _OPERATIONS = ("get", "update", "delete")
 _EVENT_TYPES = {
@@ -154,14 +156,15 @@ class ShadowService:
             base += f"/name/{shadow_name}"
         now = self._clock()
         client_token = _client_token(payload)
+        storage: StorageError | None = None
         try:
             _check_names(thing_name, shadow_name)
             try:
                 messages = self._apply(operation, thing_name, shadow_name, payload, base, now)
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 # A storage failure is the service's, not the device's: answer 500 on
-                # /rejected and keep the device's connection.
-                logger.exception("shadow store failed for %s", base)
+                # /rejected (nothing was stored, nothing accepted) and keep the connection.
+                storage = exc
                 raise documents.ShadowError(500, documents.MSG_INTERNAL) from exc
         except documents.ShadowError as error:
             rejected = documents.rejected_document(error, now=now, client_token=client_token)
@@ -171,6 +174,8 @@ class ShadowService:
                 ERROR_NAMES.get(error.code, str(error.code)),
                 error.message,
             )
+            if storage is not None:
+                failure = (storage_reason(storage.fault).name, f"{storage}; nothing was stored")
         else:
             outcome = ShadowOutcome(messages, accepted=True)
             failure = None

@@ -10,6 +10,10 @@ WAL mode with ``synchronous=NORMAL``, under which a commit survives the death of
 (including ``kill -9``); only an operating-system crash or power loss can lose the last commits
 (https://www.sqlite.org/pragma.html#pragma_synchronous). Each method is one short transaction.
 Routing one publish to N persistent sessions is one call to ``enqueue_many``, hence one commit.
+
+Failures: every method raises ``aws_iot_mock.errors.StorageError`` (busy, full, failed) instead
+of a ``sqlite3`` error, with nothing of the call kept; a running broker bounds its waits for
+another process's lock (``SqliteResource.bound_waits``).
 """
 
 from __future__ import annotations
@@ -33,10 +37,6 @@ from aws_iot_mock.state.sqlite import (
 __all__ = ["DATABASE_NAME", "SCHEMA_MIGRATIONS", "SqliteSessionStore"]
 
 DATABASE_NAME = "broker.sqlite3"
-
-# How long a connection waits for another connection's write lock before failing
-# (https://www.sqlite.org/pragma.html#pragma_busy_timeout). Only a second process on the same
-# state directory (or a second store object) can hold it, and only for one short transaction.
 
 # Step i upgrades user_version i to i + 1, in one transaction. Append only: a database that has
 # run a step never runs it again, so editing a published step changes nothing for existing files.
@@ -163,8 +163,8 @@ class SqliteSessionStore(SqliteResource):
 
     def load_retained(self) -> list[Message]:
         """See ``SessionStore.load_retained``."""
-        with self._lock:
-            rows = self._connection.execute(
+        with self._reading() as connection:
+            rows = connection.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM retained_messages ORDER BY topic"
             ).fetchall()
         return [_message(row) for row in rows]
@@ -173,8 +173,8 @@ class SqliteSessionStore(SqliteResource):
         """See ``SessionStore.put_retained``."""
         # One statement, so autocommit makes it one transaction. REPLACE is safe here: no
         # foreign keys point at retained_messages.
-        with self._lock:
-            self._connection.execute(
+        with self._writing() as connection:
+            connection.execute(
                 f"INSERT OR REPLACE INTO retained_messages ({_MESSAGE_COLUMNS}) "
                 f"VALUES ({_MESSAGE_PLACEHOLDERS})",
                 _message_row(message),
@@ -182,27 +182,32 @@ class SqliteSessionStore(SqliteResource):
 
     def delete_retained(self, topic: str) -> None:
         """See ``SessionStore.delete_retained``."""
-        with self._lock:
-            self._connection.execute("DELETE FROM retained_messages WHERE topic = ?", (topic,))
+        with self._writing() as connection:
+            connection.execute("DELETE FROM retained_messages WHERE topic = ?", (topic,))
 
     # --- sessions ------------------------------------------------------------------------------
 
     def load_sessions(self) -> list[StoredSession]:
         """See ``SessionStore.load_sessions``."""
-        with self._lock:
-            # One read transaction so sessions and subscriptions come from the same snapshot.
-            self._connection.execute("BEGIN")
+        with self._reading() as connection:
+            # One read transaction so sessions, subscriptions and counts share a snapshot.
+            connection.execute("BEGIN")
             try:
-                sessions = self._connection.execute(
+                sessions = connection.execute(
                     "SELECT client_id, protocol_level, expiry_interval, disconnected_at "
                     "FROM sessions ORDER BY client_id"
                 ).fetchall()
-                subscriptions = self._connection.execute(
+                subscriptions = connection.execute(
                     "SELECT client_id, topic_filter, qos, no_local, retain_as_published,"
                     " retain_handling FROM session_subscriptions ORDER BY client_id, position"
                 ).fetchall()
+                queued = dict(
+                    connection.execute(
+                        "SELECT client_id, COUNT(*) FROM queued_messages GROUP BY client_id"
+                    ).fetchall()
+                )
             finally:
-                self._connection.execute("COMMIT")
+                connection.execute("COMMIT")
         by_client: dict[str, list[tuple[str, SubscriptionOptions]]] = {}
         for client_id, topic_filter, qos, no_local, as_published, handling in subscriptions:
             by_client.setdefault(client_id, []).append(
@@ -223,6 +228,7 @@ class SqliteSessionStore(SqliteResource):
                 expiry_interval=int(expiry_interval),
                 subscriptions=tuple(by_client.get(client_id, ())),
                 disconnected_at=disconnected_at,
+                queued=int(queued.get(client_id, 0)),
             )
             for client_id, protocol_level, expiry_interval, disconnected_at in sessions
         ]
@@ -241,7 +247,7 @@ class SqliteSessionStore(SqliteResource):
             )
             for position, (topic_filter, options) in enumerate(session.subscriptions)
         ]
-        with self._lock, write_transaction(self._connection) as connection:
+        with self._writing() as locked, write_transaction(locked) as connection:
             # An upsert, not INSERT OR REPLACE: REPLACE deletes the old row first, and the
             # ON DELETE CASCADE would take the session's queue with it.
             connection.execute(
@@ -270,8 +276,8 @@ class SqliteSessionStore(SqliteResource):
 
     def set_disconnected_at(self, client_id: str, when: float | None) -> None:
         """See ``SessionStore.set_disconnected_at``."""
-        with self._lock:
-            self._connection.execute(
+        with self._writing() as connection:
+            connection.execute(
                 "UPDATE sessions SET disconnected_at = ? WHERE client_id = ?", (when, client_id)
             )
 
@@ -279,14 +285,14 @@ class SqliteSessionStore(SqliteResource):
         """See ``SessionStore.delete_session``."""
         # The foreign keys' ON DELETE CASCADE removes subscriptions and queue in the same
         # statement, hence the same transaction.
-        with self._lock:
-            self._connection.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+        with self._writing() as connection:
+            connection.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
 
     def purge_expired_sessions(self, now: float) -> list[str]:
         """See ``SessionStore.purge_expired_sessions``."""
         # The WHERE expression matches the sessions_by_expiry index; NULL disconnected_at makes
         # it NULL, which is never < now, so connected sessions stay.
-        with self._lock, write_transaction(self._connection) as connection:
+        with self._writing() as locked, write_transaction(locked) as connection:
             rows = connection.execute(
                 "DELETE FROM sessions WHERE disconnected_at + expiry_interval < ? "
                 "RETURNING client_id",
@@ -302,15 +308,15 @@ class SqliteSessionStore(SqliteResource):
             return []
         rows = [(client_id, *_message_row(message)) for client_id, message in entries]
         ids: list[int] = []
-        with self._lock:
+        with self._writing() as locked:
             try:
                 if len(rows) == 1:
                     # The common case (one persistent subscriber): a single INSERT in autocommit
                     # mode is its own transaction, and skipping BEGIN/COMMIT saves two round
                     # trips through the SQLite API.
-                    ids.append(_inserted_id(self._connection.execute(_ENQUEUE, rows[0])))
+                    ids.append(_inserted_id(locked.execute(_ENQUEUE, rows[0])))
                 else:
-                    with write_transaction(self._connection) as connection:
+                    with write_transaction(locked) as connection:
                         # One execute per row rather than executemany: each row's id is needed,
                         # and lastrowid is only set by execute().
                         ids.extend(_inserted_id(connection.execute(_ENQUEUE, row)) for row in rows)
@@ -323,18 +329,21 @@ class SqliteSessionStore(SqliteResource):
 
     def remove_queued(self, client_id: str, row_id: int) -> None:
         """See ``SessionStore.remove_queued``."""
-        with self._lock:
-            self._connection.execute(
+        with self._writing() as connection:
+            connection.execute(
                 "DELETE FROM queued_messages WHERE id = ? AND client_id = ?", (row_id, client_id)
             )
 
-    def load_queue(self, client_id: str) -> list[tuple[int, Message]]:
+    def load_queue(
+        self, client_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, Message]]:
         """See ``SessionStore.load_queue``."""
-        with self._lock:
-            rows = self._connection.execute(
+        with self._reading() as connection:
+            # The (client_id, id) index serves the range and the order; LIMIT -1 is no limit.
+            rows = connection.execute(
                 f"SELECT id, {_MESSAGE_COLUMNS} FROM queued_messages "
-                "WHERE client_id = ? ORDER BY id",
-                (client_id,),
+                "WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (client_id, after, -1 if limit is None else limit),
             ).fetchall()
         return [(int(row[0]), _message(row[1:])) for row in rows]
 

@@ -9,6 +9,11 @@ MQTT, but the CLI is another process. It therefore posts its request to the ``sh
 table; a running broker takes pending requests once per tick, handles them exactly like MQTT
 requests, and writes the response topic and payload back, which the CLI reads. With no broker
 running, the CLI handles the request itself (no MQTT messages then: nobody is connected).
+
+The broker's side (``get``, ``put``, ``list_named_shadows``, ``take_requests``,
+``answer_request``) raises ``aws_iot_mock.errors.StorageError`` when the file is locked by
+another process, the disk is full or the file cannot be written; the broker bounds its waits
+(``SqliteResource.bound_waits``).
 """
 
 from __future__ import annotations
@@ -79,8 +84,8 @@ class ShadowStore(SqliteResource):
 
     def get(self, thing_name: str, shadow_name: str | None) -> ShadowState | None:
         """The stored shadow, tombstones included (they keep the version for 48 h)."""
-        with self._lock:
-            row = self._connection.execute(
+        with self._reading() as connection:
+            row = connection.execute(
                 "SELECT document FROM shadows WHERE thing_name = ? AND shadow_name = ?",
                 (thing_name, shadow_name or ""),
             ).fetchone()
@@ -88,8 +93,8 @@ class ShadowStore(SqliteResource):
 
     def put(self, state: ShadowState) -> None:
         """Insert or replace a shadow (committed when this returns)."""
-        with self._lock:
-            self._connection.execute(
+        with self._writing() as connection:
+            connection.execute(
                 "INSERT OR REPLACE INTO shadows (thing_name, shadow_name, document, deleted_at) "
                 "VALUES (?, ?, ?, ?)",
                 (state.thing_name, state.shadow_name or "", _encode(state), state.deleted_at),
@@ -97,8 +102,8 @@ class ShadowStore(SqliteResource):
 
     def list_named_shadows(self, thing_name: str) -> list[str]:
         """Names of the thing's named shadows that exist (not deleted), sorted."""
-        with self._lock:
-            rows = self._connection.execute(
+        with self._reading() as connection:
+            rows = connection.execute(
                 "SELECT shadow_name FROM shadows WHERE thing_name = ? AND shadow_name != '' "
                 "AND deleted_at IS NULL ORDER BY shadow_name",
                 (thing_name,),
@@ -123,8 +128,7 @@ class ShadowStore(SqliteResource):
     def take_requests(self) -> list[ShadowRequest]:
         """Claim every pending request (the broker calls this once per tick)."""
         now = time.time()
-        with self._lock:
-            connection = self._connection
+        with self._writing() as connection:
             # A read first: this runs five times a second, almost always with nothing to take,
             # and should not take the write lock for that.
             pending = connection.execute(
@@ -149,8 +153,8 @@ class ShadowStore(SqliteResource):
 
     def answer_request(self, request_id: int, topic: str, payload: bytes) -> None:
         """Record the response the broker published for a CLI request."""
-        with self._lock:
-            self._connection.execute(
+        with self._writing() as connection:
+            connection.execute(
                 "UPDATE shadow_requests SET response_topic = ?, response_payload = ? WHERE id = ?",
                 (topic, payload, request_id),
             )

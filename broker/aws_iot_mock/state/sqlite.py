@@ -7,6 +7,12 @@ writes), a busy timeout so the CLI and a running broker can share a file, WAL jo
 ``synchronous=NORMAL`` (durable across a process crash such as ``kill -9``; only an OS crash can
 lose the last commits, https://www.sqlite.org/pragma.html#pragma_synchronous), and foreign keys
 on (per connection, https://www.sqlite.org/foreignkeys.html#fk_enable).
+
+A running broker must not stall its clients on another process's lock: its stores call
+``SqliteResource.bound_waits`` after opening, which shortens the busy timeout to
+``RUNTIME_BUSY_TIMEOUT_MS`` and, once a write found the database locked, fails the next writes at
+once for ``BUSY_RETRY_AFTER`` seconds instead of waiting again. Their methods raise
+``StorageError`` (busy, full, failed) rather than ``sqlite3`` errors (``storage_error``).
 """
 
 from __future__ import annotations
@@ -15,23 +21,58 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from aws_iot_mock.certs_dir import private_directory
-from aws_iot_mock.errors import BrokerError
+from aws_iot_mock.errors import BrokerError, StorageError, StorageFault
 
 __all__ = [
+    "BUSY_RETRY_AFTER",
     "BUSY_TIMEOUT_MS",
+    "RUNTIME_BUSY_TIMEOUT_MS",
     "SqliteResource",
     "apply_migrations",
     "open_database",
+    "storage_error",
     "write_transaction",
 ]
 
+# How long opening a file (and the CLI, a one-shot process) waits for another process's lock.
 BUSY_TIMEOUT_MS = 10_000
+# How long a running broker's write waits for it: the event loop is blocked meanwhile, so this
+# is the longest stall one locked write can cause the other clients.
+RUNTIME_BUSY_TIMEOUT_MS = 100
+# After a write found the database locked, writes fail at once for this long (one wait of
+# RUNTIME_BUSY_TIMEOUT_MS per period at most, however many clients are publishing).
+BUSY_RETRY_AFTER = 1.0
+
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html); extended codes carry the
+# primary one in their low byte.
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_FULL = 13
+
+
+def storage_error(exc: sqlite3.Error, what: str) -> StorageError:
+    """Classify a ``sqlite3`` error as busy (locked), full (disk full) or failed (the rest).
+
+    Args:
+        exc: the error.
+        what: the file, for the message.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) and code >= 0 else None
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        fault = StorageFault.BUSY
+    elif primary == _SQLITE_FULL:
+        fault = StorageFault.FULL
+    else:
+        fault = StorageFault.FAILED
+    return StorageError(fault, what, str(exc) or type(exc).__name__)
 
 
 def open_database(
@@ -97,6 +138,59 @@ class SqliteResource:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
         self._lock = threading.Lock()
+        self._retry_after = 0.0
+        self._busy_until = 0.0
+        self._what = _file_name(connection)
+
+    def bound_waits(
+        self,
+        busy_timeout_ms: int = RUNTIME_BUSY_TIMEOUT_MS,
+        retry_after: float = BUSY_RETRY_AFTER,
+    ) -> Self:
+        """Wait at most ``busy_timeout_ms`` for another process's lock; then fail fast a while.
+
+        For a server whose event loop must not stall (see the module docstring). After a write
+        failed as busy, writes raise ``StorageError`` (busy) at once for ``retry_after`` s.
+
+        Returns:
+            This store.
+        """
+        with self._lock:
+            self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._retry_after = retry_after
+        return self
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection, locked, for a write; ``sqlite3`` errors become ``StorageError``.
+
+        Raises:
+            StorageError: the write failed (and was rolled back), or the database was found
+                locked less than ``retry_after`` seconds ago (nothing was tried).
+        """
+        if self._retry_after and time.monotonic() < self._busy_until:
+            raise StorageError(
+                StorageFault.BUSY,
+                self._what,
+                "database is locked (by another process, moments ago; not retried yet)",
+            )
+        with self._lock:
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                error = storage_error(exc, self._what)
+                if error.fault is StorageFault.BUSY:
+                    self._busy_until = time.monotonic() + self._retry_after
+                raise error from exc
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, locked, for a read (WAL: never blocked by a writer)."""
+        with self._lock:
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self._what) from exc
 
     def close(self) -> None:
         """Close the connection; further calls fail. Closing twice is harmless."""
@@ -113,6 +207,14 @@ class SqliteResource:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _file_name(connection: sqlite3.Connection) -> str:
+    """The main database file's name ("broker.sqlite3"), for messages."""
+    for _seq, name, path in connection.execute("PRAGMA database_list"):
+        if name == "main" and path:
+            return os.path.basename(str(path))
+    return "the database"
 
 
 @contextlib.contextmanager
