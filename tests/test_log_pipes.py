@@ -167,8 +167,15 @@ def _message_round_trip(broker: PipeBroker, clients: list[Client], topic: str) -
     assert subscribed.wait(TIMEOUT), "no SUBACK"
     publisher = broker.client("demo-device-publisher")
     clients.append(publisher)
-    publisher.publish(topic, b"still serving", qos=1).wait_for_publish(TIMEOUT)
+    _acked(publisher, topic)
     assert received.wait(TIMEOUT), "the message did not arrive"
+
+
+def _acked(client: Client, topic: str) -> None:
+    """Publish at QoS 1 and wait for the PUBACK (a stalled broker fails here, not hangs)."""
+    info = client.publish(topic, b"x", qos=1)
+    info.wait_for_publish(TIMEOUT)
+    assert info.is_published(), f"no PUBACK on {topic}"
 
 
 def _fill(broker: PipeBroker, clients: list[Client]) -> None:
@@ -182,7 +189,7 @@ def _fill(broker: PipeBroker, clients: list[Client]) -> None:
         for _ in range(100):
             publisher.publish("demo/fill", b"x", qos=0)
         # QoS 1 round trips pace the burst: the broker has logged what came before.
-        publisher.publish("demo/fill", b"x", qos=1).wait_for_publish(TIMEOUT)
+        _acked(publisher, "demo/fill")
         now = broker.pipe_bytes()
         if now == before and now > broker.pipe_capacity() // 2:
             break
@@ -192,7 +199,7 @@ def _fill(broker: PipeBroker, clients: list[Client]) -> None:
     for _ in range(10):  # 1,000 more Publish-In lines (~300 KB) against a 64 KiB queue
         for _ in range(100):
             publisher.publish("demo/fill", b"x", qos=0)
-        publisher.publish("demo/fill", b"x", qos=1).wait_for_publish(TIMEOUT)
+        _acked(publisher, "demo/fill")
     publisher.disconnect()
     publisher.loop_stop()
     clients.remove(publisher)
@@ -216,7 +223,7 @@ def test_a_paused_log_pipe_does_not_stop_other_clients(
     # Records made from now on are written again.
     late = pipe_broker.client("demo-device-healthcheck")
     clients.append(late)
-    late.publish("demo/resumed", b"x", qos=1).wait_for_publish(TIMEOUT)
+    _acked(late, "demo/resumed")
     reader.wait_for(lambda line: '"topicName":"demo/resumed"' in line)
     assert not [line for line in pipe_broker.serve.lines["stderr"] if "Traceback" in line]
 
