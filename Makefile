@@ -11,7 +11,7 @@ ARGS   ?=
 RUN_STAMP := $(VENV)/.installed-run
 STAMP     := $(VENV)/.installed
 
-.PHONY: run test lint certs bench stress fuzz docker clean bytecode
+.PHONY: run test lint certs bench stress fuzz docker docker-test clean bytecode
 
 # Recipes are silent and progress goes to stderr: `make run | jq .` must see only log lines.
 $(VENV)/.created:
@@ -80,9 +80,15 @@ $(FUZZ_STAMP): $(STAMP)
 fuzz: $(FUZZ_STAMP)
 	cd $(ROOT) && $(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
 
-## docker: build the image (needs a Docker engine; none runs on our CI machines)
-docker:
-	cd $(ROOT) && docker build -f docker/Dockerfile -t aws-iot-mock:latest .
+## docker: build the images aws-iot-mock and aws-iot-mock-sdk-client (needs a Docker engine; without
+## Docker Hub, on a local Debian base made once with debootstrap); see docs/docker.md
+docker: $(RUN_STAMP)
+	cd $(ROOT) && PYTHON=$(PY) sh docker/build.sh
+
+## docker-test: build the images, then run them end to end (tests/test_docker.py; needs dockerd,
+## docker-compose and mosquitto-clients; `make test` skips these tests)
+docker-test: $(STAMP)
+	cd $(ROOT) && AWS_IOT_MOCK_DOCKER_TEST=1 $(PY) -m pytest -p no:cacheprovider tests/test_docker.py $(ARGS)
 
 clean:
 	cd $(ROOT) && rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

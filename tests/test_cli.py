@@ -177,6 +177,34 @@ def test_describe_endpoint_from_config_file(cli: Cli, tmp_path: Path) -> None:
     ).json() == {"endpointAddress": ENDPOINT}
 
 
+def test_the_config_comes_from_the_environment_without_config(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Docker image sets AWS_IOT_MOCK_CONFIG so that `docker exec` verbs need no --config."""
+    config = tmp_path / "iot.yaml"
+    config.write_text(f"endpoint: {ENDPOINT}\n", encoding="utf-8")
+    other = tmp_path / "other.yaml"
+    other.write_text("endpoint: other.example.com\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_IOT_MOCK_CONFIG", str(config))
+
+    assert cli("describe-endpoint").json() == {"endpointAddress": ENDPOINT}
+    # --config still wins over the environment.
+    assert cli("describe-endpoint", "--config", str(other)).json() == {
+        "endpointAddress": "other.example.com"
+    }
+
+
+def test_a_missing_config_named_by_the_environment_exits_253(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_IOT_MOCK_CONFIG", str(tmp_path / "gone.yaml"))
+
+    result = cli("describe-endpoint")
+
+    assert result.code == EXIT_CONFIG
+    assert "gone.yaml" in result.one_line_error()
+
+
 # --- create-keys-and-certificate -----------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
 from aws_iot_mock.registry._util import iso
 
 __all__ = [
+    "CONFIG_ENV",
     "EXIT_CONFIG",
     "EXIT_SERVICE",
     "EXIT_USAGE",
@@ -99,8 +101,15 @@ class _Parser(argparse.ArgumentParser):
         return f"\n\nDid you mean {close[0]!r}?" if close else ""
 
 
+# The config file a verb reads when --config is not given (the Docker image sets it, so that
+# `docker exec CONTAINER aws-iot-mock iot list-things` reads the image's config).
+CONFIG_ENV = "AWS_IOT_MOCK_CONFIG"
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML configuration file")
+    parser.add_argument(
+        "--config", type=Path, help=f"YAML configuration file (default: ${CONFIG_ENV} if set)"
+    )
     parser.add_argument("--certs-dir", type=Path, help="certificate directory (default: certs/)")
     parser.add_argument("--state-dir", type=Path, help="state directory (default: .state/)")
 
@@ -158,7 +167,12 @@ def _iso_timestamp(value: object) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    """The configuration a verb runs with: --config, else $AWS_IOT_MOCK_CONFIG, else defaults;
+    then the command line's overrides."""
+    path = args.config
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    config = load_config(path)
     return config.with_overrides(
         certs_dir=args.certs_dir,
         state_dir=args.state_dir,
