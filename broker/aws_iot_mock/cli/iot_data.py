@@ -70,9 +70,6 @@ def add_shadow_verbs(
             parser.add_argument(
                 "--payload", required=True, help="file://PATH, fileb://PATH or the JSON itself"
             )
-        # AWS CLI v2 needs `--cli-binary-format raw-in-base64-out` for a raw JSON payload;
-        # accepted (and ignored) so that pasted AWS commands work unchanged.
-        parser.add_argument("--cli-binary-format", help=argparse.SUPPRESS)
         parser.add_argument("outfile", type=Path)
     listing = verbs.add_parser(
         "list-named-shadows-for-thing", help="list the names of a thing's named shadows"
