@@ -38,6 +38,7 @@ from aws_iot_mock.cli._common import (
     _verb,
 )
 from aws_iot_mock.cli.iot_jobs import BUILT_IN_VERBS, built_in_operations
+from aws_iot_mock.cli.output import all_pages
 from aws_iot_mock.config import Config
 from aws_iot_mock.registry import CertificateStatus
 
@@ -464,7 +465,7 @@ def _call_service(config: Config, operation: str, request: dict[str, object]) ->
             rules = TopicRuleService(store, region=config.region, account_id=config.account_id)
             service.add_operations(rules.operations())
         # An AwsApiError reaches main(), which prints it as the AWS CLI does.
-        return service.call(operation, request)
+        return all_pages(service.call, operation, request)
 
 
 def _cmd_describe_endpoint(args: argparse.Namespace) -> int:
@@ -529,18 +530,13 @@ def _cmd_update_certificate(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe_certificate(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        record = registry.describe_certificate(args.certificate_id)
-    _print_json({"certificateDescription": record.to_description()})
+    request = {"certificateId": args.certificate_id}
+    _print_json(_call_service(_load(args), "DescribeCertificate", request))
     return 0
 
 
 def _cmd_list_certificates(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        records = registry.list_certificates()
-    _print_json({"certificates": [record.to_summary() for record in records]})
+    _print_json(_call_service(_load(args), "ListCertificates", {}))
     return 0
 
 
@@ -726,10 +722,8 @@ def _cmd_create_policy(args: argparse.Namespace) -> int:
 
 
 def _cmd_get_policy(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        policy = registry.get_policy(args.policy_name)
-    _print_json(policy.to_get_policy())
+    request = {"policyName": args.policy_name}
+    _print_json(_call_service(_load(args), "GetPolicy", request))
     return 0
 
 
@@ -767,20 +761,14 @@ def _cmd_create_policy_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_get_policy_version(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        version = registry.get_policy_version(args.policy_name, args.policy_version_id)
-        policy = registry.get_policy(args.policy_name)
-    # AWS's GetPolicyVersion also returns the policy's generationId.
-    _print_json({**version.to_description(), "generationId": policy.generation_id})
+    request = {"policyName": args.policy_name, "policyVersionId": args.policy_version_id}
+    _print_json(_call_service(_load(args), "GetPolicyVersion", request))
     return 0
 
 
 def _cmd_list_policy_versions(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        versions = registry.list_policy_versions(args.policy_name)
-    _print_json({"policyVersions": [version.to_summary() for version in versions]})
+    request = {"policyName": args.policy_name}
+    _print_json(_call_service(_load(args), "ListPolicyVersions", request))
     return 0
 
 
@@ -873,18 +861,13 @@ def _cmd_register_ca_certificate(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe_ca_certificate(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        record = registry.describe_ca_certificate(args.certificate_id)
-    _print_json({"certificateDescription": record.to_description()})
+    request = {"certificateId": args.certificate_id}
+    _print_json(_call_service(_load(args), "DescribeCACertificate", request))
     return 0
 
 
 def _cmd_list_ca_certificates(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        records = registry.list_ca_certificates()
-    _print_json({"certificates": [record.to_summary() for record in records]})
+    _print_json(_call_service(_load(args), "ListCACertificates", {}))
     return 0
 
 

@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TextIO
@@ -45,6 +45,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputOptions",
     "QueryError",
+    "all_pages",
     "error_text",
     "format_response",
     "operation_name",
@@ -118,6 +119,45 @@ def print_response(response: object, stream: TextIO | None = None) -> None:
     options = _OPTIONS.get() or OutputOptions()
     width = _terminal_width() if options.output == "table" else 80
     (stream or sys.stdout).write(format_response(response, options, width))
+
+
+# A paginated operation's token in the response -> the member that asks for the next page.
+_PAGE_TOKENS: Final = {"nextToken": "nextToken", "nextMarker": "marker"}
+_MAX_PAGES: Final = 10_000
+
+
+def all_pages(
+    call: Callable[[str, dict[str, Any]], dict[str, Any]],
+    operation: str,
+    request: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Call ``operation`` until its last page and merge the pages, as the AWS CLI does.
+
+    The AWS CLI walks a paginated operation's pages and prints one response with every list
+    member joined and no next token
+    (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-pagination.html). A request that
+    names a page itself (a token, a page size) gets that one page.
+    """
+    first = dict(request)
+    response = call(operation, first)
+    asked = set(_PAGE_TOKENS.values()) | {"maxResults", "pageSize"}
+    if asked & set(first):
+        return response
+    for _ in range(_MAX_PAGES):
+        token = next(((key, response[key]) for key in _PAGE_TOKENS if response.get(key)), None)
+        if token is None:
+            break
+        following = call(operation, {**first, _PAGE_TOKENS[token[0]]: token[1]})
+        merged = {key: value for key, value in response.items() if key != token[0]}
+        for key, value in following.items():
+            if isinstance(value, list) and isinstance(merged.get(key), list):
+                merged[key] = [*merged[key], *value]
+            elif key not in _PAGE_TOKENS:
+                merged.setdefault(key, value)
+        if following.get(token[0]):
+            merged[token[0]] = following[token[0]]
+        response = merged
+    return response
 
 
 def format_response(response: object, options: OutputOptions, terminal_width: int = 80) -> str:
