@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs_snippets import output, snippet
 from tests.serve_child import STARTUP_TIMEOUT, ServeChild, child_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -342,3 +343,21 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
                 _out, err = child.communicate(timeout=TIMEOUT)
     assert child.returncode == 130, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["cli-habits", "cli-habits-error"])
+def test_the_documented_habits_print_what_docs_cli_md_shows(tmp_path: Path, name: str) -> None:
+    env = child_env()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["COLUMNS"] = "80"
+    shown = subprocess.run(
+        ["bash", "-c", snippet(name)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # the page shows stderr where it appears
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert shown.stdout == output(name)

@@ -1,9 +1,11 @@
 """The ``aws-iot-mock`` command line: ``serve``, and verbs named and shaped as ``aws iot``'s.
 
 Every verb takes ``--config``, ``--certs-dir`` and ``--state-dir`` and works while ``serve`` runs
-against the same directories (the registry is SQLite in WAL mode). Output is the JSON the AWS CLI
-prints. Exit codes follow the AWS CLI's: 252 for a command line that does not parse, 253 for a
-bad configuration, 254 for an error the service would return (unknown certificate, bad CSR).
+against the same directories (the registry is SQLite in WAL mode). Output is what the AWS CLI
+prints, with its ``--output``/``--query`` (``cli.output``) and its global options and
+``--cli-input-json`` (``cli.global_options``). Exit codes and error text are the AWS CLI's: 252
+for a command line that does not parse, 253 for a bad configuration, 254 for an error the service
+would return (unknown certificate, bad CSR), 130 for Ctrl-C, 255 for anything else.
 
 The registry verbs (things, thing types, policies and their versions, attachments, CA
 certificates, ``register-certificate`` and ``test-authorization``) take the flags the AWS CLI
