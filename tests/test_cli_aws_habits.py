@@ -302,6 +302,117 @@ def test_the_aws_cli_global_options_are_accepted_before_and_after_the_verb(
     assert (before.code, before.out) == (0, "lamp\n"), before.err
 
 
+# --- the built-in services' verbs: jobs, topic rules, provisioning templates ---------------------
+
+RULE = json.dumps(
+    {"sql": "SELECT * FROM 'lamps/+'", "awsIotSqlVersion": "2016-03-23", "actions": []}
+)
+TEMPLATE = json.dumps(
+    {
+        "Parameters": {"SerialNumber": {"Type": "String"}},
+        "Resources": {
+            "thing": {
+                "Type": "AWS::IoT::Thing",
+                "Properties": {"ThingName": {"Ref": "SerialNumber"}},
+            }
+        },
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def services(registry: Served) -> Served:
+    """A job on the thing lamp, a topic rule and a provisioning template, made by aws."""
+    lamp = json.loads(registry.aws("describe-thing", "--thing-name", "lamp").out)["thingArn"]
+    for args in (
+        ("create-job", "--job-id", "ota", "--targets", lamp, "--document", '{"step":"update"}'),
+        ("create-topic-rule", "--rule-name", "lamps", "--topic-rule-payload", RULE),
+        (
+            "create-provisioning-template",
+            "--template-name",
+            "sensors",
+            "--template-body",
+            TEMPLATE,
+            "--provisioning-role-arn",
+            "arn:aws:iam::123456789012:role/provisioning",
+        ),
+    ):
+        made = registry.aws(*args)
+        assert made.code == 0, made.err
+    return registry
+
+
+@pytest.mark.parametrize("output", ["json", "text", "table"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("describe-job", "--job-id", "ota"),
+        ("list-jobs",),
+        ("list-job-executions-for-job", "--job-id", "ota"),
+        ("get-topic-rule", "--rule-name", "lamps"),
+        ("list-topic-rules",),
+        ("describe-provisioning-template", "--template-name", "sensors"),
+        ("list-provisioning-templates",),
+    ],
+    ids=lambda command: command[0],
+)
+def test_the_service_verbs_print_what_the_aws_cli_prints(
+    services: Served, command: tuple[str, ...], output: str
+) -> None:
+    printed = _same(services, *command, "--output", output)
+    assert printed.code == 0 and printed.out
+
+
+@pytest.mark.parametrize(
+    ("command", "query"),
+    [
+        (("describe-job", "--job-id", "ota"), "job.[jobId,status,targets[0]]"),
+        (("list-topic-rules",), "rules[?ruleName=='lamps'].topicPattern"),
+        (("list-provisioning-templates",), "templates[].[templateName,enabled]"),
+    ],
+    ids=["job", "rule", "template"],
+)
+def test_the_service_verbs_query_what_the_aws_cli_queries(
+    services: Served, command: tuple[str, ...], query: str
+) -> None:
+    printed = _same(services, *command, "--query", query, "--output", "text")
+    assert printed.code == 0 and printed.out.strip()
+
+
+@pytest.mark.parametrize(
+    ("command", "operation"),
+    [
+        (("describe-job", "--job-id", "nope"), "DescribeJob"),
+        (("get-topic-rule", "--rule-name", "nope"), "GetTopicRule"),
+        (
+            ("describe-provisioning-template", "--template-name", "nope"),
+            "DescribeProvisioningTemplate",
+        ),
+    ],
+    ids=["job", "rule", "template"],
+)
+def test_a_missing_service_resource_is_the_aws_cli_error_text(
+    services: Served, command: tuple[str, ...], operation: str
+) -> None:
+    ours, theirs = services.ours(*command), services.aws(*command)
+    assert ours.err == theirs.err
+    assert ours.err.startswith("\nAn error occurred (")
+    assert f"when calling the {operation} operation: " in ours.err
+    assert (ours.code, ours.out) == (254, "")
+
+
+def test_a_service_verb_takes_cli_input_json(services: Served) -> None:
+    printed = _same(
+        services,
+        "get-topic-rule",
+        "--cli-input-json",
+        '{"ruleName": "lamps"}',
+        "--query",
+        "rule.sql",
+    )
+    assert json.loads(printed.out) == "SELECT * FROM 'lamps/+'"
+
+
 def test_ctrl_c_exits_130(tmp_path: Path) -> None:
     """SIGINT while healthcheck waits on a server that never answers: the shell's 128 + 2."""
     env = child_env()

@@ -30,11 +30,13 @@ import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import jmespath
 from jmespath.exceptions import JMESPathError
+
+from aws_iot_mock.api.rest_json import epoch_json
 
 __all__ = [
     "EXIT_CONFIG",
@@ -43,6 +45,7 @@ __all__ = [
     "EXIT_SIGINT",
     "EXIT_USAGE",
     "OUTPUT_FORMATS",
+    "TIMESTAMP_MEMBERS",
     "OutputOptions",
     "QueryError",
     "all_pages",
@@ -211,20 +214,72 @@ def operation_name(verb: str) -> str:
     return _iot_operations().get(joined, "".join(part.title() for part in verb.split("-")))
 
 
-def _timestamps(value: object) -> object:
-    """``datetime`` members as the AWS CLI v2 prints them (cli_timestamp_format iso8601).
+# The members of the ``iot`` model's output shapes whose type is ``timestamp``
+# (https://docs.aws.amazon.com/iot/latest/apireference/), less ``timestamp``, which is a ``long``
+# in ThingConnectivity. A member of one of these names that holds a number is epoch seconds (the
+# jobs and provisioning services answer ``time.time()``); tests/test_cli_output.py keeps the list
+# in step with botocore's model.
+TIMESTAMP_MEMBERS: Final = frozenset(
+    {
+        "acceptDate",
+        "completedAt",
+        "createDate",
+        "createdAt",
+        "creationDate",
+        "deprecationDate",
+        "endTime",
+        "executionEndDate",
+        "executionStartDate",
+        "expiration",
+        "expirationDate",
+        "findingTime",
+        "lastModelRefreshDate",
+        "lastModifiedDate",
+        "lastStatusChangeDate",
+        "lastUpdatedAt",
+        "lastViolationTime",
+        "notAfter",
+        "notBefore",
+        "queuedAt",
+        "rejectDate",
+        "startTime",
+        "startedAt",
+        "taskEndTime",
+        "taskStartTime",
+        "timeToLive",
+        "trainingDataCollectionStartDate",
+        "transferDate",
+        "violationEventTime",
+        "violationStartTime",
+    }
+)
 
-    The wire carries epoch seconds with milliseconds; botocore reads them into the local time
-    zone and the CLI prints ``isoformat()``.
+
+def _timestamps(value: object, member: str | None = None) -> object:
+    """Timestamps as the AWS CLI v2 prints them (cli_timestamp_format iso8601).
+
+    What the api door would send is read as botocore reads it: a ``datetime`` travels as epoch
+    seconds with milliseconds (``rest_json.epoch_json``), a number as itself; botocore makes
+    either a ``datetime`` in the local time zone and the CLI prints its ``isoformat()``.
     """
     if isinstance(value, datetime):
-        moment = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        return moment.astimezone().isoformat()
+        return _local_iso(epoch_json(value))
+    if (
+        member in TIMESTAMP_MEMBERS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ):
+        return _local_iso(value)
     if isinstance(value, Mapping):
-        return {key: _timestamps(item) for key, item in value.items()}
+        return {key: _timestamps(item, key) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_timestamps(item) for item in value]
+        return [_timestamps(item, member) for item in value]
     return value
+
+
+def _local_iso(seconds: object) -> str:
+    assert isinstance(seconds, int | float)
+    return datetime.fromtimestamp(seconds, UTC).astimezone().isoformat()
 
 
 # --- text ----------------------------------------------------------------------------------------
