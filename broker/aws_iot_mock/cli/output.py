@@ -11,8 +11,9 @@ nested members on lines headed by their upper-cased key), and ``table`` draws th
 with the operation's name.
 
 Timestamps are printed as AWS CLI v2 prints them (its default ``cli_timestamp_format`` is
-``iso8601``): ISO 8601 in the local time zone, at the milliseconds the wire carries, e.g.
-``2026-12-05T17:12:58.600000+00:00``.
+``iso8601``): ISO 8601 in the local time zone, at the precision the api door's answer carries
+(milliseconds for the registry's, the epoch seconds as they are for the jobs and provisioning
+services'), e.g. ``2026-12-05T17:12:58.600000+00:00``.
 
 A service error is the AWS CLI's text on stderr, ``An error occurred (<Code>) when calling the
 <Operation> operation: <message>``, after a blank line. Exit codes are the AWS CLI's
