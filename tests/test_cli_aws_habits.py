@@ -277,16 +277,14 @@ def test_cli_input_json_structures_lists_and_booleans(registry: Served) -> None:
         "create-keys-and-certificate", "--cli-input-json", '{"setAsActive": false}'
     )
     certificate_id = json.loads(created.out)["certificateId"]
-    status = registry.ours(
-        "describe-certificate",
-        "--certificate-id",
-        certificate_id,
-        "--query",
-        "certificateDescription.status",
-        "--output",
-        "text",
-    )
+    status = _status(registry, certificate_id)
     assert status.out == "INACTIVE\n"
+
+
+def _status(served: Served, certificate_id: str) -> Ran:
+    """The certificate's status as ``--query ... --output text`` prints it."""
+    query = ("--query", "certificateDescription.status", "--output", "text")
+    return served.ours("describe-certificate", "--certificate-id", certificate_id, *query)
 
 
 def test_cli_input_json_refuses_an_unknown_member(registry: Served) -> None:
@@ -313,15 +311,7 @@ def test_a_bad_query_is_refused_before_anything_runs(registry: Served) -> None:
 def test_set_as_active_and_its_negation(registry: Served, flag: str) -> None:
     created = registry.ours("create-keys-and-certificate", flag, "--query", "certificateId")
     certificate_id = json.loads(created.out)
-    status = registry.ours(
-        "describe-certificate",
-        "--certificate-id",
-        certificate_id,
-        "--query",
-        "certificateDescription.status",
-        "--output",
-        "text",
-    )
+    status = _status(registry, certificate_id)
     assert status.out == ("ACTIVE\n" if flag == "--set-as-active" else "INACTIVE\n")
 
 
