@@ -41,18 +41,17 @@ from bench.brokers import (
 )
 from bench.mqttlite import (
     DISCONNECT,
-    PUBACK,
     PUBLISH,
     SUBACK,
     PacketReader,
     client_context,
     connect_packet,
     puback_packet,
-    publish_packet,
     subscribe_packet,
     sync_connect,
 )
 from bench.procs import LineReader, wait_idle
+from stress.clients import publish_acknowledged
 
 __all__ = ["SCENARIOS", "Figure", "main"]
 
@@ -806,14 +805,7 @@ def _connect_publish(context: ssl.SSLContext, port: int, client_id: str) -> None
     """TLS + CONNECT (CONNACK 0), one QoS 1 PUBLISH acknowledged, DISCONNECT; raises if not."""
     sock = sync_connect(context, port, client_id, timeout=10)
     try:
-        sock.sendall(publish_packet("bench/closed", b"x", qos=1, packet_id=1))
-        reader = PacketReader()
-        while True:
-            data = sock.recv(4096)
-            if not data:
-                raise ConnectionError("closed before the PUBACK")
-            if any(first >> 4 == PUBACK for first, _ in reader.feed(data)):
-                break
+        publish_acknowledged(sock, PacketReader(), "bench/closed", b"x", 1)
         sock.sendall(DISCONNECT)
     finally:
         sock.close()

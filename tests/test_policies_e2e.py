@@ -707,6 +707,18 @@ async def test_connack_on_deny_explains_mqtt311_refusals(deny_net: Net) -> None:
     assert await subscribe_codes(v5, "denied/b") == (NOT_AUTHORIZED,)
 
 
+def _deaf_device(running: RunningBroker) -> Device:
+    """A device that may subscribe to anything but receive only on ``other/*``."""
+    return running.create_device(
+        name="deaf",
+        policy=document(
+            CONNECT_ANY,
+            allow("iot:Subscribe", f"{ARN}:topicfilter/*"),
+            allow("iot:Receive", f"{ARN}:topic/other/*"),
+        ),
+    )
+
+
 async def test_receive_is_checked_at_each_delivery(net: Net) -> None:
     running = net.running
     receiver = running.create_device(
@@ -717,14 +729,7 @@ async def test_receive_is_checked_at_each_delivery(net: Net) -> None:
             allow("iot:Receive", f"{ARN}:topic/shared/*", f"{ARN}:topic/other/*"),
         ),
     )
-    deaf = running.create_device(
-        name="deaf",
-        policy=document(
-            CONNECT_ANY,
-            allow("iot:Subscribe", f"{ARN}:topicfilter/*"),
-            allow("iot:Receive", f"{ARN}:topic/other/*"),
-        ),
-    )
+    deaf = _deaf_device(running)
     with_receive = await net.connected(receiver, "with-receive", 4)
     without = await net.connected(deaf, "without-receive", 5)
     assert await subscribe_codes(with_receive, "shared/#") == (1,)
@@ -762,14 +767,7 @@ async def test_receive_denials_are_logged_once_per_topic_in_bounded_memory(
     # then starts over: a denial may be logged again, memory stays bounded.
     monkeypatch.setattr(mqtt_connection, "_RECEIVE_DENIALS_LOGGED", 2)
     running = net.running
-    deaf = running.create_device(
-        name="deaf",
-        policy=document(
-            CONNECT_ANY,
-            allow("iot:Subscribe", f"{ARN}:topicfilter/*"),
-            allow("iot:Receive", f"{ARN}:topic/other/*"),
-        ),
-    )
+    deaf = _deaf_device(running)
     without = await net.connected(deaf, "without-receive", 4)
     assert await subscribe_codes(without, "shared/#", "other/#") == (1, 1)
     publisher = await net.connected(net.allow_all, "publisher", 4)
