@@ -8,18 +8,22 @@ Every refusal has a passing twin.
 
 from __future__ import annotations
 
+import io
 import json
 import queue
 import re
+import zipfile
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from aws_iot_mock.testing import DeviceRefusedError, IotBrokerThread, paho_client
+from aws_iot_mock import pki
+from aws_iot_mock.testing import DeviceFiles, DeviceRefusedError, IotBrokerThread, paho_client
 from tests.console_client import TIMEOUT, ConsoleHttp, EventStream
 
 TOKEN = "console-test-token-0123456789"
@@ -346,6 +350,174 @@ def test_things_are_listed_through_the_control_plane(
 ) -> None:
     broker.create_thing("console-listed")
     assert "console-listed" in console.get("/console/api/things")["things"]
+
+
+# -- registry ------------------------------------------------------------------------------------
+
+
+def test_the_registry_page_reads_things_certificates_and_policies_through_the_control_plane(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-registry", attributes={"room": "lab"})
+    things = console.get("/console/api/registry/things")["things"]
+    thing = next(t for t in things if t["thingName"] == "console-registry")
+    assert thing["attributes"] == {"room": "lab"}
+    detail = console.get("/console/api/registry/thing?thingName=console-registry")
+    assert detail["principals"] == [device.certificate_arn]
+    assert detail["thing"]["thingName"] == "console-registry"
+    listed = console.get("/console/api/registry/certificates")["certificates"]
+    assert {"certificateId": device.certificate_id, "status": "ACTIVE"}.items() <= next(
+        c for c in listed if c["certificateId"] == device.certificate_id
+    ).items()
+    certificate = console.get(
+        f"/console/api/registry/certificate?certificateId={device.certificate_id}"
+    )
+    assert certificate["things"] == ["console-registry"]
+    assert certificate["policies"] == [device.policy_name]
+    assert "BEGIN CERTIFICATE" in certificate["certificate"]["certificatePem"]
+    names = [p["policyName"] for p in console.get("/console/api/registry/policies")["policies"]]
+    assert device.policy_name in names
+    policy = console.get(f"/console/api/registry/policy?policyName={device.policy_name}")
+    assert "iot:Connect" in policy["policy"]["policyDocument"]
+    assert policy["targets"] == [device.certificate_arn]
+    # Refusal twin: the control plane's own error, as boto3 would get it.
+    status, _, body = console.request("GET", "/console/api/registry/thing?thingName=nothing-here")
+    assert status == 404
+    assert json.loads(body)["code"] == "ResourceNotFoundException"
+
+
+def test_a_certificate_status_set_in_the_console_takes_effect_on_the_next_connection(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-status")
+    status, answer = console.post(
+        "/console/api/registry/certificate-status",
+        {"certificateId": device.certificate_id, "newStatus": "INACTIVE"},
+    )
+    assert (status, answer["certificate"]["status"]) == (200, "INACTIVE")
+    with pytest.raises(DeviceRefusedError) as refused:
+        paho_client(device)
+    assert any(r.get("reason") == "CERTIFICATE_NOT_ACTIVE" for r in refused.value.refusals)
+    # Passing twin: active again, it connects.
+    status, answer = console.post(
+        "/console/api/registry/certificate-status",
+        {"certificateId": device.certificate_id, "newStatus": "ACTIVE"},
+    )
+    assert (status, answer["certificate"]["status"]) == (200, "ACTIVE")
+    client = paho_client(device)
+    client.disconnect()
+    client.loop_stop()
+    # An internal status is not the console's to set, as UpdateCertificate refuses it.
+    status, answer = console.post(
+        "/console/api/registry/certificate-status",
+        {"certificateId": device.certificate_id, "newStatus": "PENDING_TRANSFER"},
+    )
+    assert status == 400
+    assert answer["message"] == "newStatus is one of ACTIVE, INACTIVE, REVOKED"
+
+
+def bundle_device(
+    zip_data: bytes, directory: Path, thing_name: str, broker: IotBrokerThread
+) -> DeviceFiles:
+    """A device bundle from the console unpacked into ``directory`` as ``DeviceFiles``."""
+    with zipfile.ZipFile(io.BytesIO(zip_data)) as bundle:
+        names = bundle.namelist()
+        key_info = next(i for i in bundle.infolist() if i.filename.endswith("-private.pem.key"))
+        assert key_info.external_attr >> 16 == 0o100600
+        bundle.extractall(directory)
+    cert_name = next(n for n in names if n.endswith("-certificate.pem.crt"))
+    certificate = pki.load_certificate((directory / cert_name).read_bytes())
+    certificate_id = pki.certificate_id(certificate)
+    assert cert_name == f"{certificate_id[:10]}-certificate.pem.crt"
+    assert (directory / "AmazonRootCA1.pem").read_bytes() == broker.root_ca_path.read_bytes()
+    return DeviceFiles(
+        client_id=thing_name,
+        cert_path=directory / cert_name,
+        key_path=directory / key_info.filename,
+        root_ca_path=directory / "AmazonRootCA1.pem",
+        certificate_id=certificate_id,
+        certificate_arn="",
+        thing_name=thing_name,
+        policy_name="",
+        endpoint=broker.endpoint,
+        port=broker.port,
+    )
+
+
+def test_a_certificate_created_in_the_console_comes_as_a_bundle_a_device_connects_with(
+    broker: IotBrokerThread, console: ConsoleHttp, tmp_path: Path
+) -> None:
+    template = broker.create_device("console-bundle")
+    before = len(console.get("/console/api/registry/certificates")["certificates"])
+    # Refusal twin first: an unknown thing is refused before any key is made.
+    status, answer = console.post(
+        "/console/api/registry/certificates", {"thingName": "no-such-thing"}
+    )
+    assert (status, answer["code"]) == (404, "ResourceNotFoundException")
+    assert len(console.get("/console/api/registry/certificates")["certificates"]) == before
+    status, headers, body = console.request(
+        "POST",
+        "/console/api/registry/certificates",
+        {"thingName": "console-bundle", "policyName": template.policy_name},
+    )
+    assert status == 201
+    assert headers["content-type"] == "application/zip"
+    device = bundle_device(body, tmp_path, "console-bundle", broker)
+    assert headers["content-disposition"] == (
+        f'attachment; filename="{device.certificate_id[:10]}-device-bundle.zip"'
+    )
+    certificate = console.get(
+        f"/console/api/registry/certificate?certificateId={device.certificate_id}"
+    )
+    assert certificate["certificate"]["status"] == "ACTIVE"
+    assert (certificate["things"], certificate["policies"]) == (
+        ["console-bundle"],
+        [template.policy_name],
+    )
+    client = paho_client(device)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_test_authorization_from_the_console_is_the_control_plane_s(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-authz")
+    prefix = f"arn:aws:iot:{broker.config.region}:{broker.config.account_id}"
+    form = {
+        "principal": device.certificate_id,
+        "clientId": "console-authz",
+        "actionType": "PUBLISH",
+        "resources": f"{prefix}:topic/devices/console-authz/telemetry\n",
+    }
+    status, answer = console.post("/console/api/registry/test-authorization", form)
+    assert status == 200
+    [result] = answer["authResults"]
+    assert result["authDecision"] == "ALLOWED"
+    assert result["allowed"]["policies"][0]["policyName"] == device.policy_name
+    # Denied twin: another device's topic.
+    other = {**form, "resources": [f"{prefix}:topic/devices/someone-else/telemetry"]}
+    status, answer = console.post("/console/api/registry/test-authorization", other)
+    assert answer["authResults"][0]["authDecision"] == "IMPLICIT_DENY"
+    # A malformed form says what is wrong.
+    status, answer = console.post(
+        "/console/api/registry/test-authorization", {**form, "actionType": "DELETE"}
+    )
+    assert status == 400
+    assert answer["message"] == "actionType is one of CONNECT, PUBLISH, SUBSCRIBE, RECEIVE"
+
+
+def test_a_thing_created_in_the_console_is_in_the_registry(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    status, answer = console.post(
+        "/console/api/registry/things",
+        {"thingName": "console-created", "attributes": {"floor": "2"}},
+    )
+    assert (status, answer["thingName"]) == (200, "console-created")
+    assert broker.registry.describe_thing("console-created").attributes == {"floor": "2"}
+    status, answer = console.post("/console/api/registry/things", {"thingName": ""})
+    assert (status, answer["message"]) == (400, "thingName is required")
 
 
 # -- access --------------------------------------------------------------------------------------
