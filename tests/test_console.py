@@ -8,11 +8,9 @@ Every refusal has a passing twin.
 
 from __future__ import annotations
 
-import io
 import json
 import queue
 import re
-import zipfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -22,9 +20,8 @@ import pytest
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from aws_iot_mock import pki
-from aws_iot_mock.testing import DeviceFiles, DeviceRefusedError, IotBrokerThread, paho_client
-from tests.console_client import TIMEOUT, ConsoleHttp, EventStream
+from aws_iot_mock.testing import DeviceRefusedError, IotBrokerThread, paho_client
+from tests.console_client import TIMEOUT, ConsoleHttp, EventStream, bundle_device
 
 TOKEN = "console-test-token-0123456789"
 
@@ -414,34 +411,6 @@ def test_a_certificate_status_set_in_the_console_takes_effect_on_the_next_connec
     )
     assert status == 400
     assert answer["message"] == "newStatus is one of ACTIVE, INACTIVE, REVOKED"
-
-
-def bundle_device(
-    zip_data: bytes, directory: Path, thing_name: str, broker: IotBrokerThread
-) -> DeviceFiles:
-    """A device bundle from the console unpacked into ``directory`` as ``DeviceFiles``."""
-    with zipfile.ZipFile(io.BytesIO(zip_data)) as bundle:
-        names = bundle.namelist()
-        key_info = next(i for i in bundle.infolist() if i.filename.endswith("-private.pem.key"))
-        assert key_info.external_attr >> 16 == 0o100600
-        bundle.extractall(directory)
-    cert_name = next(n for n in names if n.endswith("-certificate.pem.crt"))
-    certificate = pki.load_certificate((directory / cert_name).read_bytes())
-    certificate_id = pki.certificate_id(certificate)
-    assert cert_name == f"{certificate_id[:10]}-certificate.pem.crt"
-    assert (directory / "AmazonRootCA1.pem").read_bytes() == broker.root_ca_path.read_bytes()
-    return DeviceFiles(
-        client_id=thing_name,
-        cert_path=directory / cert_name,
-        key_path=directory / key_info.filename,
-        root_ca_path=directory / "AmazonRootCA1.pem",
-        certificate_id=certificate_id,
-        certificate_arn="",
-        thing_name=thing_name,
-        policy_name="",
-        endpoint=broker.endpoint,
-        port=broker.port,
-    )
 
 
 def test_a_certificate_created_in_the_console_comes_as_a_bundle_a_device_connects_with(

@@ -87,6 +87,7 @@ function openStream() {
   if (state.shadowTopic && !topics.includes(state.shadowTopic)) topics.push(state.shadowTopic);
   for (const topic of topics) query.append("topic", topic);
   $("log-table").tBodies[0].replaceChildren();
+  setLive(false);
   const source = new EventSource(`/console/api/events?${query}`);
   state.source = source;
   source.addEventListener("open", () => setLive(true));
