@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import MQTTProtocolVersion
 
+from aws_iot_mock.console.access import COOKIE_NAME
 from aws_iot_mock.testing import DeviceRefusedError, IotBrokerThread, paho_client
 from tests.console_client import TIMEOUT, ConsoleHttp, EventStream, bundle_device
+from tests.docs_snippets import output, snippet
 
-TOKEN = "console-test-token-0123456789"
+# docs/console.md's fixed token (control_plane.console_token), as a reader configures it.
+TOKEN_CONFIG: dict[str, Any] = yaml.safe_load(snippet("console-token-config"))
+TOKEN: str = TOKEN_CONFIG["control_plane"]["console_token"]
 
 
 @pytest.fixture(scope="module")
@@ -530,7 +535,7 @@ def test_actions_must_be_json_from_the_console_s_own_origin(console: ConsoleHttp
 
 @pytest.fixture(scope="module")
 def token_broker() -> Iterator[IotBrokerThread]:
-    with IotBrokerThread(config={"control_plane": {"console_token": TOKEN}}) as running:
+    with IotBrokerThread(config=TOKEN_CONFIG) as running:
         yield running
 
 
@@ -555,6 +560,19 @@ def test_with_a_token_every_request_needs_it(token_broker: IotBrokerThread) -> N
     # A token makes the Host rule moot (it is what a published Docker port needs).
     elsewhere = ConsoleHttp(port, host_header="iot-mock.internal", token=TOKEN)
     assert elsewhere.request("GET", "/console/api/overview")[0] == 200
+
+
+def test_the_documented_console_addresses_are_the_banner_s(token_broker: IotBrokerThread) -> None:
+    # The line without a token is the README's banner, which a test checks against `make run`.
+    assert output("console-banner").strip() in output("make-run-banner").splitlines()
+    label, url = output("console-token-banner").split()
+    assert (label, url) == ("console:", f"http://localhost:9443/console/?token={TOKEN}")
+    # Opened as documented (the test broker's port for 9443), it lets the browser in.
+    status, headers, _ = ConsoleHttp(token_broker.ports["api"]).request(
+        "GET", url.removeprefix("http://localhost:9443")
+    )
+    assert (status, headers["location"]) == (303, "/console/")
+    assert headers["set-cookie"].startswith(f"{COOKIE_NAME}={TOKEN};")
 
 
 def test_the_console_can_be_turned_off() -> None:

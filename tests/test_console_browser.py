@@ -12,6 +12,7 @@ Skipped, saying why, when chromium or chromedriver is not installed
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import shutil
@@ -129,7 +130,20 @@ def type_into(driver: WebDriver, element_id: str, text: str) -> None:
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
-    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    """Save the page as ``build/console-screenshots/NAME.png``, cut below its content."""
+    height = driver.execute_script(
+        "return Math.ceil(document.querySelector('main').getBoundingClientRect().bottom)"
+    )
+    width = driver.execute_script("return document.documentElement.clientWidth")
+    # Chrome DevTools Protocol, Page.captureScreenshot: a clip of the viewport, as PNG.
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 860), "scale": 1},
+        },
+    )
+    (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
