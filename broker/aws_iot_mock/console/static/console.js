@@ -448,7 +448,7 @@ async function loadCertificates() {
       return el(
         "tr",
         { "data-certificate-id": id },
-        el("td", {}, el("a", { title: id, onclick: () => showCertificate(id) }, el("code", {}, `${id.slice(0, 16)}…`))),
+        el("td", {}, el("a", { title: id, onclick: () => showCertificate(id) }, el("code", {}, `${id.slice(0, 12)}…`))),
         el("td", { class: `status-${certificate.status}` }, certificate.status),
         el("td", {}, new Date(certificate.creationDate).toLocaleString()),
         el(
