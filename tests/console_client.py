@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import io
 import json
+import queue
 import socket
 import threading
 import zipfile
@@ -18,10 +19,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from paho.mqtt.client import Client, MQTTMessage
+
 from aws_iot_mock import pki
 from aws_iot_mock.testing import DeviceFiles, IotBrokerThread
 
-__all__ = ["TIMEOUT", "ConsoleHttp", "EventStream", "bundle_device"]
+__all__ = ["TIMEOUT", "ConsoleHttp", "EventStream", "bundle_device", "received"]
 
 TIMEOUT = 10.0
 
@@ -182,3 +185,14 @@ def bundle_device(
         endpoint=broker.endpoint,
         port=broker.port,
     )
+
+
+def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
+    """Subscribe ``client`` to ``topic``; its messages arrive in the returned queue."""
+    inbox: queue.Queue[MQTTMessage] = queue.Queue()
+    subscribed: queue.Queue[object] = queue.Queue()
+    client.on_message = lambda _c, _u, message: inbox.put(message)
+    client.on_subscribe = lambda *_args: subscribed.put(True)
+    client.subscribe(topic, qos=1)
+    subscribed.get(timeout=TIMEOUT)
+    return inbox

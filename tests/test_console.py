@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from aws_iot_mock.console.access import COOKIE_NAME
 from aws_iot_mock.testing import DeviceRefusedError, IotBrokerThread, paho_client
-from tests.console_client import TIMEOUT, ConsoleHttp, EventStream, bundle_device
+from tests.console_client import TIMEOUT, ConsoleHttp, EventStream, bundle_device, received
 from tests.docs_snippets import output, snippet
 
 # docs/console.md's fixed token (control_plane.console_token), as a reader configures it.
@@ -47,17 +46,6 @@ def events(console: ConsoleHttp) -> Iterator[EventStream]:
     stream = EventStream(console, "?topic=console/%23")
     yield stream
     stream.close()
-
-
-def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
-    """Subscribe ``client`` to ``topic``; its messages arrive in the returned queue."""
-    inbox: queue.Queue[MQTTMessage] = queue.Queue()
-    subscribed: queue.Queue[object] = queue.Queue()
-    client.on_message = lambda _c, _u, message: inbox.put(message)
-    client.on_subscribe = lambda *_args: subscribed.put(True)
-    client.subscribe(topic, qos=1)
-    subscribed.get(timeout=TIMEOUT)
-    return inbox
 
 
 # -- pages ---------------------------------------------------------------------------------------

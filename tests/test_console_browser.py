@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import base64
 import json
-import queue
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from paho.mqtt.client import Client, MQTTMessage
 
 from aws_iot_mock import pki
 from aws_iot_mock.certs_dir import CertsDirectory, write_private_key, write_public_file
 from aws_iot_mock.testing import DeviceFiles, DeviceRefusedError, IotBrokerThread, paho_client
-from tests.console_client import TIMEOUT, ConsoleHttp, bundle_device
+from tests.console_client import TIMEOUT, ConsoleHttp, bundle_device, received
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is absent")
 
@@ -146,17 +144,6 @@ def screenshot(driver: WebDriver, name: str) -> None:
         },
     )
     (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
-
-
-def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
-    """Subscribe ``client`` to ``topic``; its messages arrive in the returned queue."""
-    inbox: queue.Queue[MQTTMessage] = queue.Queue()
-    subscribed: queue.Queue[object] = queue.Queue()
-    client.on_message = lambda _c, _u, message: inbox.put(message)
-    client.on_subscribe = lambda *_args: subscribed.put(True)
-    client.subscribe(topic, qos=1)
-    subscribed.get(timeout=TIMEOUT)
-    return inbox
 
 
 def text_of(driver: WebDriver, css: str) -> Callable[[WebDriver], str | None]:
