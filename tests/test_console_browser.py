@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -320,6 +321,9 @@ def test_a_certificate_status_changed_on_the_registry_page_takes_effect(
     broker: IotBrokerThread, browser: WebDriver
 ) -> None:
     device = broker.create_device("browser-cert")
+    connected = paho_client(device)
+    gone: queue.Queue[object] = queue.Queue()
+    connected.on_disconnect = lambda *args: gone.put(args)
     open_page(browser, "registry")
     browser.find_element(By.CSS_SELECTOR, '[data-registry="things"]').click()
     element(browser, '#reg-thing-table tr[data-thing="browser-cert"]').click()
@@ -330,6 +334,12 @@ def test_a_certificate_status_changed_on_the_registry_page_takes_effect(
     browser.find_element(By.CSS_SELECTOR, '[data-registry="certificates"]').click()
     set_status(browser, device.certificate_id, "INACTIVE")
     assert "is now INACTIVE" in element(browser, "#reg-cert-status-result").text
+    # As AWS does after UpdateCertificate, the connected device is disconnected...
+    gone.get(timeout=TIMEOUT)
+    connected.loop_stop()
+    closed = broker.wait_for_refusal("CERTIFICATE_STATUS_CHANGED", "browser-cert")
+    assert closed["principalId"] == device.certificate_id
+    # ... and its next connection is refused.
     with pytest.raises(DeviceRefusedError) as refused:
         paho_client(device)
     assert any(r.get("reason") == "CERTIFICATE_NOT_ACTIVE" for r in refused.value.refusals)

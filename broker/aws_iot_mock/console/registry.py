@@ -3,8 +3,8 @@
 Every read and write is one or more ``IotControlPlane`` operations (what boto3 would call),
 run on the control plane's worker thread by the api door's ``ControlEndpoint.run``; the page
 never opens the registry itself. A certificate status change is ``UpdateCertificate``, so the
-broker re-reads it within a second and the next TLS handshake with that certificate is refused
-(or accepted) as AWS would.
+broker re-reads it within a second, as after any registry write: devices connected with a
+certificate no longer ACTIVE are disconnected, and its next TLS handshake is refused.
 """
 
 from __future__ import annotations
