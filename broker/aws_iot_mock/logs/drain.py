@@ -80,9 +80,11 @@ class Drain(Generic[T]):
         self._dropped_total = 0
         self._failing: str | None = None
         self._busy = False
+        # The thread waits for items (``put`` must wake it); False while it delivers.
+        self._idle = False
         self._closed = False  # the output is gone
         self._closing = False  # close() was called
-        self._condition = threading.Condition()
+        self._condition = threading.Condition(threading.Lock())  # never re-entered: cheaper
         self._thread: threading.Thread | None = None
 
     @property
@@ -114,7 +116,12 @@ class Drain(Generic[T]):
                     target=self._run, name=f"aws-iot-mock log: {self.name}", daemon=True
                 )
                 self._thread.start()
-            self._condition.notify_all()
+            elif self._idle:
+                # Wake the thread only when it waits for work: a busy one takes everything
+                # queued when its delivery ends. A wake-up per item would make it fight the
+                # event loop for the GIL once per log line.
+                self._idle = False
+                self._condition.notify_all()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued has been delivered (or dropped).
@@ -151,7 +158,10 @@ class Drain(Generic[T]):
         while True:
             with self._condition:
                 if not batch:
-                    self._condition.wait_for(lambda: self._items or self._closing)
+                    while not (self._items or self._closing):
+                        self._idle = True
+                        self._condition.wait()
+                    self._idle = False
                     if not self._items:
                         self._condition.notify_all()
                         return  # closing, and everything is delivered

@@ -105,7 +105,7 @@ class LogSink:
         out = stream if stream is not None else (sys.stdout if stdout else None)
         if out is not None:
             self._outputs.append(self._stream_drain("standard output", out))
-        self._listeners: list[LogListener] = []
+        self._listeners: tuple[LogListener, ...] = ()
         self._closed = False
 
     @property
@@ -130,24 +130,28 @@ class LogSink:
 
     def add_listener(self, listener: LogListener) -> None:
         """Call ``listener(record)`` for every record, whatever the level."""
-        self._listeners.append(listener)
+        # A new tuple, never changed in place: ``emit`` iterates it without a copy per record,
+        # and a listener that adds or removes listeners does not disturb that iteration.
+        self._listeners = (*self._listeners, listener)
 
     def remove_listener(self, listener: LogListener) -> None:
         """Stop calling ``listener``."""
-        self._listeners.remove(listener)
+        listeners = list(self._listeners)
+        listeners.remove(listener)
+        self._listeners = tuple(listeners)
 
     def emit(self, record: Mapping[str, object]) -> None:
         """Hand ``record`` to the listeners, and queue its line if its level is enabled.
 
         Never blocks on the outputs and never raises because of them.
         """
-        for listener in list(self._listeners):
+        for listener in self._listeners:
             listener(record)
         if not self._outputs or self.level is LogLevel.DISABLED or self._closed:
             return
         if record_level(record) > self.level:
             return
-        line = _line(record)
+        line = _line(record)  # serialised once, whatever the number of outputs
         for output in self._outputs:
             output.put(line)
 
@@ -188,8 +192,13 @@ class LogSink:
         )
 
 
+# What ``json.dumps(record, separators=(",", ":"), ensure_ascii=False)`` uses, made once:
+# ``dumps`` with arguments builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _line(record: Mapping[str, object]) -> str:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return _ENCODE(record) + "\n"
 
 
 def _write(stream: IO[str], text: str) -> None:
