@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import json
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
+from typing import Any
 
 from aws_iot_mock.auth.sigv4 import SigV4Reason
 from aws_iot_mock.errors import StorageFault
@@ -36,6 +39,7 @@ __all__ = [
     "ConnectionFacts",
     "EventType",
     "LogLevel",
+    "LogRecord",
     "Reason",
     "broker_record",
     "capped",
@@ -50,6 +54,7 @@ __all__ = [
     "now_timestamp",
     "reason_catalogue_markdown",
     "record_level",
+    "record_line",
     "rule_record",
     "service_record",
     "shadow_record",
@@ -574,6 +579,100 @@ class ConnectionFacts:
     protocol: str = "MQTT"
 
 
+# The line a record is written as: compact JSON, non-ASCII characters as they are (UTF-8 files).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def record_line(record: Mapping[str, object]) -> str:
+    """The JSON line (with its newline) the log writes for ``record``.
+
+    The same text as ``json.dumps(record, separators=(",", ":"), ensure_ascii=False)``; a
+    ``LogRecord`` that still has its line answers without serialising again.
+    """
+    line = getattr(record, "line", None)
+    return line if line is not None else _ENCODE(record) + "\n"
+
+
+class LogRecord(dict[str, object]):
+    """A record (a plain dict to its readers) that carries its JSON line.
+
+    At INFO every message makes a ``Publish-In`` and a ``Publish-Out`` record: their line is
+    assembled from parts serialised once per connection (see ``event_success``) instead of
+    serialising the whole record each time. Changing the record forgets the line, so
+    ``record_line`` always writes what the dict says.
+
+    Attributes:
+        line: the record's JSON line (with its newline), or None once the record was changed.
+    """
+
+    __slots__ = ("line",)
+    line: str | None  # unset (read as None by ``record_line``) until a builder sets it
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.line = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.line = None
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> LogRecord:  # type: ignore[override,misc]
+        self.line = None
+        super().update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``dict.update``; forgets the line."""
+        self.line = None
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        """``dict.pop``; forgets the line."""
+        self.line = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, object]:
+        """``dict.popitem``; forgets the line."""
+        self.line = None
+        return super().popitem()
+
+    def setdefault(self, *args: Any) -> Any:
+        """``dict.setdefault``; forgets the line."""
+        self.line = None
+        return super().setdefault(*args)
+
+    def clear(self) -> None:
+        """``dict.clear``; forgets the line."""
+        self.line = None
+        super().clear()
+
+
+# (facts, event type) -> the record's attributes after ``traceId`` and their JSON (without the
+# braces), for ``event_success``. Keyed by the facts' identity (a connection keeps one
+# ``ConnectionFacts`` until it learns more about itself); the facts are kept in the value so the
+# identity cannot be reused while cached. Bounded: emptied when full.
+_SUCCESS_TAILS: dict[tuple[int, EventType], tuple[ConnectionFacts, dict[str, object], str]] = {}
+_SUCCESS_TAILS_MAX = 4096
+
+
+def _success_tail(facts: ConnectionFacts, event_type: EventType) -> tuple[dict[str, object], str]:
+    key = (id(facts), event_type)
+    cached = _SUCCESS_TAILS.get(key)
+    if cached is not None and cached[0] is facts:
+        return cached[1], cached[2]
+    full = _base_record(LogLevel.INFO, "Success", event_type, facts, None, "-")
+    tail = {name: value for name, value in full.items() if name not in _HEAD}
+    if len(_SUCCESS_TAILS) >= _SUCCESS_TAILS_MAX:
+        _SUCCESS_TAILS.clear()
+    encoded = _ENCODE(tail)[1:-1]
+    _SUCCESS_TAILS[key] = (facts, tail, encoded)
+    return tail, encoded
+
+
+# The attributes every record starts with, different in each record.
+_HEAD = ("timestamp", "logLevel", "traceId")
+
+
 def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
     level: LogLevel,
     status: str,
@@ -703,17 +802,35 @@ def event_success(
     retain: bool = False,
     now: _dt.datetime | None = None,
     trace_id: str | None = None,
-) -> dict[str, object]:
+) -> LogRecord:
     """Build a ``Success`` record at ``INFO`` for a PUBLISH, delivery, SUBSCRIBE or UNSUBSCRIBE.
 
     ``retain`` adds ``"retain": "True"``, as AWS's ``Publish-In`` example carries it when the
     message was published with RETAIN (cwl-format, "Publish-In log entry").
+
+    Returns:
+        A ``LogRecord`` with its line (two per message at INFO: kept cheap).
     """
-    record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
+    tail, tail_json = _success_tail(facts, event_type)
+    stamp = now_timestamp() if now is None else format_timestamp(now)
+    # Our trace IDs and timestamps are plain ASCII; a caller's trace ID is escaped.
+    if trace_id:
+        trace, trace_json = trace_id, encode_basestring(trace_id)
+    else:
+        trace = new_trace_id()
+        trace_json = f'"{trace}"'
+
+    record = LogRecord(timestamp=stamp, logLevel="INFO", traceId=trace)
+    dict.update(record, tail)
+    line = f'{{"timestamp":"{stamp}","logLevel":"INFO","traceId":{trace_json},{tail_json}'
     if topic_name is not None:
-        record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
+        topic = capped(topic_name, CLIENT_TEXT_MAX)
+        dict.__setitem__(record, "topicName", topic)
+        line = f'{line},"topicName":{encode_basestring(topic)}'
     if retain:
-        record["retain"] = "True"
+        dict.__setitem__(record, "retain", "True")
+        line = f'{line},"retain":"True"'
+    record.line = line + "}\n"
     return record
 
 

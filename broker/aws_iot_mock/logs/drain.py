@@ -84,7 +84,8 @@ class Drain(Generic[T]):
         self._idle = False
         self._closed = False  # the output is gone
         self._closing = False  # close() was called
-        self._condition = threading.Condition(threading.Lock())  # never re-entered: cheaper
+        self._lock = threading.Lock()  # never re-entered: a plain lock is cheaper than an RLock
+        self._condition = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     @property
@@ -102,7 +103,7 @@ class Drain(Generic[T]):
     def put(self, item: T) -> None:
         """Queue ``item``, or drop and count it when the queue is full. Never blocks."""
         size = self._size(item)
-        with self._condition:
+        with self._lock:  # the condition's lock, without Condition.__enter__'s Python frame
             if self._closed or self._closing:
                 return
             if self._bytes + size > self._max_bytes:

@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol, TextIO
 
-from aws_iot_mock.logs.cloudwatch import LogLevel, Reason, broker_record, record_level
+from aws_iot_mock.logs.cloudwatch import (
+    LogLevel,
+    Reason,
+    broker_record,
+    record_level,
+    record_line,
+)
 from aws_iot_mock.logs.drain import Drain, OutputClosed
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "LogOutput", "LogSink"]
@@ -126,7 +131,7 @@ class LogSink:
         record = broker_record(
             self.account_id, Reason.LOG_RECORDS_DROPPED, details, level=LogLevel.WARN
         )
-        return _line(record)
+        return record_line(record)
 
     def add_listener(self, listener: LogListener) -> None:
         """Call ``listener(record)`` for every record, whatever the level."""
@@ -151,7 +156,7 @@ class LogSink:
             return
         if record_level(record) > self.level:
             return
-        line = _line(record)  # serialised once, whatever the number of outputs
+        line = record_line(record)  # serialised once, whatever the number of outputs
         for output in self._outputs:
             output.put(line)
 
@@ -190,15 +195,6 @@ class LogSink:
             max_bytes=self._buffer_bytes,
             stderr=self._stderr,
         )
-
-
-# What ``json.dumps(record, separators=(",", ":"), ensure_ascii=False)`` uses, made once:
-# ``dumps`` with arguments builds a new encoder per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _line(record: Mapping[str, object]) -> str:
-    return _ENCODE(record) + "\n"
 
 
 def _write(stream: IO[str], text: str) -> None:
