@@ -438,6 +438,7 @@ def _c_throughput(
     via_rule: bool = False,
     broker: RunningBroker | None = None,
     uid: str | None = None,
+    deadline: float | None = None,
 ) -> Sample:
     """mosquitto_pub -l (from a file) -> broker -> mosquitto_sub -C (timestamps per message).
 
@@ -445,7 +446,8 @@ def _c_throughput(
     ``bench/rout/<uid>``: every message goes through the rules engine's republish action
     (``bench_republish_rule``, created with the PKI). ``broker``: another broker than the
     bench's ``kind`` one (the INFO-logging row's). The publisher's client ID is
-    ``bench-<uid>-pub``, the subscribers' ``bench-<uid>-<kind>-s<n>``.
+    ``bench-<uid>-pub``, the subscribers' ``bench-<uid>-<kind>-s<n>``. ``deadline``: seconds
+    before the run is cut (default: the profile's).
     """
     broker = broker or bench.brokers[kind]
     uid = uid or bench.uid()
@@ -481,7 +483,7 @@ def _c_throughput(
             stdin=lines,
             label="mosquitto_pub",
         )
-    exits = reap_all([*subs, publisher], t0 + bench.profile.deadline)
+    exits = reap_all([*subs, publisher], t0 + (deadline or bench.profile.deadline))
     elapsed = time.monotonic() - t0
     broker_cpu = cpu_seconds(broker.pid) - cpu0
     with contextlib.suppress(OSError, ConnectionError):
@@ -556,8 +558,17 @@ def qos0_info_logging(bench: Bench, kind: str) -> Sample:
         wait_ready(broker, bench.pki)
         bench.settle()
         messages = bench.profile.qos0_messages
+        # Five times the usual deadline: a run cut short would leave messages the broker never
+        # read, and their missing lines would say nothing about the log.
         sample = _c_throughput(
-            bench, kind, qos=0, subscribers=1, messages=messages, broker=broker, uid=uid
+            bench,
+            kind,
+            qos=0,
+            subscribers=1,
+            messages=messages,
+            broker=broker,
+            uid=uid,
+            deadline=5 * bench.profile.deadline,
         )
     finally:
         broker.stop()  # SIGTERM: the broker writes what its log queue holds before it exits

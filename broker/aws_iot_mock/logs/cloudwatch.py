@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import itertools
 import json
 import random
 import time
@@ -542,18 +543,28 @@ def now_timestamp() -> str:
 
 
 # Trace IDs need to be unique, not secret: ``uuid.uuid4()`` reads the kernel's random source once
-# per record (a system call that also hands the GIL to the log drain's thread), a seeded
-# Mersenne Twister does not. The generator is seeded from the OS at import.
-_trace_random = random.Random()
-# Version 4 and the RFC 4122 variant, as ``uuid.uuid4()`` sets them (RFC 4122 section 4.4).
-_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+# per record (a system call that also hands the GIL to the log drain's thread). Here the first
+# 20 hex digits are random once per process and the last 12 are a counter run through an odd
+# multiplier modulo 2**48 (a bijection: distinct counts give distinct IDs, and consecutive IDs do
+# not look consecutive). Version 4 and the RFC 4122 variant are set as ``uuid.uuid4()`` sets them
+# (RFC 4122 section 4.4); the counter is ``itertools.count``, atomic under the GIL.
+
+
+def _trace_prefix() -> str:
+    """The random first four groups of this process's trace IDs, with version and variant."""
+    d = f"{random.SystemRandom().getrandbits(80):020x}"
+    return f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{'89ab'[int(d[16], 16) & 3]}{d[17:20]}-"
+
+
+_TRACE_PREFIX = _trace_prefix()
+_trace_counter = itertools.count(random.SystemRandom().getrandbits(48))
+_TRACE_MULTIPLIER = 0x9E3779B97F4B  # odd: invertible modulo 2**48
+_TRACE_MASK = (1 << 48) - 1
 
 
 def new_trace_id() -> str:
-    """A fresh random (version 4) UUID in its canonical form, as AWS's ``traceId`` is."""
-    digits = f"{(_trace_random.getrandbits(128) & _V4_CLEAR) | _V4_SET:032x}"
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    """A fresh version-4 UUID in its canonical form, as AWS's ``traceId`` is; unique per process."""
+    return f"{_TRACE_PREFIX}{(next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK:012x}"
 
 
 @dataclass(frozen=True)

@@ -152,12 +152,13 @@ class LogSink:
         """
         for listener in self._listeners:
             listener(record)
-        if not self._outputs or self.level is LogLevel.DISABLED or self._closed:
+        outputs = self._outputs
+        if not outputs or self.level is LogLevel.DISABLED or self._closed:
             return
         if record_level(record) > self.level:
             return
         line = record_line(record)  # serialised once, whatever the number of outputs
-        for output in self._outputs:
+        for output in outputs:
             output.put(line)
 
     def flush(self, timeout: float = 5.0) -> bool:
