@@ -87,7 +87,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     await _wait_for_output(received, 30.0)
     profiler = cProfile.Profile()
     with bench.lines_file(args.messages).open("rb") as lines:
-        profiler.enable()
+        if not args.no_profile:
+            profiler.enable()
         pub = await asyncio.create_subprocess_exec(
             "mosquitto_pub",
             *bench.tls_args(port),
@@ -112,18 +113,21 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     ]
     await broker.stop()
     written = sum(1 for _ in log_file.open("rb")) if log_file.exists() else 0
+    drops = log_file.read_bytes().count(b"OUTBOUND_BUFFER_FULL") if log_file.exists() else 0
     rate = (len(stamps) - 1) / (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
-    if args.save:
+    if args.save and not args.no_profile:
         profiler.dump_stats(args.save)
     text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    for order in ("tottime", "cumulative"):
-        stats.sort_stats(order).print_stats(args.top)
+    if not args.no_profile:
+        stats = pstats.Stats(profiler, stream=text)
+        for order in ("tottime", "cumulative"):
+            stats.sort_stats(order).print_stats(args.top)
     return {
         "received": len(stamps),
         "rate_under_profile": round(rate),
         "log_lines": written,
         "log_dropped": broker.sink.dropped,
+        "outbound_buffer_full_records": drops,
         "profile": text.getvalue(),
     }
 
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--save", type=Path, help="write the raw profile here (pstats format)")
+    parser.add_argument("--no-profile", action="store_true", help="only the rate and counts")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="aws-iot-mock-profile-"))
     try:
