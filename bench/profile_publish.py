@@ -90,16 +90,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         if not args.no_profile:
             profiler.enable()
         pub = await asyncio.create_subprocess_exec(
-            "mosquitto_pub",
-            *bench.tls_args(port),
-            "-i",
-            "bench-profile-pub",
-            "-q",
-            "0",
-            "-t",
-            topic,
-            "-l",
-            stdin=lines,
+            *bench.publisher_argv(port, "bench-profile-pub", topic), stdin=lines
         )
         try:
             await asyncio.wait_for(sub.wait(), args.timeout)

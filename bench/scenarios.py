@@ -139,9 +139,25 @@ class Bench:
         """A short name unique in this bench run (client IDs, topics, files)."""
         return f"u{next(self._counter)}"
 
-    def launch(self, kind: str, port: int, tag: str) -> RunningBroker:
-        """Start a broker process of this bench (not waiting for it)."""
-        return launch(kind, self.pki, self.workdir, self.python, port=port, tag=tag)
+    def launch(
+        self, kind: str, port: int, tag: str, *, config: Path = OURS_CONFIG
+    ) -> RunningBroker:
+        """Start a broker process of this bench (not waiting for it); ``config``: ours'."""
+        return launch(kind, self.pki, self.workdir, self.python, port=port, tag=tag, config=config)
+
+    def publisher_argv(self, port: int, client_id: str, topic: str, qos: int = 0) -> list[str]:
+        """``mosquitto_pub -l``: one message per line of its standard input."""
+        return [
+            "mosquitto_pub",
+            *self.tls_args(port),
+            "-i",
+            client_id,
+            "-q",
+            str(qos),
+            "-t",
+            topic,
+            "-l",
+        ]
 
     def tls_args(self, port: int) -> list[str]:
         """mosquitto_pub/sub arguments: TLS 1.2, the cipher, SNI and host check 'localhost'."""
@@ -468,17 +484,9 @@ def _c_throughput(
     with bench.lines_file(messages).open("rb") as lines:
         publisher = Child.start(
             [
-                "mosquitto_pub",
-                *bench.tls_args(broker.port),
-                "-i",
-                f"bench-{uid}-pub",
-                "-q",
-                str(qos),
+                *bench.publisher_argv(broker.port, f"bench-{uid}-pub", publish_topic, qos),
                 "-M",
                 str(bench.profile.window),
-                "-t",
-                publish_topic,
-                "-l",
             ],
             stdin=lines,
             label="mosquitto_pub",
@@ -549,15 +557,7 @@ def qos0_info_logging(bench: Bench, kind: str) -> Sample:
     if kind != "ours":
         return qos0_one_to_one(bench, kind)
     uid = bench.uid()
-    broker = launch(
-        kind,
-        bench.pki,
-        bench.workdir,
-        bench.python,
-        port=free_port(),
-        tag=f"info-{uid}",
-        config=INFO_CONFIG,
-    )
+    broker = bench.launch(kind, free_port(), f"info-{uid}", config=INFO_CONFIG)
     try:
         wait_ready(broker, bench.pki)
         bench.settle()
@@ -774,17 +774,7 @@ def qos0_fan_out(bench: Bench, kind: str) -> Sample:
         _send(child, f"go {deadline}")
     with bench.lines_file(messages).open("rb") as lines:
         publisher = Child.start(
-            [
-                "mosquitto_pub",
-                *bench.tls_args(broker.port),
-                "-i",
-                f"bench-{uid}-pub",
-                "-q",
-                "0",
-                "-t",
-                topic,
-                "-l",
-            ],
+            bench.publisher_argv(broker.port, f"bench-{uid}-pub", topic),
             stdin=lines,
             label="mosquitto_pub",
         )
