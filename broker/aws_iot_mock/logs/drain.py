@@ -198,7 +198,14 @@ class Drain(Generic[T]):
 
     def _take(self) -> list[T]:
         """Pop the next batch (the lock is held)."""
-        batch: list[T] = []
+        if len(self._items) <= self._batch_items and self._bytes <= self._batch_bytes:
+            # Everything fits (always, for a stream): no per-item loop while holding the GIL
+            # and the lock the event loop's ``put`` needs.
+            batch = [item for item, _ in self._items]
+            self._items.clear()
+            self._bytes = 0
+            return batch
+        batch = []
         taken = 0
         while self._items and len(batch) < self._batch_items:
             item, size = self._items[0]
