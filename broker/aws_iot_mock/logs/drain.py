@@ -80,6 +80,7 @@ class Drain(Generic[T]):
         self._dropped_total = 0
         self._failing: str | None = None
         self._busy = False
+        self._in_flight = 0  # the batch being delivered, for close()'s count of what is left
         # The thread waits for items (``put`` must wake it); False while it delivers.
         self._idle = False
         self._closed = False  # the output is gone
@@ -149,7 +150,18 @@ class Drain(Generic[T]):
         if thread is None:
             return True
         thread.join(grace)
-        return not thread.is_alive()
+        if not thread.is_alive():
+            return True
+        with self._condition:
+            left = len(self._items) + self._in_flight
+        if left:
+            # The process is about to exit and take the daemon thread with it: say what is
+            # lost rather than lose it silently.
+            self._notice(
+                f"{left} log record(s) not written to {self.name}: it did not take them "
+                f"within {grace:g} s of shutdown"
+            )
+        return False
 
     # -- the drain's thread ---------------------------------------------------------------
 
@@ -168,6 +180,7 @@ class Drain(Generic[T]):
                         return  # closing, and everything is delivered
                     batch = self._take()
                 self._busy = True
+                self._in_flight = len(batch)
             try:
                 self._deliver(batch)
             except OutputClosed as exc:
@@ -194,6 +207,7 @@ class Drain(Generic[T]):
             batch = []
             with self._condition:
                 self._busy = False
+                self._in_flight = 0
                 self._condition.notify_all()
 
     def _take(self) -> list[T]:
