@@ -33,9 +33,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from aws_iot_mock import __version__
 from aws_iot_mock.api.control_endpoint import ControlEndpoint
 from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.data_endpoint import DataEndpoint
+from aws_iot_mock.api.health import DoorState, health_document
 from aws_iot_mock.api.iot_control import IotControlPlane, Operation
 from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
@@ -433,6 +435,7 @@ class Broker:
         )
         if config.control_plane.console:
             self._console = self._create_console(core, self._shadows, control)
+        control.health = self._health
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
@@ -474,6 +477,11 @@ class Broker:
             logger.info("%s door listening on %s:%d", bound.door, bound.host, bound.port)
         self._tick()
         self._poll_mailbox()
+
+    def _health(self) -> dict[str, object]:
+        """The health endpoint's document: every configured door, listening or off."""
+        doors = (DoorState(b.door, b.host, b.port, b.off_reason) for b in self._listeners)
+        return health_document(doors, endpoint=self.config.endpoint, version=__version__)
 
     def _create_console(
         self, core: DeviceCore, shadows: ShadowService, control: ControlEndpoint
