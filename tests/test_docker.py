@@ -299,7 +299,7 @@ def test_healthy_through_the_health_endpoint_which_logs_nothing(stack: Stack) ->
 
 def test_host_devices_through_the_published_doors(stack: Stack) -> None:
     seen = len(stack.records())
-    subscriber = stack.popen(snippet("docker-mosquitto-sub") + " -C 3 -W 60")
+    subscriber = stack.popen(snippet("docker-mosquitto-sub").strip() + " -C 3 -W 60")
     try:
         stack.wait_record(
             lambda r: r.get("eventType") == "Subscribe" and r.get("clientId") == "demo-device",

@@ -162,8 +162,9 @@ def demo_policy_document(config: Config) -> str:
     """The demo device's policy: least privilege, scoped to the connecting thing.
 
     A client may connect only with a client ID equal to the name of a thing the certificate is
-    attached to, and may publish, receive and subscribe on ``demo/...`` and on its own thing's
-    reserved topics (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
+    attached to, and may publish (retained too), receive and subscribe on ``demo/...``, and
+    publish, receive and subscribe on its own thing's reserved topics
+    (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
 
     ``demo/...`` has statements of its own: thing policy variables resolve on MQTT and MQTT over
     WebSocket only (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html),
@@ -186,9 +187,11 @@ def demo_policy_document(config: Config) -> str:
                 "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
             },
             {
+                # iot:RetainPublish: a PUBLISH with RETAIN needs it besides iot:Publish
+                # (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html).
                 "Sid": "PublishAndReceive",
                 "Effect": "Allow",
-                "Action": ["iot:Publish", "iot:Receive"],
+                "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
                 "Resource": arn("topic", "demo/*"),
             },
             {
