@@ -169,7 +169,7 @@ def _iso_timestamp(value: object) -> str:
 def _load(args: argparse.Namespace) -> Config:
     """The configuration a verb runs with, then the command line's overrides.
 
-    The file is --config, else $AWS_IOT_MOCK_CONFIG, else none (the defaults).
+    The file is --config, else $AWS_IOT_MOCK_CONFIG, else the embedded defaults.
     """
     path = args.config
     if path is None and os.environ.get(CONFIG_ENV):
