@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import json
 import os
 import resource
@@ -402,6 +401,7 @@ def _endpoint_healthcheck(args: argparse.Namespace, config: Config) -> int:
     import http.client  # noqa: PLC0415 (only this verb needs it)
 
     from aws_iot_mock.api.health import HEALTH_PATH  # noqa: PLC0415
+    from aws_iot_mock.doors.listeners import is_loopback_host  # noqa: PLC0415
 
     host, port = _probe_address(args, config, "api")
     if port is None:
@@ -410,7 +410,7 @@ def _endpoint_healthcheck(args: argparse.Namespace, config: Config) -> int:
             "the configuration gives the api door no fixed port (the health endpoint is served "
             "there): pass --port, or check as the demo device with --device",
         )
-    if not _is_loopback_address(host):
+    if not is_loopback_host(host):
         return _unhealthy(
             f"api door on {host}",
             "the health endpoint answers plain HTTP on loopback only: bind the api door to "
@@ -440,15 +440,6 @@ def _endpoint_healthcheck(args: argparse.Namespace, config: Config) -> int:
     )
     print(f"healthy: {url}: {summary}")
     return 0
-
-
-def _is_loopback_address(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

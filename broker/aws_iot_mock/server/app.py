@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import ipaddress
 import logging
 import secrets
 import ssl
@@ -51,7 +50,12 @@ from aws_iot_mock.config import Config
 from aws_iot_mock.console.access import ConsoleAccess
 from aws_iot_mock.console.endpoint import ConsoleEndpoint
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
-from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
+from aws_iot_mock.doors.listeners import (
+    AcceptFailureLog,
+    BoundListener,
+    bind_listener,
+    is_loopback_host,
+)
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
 from aws_iot_mock.doors.websocket_door import WebSocketDoor
@@ -245,7 +249,7 @@ class Broker:
         api = next((b for b in self._listeners if b.door == "api" and b.port is not None), None)
         if console is None or api is None or api.port is None:
             return None
-        if _is_loopback(api.host):
+        if is_loopback_host(api.host):
             url = f"http://localhost:{api.port}/console/"
         else:
             url = f"https://localhost:{api.port}/console/"
@@ -492,7 +496,7 @@ class Broker:
         configured = config.control_plane.console_token
         access = ConsoleAccess(
             token=configured or secrets.token_urlsafe(24),
-            token_required=configured is not None or api is None or not _is_loopback(api.host),
+            token_required=configured is not None or api is None or not is_loopback_host(api.host),
         )
 
         def overview() -> dict[str, object]:
@@ -760,13 +764,3 @@ class Broker:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether a listener's bind address is loopback only (``localhost``, 127/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
