@@ -53,6 +53,11 @@ __all__ = ["PublishIngress", "PublishRefusal", "PublishRequest", "Publisher"]
 # Verdicts on topic names are pure functions of (topic, retain); devices publish to a handful of
 # topics again and again. Bounded: a publisher cycling through many topics starts the cache over.
 _TOPIC_VERDICT_CACHE = 4096
+# What one user property costs on top of its key and value, as MQTT 5 encodes it: the property
+# identifier (one byte) and the two strings' two-byte lengths (MQTT Version 5.0, section 3.3.2.3.7
+# User Property, section 1.5.7 UTF-8 String Pair). Counting it makes 26,000 empty properties
+# 130 KB, as they are on the wire, instead of nothing.
+_USER_PROPERTY_FRAMING = 5
 
 Emit = Callable[[Mapping[str, object]], None]
 
@@ -160,17 +165,7 @@ class PublishIngress:
         """
         refusal, routed = self._check(publisher, request)
         if refusal is not None:
-            self._emit(
-                event_failure(
-                    EventType.PUBLISH_IN,
-                    refusal.reason,
-                    refusal.details,
-                    publisher.facts,
-                    topic_name=request.topic,
-                    trace_id=request.trace_id,
-                )
-            )
-            return refusal
+            return self._refused(publisher, request, refusal)
 
         def log_success() -> None:
             self._emit(
@@ -190,21 +185,14 @@ class PublishIngress:
                 self._router.publish(message, on_stored=log_success if self.log_successes else None)
             except StorageError as error:
                 # Not stored, so not acknowledged: the publisher learns it from its door.
-                refusal = PublishRefusal(
-                    storage_reason(error.fault),
-                    f"{error}; the message was not stored, delivered or acknowledged",
+                return self._refused(
+                    publisher,
+                    request,
+                    PublishRefusal(
+                        storage_reason(error.fault),
+                        f"{error}; the message was not stored, delivered or acknowledged",
+                    ),
                 )
-                self._emit(
-                    event_failure(
-                        EventType.PUBLISH_IN,
-                        refusal.reason,
-                        refusal.details,
-                        publisher.facts,
-                        topic_name=request.topic,
-                        trace_id=request.trace_id,
-                    )
-                )
-                return refusal
         else:
             if self.log_successes:
                 log_success()
@@ -216,6 +204,22 @@ class PublishIngress:
                 ServiceRequest(request.topic, request.payload, publisher.facts, publisher.client_id)
             )
         return None
+
+    def _refused(
+        self, publisher: Publisher, request: PublishRequest, refusal: PublishRefusal
+    ) -> PublishRefusal:
+        """Log ``refusal`` as the ``Publish-In`` failure of ``request``; return it."""
+        self._emit(
+            event_failure(
+                EventType.PUBLISH_IN,
+                refusal.reason,
+                refusal.details,
+                publisher.facts,
+                topic_name=request.topic,
+                trace_id=request.trace_id,
+            )
+        )
+        return refusal
 
     def _check(
         self, publisher: Publisher, request: PublishRequest
@@ -234,7 +238,10 @@ class PublishIngress:
             return refusal, False
         user_properties = request.properties.user_properties
         if user_properties:
-            size = sum(len(key.encode()) + len(value.encode()) for key, value in user_properties)
+            size = sum(
+                _USER_PROPERTY_FRAMING + len(key.encode()) + len(value.encode())
+                for key, value in user_properties
+            )
             if size > self._user_properties_max_bytes:
                 refusal = PublishRefusal(
                     Reason.USER_PROPERTIES_LIMIT_EXCEEDED,
