@@ -120,7 +120,14 @@ def test_examples_content() -> None:
     assert "IoTSecurityPolicy_TLS13_1_3_2022_10" in policies
 
     docker = load_config(examples / "docker.yaml")
-    assert {item.host for item in docker.listeners} == {"0.0.0.0"}
+    # The data endpoint's doors on every interface; the control plane (the health endpoint the
+    # HEALTHCHECK asks) on the container's loopback only.
+    assert {item.door: item.host for item in docker.listeners} == {
+        "mqtt": "0.0.0.0",
+        "https": "0.0.0.0",
+        "alpn": "0.0.0.0",
+        "api": "127.0.0.1",
+    }
     assert docker.certs_dir == Path("/data/certs")
     assert docker.state_dir == Path("/data/state")
     assert docker.logging.file == Path("/data/logs/aws-iot-logs.jsonl")

@@ -3,9 +3,10 @@
 The module builds the images with the page's ``make docker`` (on a machine without Docker Hub
 that debootstraps a local base image once, minutes), starts the page's compose stack under a
 project name and host ports of its own, and runs every documented command in the page's order:
-host devices through every published door (mosquitto, curl, the AWS IoT Device SDK, and 443 by
-ALPN), the SDK client container by the AWS-shaped name on the compose network, CLI verbs inside
-the container without ``--config``, then ``restart`` and a new container on the same volume
+the health endpoint that Docker's HEALTHCHECK asks (no device, no log line), host devices through
+every published door (mosquitto, curl, the AWS IoT Device SDK, and 443 by ALPN), the SDK client
+container by the AWS-shaped name on the compose network, CLI verbs inside the container without
+``--config``, then ``restart`` and a new container on the same volume
 (registry, certificates, a persistent session's queued message, a retained message and a shadow
 survive) and a clean ``docker stop``.
 
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -47,8 +49,12 @@ CLIENT_IMAGE = "aws-iot-mock-sdk-client:latest"
 BUILD_TIMEOUT = 1800.0
 # Generous bounds for container operations on a shared 2-core machine.
 TIMEOUT = 120.0
-# The healthcheck runs every 10 s (docker/Dockerfile); a few rounds.
+# The healthcheck runs every 5 s (docker/Dockerfile); a few rounds.
 HEALTHY_TIMEOUT = 90.0
+# AWS IoT accepts one CONNECT per second per client ID (the broker enforces the quota as AWS does;
+# https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits): a test that
+# connects with the same client ID again waits out that second, as a device on AWS must.
+CONNECT_INTERVAL = 1.1
 
 
 def _free_port() -> int:
@@ -70,6 +76,7 @@ class Stack:
     env: dict[str, str]
     ports: dict[int, int]  # documented host port -> the test's
     figures: dict[str, str] = field(default_factory=dict)
+    connected: dict[str, float] = field(default_factory=dict)  # client ID -> when, monotonic
 
     def documented(self, text: str) -> str:
         for documented, actual in self.ports.items():
@@ -91,6 +98,7 @@ class Stack:
         return done
 
     def popen(self, text: str) -> subprocess.Popen[str]:
+        """Start documented lines in a process group of their own (``stop`` ends them all)."""
         return subprocess.Popen(
             ["bash", "-euo", "pipefail", "-c", self.documented(text)],
             cwd=self.cwd,
@@ -98,7 +106,18 @@ class Stack:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
+
+    def pace(self, client_id: str) -> None:
+        """Before connecting as ``client_id``: wait out AWS's one CONNECT per second per ID."""
+        last = self.connected.get(client_id)
+        if last is not None:
+            time.sleep(max(0.0, last + CONNECT_INTERVAL - time.monotonic()))
+
+    def done_connecting(self, client_id: str) -> None:
+        """A connection as ``client_id`` ended (its CONNECT was accepted before now)."""
+        self.connected[client_id] = time.monotonic()
 
     def compose(self, *args: str) -> str:
         return self.sh(
@@ -112,15 +131,15 @@ class Stack:
         return self.sh(f"docker inspect -f '{template}' {what or self.container()}").stdout.strip()
 
     def wait_healthy(self) -> None:
-        """Until Docker's healthcheck (`aws-iot-mock healthcheck`) passed: readiness, polled."""
+        """Until Docker's HEALTHCHECK (`aws-iot-mock healthcheck`) passed: readiness, polled."""
         deadline = time.monotonic() + HEALTHY_TIMEOUT
         while (status := self.inspect("{{.State.Health.Status}}")) != "healthy":
             assert status != "unhealthy", self.sh(f"docker logs {self.container()}").stderr
             assert time.monotonic() < deadline, f"not healthy after {HEALTHY_TIMEOUT} s: {status}"
             time.sleep(0.5)
 
-    def wait_accepting(self) -> float:
-        """Seconds until the demo device is accepted (``healthcheck`` run in the container)."""
+    def wait_answering(self) -> float:
+        """Seconds until the health endpoint answers (``healthcheck`` run in the container)."""
         start = time.monotonic()
         while True:
             probe = subprocess.run(
@@ -157,9 +176,12 @@ class Stack:
 
 
 def _terminal_line(config: pytest.Config, text: str) -> None:
+    """Print past pytest's output capture (fixture teardown output is otherwise swallowed)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(text)
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)
 
 
 @pytest.fixture(scope="module")
@@ -200,11 +222,14 @@ def stack(
     try:
         start = time.monotonic()
         stack.sh(snippet("docker-compose-up"))
-        stack.wait_accepting()
-        stack.figures["up -d (new volume: CA, server and demo certificates) to accepting"] = (
+        stack.wait_answering()
+        stack.figures["up -d (new volume: CA, server and demo certificates) to answering"] = (
             f"{time.monotonic() - start:.1f} s"
         )
         stack.wait_healthy()
+        stack.figures["up -d (new volume) to healthy in docker ps"] = (
+            f"{time.monotonic() - start:.1f} s"
+        )
         stack.sh(snippet("docker-copy-certs"))
         yield stack
     finally:
@@ -249,20 +274,43 @@ def test_ports_are_published_on_the_hosts_loopback_only(stack: Stack) -> None:
     } == {f"{door}/tcp": [("127.0.0.1", stack.ports[door])] for door in (8883, 8443, 443)}
 
 
+# -- the health endpoint ------------------------------------------------------------------------
+
+
+def test_healthy_through_the_health_endpoint_which_logs_nothing(stack: Stack) -> None:
+    ran = stack.sh(snippet("docker-health"))
+    assert ran.stdout.strip() == output("docker-health").strip()
+    # Docker's own probes ask the same endpoint: wait for one more, and nothing was logged.
+    container = stack.container()
+    probes = json.loads(stack.inspect("{{json .State.Health.Log}}", container))
+    seen = len(stack.records())
+    deadline = time.monotonic() + HEALTHY_TIMEOUT
+    while (
+        last := json.loads(stack.inspect("{{json .State.Health.Log}}", container))[-1]
+    ) == probes[-1]:
+        assert time.monotonic() < deadline, "Docker ran no health probe"
+        time.sleep(0.5)
+    assert (last["ExitCode"], last["Output"].strip()) == (0, output("docker-health").strip())
+    assert stack.records()[seen:] == []
+
+
 # -- devices on the host, through every published door -----------------------------------------
 
 
 def test_host_devices_through_the_published_doors(stack: Stack) -> None:
     seen = len(stack.records())
-    subscriber = stack.popen(snippet("docker-mosquitto-sub") + " -C 3 -W 60")
+    subscriber = stack.popen(snippet("docker-mosquitto-sub").strip() + " -C 3 -W 60")
     try:
         stack.wait_record(
             lambda r: r.get("eventType") == "Subscribe" and r.get("clientId") == "demo-device",
             seen,
         )
+        stack.pace("demo-device-publisher")
         stack.sh(snippet("docker-mosquitto-pub"))
+        stack.done_connecting("demo-device-publisher")
         accepted = json.loads(stack.sh(snippet("docker-curl")).stdout)
         assert accepted["message"] == "OK"
+        stack.pace("demo-device-publisher")
         ran = subprocess.run(
             [sys.executable, "-c", stack.documented(snippet("docker-host-sdk"))],
             cwd=stack.cwd,
@@ -271,11 +319,13 @@ def test_host_devices_through_the_published_doors(stack: Stack) -> None:
             timeout=TIMEOUT,
             check=False,
         )
+        stack.done_connecting("demo-device-publisher")
         assert ran.returncode == 0, ran.stderr
         out, err = subscriber.communicate(timeout=TIMEOUT)
     finally:
         if subscriber.poll() is None:
-            subscriber.kill()
+            # The whole group: bash and mosquitto_sub, which holds the pipes open.
+            os.killpg(subscriber.pid, signal.SIGKILL)
             subscriber.communicate()
     assert subscriber.returncode == 0, err
     lines = out.splitlines()
@@ -340,7 +390,9 @@ def test_another_name_in_sni_is_refused(stack: Stack) -> None:
 
 def test_the_sdk_client_container_connects_by_the_aws_shaped_name(stack: Stack) -> None:
     seen = len(stack.records())
+    stack.pace("demo-device-publisher")
     ran = stack.sh(snippet("docker-sdk-client"))
+    stack.done_connecting("demo-device-publisher")
     assert ran.stdout.strip() == output("docker-sdk-client").strip()
     connect = next(
         r
@@ -370,7 +422,12 @@ def test_cli_verbs_in_the_container_need_no_config(stack: Stack) -> None:
 def _mosquitto(stack: Stack, verb: str, arguments: str) -> str:
     """A documented mosquitto line with other arguments (same host, port and files)."""
     documented = snippet("docker-mosquitto-pub").split(" -i ", 1)[0]
-    return stack.sh(documented.replace("mosquitto_pub", verb, 1) + " " + arguments).stdout
+    client_id = arguments.split("-i ", 1)[1].split(maxsplit=1)[0]
+    stack.pace(client_id)
+    try:
+        return stack.sh(documented.replace("mosquitto_pub", verb, 1) + " " + arguments).stdout
+    finally:
+        stack.done_connecting(client_id)
 
 
 def test_state_survives_restart_and_a_new_container(stack: Stack) -> None:
@@ -400,11 +457,14 @@ def test_state_survives_restart_and_a_new_container(stack: Stack) -> None:
 
     start = time.monotonic()
     stack.sh(recreate)
-    accepting = time.monotonic() - start
-    stack.figures["up -d --force-recreate (existing volume) to accepting"] = (
-        f"{accepting + stack.wait_accepting():.1f} s"
+    stack.wait_answering()
+    stack.figures["up -d --force-recreate (existing volume) to answering"] = (
+        f"{time.monotonic() - start:.1f} s"
     )
     stack.wait_healthy()
+    stack.figures["up -d --force-recreate (existing volume) to healthy in docker ps"] = (
+        f"{time.monotonic() - start:.1f} s"
+    )
     assert stack.container() != first
 
     assert "survivor" in stack.things()

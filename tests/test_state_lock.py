@@ -191,7 +191,7 @@ def test_running_out_of_file_descriptors_is_logged_and_the_broker_recovers(
     assert "ulimit -n" in record["details"]
     # The twin: with descriptors free again, the demo device connects.
     health = subprocess.run(
-        [sys.executable, "-m", "aws_iot_mock", "healthcheck", "--port", str(port)],
+        [sys.executable, "-m", "aws_iot_mock", "healthcheck", "--device", "--port", str(port)],
         cwd=tmp_path,
         env=child_env(),
         capture_output=True,

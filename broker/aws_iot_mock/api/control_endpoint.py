@@ -10,7 +10,8 @@ Operations run one at a time on a worker thread: they write SQLite and some gene
 (CreateKeysAndCertificate), which must not stall the event loop that serves the devices.
 
 The web console (``aws_iot_mock.console``) is served on the same door under ``/console``, with
-its own access rule (a token, or loopback only) instead of SigV4.
+its own access rule (a token, or loopback only) instead of SigV4, and so is the health endpoint
+(``aws_iot_mock.api.health``, ``GET /_aws-iot-mock/health``), which needs no signature at all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
+from aws_iot_mock.api.health import health_response, is_health_path
 from aws_iot_mock.api.iot_control import IotControlPlane
 from aws_iot_mock.api.iot_routes import IOT_ROUTE_TABLE
 from aws_iot_mock.api.rest_json import RestJsonRouter, parse_route_table, render_result
@@ -76,6 +78,9 @@ class ControlEndpoint:
         self._logged_keys: set[str] = set()
         # The web console's handler (``ConsoleEndpoint.serve``), when it is served.
         self.console: ConsoleServe | None = None
+        # The health endpoint's document (``aws_iot_mock.api.health.health_document``), built
+        # at each request; None serves no health endpoint.
+        self.health: Callable[[], Mapping[str, object]] | None = None
 
     def handler(self, channel: ByteChannel) -> HttpDoorHandler:
         """The handler of one api-door connection (HTTPS, or plain HTTP on loopback)."""
@@ -83,6 +88,10 @@ class ControlEndpoint:
         secure = bool(channel.identity.tls_version)
 
         async def respond(request: HttpRequest, request_id: str) -> HttpResponse:
+            health = self.health
+            if health is not None and is_health_path(request.path):
+                # Before authentication: a probe carries no signature and is never logged.
+                return health_response(request, health())
             console = self.console
             if console is not None and is_console_path(request.path):
                 return await console(request, facts, secure=secure)

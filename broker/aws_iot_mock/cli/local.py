@@ -63,7 +63,7 @@ DEMO_DEVICE = "demo-device"
 # is attached (non-exclusively, as AWS allows) to three things, one per client ID:
 #   demo-device              the subscriber of the printed hints (the "device" itself)
 #   demo-device-publisher    the publisher of the printed hints
-#   demo-device-healthcheck  `aws-iot-mock healthcheck`, which never takes over the other two
+#   demo-device-healthcheck  `aws-iot-mock healthcheck --device`, which never takes over the others
 DEMO_PUBLISHER = f"{DEMO_DEVICE}-publisher"
 DEMO_HEALTHCHECK = f"{DEMO_DEVICE}-healthcheck"
 DEMO_THINGS = (DEMO_DEVICE, DEMO_PUBLISHER, DEMO_HEALTHCHECK)
@@ -161,8 +161,9 @@ def demo_policy_document(config: Config) -> str:
     """The demo device's policy: least privilege, scoped to the connecting thing.
 
     A client may connect only with a client ID equal to the name of a thing the certificate is
-    attached to, and may publish, receive and subscribe on ``demo/...`` and on its own thing's
-    reserved topics (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
+    attached to, and may publish (retained too), receive and subscribe on ``demo/...``, and
+    publish, receive and subscribe on its own thing's reserved topics
+    (``$aws/things/<thing name>/...``: shadows, jobs). Not ``iot:*`` on ``*``.
 
     ``demo/...`` has statements of its own: thing policy variables resolve on MQTT and MQTT over
     WebSocket only (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html),
@@ -185,9 +186,11 @@ def demo_policy_document(config: Config) -> str:
                 "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
             },
             {
+                # iot:RetainPublish: a PUBLISH with RETAIN needs it besides iot:Publish
+                # (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html).
                 "Sid": "PublishAndReceive",
                 "Effect": "Allow",
-                "Action": ["iot:Publish", "iot:Receive"],
+                "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
                 "Resource": arn("topic", "demo/*"),
             },
             {
@@ -354,7 +357,7 @@ def _run_event_loop(main_coroutine: Coroutine[None, None, None]) -> None:
         uvloop.run(main_coroutine)
 
 
-# MQTT 3.1.1 CONNECT (clean session, keep-alive 30 s) and DISCONNECT, for the health check. Its
+# MQTT 3.1.1 CONNECT (clean session, keep-alive 30 s) and DISCONNECT, for healthcheck --device. Its
 # client ID is a thing of its own (see DEMO_THINGS): the demo policy admits it, and it never
 # takes over the session of a demo client that is connected at the time.
 _HEALTH_CLIENT_ID = DEMO_HEALTHCHECK.encode("ascii")
@@ -369,15 +372,91 @@ _CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
     config = _load(args)
-    certs = CertsDirectory(config.certs_dir)
-    cert_path, key_path, _ = _demo_device_paths(certs)
-    listener = config.listener_for("mqtt")
+    if args.device:
+        return _device_healthcheck(args, config)
+    return _endpoint_healthcheck(args, config)
+
+
+def _probe_address(args: argparse.Namespace, config: Config, door: str) -> tuple[str, int | None]:
+    """Where to probe ``door``: --host/--port, else its listener (a wildcard bind: loopback)."""
+    listener = config.listener_for(door)
     host = args.host or (listener.host if listener else "127.0.0.1")
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    port = args.port or (listener.port if listener else 8883)
+    port = args.port or (listener.port if listener else None)
+    return host, port or None
+
+
+def _unhealthy(where: str, reason: object) -> int:
+    print(f"aws-iot-mock: unhealthy: {where}: {reason}", file=sys.stderr)
+    return 1
+
+
+def _endpoint_healthcheck(args: argparse.Namespace, config: Config) -> int:
+    """GET the health endpoint on the api door: no device, no session, no log record.
+
+    Plain HTTP, which the api door serves on loopback addresses only: a door bound to a
+    wildcard address is probed on 127.0.0.1.
+    """
+    import http.client  # noqa: PLC0415 (only this verb needs it)
+
+    from aws_iot_mock.api.health import HEALTH_PATH  # noqa: PLC0415
+    from aws_iot_mock.doors.listeners import is_loopback_host  # noqa: PLC0415
+
+    host, port = _probe_address(args, config, "api")
+    if port is None:
+        return _unhealthy(
+            "api door",
+            "the configuration gives the api door no fixed port (the health endpoint is served "
+            "there): pass --port, or check as the demo device with --device",
+        )
+    if not is_loopback_host(host):
+        return _unhealthy(
+            f"api door on {host}",
+            "the health endpoint answers plain HTTP on loopback only: bind the api door to "
+            "127.0.0.1 or 0.0.0.0, or check as the demo device with --device",
+        )
+    url = f"http://{_url_host(host)}:{port}{HEALTH_PATH}"
+    connection = http.client.HTTPConnection(host, port, timeout=args.timeout)
+    try:
+        connection.request("GET", HEALTH_PATH)
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        hint = " (nothing listens there: is aws-iot-mock serve running?)"
+        return _unhealthy(url, f"{exc}{hint if isinstance(exc, ConnectionRefusedError) else ''}")
+    finally:
+        connection.close()
+    try:
+        document = json.loads(body)
+        doors = document["doors"]
+        healthy = response.status == 200 and document["status"] == "ok"
+    except (ValueError, KeyError, TypeError):
+        return _unhealthy(url, f"HTTP {response.status}: not the health endpoint's answer")
+    if not healthy:
+        return _unhealthy(url, f"HTTP {response.status}: {body.decode('utf-8', 'replace')}")
+    summary = ", ".join(
+        f"{door} {state.get('port', state.get('state'))}" for door, state in doors.items()
+    )
+    print(f"healthy: {url}: {summary}")
+    return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _device_healthcheck(args: argparse.Namespace, config: Config) -> int:
+    """Connect as the demo device (mutual TLS, MQTT CONNECT): the whole device path, logged."""
+    certs = CertsDirectory(config.certs_dir)
+    cert_path, key_path, _ = _demo_device_paths(certs)
+    host, port = _probe_address(args, config, "mqtt")
+    port = port or 8883
     ctx = ssl.create_default_context(cafile=str(certs.root_ca_path))
-    ctx.load_cert_chain(str(cert_path), str(key_path))
+    try:
+        ctx.load_cert_chain(str(cert_path), str(key_path))
+    except OSError as exc:
+        return _unhealthy("demo device", f"{exc} (create it with serve --demo-device)")
     # Connect to the address but verify and send SNI for the endpoint name, as a device does.
     try:
         with (
@@ -388,11 +467,9 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
             answer = tls.recv(4)
             tls.sendall(b"\xe0\x00")
     except (OSError, ssl.SSLError) as exc:
-        print(f"aws-iot-mock: unhealthy: {host}:{port}: {exc}", file=sys.stderr)
-        return 1
+        return _unhealthy(f"{host}:{port}", exc)
     if answer != _CONNACK_ACCEPTED:
-        print(f"aws-iot-mock: unhealthy: CONNACK {answer.hex()}", file=sys.stderr)
-        return 1
+        return _unhealthy(f"{host}:{port}", f"CONNACK {answer.hex()}")
     print(f"healthy: {host}:{port} accepted the demo device")
     return 0
 
@@ -432,10 +509,18 @@ def register(verbs: _Verbs) -> None:
 
     health = verbs.add_parser(
         "healthcheck",
-        help="connect as the demo device (mutual TLS + MQTT CONNECT); exit 0 if accepted",
+        help="GET the health endpoint on the api door (no device, no log line); exit 0 if up",
     )
     _add_common(health)
     health.set_defaults(run=_cmd_healthcheck)
-    health.add_argument("--host", help="address to connect to (default: the listener's)")
-    health.add_argument("--port", type=int, help="port (default: the listener's)")
+    health.add_argument("--host", help="address to connect to (default: the door's)")
+    health.add_argument(
+        "--port", type=int, help="port (default: the api door's; with --device the mqtt door's)"
+    )
     health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument(
+        "--device",
+        action="store_true",
+        help="connect as the demo device instead (mutual TLS + MQTT CONNECT on the mqtt door: "
+        "a logged connection that subscribers to lifecycle events see)",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import os
 import resource
 import socket
@@ -21,7 +22,14 @@ from pathlib import Path
 from aws_iot_mock.config import DOOR_FLAGS, ListenerConfig
 from aws_iot_mock.errors import ListenerBindError
 
-__all__ = ["AcceptFailureLog", "BoundListener", "ListenerBindError", "bind_listener", "door_flag"]
+__all__ = [
+    "AcceptFailureLog",
+    "BoundListener",
+    "ListenerBindError",
+    "bind_listener",
+    "door_flag",
+    "is_loopback_host",
+]
 
 # Ports below this need privileges on Linux (net.ipv4.ip_unprivileged_port_start's default).
 _PRIVILEGED_BELOW = 1024
@@ -42,6 +50,16 @@ class BoundListener:
     host: str
     port: int | None
     off_reason: str | None = None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address or host is loopback only (``localhost``, 127/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def door_flag(door: str) -> str:

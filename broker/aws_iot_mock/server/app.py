@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import ipaddress
 import logging
 import secrets
 import ssl
@@ -33,9 +32,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from aws_iot_mock import __version__
 from aws_iot_mock.api.control_endpoint import ControlEndpoint
 from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.data_endpoint import DataEndpoint
+from aws_iot_mock.api.health import DoorState, health_document
 from aws_iot_mock.api.iot_control import IotControlPlane, Operation
 from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
@@ -49,7 +50,12 @@ from aws_iot_mock.config import Config
 from aws_iot_mock.console.access import ConsoleAccess
 from aws_iot_mock.console.endpoint import ConsoleEndpoint
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
-from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
+from aws_iot_mock.doors.listeners import (
+    AcceptFailureLog,
+    BoundListener,
+    bind_listener,
+    is_loopback_host,
+)
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
 from aws_iot_mock.doors.websocket_door import WebSocketDoor
@@ -243,7 +249,7 @@ class Broker:
         api = next((b for b in self._listeners if b.door == "api" and b.port is not None), None)
         if console is None or api is None or api.port is None:
             return None
-        if _is_loopback(api.host):
+        if is_loopback_host(api.host):
             url = f"http://localhost:{api.port}/console/"
         else:
             url = f"https://localhost:{api.port}/console/"
@@ -433,6 +439,7 @@ class Broker:
         )
         if config.control_plane.console:
             self._console = self._create_console(core, self._shadows, control)
+        control.health = self._health
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
@@ -475,6 +482,11 @@ class Broker:
         self._tick()
         self._poll_mailbox()
 
+    def _health(self) -> dict[str, object]:
+        """The health endpoint's document: every configured door, listening or off."""
+        doors = (DoorState(b.door, b.host, b.port, b.off_reason) for b in self._listeners)
+        return health_document(doors, endpoint=self.config.endpoint, version=__version__)
+
     def _create_console(
         self, core: DeviceCore, shadows: ShadowService, control: ControlEndpoint
     ) -> ConsoleEndpoint:
@@ -484,7 +496,7 @@ class Broker:
         configured = config.control_plane.console_token
         access = ConsoleAccess(
             token=configured or secrets.token_urlsafe(24),
-            token_required=configured is not None or api is None or not _is_loopback(api.host),
+            token_required=configured is not None or api is None or not is_loopback_host(api.host),
         )
 
         def overview() -> dict[str, object]:
@@ -752,13 +764,3 @@ class Broker:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether a listener's bind address is loopback only (``localhost``, 127/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
