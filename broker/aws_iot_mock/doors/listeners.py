@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import os
 import resource
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from aws_iot_mock.config import DOOR_FLAGS, ListenerConfig
 from aws_iot_mock.errors import ListenerBindError
+from aws_iot_mock.hosts import is_loopback_host
 
 __all__ = [
     "AcceptFailureLog",
@@ -50,16 +50,6 @@ class BoundListener:
     host: str
     port: int | None
     off_reason: str | None = None
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether a bind address or host is loopback only (``localhost``, 127/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def door_flag(door: str) -> str:

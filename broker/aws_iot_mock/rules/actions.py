@@ -27,7 +27,6 @@ import base64
 import contextlib
 import functools
 import http.client
-import ipaddress
 import json
 import ssl
 import subprocess
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from aws_iot_mock.hosts import is_loopback_host
 from aws_iot_mock.mqtt.topics import validate_topic_name
 from aws_iot_mock.rules.error_action import ActionFailure
 from aws_iot_mock.rules.sql import EvaluationContext, SqlParseError, SqlResult, SqlVersion
@@ -422,14 +422,7 @@ class ActionRunner:
         config = self._config
         if any(url.startswith(prefix) for prefix in config.http_confirmed_destinations):
             return True
-        if not config.http_allow_loopback:
-            return False
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return config.http_allow_loopback and is_loopback_host(host)
 
     def _post(
         self, parsed: urllib.parse.SplitResult, body: bytes, headers: dict[str, str]
