@@ -167,8 +167,10 @@ def _iso_timestamp(value: object) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The configuration a verb runs with: --config, else $AWS_IOT_MOCK_CONFIG, else defaults;
-    then the command line's overrides."""
+    """The configuration a verb runs with.
+
+    --config, else $AWS_IOT_MOCK_CONFIG, else defaults; then the command line's overrides.
+    """
     path = args.config
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])

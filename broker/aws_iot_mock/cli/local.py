@@ -50,9 +50,19 @@ from aws_iot_mock.resources import (
 if TYPE_CHECKING:
     from aws_iot_mock.cli._common import _Verbs
 
-__all__ = ["DEMO_THINGS", "api_url", "demo_policy_document", "ensure_demo_device", "register"]
+__all__ = [
+    "DEMO_THINGS",
+    "VERBS",
+    "api_url",
+    "demo_policy_document",
+    "ensure_demo_device",
+    "register",
+]
 
 DEMO_DEVICE = "demo-device"
+
+# The verbs ``register`` adds (the command line builds only these when one of them is asked for).
+VERBS = frozenset({"serve", "init", "healthcheck"})
 
 # The demo device's things. AWS IoT lets one MQTT client ID be connected once: a second CONNECT
 # with the same ID disconnects the first (session takeover). The demo policy, like AWS's
