@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aws_iot_mock.cli import local
 from aws_iot_mock.cli._common import (
@@ -54,10 +54,34 @@ __all__ = [
 
 
 def _version() -> str:
+    import importlib.metadata  # noqa: PLC0415 (see _VersionAction)
+
     try:
         return importlib.metadata.version("aws-iot-mock")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked.
+
+    ``importlib.metadata`` scans every installed distribution: a tenth of a second (more on a
+    busy machine) that ``serve`` would pay at every start for a flag it was not given.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"aws-iot-mock {_version()}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
@@ -71,7 +95,7 @@ def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         prog="aws-iot-mock",
         description="An offline stand-in for the AWS IoT Core device endpoint.",
     )
-    parser.add_argument("--version", action="version", version=f"aws-iot-mock {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
     local.register(verbs)
     if verb in local.VERBS:

@@ -27,16 +27,14 @@ import secrets
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_iot_mock.api.control_endpoint import ControlEndpoint
-from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
 from aws_iot_mock.api.data_endpoint import DataEndpoint
-from aws_iot_mock.api.iot_control import IotControlPlane, Operation
 from aws_iot_mock.api.iot_data import IotDataApi
 from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
 from aws_iot_mock.api.sigv4_caller import SigV4Authenticator
@@ -46,12 +44,10 @@ from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
 from aws_iot_mock.config import Config
-from aws_iot_mock.console.access import ConsoleAccess
-from aws_iot_mock.console.endpoint import ConsoleEndpoint
 from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
 from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
 from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
-from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
+from aws_iot_mock.doors.tls_door import ByteChannel, DoorHandler, FrontDoor, HandlerFactory
 from aws_iot_mock.doors.websocket_door import WebSocketDoor
 from aws_iot_mock.errors import StorageError
 from aws_iot_mock.iam.authorization import IamAuthorizer
@@ -81,6 +77,13 @@ from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
 from aws_iot_mock.tls.verdicts import sni_alert
 
+if TYPE_CHECKING:
+    # Built on first use (see Broker.control_plane): devices never need them, and importing
+    # them took a third of the broker's start-up.
+    from aws_iot_mock.api.control_endpoint import ControlEndpoint
+    from aws_iot_mock.api.iot_control import IotControlPlane, Operation
+    from aws_iot_mock.console.endpoint import ConsoleEndpoint
+
 __all__ = ["Broker", "create_sink"]
 
 logger = logging.getLogger("aws_iot_mock")
@@ -91,6 +94,8 @@ _SHUTDOWN_GRACE = 2.0
 _MAILBOX_POLL = 0.2
 # How long an api-door worker waits for the event loop to run a Jobs operation.
 _LOOP_CALL_TIMEOUT = 10.0
+# Log records kept for a console built later (the console's own backlog, console.live.BACKLOG).
+_CONSOLE_BACKLOG = 500
 
 
 def _on_loop(
@@ -193,8 +198,16 @@ class Broker:
         self._rules_engine: RulesEngine | None = None
         self._topic_rules: TopicRuleService | None = None
         self._iam: IamStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._control_plane: IotControlPlane | None = None
         self._control: ControlEndpoint | None = None
         self._console: ConsoleEndpoint | None = None
+        # The console's access token, decided at start (the banner prints its URL at once).
+        self._console_token = ""
+        self._console_token_required = True
+        self._console_enabled = False
+        # Log records until the console exists (it shows the recent ones); then it keeps them.
+        self._early_records: deque[Mapping[str, object]] | None = None
         self._domains = served_domains(config, ())
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
@@ -229,8 +242,35 @@ class Broker:
 
     @property
     def console(self) -> ConsoleEndpoint | None:
-        """The web console, when the api door serves it (while the broker runs)."""
+        """The web console, when the api door serves it (while the broker runs).
+
+        Built on first use (the api door's first connection, or here): devices never need it.
+        """
+        if self._console is None and self._serves_console():
+            self._control_endpoint()
         return self._console
+
+    @property
+    def control_plane(self) -> IotControlPlane:
+        """The ``iot`` control plane's service layer, with the built-in services' operations.
+
+        The api door, the CLI's job verbs (through the mailbox) and tests call it. Built on
+        first use: a device never needs it, and its modules took a third of the start-up.
+        """
+        if self._control_plane is None:
+            if self._registry is None or self._loop is None or self._topic_rules is None:
+                raise RuntimeError("the broker is not started")
+            # Imported here: see the docstring.
+            from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
+
+            control_plane = IotControlPlane(self._registry, self.config, certs=self.certs)
+            # Built-in services (jobs, provisioning, rules) add their operations to this one
+            # layer, which the api door, the CLI (through the jobs mailbox) and tests all call.
+            control_plane.add_operations(_on_loop(self.jobs.operations(), self._loop))
+            control_plane.add_operations(self.provisioning_templates.operations())
+            control_plane.add_operations(self._topic_rules.operations())
+            self._control_plane = control_plane
+        return self._control_plane
 
     @property
     def console_url(self) -> str | None:
@@ -239,17 +279,20 @@ class Broker:
         ``http://`` when the api door listens on loopback (plain HTTP is served there),
         ``https://`` otherwise (the root CA must be trusted by the browser).
         """
-        console = self._console
         api = next((b for b in self._listeners if b.door == "api" and b.port is not None), None)
-        if console is None or api is None or api.port is None:
+        if not self._serves_console() or api is None or api.port is None:
             return None
         if _is_loopback(api.host):
             url = f"http://localhost:{api.port}/console/"
         else:
             url = f"https://localhost:{api.port}/console/"
-        if console.access.token_required:
-            url += f"?token={console.access.token}"
+        if self._console_token_required:
+            url += f"?token={self._console_token}"
         return url
+
+    def _serves_console(self) -> bool:
+        """Whether the console is served (configured, and the broker is started)."""
+        return self._console_enabled
 
     @property
     def root_ca_path(self) -> Path:
@@ -330,7 +373,7 @@ class Broker:
 
     async def _start(self) -> None:
         config = self.config
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # First: a second broker on this state directory stops here, before touching a store.
         self._state_lock = StateDirectoryLock.acquire(config.state_dir)
         self._accept_failures.install(loop)
@@ -414,30 +457,18 @@ class Broker:
                 self.jobs, emit=self.sink.emit, log_successes=log_successes
             ),
         )
-        # Built-in services (jobs, provisioning, rules) add their operations to this one layer,
-        # which the api door, the CLI (through the jobs mailbox) and tests all call.
-        self.control_plane = IotControlPlane(registry, config, certs=self.certs)
-        self.control_plane.add_operations(_on_loop(self.jobs.operations(), loop))
-        self.control_plane.add_operations(self.provisioning_templates.operations())
-        self.control_plane.add_operations(self._topic_rules.operations())
-        self._control = control = ControlEndpoint(
-            self.control_plane,
-            ControlPlaneAuthenticator(
-                credentials=iam.credential_for,
-                strict=config.control_plane.strict_sigv4,
-                region=config.region,
-                clock=lambda: datetime.now(UTC),
-            ),
-            emit=self.sink.emit,
-            request_timeout=config.tls.connect_timeout,
-        )
         if config.control_plane.console:
-            self._console = self._create_console(core, self._shadows, control)
+            self._prepare_console()
+
+        def control_plane_handler(channel: ByteChannel) -> DoorHandler:
+            # The control plane and the console are built on the api door's first connection.
+            return self._control_endpoint().handler(channel)
+
         handlers: dict[Route, HandlerFactory] = {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
             Route.SIGV4: data_endpoint.sigv4_handler,
-            Route.CONTROL_PLANE: control.handler,
+            Route.CONTROL_PLANE: control_plane_handler,
         }
 
         def registry_status(certificate_id: str) -> str | None:
@@ -475,16 +506,56 @@ class Broker:
         self._tick()
         self._poll_mailbox()
 
+    def _prepare_console(self) -> None:
+        """Decide the console's token and keep log records until the console is built."""
+        config = self.config
+        api = config.listener_for("api")
+        configured = config.control_plane.console_token
+        self._console_token = configured or secrets.token_urlsafe(24)
+        self._console_token_required = (
+            configured is not None or api is None or not _is_loopback(api.host)
+        )
+        self._console_enabled = True
+        self._early_records = deque(maxlen=_CONSOLE_BACKLOG)
+        self.sink.add_listener(self._early_records.append)
+
+    def _control_endpoint(self) -> ControlEndpoint:
+        """The api door's endpoint (and the console), built on first use."""
+        if self._control is None:
+            # Imported here: see Broker.control_plane.
+            from aws_iot_mock.api.control_endpoint import ControlEndpoint  # noqa: PLC0415
+            from aws_iot_mock.api.control_plane_auth import (  # noqa: PLC0415
+                ControlPlaneAuthenticator,
+            )
+
+            config = self.config
+            control = ControlEndpoint(
+                self.control_plane,
+                ControlPlaneAuthenticator(
+                    credentials=self.iam.credential_for,
+                    strict=config.control_plane.strict_sigv4,
+                    region=config.region,
+                    clock=lambda: datetime.now(UTC),
+                ),
+                emit=self.sink.emit,
+                request_timeout=config.tls.connect_timeout,
+            )
+            if self._console_enabled:
+                self._console = self._create_console(self.core, self.shadows, control)
+            self._control = control
+        return self._control
+
     def _create_console(
         self, core: DeviceCore, shadows: ShadowService, control: ControlEndpoint
     ) -> ConsoleEndpoint:
         """The web console on the api door, a client of the core, shadows and control plane."""
+        # Imported here: see Broker.control_plane.
+        from aws_iot_mock.console.access import ConsoleAccess  # noqa: PLC0415
+        from aws_iot_mock.console.endpoint import ConsoleEndpoint  # noqa: PLC0415
+
         config = self.config
-        api = config.listener_for("api")
-        configured = config.control_plane.console_token
         access = ConsoleAccess(
-            token=configured or secrets.token_urlsafe(24),
-            token_required=configured is not None or api is None or not _is_loopback(api.host),
+            token=self._console_token, token_required=self._console_token_required
         )
 
         def overview() -> dict[str, object]:
@@ -516,6 +587,13 @@ class Broker:
             region=config.region,
         )
         self.sink.add_listener(console.on_record)
+        early = self._early_records
+        if early is not None:
+            # What happened before the console was built: its backlog, as if it had been there.
+            self.sink.remove_listener(early.append)
+            self._early_records = None
+            for record in list(early):
+                console.on_record(record)
         control.console = console.serve
         return console
 
@@ -594,7 +672,11 @@ class Broker:
         if self._job_store is not None and self._jobs is not None:
             # Job verbs the CLI posted run here, through the control plane: CreateJob must
             # notify the connected devices, and only this process changes the jobs state.
-            answer_requests(self._job_store, self.control_plane.call)
+            # The control plane is built by the first request only (see control_plane).
+            answer_requests(self._job_store, self._call_control_plane)
+
+    def _call_control_plane(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self.control_plane.call(operation, request)
 
     def _core_storage_failed(self, error: StorageError, what: str) -> None:
         if self._core is not None:
@@ -703,13 +785,7 @@ class Broker:
             await server.wait_closed()
         self._servers.clear()
         self._doors.clear()
-        if self._console is not None:
-            self._console.close()
-            self.sink.remove_listener(self._console.on_record)
-            self._console = None
-        if self._control is not None:
-            self._control.close()
-            self._control = None
+        self._close_control_plane()
         if self._rules_engine is not None:
             self._rules_engine.stop()
         self._rules_engine = self._topic_rules = None
@@ -723,6 +799,21 @@ class Broker:
         if self._state_lock is not None:
             self._state_lock.release()  # last: the directory is free for another broker
             self._state_lock = None
+
+    def _close_control_plane(self) -> None:
+        """The api door's endpoint, console and control plane (those that were built)."""
+        if self._console is not None:
+            self._console.close()
+            self.sink.remove_listener(self._console.on_record)
+            self._console = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._early_records is not None:
+            self.sink.remove_listener(self._early_records.append)
+            self._early_records = None
+        self._console_enabled = False
+        self._control_plane = None
 
     def _close_stores(self) -> None:
         for store in (
