@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import importlib
 import ipaddress
 import logging
 import secrets
 import ssl
+import sys
 import threading
 import time
 from collections import deque
@@ -34,44 +36,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aws_iot_mock.api.data_endpoint import DataEndpoint
-from aws_iot_mock.api.iot_data import IotDataApi
-from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
-from aws_iot_mock.api.sigv4_caller import SigV4Authenticator
-from aws_iot_mock.authz.principal_permissions import PermissionsByPrincipal
-from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.aws.api_errors import AwsApiError
-from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
-from aws_iot_mock.config import Config
-from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
+from aws_iot_mock.config import Config, ListenerConfig
 from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
-from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
 from aws_iot_mock.doors.tls_door import ByteChannel, DoorHandler, FrontDoor, HandlerFactory
-from aws_iot_mock.doors.websocket_door import WebSocketDoor
 from aws_iot_mock.errors import StorageError
-from aws_iot_mock.iam.authorization import IamAuthorizer
-from aws_iot_mock.iam.store import IamStore
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
-from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput
 from aws_iot_mock.logs.sink import LogSink
-from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
-from aws_iot_mock.resources import thing_exists
-from aws_iot_mock.rules.runtime import RulesEngine
-from aws_iot_mock.rules.topic_rules import TopicRuleService
 from aws_iot_mock.server.domains import ServedDomains, served_domains
-from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
-from aws_iot_mock.services.jobs import JobsService
-from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
-from aws_iot_mock.services.shadows import ShadowService
 from aws_iot_mock.state.instance_lock import StateDirectoryLock
-from aws_iot_mock.state.jobs import JobStore
-from aws_iot_mock.state.mailbox import answer_requests
-from aws_iot_mock.state.provisioning import ProvisioningStore
-from aws_iot_mock.state.sessions import SqliteSessionStore
-from aws_iot_mock.state.shadows import ShadowStore
-from aws_iot_mock.state.topic_rules import TopicRuleStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
 from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
@@ -82,7 +57,54 @@ if TYPE_CHECKING:
     # them took a third of the broker's start-up.
     from aws_iot_mock.api.control_endpoint import ControlEndpoint
     from aws_iot_mock.api.iot_control import IotControlPlane, Operation
+    from aws_iot_mock.aws.jobs.model import JobsBehaviour
     from aws_iot_mock.console.endpoint import ConsoleEndpoint
+    from aws_iot_mock.core.device_core import DeviceCore
+    from aws_iot_mock.iam.store import IamStore
+    from aws_iot_mock.mqtt.message import Message
+    from aws_iot_mock.rules.runtime import RulesEngine
+    from aws_iot_mock.rules.topic_rules import TopicRuleService
+    from aws_iot_mock.services.jobs import JobsService
+    from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
+    from aws_iot_mock.services.shadows import ShadowService
+    from aws_iot_mock.state.jobs import JobStore
+    from aws_iot_mock.state.provisioning import ProvisioningStore
+    from aws_iot_mock.state.sessions import SqliteSessionStore
+    from aws_iot_mock.state.shadows import ShadowStore
+    from aws_iot_mock.state.topic_rules import TopicRuleStore
+
+# What Broker.start builds after the data doors listen (the device core, its services, the
+# rules engine, the HTTPS and WebSocket endpoints): imported on a worker thread meanwhile, so
+# that the event loop serves handshakes. A module missing here is imported on the loop instead
+# (slower start, same broker).
+_DEVICE_SERVICE_MODULES = (
+    "aws_iot_mock.api.data_endpoint",
+    "aws_iot_mock.authz.principal_permissions",
+    "aws_iot_mock.authz.registry_permissions",
+    "aws_iot_mock.core.device_core",
+    "aws_iot_mock.doors.mqtt_door",
+    "aws_iot_mock.iam.authorization",
+    "aws_iot_mock.iam.store",
+    "aws_iot_mock.resources",
+    "aws_iot_mock.rules.runtime",
+    "aws_iot_mock.rules.topic_rules",
+    "aws_iot_mock.services.fleet_provisioning",
+    "aws_iot_mock.services.jobs",
+    "aws_iot_mock.services.provisioning_templates",
+    "aws_iot_mock.services.shadows",
+    "aws_iot_mock.state.jobs",
+    "aws_iot_mock.state.mailbox",
+    "aws_iot_mock.state.provisioning",
+    "aws_iot_mock.state.sessions",
+    "aws_iot_mock.state.shadows",
+    "aws_iot_mock.state.topic_rules",
+)
+
+
+def _import_device_service_modules() -> None:
+    for name in _DEVICE_SERVICE_MODULES:
+        importlib.import_module(name)
+
 
 __all__ = ["Broker", "create_sink"]
 
@@ -150,6 +172,8 @@ def create_sink(config: Config) -> LogSink:
         buffer_bytes=config.logging.buffer_bytes,
     )
     if config.logging.cloudwatch is not None:
+        from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput  # noqa: PLC0415
+
         sink.add_output(
             CloudWatchLogsOutput(
                 config.logging.cloudwatch, region=config.region, drop_report=sink.drop_report_line
@@ -383,12 +407,114 @@ class Broker:
         )
         self._domains = served_domains(config, registry.list_domain_configurations())
         self.certs.ensure_server_certificates(self._domains.server_names)
+        self._registered_cas = tuple(registry.active_ca_certificates_pem())
+        log_successes = self.sink.level >= LogLevel.INFO
+        if config.control_plane.console:
+            self._prepare_console()
+        # The data doors listen first, with the handshake's needs only (contexts, registry):
+        # handshakes are served while the device services' modules are imported on a worker
+        # thread (about a second of a cold start, more than all the rest); a connection whose
+        # handshake completes meanwhile waits for its route's handler (FrontDoor.serve_routes).
+        # The api door (no device uses it) opens last. start() returns when all are served.
+        bound: dict[int, tuple[asyncio.Server | None, BoundListener, FrontDoor]] = {}
+        for index, listener in enumerate(config.listeners):
+            if listener.door != DoorKind.API.value:
+                bound[index] = await self._open_door(listener, registry, log_successes)
+        if any(name not in sys.modules for name in _DEVICE_SERVICE_MODULES):
+            await asyncio.to_thread(_import_device_service_modules)
+        handlers = self._build_device_services(loop, registry, log_successes)
+        for _, _, door in bound.values():
+            door.serve_routes(handlers)
+        for index, listener in enumerate(config.listeners):
+            if index not in bound:
+                bound[index] = await self._open_door(listener, registry, log_successes, handlers)
+        for index in range(len(config.listeners)):
+            server, listening, _ = bound[index]
+            self._listeners.append(listening)
+            if server is None:
+                logger.warning("%s door off: %s", listening.door, listening.off_reason)
+            else:
+                logger.info(
+                    "%s door listening on %s:%d", listening.door, listening.host, listening.port
+                )
+        self._tick()
+        self._poll_mailbox()
+
+    async def _open_door(
+        self,
+        listener: ListenerConfig,
+        registry: CertificateRegistry,
+        log_successes: bool,
+        handlers: Mapping[Route, HandlerFactory] | None = None,
+    ) -> tuple[asyncio.Server | None, BoundListener, FrontDoor]:
+        """Bind one listener; without ``handlers``, its connections wait for serve_routes."""
+        config = self.config
+
+        def registry_status(certificate_id: str) -> str | None:
+            record = registry.get_certificate(certificate_id)
+            return None if record is None else record.status.value
+
+        door_kind = DoorKind(listener.door)
+        door = FrontDoor(
+            door=door_kind,
+            account_id=config.account_id,
+            contexts=self._create_contexts(door_kind),
+            policy_for=self._domains.policy_for,
+            accepted_names=self._accepted_names(door_kind),
+            disabled_names=self._domains.disabled,
+            plaintext_on_loopback=door_kind is DoorKind.API,
+            require_sni=self._require_sni(door_kind),
+            registry_status=registry_status,
+            emit=self.sink.emit,
+            handlers=handlers if handlers is not None else {},
+            handlers_pending=handlers is None,
+            handshake_timeout=config.tls.handshake_timeout,
+            log_successes=log_successes,
+            log_debug=self.sink.level >= LogLevel.DEBUG,
+        )
+        door.descriptor_watch = self._accept_failures.note_descriptor
+        server, listening = await bind_listener(listener, door.protocol_factory)
+        if server is not None:
+            # Known to stop() at once: a failure later in start() closes it.
+            self._servers.append(server)
+            self._doors.append(door)
+        return server, listening, door
+
+    def _build_device_services(
+        self, loop: asyncio.AbstractEventLoop, registry: CertificateRegistry, log_successes: bool
+    ) -> dict[Route, HandlerFactory]:
+        """Build the stores, the device core, its services and the rules engine.
+
+        Returns:
+            The handler factory of every route.
+        """
+        # Imported here, by then already on the worker thread (_import_device_service_modules).
+        from aws_iot_mock.api.data_endpoint import DataEndpoint  # noqa: PLC0415
+        from aws_iot_mock.api.iot_data import IotDataApi  # noqa: PLC0415
+        from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi  # noqa: PLC0415
+        from aws_iot_mock.api.sigv4_caller import SigV4Authenticator  # noqa: PLC0415
+        from aws_iot_mock.authz.principal_permissions import (  # noqa: PLC0415
+            PermissionsByPrincipal,
+        )
+        from aws_iot_mock.authz.registry_permissions import Authorizer  # noqa: PLC0415
+        from aws_iot_mock.core.device_core import CoreSettings, DeviceCore  # noqa: PLC0415
+        from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler  # noqa: PLC0415
+        from aws_iot_mock.doors.websocket_door import WebSocketDoor  # noqa: PLC0415
+        from aws_iot_mock.iam.authorization import IamAuthorizer  # noqa: PLC0415
+        from aws_iot_mock.iam.store import IamStore  # noqa: PLC0415
+        from aws_iot_mock.rules.runtime import RulesEngine  # noqa: PLC0415
+        from aws_iot_mock.rules.topic_rules import TopicRuleService  # noqa: PLC0415
+        from aws_iot_mock.services.shadows import ShadowService  # noqa: PLC0415
+        from aws_iot_mock.state.sessions import SqliteSessionStore  # noqa: PLC0415
+        from aws_iot_mock.state.shadows import ShadowStore  # noqa: PLC0415
+        from aws_iot_mock.state.topic_rules import TopicRuleStore  # noqa: PLC0415
+
+        config = self.config
         self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
         iam_authorizer = IamAuthorizer(iam, region=config.region)
         # The event loop must not wait for another process's lock: writes wait 0.1 s at
         # most, and a busy database is not tried again for a second (state/sqlite.py).
         self._store = SqliteSessionStore.open(config.state_dir).bound_waits()
-        log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
             self._store,
             settings=CoreSettings(
@@ -457,54 +583,17 @@ class Broker:
                 self.jobs, emit=self.sink.emit, log_successes=log_successes
             ),
         )
-        if config.control_plane.console:
-            self._prepare_console()
 
         def control_plane_handler(channel: ByteChannel) -> DoorHandler:
             # The control plane and the console are built on the api door's first connection.
             return self._control_endpoint().handler(channel)
 
-        handlers: dict[Route, HandlerFactory] = {
+        return {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
             Route.SIGV4: data_endpoint.sigv4_handler,
             Route.CONTROL_PLANE: control_plane_handler,
         }
-
-        def registry_status(certificate_id: str) -> str | None:
-            record = registry.get_certificate(certificate_id)
-            return None if record is None else record.status.value
-
-        self._registered_cas = tuple(registry.active_ca_certificates_pem())
-        for listener in config.listeners:
-            door_kind = DoorKind(listener.door)
-            door = FrontDoor(
-                door=door_kind,
-                account_id=config.account_id,
-                contexts=self._create_contexts(door_kind),
-                policy_for=self._domains.policy_for,
-                accepted_names=self._accepted_names(door_kind),
-                disabled_names=self._domains.disabled,
-                plaintext_on_loopback=door_kind is DoorKind.API,
-                require_sni=self._require_sni(door_kind),
-                registry_status=registry_status,
-                emit=self.sink.emit,
-                handlers=handlers,
-                handshake_timeout=config.tls.handshake_timeout,
-                log_successes=log_successes,
-                log_debug=self.sink.level >= LogLevel.DEBUG,
-            )
-            door.descriptor_watch = self._accept_failures.note_descriptor
-            server, bound = await bind_listener(listener, door.protocol_factory)
-            self._listeners.append(bound)
-            if server is None:
-                logger.warning("%s door off: %s", bound.door, bound.off_reason)
-                continue
-            self._servers.append(server)
-            self._doors.append(door)
-            logger.info("%s door listening on %s:%d", bound.door, bound.host, bound.port)
-        self._tick()
-        self._poll_mailbox()
 
     def _prepare_console(self) -> None:
         """Decide the console's token and keep log records until the console is built."""
@@ -601,6 +690,18 @@ class Broker:
         self, core: DeviceCore, registry: CertificateRegistry, log_successes: bool
     ) -> None:
         """Jobs and fleet provisioning as built-in services, over their stores and the registry."""
+        # Imported here: see _DEVICE_SERVICE_MODULES.
+        from aws_iot_mock.resources import thing_exists  # noqa: PLC0415
+        from aws_iot_mock.services.fleet_provisioning import (  # noqa: PLC0415
+            FleetProvisioningService,
+        )
+        from aws_iot_mock.services.jobs import JobsService  # noqa: PLC0415
+        from aws_iot_mock.services.provisioning_templates import (  # noqa: PLC0415
+            ProvisioningTemplateService,
+        )
+        from aws_iot_mock.state.jobs import JobStore  # noqa: PLC0415
+        from aws_iot_mock.state.provisioning import ProvisioningStore  # noqa: PLC0415
+
         config = self.config
         self._job_store = JobStore.open(config.state_dir)
         self._jobs = JobsService(
@@ -673,6 +774,8 @@ class Broker:
             # Job verbs the CLI posted run here, through the control plane: CreateJob must
             # notify the connected devices, and only this process changes the jobs state.
             # The control plane is built by the first request only (see control_plane).
+            from aws_iot_mock.state.mailbox import answer_requests  # noqa: PLC0415
+
             answer_requests(self._job_store, self._call_control_plane)
 
     def _call_control_plane(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
