@@ -877,6 +877,24 @@ def latency(bench: Bench, kind: str) -> Sample:
 
 # --- 7. idle connections ---------------------------------------------------------------------
 
+# Connections per loopback source address: Linux's default ephemeral range (32768-60999) has
+# ~28,000 ports per address; 20,000 leaves room for the rest of the machine.
+_PER_SOURCE_ADDRESS = 20_000
+
+
+def _source_addresses(worker: int, connections: int) -> list[str]:
+    """``--source-address`` flags for one idle worker: addresses of 127/8 of its own.
+
+    Worker ``w`` uses 127.0.<w+1>.1, 127.0.<w+1>.2, ... (one per 20,000 connections): all of
+    127/8 is loopback on Linux, and no two workers share an address's ports.
+    """
+    count = -(-connections // _PER_SOURCE_ADDRESS)
+    return [
+        flag
+        for host in range(1, count + 1)
+        for flag in ("--source-address", f"127.0.{worker + 1}.{host}")
+    ]
+
 
 def idle_connections(bench: Bench, kind: str) -> Sample:
     """N idle TLS connections (keep-alive 1200 s) to a fresh broker: accepted, RSS per connection.
@@ -901,6 +919,9 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
                 str(per_worker),
                 "--concurrency",
                 "16",
+                "--connect-timeout",
+                str(max(20.0, profile.idle_timeout / 4)),
+                *_source_addresses(index, per_worker),
             )
             for index in range(profile.load_workers)
         ]
