@@ -76,7 +76,7 @@ READ_BUDGET = 16 * 1024
 REFUSAL_LINGER = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DoorIdentity:
     """Who is on the other end and how they came in, as the TLS handshake established it.
 
@@ -280,6 +280,35 @@ class FrontDoor:
 
 class DoorProtocol(asyncio.Protocol):
     """One TCP connection: ClientHello -> SNI -> TLS handshake -> registry -> route -> handler."""
+
+    # Thousands of these live at once (one per connection): slots, not a dict each.
+    __slots__ = (
+        "_budget_paused",
+        "_channel",
+        "_closed",
+        "_continue_scheduled",
+        "_door",
+        "_handler",
+        "_handler_paused",
+        "_hello",
+        "_hello_needed",
+        "_incoming",
+        "_lingering",
+        "_loopback",
+        "_outgoing",
+        "_plaintext",
+        "_policy",
+        "_principal_id",
+        "_route",
+        "_server_name",
+        "_sni_refusal",
+        "_source_ip",
+        "_source_port",
+        "_ssl",
+        "_timer",
+        "_transport",
+        "_transport_paused",
+    )
 
     def __init__(self, door: FrontDoor) -> None:
         self._door = door
@@ -729,6 +758,13 @@ class DoorProtocol(asyncio.Protocol):
 
 class _Channel:
     """The ``ByteChannel`` of one connection: a narrow view of ``DoorProtocol``."""
+
+    # Thousands of these live at once (one per connection): slots, not a dict each.
+    __slots__ = (
+        "_facts",
+        "_identity",
+        "_protocol",
+    )
 
     def __init__(self, protocol: DoorProtocol, identity: DoorIdentity, facts: ConnectionFacts):
         self._protocol = protocol

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_iot_mock.auth.sigv4 import SigV4Reason
+from aws_iot_mock.auth.sigv4_reasons import SigV4Reason
 from aws_iot_mock.errors import StorageFault
 
 __all__ = [
@@ -516,7 +516,7 @@ def format_timestamp(moment: _dt.datetime) -> str:
     return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionFacts:
     """What is known about a connection when a record is written.
 
