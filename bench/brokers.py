@@ -286,12 +286,15 @@ def launch(
     mosquitto_queue: int = 10_000_000,
     config: Path = OURS_CONFIG,
     state_dir: Path | None = None,
+    stdout: int | None = None,
 ) -> RunningBroker:
     """Start one broker process (not waiting for it to be ready).
 
     ``mosquitto_queue`` is Mosquitto's ``max_queued_messages`` (see ``mosquitto_config``);
     ``config`` is our broker's configuration file and ``state_dir`` its state directory (by
     default ``<workdir>/state-<tag>``; either way filled from the PKI's state template).
+    ``stdout``: a file descriptor for the broker's standard output (the log-pipe scenarios'
+    pipe); the log file then gets its standard error alone. By default both go to the log file.
     """
     log = workdir / f"{kind}-{tag}.log"
     doors: dict[str, int] = {}
@@ -346,7 +349,11 @@ def launch(
     with log.open("wb") as out:
         started = time.monotonic()
         proc = subprocess.Popen(
-            argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            argv,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=out if stdout is None else stdout,
+            stderr=subprocess.STDOUT if stdout is None else out,
         )
     return RunningBroker(kind, port, proc, log, started, doors)
 

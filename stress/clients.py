@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from bench.mqttlite import (
     sync_connect,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "publish_acknowledged"]
 
 # Publishes handed to the socket per sendall: big enough that Python's cost per call vanishes.
 _BATCH = 256
@@ -105,6 +106,19 @@ def _pinger(args: argparse.Namespace) -> None:
     print(json.dumps({**result, "samples": len(samples)}), flush=True)
 
 
+def publish_acknowledged(
+    sock: ssl.SSLSocket, reader: PacketReader, topic: str, body: bytes, packet_id: int
+) -> None:
+    """Publish at QoS 1 and read until the PUBACK; ``ConnectionError`` when closed before it."""
+    sock.sendall(publish_packet(topic, body, qos=1, packet_id=packet_id))
+    while True:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed before the PUBACK")
+        if any(first >> 4 == PUBACK for first, _ in reader.feed(data)):
+            return
+
+
 def _publisher(args: argparse.Namespace) -> None:
     context = client_context(_files(args))
     acked: list[int] = []
@@ -125,13 +139,7 @@ def _publisher(args: argparse.Namespace) -> None:
             while time.monotonic() < deadline:
                 packet_id = number % 65535 + 1
                 body = f"{number}:".encode() + payload
-                sock.sendall(publish_packet(args.topic, body, qos=1, packet_id=packet_id))
-                while True:
-                    data = sock.recv(4096)
-                    if not data:
-                        raise ConnectionError("closed")
-                    if any(first >> 4 == PUBACK for first, _ in reader.feed(data)):
-                        break
+                publish_acknowledged(sock, reader, args.topic, body, packet_id)
                 acked.append(number)
                 number += 1
                 time.sleep(args.interval)

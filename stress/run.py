@@ -12,14 +12,18 @@ A scenario fails when our figure misses its target; Mosquitto's figure is printe
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +51,7 @@ from bench.mqttlite import (
     sync_connect,
 )
 from bench.procs import LineReader, wait_idle
+from stress.clients import publish_acknowledged
 
 __all__ = ["SCENARIOS", "Figure", "main"]
 
@@ -71,6 +76,7 @@ class Figure:
         unit: its unit.
         target: the most (lower is better) our broker may show; None when not judged.
         details: what else was seen.
+        floor: the least our broker may show (a count that must be there); None for none.
     """
 
     scenario: str
@@ -80,11 +86,15 @@ class Figure:
     unit: str
     target: float | None
     details: dict[str, object]
+    floor: float | None = None
 
     @property
     def met(self) -> bool | None:
-        """Whether the target is met (None for a reference figure)."""
-        return None if self.target is None else self.value <= self.target
+        """Whether the target (and floor) is met (None for a reference figure)."""
+        if self.target is None and self.floor is None:
+            return None
+        below = self.target is None or self.value <= self.target
+        return below and (self.floor is None or self.value >= self.floor)
 
 
 @dataclass
@@ -96,9 +106,18 @@ class Context:
     python: str
 
     def start(
-        self, kind: str, tag: str, *, storage: bool = False, state_dir: Path | None = None
+        self,
+        kind: str,
+        tag: str,
+        *,
+        config: Path | None = None,
+        state_dir: Path | None = None,
+        stdout: int | None = None,
     ) -> RunningBroker:
-        """Start a broker; ``storage``: ours with ``stress/storage.yaml`` (records on stdout)."""
+        """Start a broker; ours with ``config`` (the bench's by default) and ``stdout`` (an fd).
+
+        ``stress/storage.yaml`` puts the records on stdout (the log file), where they are counted.
+        """
         # Mosquitto as it ships (max_queued_messages 1000), not the bench's never-drop setting.
         broker = launch(
             kind,
@@ -108,8 +127,9 @@ class Context:
             port=free_port(),
             tag=tag,
             mosquitto_queue=_MOSQUITTO_DEFAULT_QUEUE,
-            **({"config": STORAGE_CONFIG} if storage else {}),
+            **({"config": config} if config is not None else {}),
             state_dir=state_dir,
+            stdout=stdout,
         )
         wait_ready(broker, self.pki)
         return broker
@@ -224,30 +244,11 @@ def flood_bystander(ctx: Context, kind: str) -> Figure:
     count, size = 300_000, 64
     broker = ctx.start(kind, "flood-bystander")
     drain = flood = None
-    samples: list[float] = []
     try:
         drain = ctx.client("drain", broker, "bench-drain", "bench/flood")
         _line(drain, _lines(drain), "ready", 30)
-        context = client_context(ctx.pki.tls)
         flood = ctx.client("flood", broker, "bench-flood", "bench/flood", count=count, size=size)
-        done = _lines(flood)
-        result = None
-        index = 0
-        while result is None:
-            started = time.monotonic()
-            sock = sync_connect(context, broker.port, f"bench-bystander-{index}", timeout=30)
-            try:
-                sock.sendall(_PINGREQ)
-                reader = PacketReader()
-                while not any(first == _PINGRESP for first, _ in reader.feed(sock.recv(64))):
-                    pass
-                sock.sendall(DISCONNECT)
-            finally:
-                sock.close()
-            samples.append(time.monotonic() - started)
-            index += 1
-            line = done.expect("{", 0.05)
-            result = json.loads("{" + line) if line is not None else None
+        samples, failures, result = _bystanders(ctx, broker, flood)
     finally:
         _stop(*(p for p in (drain, flood) if p is not None))
         broker.stop()
@@ -264,8 +265,59 @@ def flood_bystander(ctx: Context, kind: str) -> Figure:
             "flood_seconds": result["seconds"],
             "samples": len(samples),
             "median_s": round(statistics.median(samples), 4),
+            "failed_connects": failures,
         },
     )
+
+
+def _connect_ping(context: ssl.SSLContext, port: int, client_id: str, timeout: float) -> None:
+    """TLS + CONNECT (CONNACK 0), one PINGREQ answered, DISCONNECT; raises when refused or slow."""
+    sock = sync_connect(context, port, client_id, timeout=timeout)
+    try:
+        sock.sendall(_PINGREQ)
+        reader = PacketReader()
+        while not any(first == _PINGRESP for first, _ in reader.feed(sock.recv(64))):
+            pass
+        sock.sendall(DISCONNECT)
+    finally:
+        sock.close()
+
+
+def _bystanders(
+    ctx: Context,
+    broker: RunningBroker,
+    flood: subprocess.Popen[bytes],
+    timeout: float = 30.0,
+    deadline: float = 300.0,
+) -> tuple[list[float], int, dict[str, Any]]:
+    """New devices connect and ping, one after the other, until ``flood`` prints its result.
+
+    At most ``deadline`` seconds: a broker that stopped reading never lets the flood finish (its
+    result then says ``"seconds": null``).
+
+    Returns:
+        Each connect + ping's seconds (a failed one, refused, reset or unanswered, counts as
+        ``timeout``: a device that never got in waited at least that long), how many failed, and
+        the flood's result.
+    """
+    context = client_context(ctx.pki.tls)
+    done = _lines(flood)
+    samples: list[float] = []
+    failures = 0
+    give_up = time.monotonic() + deadline
+    while True:
+        started = time.monotonic()
+        try:
+            _connect_ping(context, broker.port, f"bench-bystander-{len(samples)}", timeout)
+            samples.append(time.monotonic() - started)
+        except (OSError, ConnectionError):
+            failures += 1
+            samples.append(max(timeout, time.monotonic() - started))
+        line = done.expect("{", 0.05)
+        if line is not None:
+            return samples, failures, json.loads("{" + line)
+        if time.monotonic() > give_up:
+            return samples, failures, {"sent": None, "seconds": None}
 
 
 # -- storage faults (issue 11 item 2) --------------------------------------------------------------
@@ -359,7 +411,7 @@ def _storage_figures(
     }
     return [
         Figure(scenario, "ours", "PUBACKed messages lost", len(lost), "", 0, details),
-        Figure(scenario, "ours", "tracebacks in the broker's output", tracebacks, "", 0, {}),
+        _tracebacks_figure(scenario, tracebacks),
     ]
 
 
@@ -373,7 +425,7 @@ def locked_database(ctx: Context, kind: str) -> list[Figure]:
     if kind != "ours":
         return []  # about our storage; Mosquitto keeps its state in memory
     lock_seconds = 15.0
-    broker = ctx.start(kind, "locked-database", storage=True)
+    broker = ctx.start(kind, "locked-database", config=STORAGE_CONFIG)
     pinger = publisher = locker = None
     try:
         _offline_session(ctx, broker)
@@ -443,7 +495,7 @@ def disk_full(ctx: Context, kind: str) -> list[Figure]:
         return []
     broker = publisher = None
     try:
-        broker = ctx.start(kind, "disk-full", storage=True, state_dir=disk / "state")
+        broker = ctx.start(kind, "disk-full", config=STORAGE_CONFIG, state_dir=disk / "state")
         _offline_session(ctx, broker)
         filler = disk / "filler"
         free = shutil.disk_usage(disk).free
@@ -486,20 +538,305 @@ def _mount_tmpfs(where: Path, size: str) -> str | None:
     return None if done.returncode == 0 else done.stderr.strip()
 
 
+# -- a log pipe that stops (issue 11 item 1) -------------------------------------------------------
+
+LOG_PIPE_CONFIG = REPO / "stress" / "log-pipe.yaml"
+_DROPPED = "LOG_RECORDS_DROPPED"
+# The stall a paused pipe may add to the worst connect + ping of the same flood with stdout
+# read: none, but two runs of one flood on a shared machine differ by about what
+# flood-bystander allows in all.
+_PAUSED_PIPE_STALL = 0.2
+_STDOUT_CLOSED = "standard output is closed"
+
+
+class _PipeReader:
+    """Reads the broker's stdout pipe on a thread once started (``less`` resumed), until EOF."""
+
+    def __init__(self, read_fd: int) -> None:
+        self._stream = os.fdopen(read_fd, "rb")
+        self.lines = 0
+        self.drop_reports: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+
+    def waiting_bytes(self) -> int:
+        """Bytes in the pipe that nobody has read."""
+        waiting = fcntl.ioctl(self._stream.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(waiting, sys.byteorder)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _pump(self) -> None:
+        with self._stream:
+            for line in self._stream:
+                with self._changed:
+                    self.lines += 1
+                    if _DROPPED.encode() in line:
+                        self.drop_reports.append(json.loads(line))
+                    self._changed.notify_all()
+
+    def wait_for_drop_report(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: bool(self.drop_reports), timeout)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _stderr_lines(broker: RunningBroker, needle: str, timeout: float = 0.0) -> list[str]:
+    """The lines of the broker's stderr (its log file) containing ``needle``.
+
+    Waits up to ``timeout`` seconds for the first one.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        text = broker.log.read_text(errors="replace")
+        found = [line for line in text.splitlines() if needle in line]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
+def _start_piped(ctx: Context, tag: str) -> tuple[RunningBroker, int]:
+    """Our broker logging at INFO to a stdout that is a pipe; returns it and the pipe's read end."""
+    read_fd, write_fd = os.pipe()
+    try:
+        broker = ctx.start("ours", tag, config=LOG_PIPE_CONFIG, stdout=write_fd)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)  # the broker holds it: EOF reaches the reader when the broker exits
+    return broker, read_fd
+
+
+@dataclass
+class _PipedFlood:
+    """What one flood against a broker whose stdout is a pipe gave."""
+
+    samples: list[float]
+    failures: int
+    flood_seconds: float
+    unread_bytes: int
+
+    def stall(self, scenario: str, name: str, **details: object) -> Figure:
+        """The worst connect + ping as a reference figure."""
+        return Figure(
+            scenario,
+            "ours",
+            name,
+            round(max(self.samples), 3),
+            "s",
+            None,
+            {
+                "messages": _PIPE_FLOOD,
+                "flood_seconds": self.flood_seconds,
+                "samples": len(self.samples),
+                "median_s": round(statistics.median(self.samples), 4),
+                "failed_connects": self.failures,
+                **details,
+            },
+        )
+
+
+# The flood of the log-pipe scenarios: 64-byte QoS 0 publishes, each an INFO record (~300 bytes)
+# on stdout: 30 MB of records, against a 64 KiB pipe and the sink's 4 MiB queue.
+_PIPE_FLOOD = 100_000
+
+
+def _piped_flood(ctx: Context, broker: RunningBroker, pipe: _PipeReader) -> _PipedFlood:
+    """One client floods while new devices connect and ping (as ``flood-bystander``)."""
+    flood = ctx.client("flood", broker, "bench-flood", "bench/flood", count=_PIPE_FLOOD, size=64)
+    try:
+        samples, failures, result = _bystanders(ctx, broker, flood, deadline=120)
+        return _PipedFlood(samples, failures, result["seconds"], pipe.waiting_bytes())
+    finally:
+        _stop(flood)
+
+
+def paused_log_pipe(ctx: Context, kind: str) -> list[Figure]:
+    """``aws-iot-mock serve | less``, paused: stdout is a pipe nobody reads while a client floods.
+
+    Every publish is an INFO record on stdout: the 64 KiB pipe and the sink's 4 MiB queue fill
+    within the first seconds, and the rest of the flood's records are dropped. Meanwhile new
+    devices connect and ping (the figure: the worst). The control is the same flood against a
+    broker whose stdout is read as fast as it comes (``| cat > file``): the stall a paused
+    pipe adds is the difference. Then the paused pipe's reader comes back: the broker must say
+    how many records it dropped, on stdout (a ``LOG_RECORDS_DROPPED`` record) and on stderr,
+    the same number.
+    """
+    if kind != "ours":
+        return []  # about our log sink
+    broker, read_fd = _start_piped(ctx, "read-log-pipe")
+    pipe = _PipeReader(read_fd)
+    try:
+        pipe.start()
+        read = _piped_flood(ctx, broker, pipe)
+    finally:
+        broker.stop()
+        pipe.join(10)
+
+    broker, read_fd = _start_piped(ctx, "paused-log-pipe")
+    pipe = _PipeReader(read_fd)
+    try:
+        paused = _piped_flood(ctx, broker, pipe)
+        pipe.start()  # the reader comes back
+        pipe.wait_for_drop_report(30)
+        alive = broker.proc.poll() is None
+    finally:
+        broker.stop()  # after it has written what it had queued, and its notices
+        pipe.join(10)
+    # Every episode's report: a reader slower than what the broker still had to log may see
+    # a second one.
+    notices = _stderr_lines(broker, "log record(s) were dropped")
+    on_stdout = sum(int(str(report["details"]).split()[0]) for report in pipe.drop_reports)
+    on_stderr = sum(int(line.split()[1]) for line in notices)
+    _, tracebacks = _log_findings(broker)
+    added = max(0.0, max(paused.samples) - max(read.samples))
+    dropped = Figure(
+        "paused-log-pipe",
+        kind,
+        "records dropped, reported once the reader is back (stdout and stderr agree)",
+        on_stdout if on_stdout == on_stderr else 0,
+        "",
+        None,
+        {
+            "stdout_records_dropped": on_stdout,
+            "stderr_records_dropped": on_stderr,
+            "stdout_reports": len(pipe.drop_reports),
+            "stderr_notices": len(notices),
+            "lines_read_after_resume": pipe.lines,
+        },
+        floor=1,
+    )
+    return [
+        read.stall("paused-log-pipe", "worst connect + ping during the flood, stdout read"),
+        paused.stall(
+            "paused-log-pipe",
+            "worst connect + ping during the flood, stdout paused",
+            pipe_bytes_unread=paused.unread_bytes,
+            broker_alive=alive,
+        ),
+        Figure(
+            "paused-log-pipe",
+            kind,
+            "stall the paused pipe adds (worst paused - worst read, at least 0)",
+            round(added, 3),
+            "s",
+            _PAUSED_PIPE_STALL,
+            {},
+        ),
+        dropped,
+        _tracebacks_figure("paused-log-pipe", tracebacks),
+    ]
+
+
+def closed_log_pipe(ctx: Context, kind: str) -> list[Figure]:
+    """``aws-iot-mock serve | head -1``: stdout's reader reads one line and goes away.
+
+    Then devices keep coming: each connects (CONNACK), publishes at QoS 1 (PUBACK) and leaves.
+    None may fail; stderr says once, and only once, that stdout is disabled; no tracebacks.
+    """
+    if kind != "ours":
+        return []
+    head_binary = shutil.which("head")
+    if head_binary is None:
+        print("closed-log-pipe: skipped (needs head)", flush=True)
+        return []
+    rounds = 40
+    broker, read_fd = _start_piped(ctx, "closed-log-pipe")
+    head = subprocess.Popen([head_binary, "-1"], stdin=read_fd, stdout=subprocess.PIPE)
+    os.close(read_fd)  # head holds it; once head exits, nobody does
+    context = client_context(ctx.pki.tls)
+    times: list[float] = []
+    failures = 0
+
+    def device(index: int) -> None:
+        nonlocal failures
+        started = time.monotonic()
+        try:
+            _connect_publish(context, broker.port, f"bench-device-{index}")
+        except (OSError, ConnectionError):
+            failures += 1
+        times.append(time.monotonic() - started)
+
+    try:
+        device(0)  # its records are head's line
+        first_line, _ = head.communicate(timeout=30)
+        for index in range(1, rounds + 1):
+            device(index)
+            if index == rounds // 2:  # the sink has met EPIPE by now
+                _stderr_lines(broker, _STDOUT_CLOSED, 10)
+        notices = _stderr_lines(broker, _STDOUT_CLOSED)
+        alive = broker.proc.poll() is None
+    finally:
+        _stop(head)
+        broker.stop()
+    _, tracebacks = _log_findings(broker)
+    served = Figure(
+        "closed-log-pipe",
+        kind,
+        "devices without CONNACK or PUBACK after stdout's reader left",
+        failures,
+        "",
+        0,
+        {
+            "devices": len(times),
+            "worst_s": round(max(times), 3),
+            "head_read_a_record": first_line.startswith(b"{"),
+            "broker_alive": alive,
+        },
+    )
+    notice = Figure(
+        "closed-log-pipe",
+        kind,
+        "stderr lines saying stdout is disabled",
+        len(notices),
+        "",
+        1,
+        {"lines": notices},
+        floor=1,
+    )
+    return [served, notice, _tracebacks_figure("closed-log-pipe", tracebacks)]
+
+
+def _connect_publish(context: ssl.SSLContext, port: int, client_id: str) -> None:
+    """TLS + CONNECT (CONNACK 0), one QoS 1 PUBLISH acknowledged, DISCONNECT; raises if not."""
+    sock = sync_connect(context, port, client_id, timeout=10)
+    try:
+        publish_acknowledged(sock, PacketReader(), "bench/closed", b"x", 1)
+        sock.sendall(DISCONNECT)
+    finally:
+        sock.close()
+
+
+def _tracebacks_figure(scenario: str, tracebacks: int) -> Figure:
+    return Figure(scenario, "ours", "tracebacks in the broker's output", tracebacks, "", 0, {})
+
+
 SCENARIOS: dict[str, Callable[[Context, str], Figure | list[Figure]]] = {
     "slow-subscriber": slow_subscriber,
     "flood-bystander": flood_bystander,
     "locked-database": locked_database,
     "disk-full": disk_full,
+    "paused-log-pipe": paused_log_pipe,
+    "closed-log-pipe": closed_log_pipe,
 }
 
 
 def _print(figure: Figure) -> None:
     verdict = {None: "reference", True: "met", False: "MISSED"}[figure.met]
-    target = f" (target <= {figure.target:g} {figure.unit})" if figure.target is not None else ""
+    unit = f" {figure.unit}" if figure.unit else ""
+    bounds = []
+    if figure.floor is not None:
+        bounds.append(f">= {figure.floor:g}")
+    if figure.target is not None:
+        bounds.append(f"<= {figure.target:g}")
+    target = f" (target {' and '.join(bounds)}{unit})" if bounds else ""
     print(
         f"{figure.scenario:<18} {figure.broker:<10} {figure.name}: "
-        f"{figure.value:g} {figure.unit}{target} {verdict}  {json.dumps(figure.details)}",
+        f"{figure.value:g}{unit}{target} {verdict}  {json.dumps(figure.details)}",
         flush=True,
     )
 

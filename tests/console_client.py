@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
+import queue
 import socket
 import threading
+import zipfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["TIMEOUT", "ConsoleHttp", "EventStream"]
+from paho.mqtt.client import Client, MQTTMessage
+
+from aws_iot_mock import pki
+from aws_iot_mock.testing import DeviceFiles, IotBrokerThread
+
+__all__ = ["TIMEOUT", "ConsoleHttp", "EventStream", "bundle_device", "received"]
 
 TIMEOUT = 10.0
 
@@ -145,3 +154,45 @@ class EventStream:
         self._connection.close()
         if self._socket is not None:
             self._socket.close()  # the response owned it (a streamed answer), not the connection
+
+
+def bundle_device(
+    zip_data: bytes, directory: Path, thing_name: str, broker: IotBrokerThread
+) -> DeviceFiles:
+    """A device bundle from the console, unpacked into ``directory``, as ``DeviceFiles``.
+
+    Checks what a bundle promises: AWS's file names, the private key unpacking as 0600, and
+    the broker's root CA.
+    """
+    with zipfile.ZipFile(io.BytesIO(zip_data)) as bundle:
+        names = bundle.namelist()
+        key_info = next(i for i in bundle.infolist() if i.filename.endswith("-private.pem.key"))
+        assert key_info.external_attr >> 16 == 0o100600
+        bundle.extractall(directory)
+    cert_name = next(n for n in names if n.endswith("-certificate.pem.crt"))
+    certificate_id = pki.certificate_id(pki.load_certificate((directory / cert_name).read_bytes()))
+    assert cert_name == f"{certificate_id[:10]}-certificate.pem.crt"
+    assert (directory / "AmazonRootCA1.pem").read_bytes() == broker.root_ca_path.read_bytes()
+    return DeviceFiles(
+        client_id=thing_name,
+        cert_path=directory / cert_name,
+        key_path=directory / key_info.filename,
+        root_ca_path=directory / "AmazonRootCA1.pem",
+        certificate_id=certificate_id,
+        certificate_arn="",
+        thing_name=thing_name,
+        policy_name="",
+        endpoint=broker.endpoint,
+        port=broker.port,
+    )
+
+
+def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
+    """Subscribe ``client`` to ``topic``; its messages arrive in the returned queue."""
+    inbox: queue.Queue[MQTTMessage] = queue.Queue()
+    subscribed: queue.Queue[object] = queue.Queue()
+    client.on_message = lambda _c, _u, message: inbox.put(message)
+    client.on_subscribe = lambda *_args: subscribed.put(True)
+    client.subscribe(topic, qos=1)
+    subscribed.get(timeout=TIMEOUT)
+    return inbox

@@ -13,16 +13,21 @@ import queue
 import re
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
-from paho.mqtt.client import Client, MQTTMessage
+import yaml
 from paho.mqtt.enums import MQTTProtocolVersion
 
+from aws_iot_mock.console.access import COOKIE_NAME
 from aws_iot_mock.testing import DeviceRefusedError, IotBrokerThread, paho_client
-from tests.console_client import TIMEOUT, ConsoleHttp, EventStream
+from tests.console_client import TIMEOUT, ConsoleHttp, EventStream, bundle_device, received
+from tests.docs_snippets import output, snippet
 
-TOKEN = "console-test-token-0123456789"
+# docs/console.md's fixed token (control_plane.console_token), as a reader configures it.
+TOKEN_CONFIG: dict[str, Any] = yaml.safe_load(snippet("console-token-config"))
+TOKEN: str = TOKEN_CONFIG["control_plane"]["console_token"]
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +46,6 @@ def events(console: ConsoleHttp) -> Iterator[EventStream]:
     stream = EventStream(console, "?topic=console/%23")
     yield stream
     stream.close()
-
-
-def received(client: Client, topic: str) -> queue.Queue[MQTTMessage]:
-    """Subscribe ``client`` to ``topic``; its messages arrive in the returned queue."""
-    inbox: queue.Queue[MQTTMessage] = queue.Queue()
-    subscribed: queue.Queue[object] = queue.Queue()
-    client.on_message = lambda _c, _u, message: inbox.put(message)
-    client.on_subscribe = lambda *_args: subscribed.put(True)
-    client.subscribe(topic, qos=1)
-    subscribed.get(timeout=TIMEOUT)
-    return inbox
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -348,6 +342,146 @@ def test_things_are_listed_through_the_control_plane(
     assert "console-listed" in console.get("/console/api/things")["things"]
 
 
+# -- registry ------------------------------------------------------------------------------------
+
+
+def test_the_registry_page_reads_things_certificates_and_policies_through_the_control_plane(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-registry", attributes={"room": "lab"})
+    things = console.get("/console/api/registry/things")["things"]
+    thing = next(t for t in things if t["thingName"] == "console-registry")
+    assert thing["attributes"] == {"room": "lab"}
+    detail = console.get("/console/api/registry/thing?thingName=console-registry")
+    assert detail["principals"] == [device.certificate_arn]
+    assert detail["thing"]["thingName"] == "console-registry"
+    listed = console.get("/console/api/registry/certificates")["certificates"]
+    assert {"certificateId": device.certificate_id, "status": "ACTIVE"}.items() <= next(
+        c for c in listed if c["certificateId"] == device.certificate_id
+    ).items()
+    certificate = console.get(
+        f"/console/api/registry/certificate?certificateId={device.certificate_id}"
+    )
+    assert certificate["things"] == ["console-registry"]
+    assert certificate["policies"] == [device.policy_name]
+    assert "BEGIN CERTIFICATE" in certificate["certificate"]["certificatePem"]
+    names = [p["policyName"] for p in console.get("/console/api/registry/policies")["policies"]]
+    assert device.policy_name in names
+    policy = console.get(f"/console/api/registry/policy?policyName={device.policy_name}")
+    assert "iot:Connect" in policy["policy"]["policyDocument"]
+    assert policy["targets"] == [device.certificate_arn]
+    # Refusal twin: the control plane's own error, as boto3 would get it.
+    status, _, body = console.request("GET", "/console/api/registry/thing?thingName=nothing-here")
+    assert status == 404
+    assert json.loads(body)["code"] == "ResourceNotFoundException"
+
+
+def test_a_certificate_status_set_in_the_console_takes_effect_on_the_next_connection(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-status")
+    status, answer = console.post(
+        "/console/api/registry/certificate-status",
+        {"certificateId": device.certificate_id, "newStatus": "INACTIVE"},
+    )
+    assert (status, answer["certificate"]["status"]) == (200, "INACTIVE")
+    with pytest.raises(DeviceRefusedError) as refused:
+        paho_client(device)
+    assert any(r.get("reason") == "CERTIFICATE_NOT_ACTIVE" for r in refused.value.refusals)
+    # Passing twin: active again, it connects.
+    status, answer = console.post(
+        "/console/api/registry/certificate-status",
+        {"certificateId": device.certificate_id, "newStatus": "ACTIVE"},
+    )
+    assert (status, answer["certificate"]["status"]) == (200, "ACTIVE")
+    client = paho_client(device)
+    client.disconnect()
+    client.loop_stop()
+    # An internal status is not the console's to set, as UpdateCertificate refuses it.
+    status, answer = console.post(
+        "/console/api/registry/certificate-status",
+        {"certificateId": device.certificate_id, "newStatus": "PENDING_TRANSFER"},
+    )
+    assert status == 400
+    assert answer["message"] == "newStatus is one of ACTIVE, INACTIVE, REVOKED"
+
+
+def test_a_certificate_created_in_the_console_comes_as_a_bundle_a_device_connects_with(
+    broker: IotBrokerThread, console: ConsoleHttp, tmp_path: Path
+) -> None:
+    template = broker.create_device("console-bundle")
+    before = len(console.get("/console/api/registry/certificates")["certificates"])
+    # Refusal twin first: an unknown thing is refused before any key is made.
+    status, answer = console.post(
+        "/console/api/registry/certificates", {"thingName": "no-such-thing"}
+    )
+    assert (status, answer["code"]) == (404, "ResourceNotFoundException")
+    assert len(console.get("/console/api/registry/certificates")["certificates"]) == before
+    status, headers, body = console.request(
+        "POST",
+        "/console/api/registry/certificates",
+        {"thingName": "console-bundle", "policyName": template.policy_name},
+    )
+    assert status == 201
+    assert headers["content-type"] == "application/zip"
+    device = bundle_device(body, tmp_path, "console-bundle", broker)
+    assert headers["content-disposition"] == (
+        f'attachment; filename="{device.certificate_id[:10]}-device-bundle.zip"'
+    )
+    certificate = console.get(
+        f"/console/api/registry/certificate?certificateId={device.certificate_id}"
+    )
+    assert certificate["certificate"]["status"] == "ACTIVE"
+    assert (certificate["things"], certificate["policies"]) == (
+        ["console-bundle"],
+        [template.policy_name],
+    )
+    client = paho_client(device)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_test_authorization_from_the_console_is_the_control_plane_s(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    device = broker.create_device("console-authz")
+    prefix = f"arn:aws:iot:{broker.config.region}:{broker.config.account_id}"
+    form = {
+        "principal": device.certificate_id,
+        "clientId": "console-authz",
+        "actionType": "PUBLISH",
+        "resources": f"{prefix}:topic/devices/console-authz/telemetry\n",
+    }
+    status, answer = console.post("/console/api/registry/test-authorization", form)
+    assert status == 200
+    [result] = answer["authResults"]
+    assert result["authDecision"] == "ALLOWED"
+    assert result["allowed"]["policies"][0]["policyName"] == device.policy_name
+    # Denied twin: another device's topic.
+    other = {**form, "resources": [f"{prefix}:topic/devices/someone-else/telemetry"]}
+    status, answer = console.post("/console/api/registry/test-authorization", other)
+    assert answer["authResults"][0]["authDecision"] == "IMPLICIT_DENY"
+    # A malformed form says what is wrong.
+    status, answer = console.post(
+        "/console/api/registry/test-authorization", {**form, "actionType": "DELETE"}
+    )
+    assert status == 400
+    assert answer["message"] == "actionType is one of CONNECT, PUBLISH, SUBSCRIBE, RECEIVE"
+
+
+def test_a_thing_created_in_the_console_is_in_the_registry(
+    broker: IotBrokerThread, console: ConsoleHttp
+) -> None:
+    status, answer = console.post(
+        "/console/api/registry/things",
+        {"thingName": "console-created", "attributes": {"floor": "2"}},
+    )
+    assert (status, answer["thingName"]) == (200, "console-created")
+    assert broker.registry.describe_thing("console-created").attributes == {"floor": "2"}
+    status, answer = console.post("/console/api/registry/things", {"thingName": ""})
+    assert (status, answer["message"]) == (400, "thingName is required")
+
+
 # -- access --------------------------------------------------------------------------------------
 
 
@@ -389,7 +523,7 @@ def test_actions_must_be_json_from_the_console_s_own_origin(console: ConsoleHttp
 
 @pytest.fixture(scope="module")
 def token_broker() -> Iterator[IotBrokerThread]:
-    with IotBrokerThread(config={"control_plane": {"console_token": TOKEN}}) as running:
+    with IotBrokerThread(config=TOKEN_CONFIG) as running:
         yield running
 
 
@@ -414,6 +548,19 @@ def test_with_a_token_every_request_needs_it(token_broker: IotBrokerThread) -> N
     # A token makes the Host rule moot (it is what a published Docker port needs).
     elsewhere = ConsoleHttp(port, host_header="iot-mock.internal", token=TOKEN)
     assert elsewhere.request("GET", "/console/api/overview")[0] == 200
+
+
+def test_the_documented_console_addresses_are_the_banner_s(token_broker: IotBrokerThread) -> None:
+    # The line without a token is the README's banner, which a test checks against `make run`.
+    assert output("console-banner").strip() in output("make-run-banner").splitlines()
+    label, url = output("console-token-banner").split()
+    assert (label, url) == ("console:", f"http://localhost:9443/console/?token={TOKEN}")
+    # Opened as documented (the test broker's port for 9443), it lets the browser in.
+    status, headers, _ = ConsoleHttp(token_broker.ports["api"]).request(
+        "GET", url.removeprefix("http://localhost:9443")
+    )
+    assert (status, headers["location"]) == (303, "/console/")
+    assert headers["set-cookie"].startswith(f"{COOKIE_NAME}={TOKEN};")
 
 
 def test_the_console_can_be_turned_off() -> None:

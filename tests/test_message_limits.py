@@ -68,13 +68,38 @@ def test_user_properties_over_the_limit_are_refused_with_0x97(broker: IotBrokerT
 
     assert code == QUOTA_EXCEEDED
     refusal = broker.wait_for_refusal(Reason.USER_PROPERTIES_LIMIT_EXCEEDED, "props-publisher")
-    assert "1 user properties of 80 bytes; at most 64 bytes" in str(refusal["details"])
+    assert "1 user properties of 85 bytes; at most 64 bytes" in str(refusal["details"])
     # The twin: properties within the limit are delivered with the message.
     small = user_properties(("unit", "celsius"))
     assert publisher.publish("props/small", b"21", properties=small) == 0
     message = subscriber.messages.get(timeout=10)
     assert message.topic == "props/small"
     assert message.properties.UserProperty == [("unit", "celsius")]
+    assert subscriber.messages.empty()
+
+
+def test_many_empty_user_properties_count_as_they_are_encoded(broker: IotBrokerThread) -> None:
+    # Issue 11: 26,000 empty properties in one PUBLISH were nothing by keys and values, yet
+    # 130 KB on the wire and 1.9 MB in memory. Each costs 5 bytes as MQTT 5 encodes it.
+    publisher = Device(broker, "empty-props-publisher")
+    subscriber = Device(broker, "empty-props-subscriber")
+    subscriber.subscribe("empty-props/#")
+
+    code = publisher.publish("empty-props/many", b"x", properties=user_properties(*[("", "")] * 13))
+
+    assert code == QUOTA_EXCEEDED
+    refusal = broker.wait_for_refusal(
+        Reason.USER_PROPERTIES_LIMIT_EXCEEDED, "empty-props-publisher"
+    )
+    assert "13 user properties of 65 bytes; at most 64 bytes" in str(refusal["details"])
+    # The twin: 12 empty properties (60 bytes) are delivered, all 12.
+    assert (
+        publisher.publish("empty-props/some", b"x", properties=user_properties(*[("", "")] * 12))
+        == 0
+    )
+    message = subscriber.messages.get(timeout=10)
+    assert message.topic == "empty-props/some"
+    assert message.properties.UserProperty == [("", "")] * 12
     assert subscriber.messages.empty()
 
 

@@ -39,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from aws_iot_mock import pki
 from aws_iot_mock.certs_dir import write_private_key, write_public_file
 from aws_iot_mock.config import Config, DiagnosticsConfig
+from aws_iot_mock.core import mqtt_connection
 from aws_iot_mock.mqtt.codec import (
     Connack,
     Connect,
@@ -706,6 +707,18 @@ async def test_connack_on_deny_explains_mqtt311_refusals(deny_net: Net) -> None:
     assert await subscribe_codes(v5, "denied/b") == (NOT_AUTHORIZED,)
 
 
+def _deaf_device(running: RunningBroker) -> Device:
+    """A device that may subscribe to anything but receive only on ``other/*``."""
+    return running.create_device(
+        name="deaf",
+        policy=document(
+            CONNECT_ANY,
+            allow("iot:Subscribe", f"{ARN}:topicfilter/*"),
+            allow("iot:Receive", f"{ARN}:topic/other/*"),
+        ),
+    )
+
+
 async def test_receive_is_checked_at_each_delivery(net: Net) -> None:
     running = net.running
     receiver = running.create_device(
@@ -716,14 +729,7 @@ async def test_receive_is_checked_at_each_delivery(net: Net) -> None:
             allow("iot:Receive", f"{ARN}:topic/shared/*", f"{ARN}:topic/other/*"),
         ),
     )
-    deaf = running.create_device(
-        name="deaf",
-        policy=document(
-            CONNECT_ANY,
-            allow("iot:Subscribe", f"{ARN}:topicfilter/*"),
-            allow("iot:Receive", f"{ARN}:topic/other/*"),
-        ),
-    )
+    deaf = _deaf_device(running)
     with_receive = await net.connected(receiver, "with-receive", 4)
     without = await net.connected(deaf, "without-receive", 5)
     assert await subscribe_codes(with_receive, "shared/#") == (1,)
@@ -751,6 +757,40 @@ async def test_receive_is_checked_at_each_delivery(net: Net) -> None:
         clientId="with-receive",
         topicName="shared/x",
     )
+
+
+async def test_receive_denials_are_logged_once_per_topic_in_bounded_memory(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11 item 4: the topics a connection was denied iot:Receive on were remembered for its
+    # whole life (to log each once). It now remembers at most _RECEIVE_DENIALS_LOGGED topics,
+    # then starts over: a denial may be logged again, memory stays bounded.
+    monkeypatch.setattr(mqtt_connection, "_RECEIVE_DENIALS_LOGGED", 2)
+    running = net.running
+    deaf = _deaf_device(running)
+    without = await net.connected(deaf, "without-receive", 4)
+    assert await subscribe_codes(without, "shared/#", "other/#") == (1, 1)
+    publisher = await net.connected(net.allow_all, "publisher", 4)
+
+    def denials(topic: str) -> int:
+        denied = matching(
+            eventType="Publish-Out", status="Failure", clientId="without-receive", topicName=topic
+        )
+        return sum(1 for record in running.records if denied(record))
+
+    async def publish_then_mark(topics: tuple[str, ...], mark: bytes) -> None:
+        for topic in topics:
+            await publisher.publish(topic, b"denied")
+        # Delivered after them: each message before it has been checked (and logged) by now.
+        await publisher.publish("other/mark", mark)
+        assert (await received(without)).payload == mark
+
+    await publish_then_mark(("shared/a", "shared/a", "shared/b"), b"1")
+    # The twin: within the bound, a topic's denial is logged once.
+    assert (denials("shared/a"), denials("shared/b")) == (1, 1)
+    await publish_then_mark(("shared/c", "shared/a"), b"2")
+    # A third topic: the memory started over, so shared/a's next denial is logged again.
+    assert (denials("shared/c"), denials("shared/a")) == (1, 2)
 
 
 async def test_retain_needs_retain_publish(net: Net) -> None:

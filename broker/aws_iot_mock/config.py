@@ -231,8 +231,9 @@ class LimitsConfig:
             closes it after 24 hours, at the next message sent either way (shrink it in tests).
         retained_messages_max: the most retained messages stored (AWS's account quota,
             500,000); a new one past it is throttled (1 .. 10^7).
-        user_properties_max_bytes: the most bytes of MQTT 5 user properties (keys and values)
-            in one message (8 KiB; 0 .. 128 KiB).
+        user_properties_max_bytes: the most bytes of MQTT 5 user properties in one message,
+            as encoded (keys, values and 5 bytes of framing each: empty ones count too; 8 KiB;
+            0 .. 128 KiB).
     """
 
     outbound_buffer_bytes: int = 1024 * 1024

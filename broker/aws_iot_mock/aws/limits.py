@@ -70,7 +70,8 @@ SESSION_EXPIRY_MAX = 7 * 24 * 3600
 # Message Expiry Interval: minimum 1 (0 is adjusted to 1), maximum 604800 (7 days).
 MESSAGE_EXPIRY_MAX = 604800
 
-# MQTT 5 user properties: the bytes of all keys and values of one message. AWS does not state a
+# MQTT 5 user properties: the bytes of one message's user properties as encoded (keys, values
+# and 5 bytes of framing each, so that empty ones count too). AWS does not state a
 # broker-side figure on its MQTT pages (UNCONFIRMED); its quota table lists 8 KB for user
 # properties (https://docs.aws.amazon.com/general/latest/gr/iot-core.html), and the safer
 # choice is to bound them: one PUBLISH of 26,000 empty properties cost 1.9 MB of memory and

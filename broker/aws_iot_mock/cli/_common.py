@@ -167,9 +167,9 @@ def _iso_timestamp(value: object) -> str:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The configuration a verb runs with.
+    """The configuration a verb runs with, then the command line's overrides.
 
-    --config, else $AWS_IOT_MOCK_CONFIG, else defaults; then the command line's overrides.
+    The file is --config, else $AWS_IOT_MOCK_CONFIG, else the embedded defaults.
     """
     path = args.config
     if path is None and os.environ.get(CONFIG_ENV):

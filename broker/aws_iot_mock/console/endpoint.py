@@ -9,7 +9,9 @@ A client of the same service layers as the CLI and the APIs, never a second way 
 - shadows are read and written by the shadow service (``ShadowService.process``, as the
   Device Shadow REST API is);
 - registry reads and writes are ``IotControlPlane`` operations (``ListThings``,
-  ``ListPrincipalThings``...) on the control plane's worker thread, as boto3's calls are.
+  ``ListPrincipalThings``, ``UpdateCertificate``, ``TestAuthorization``...) on the control
+  plane's worker thread, as boto3's calls are (the registry page:
+  ``aws_iot_mock.console.registry``).
 
 The live channel is server-sent events (``text/event-stream``, WHATWG HTML "Server-sent
 events", https://html.spec.whatwg.org/multipage/server-sent-events.html) over the door's h11
@@ -35,6 +37,7 @@ from urllib.parse import parse_qs
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.console.access import ConsoleAccess, Refusal
 from aws_iot_mock.console.live import LiveFeed, Watcher
+from aws_iot_mock.console.registry import ControlCall, RegistryPage
 from aws_iot_mock.console.views import (
     ConsoleRequestError,
     LogFilter,
@@ -79,7 +82,6 @@ _PAGE_HEADERS = (
     ("Cache-Control", "no-store"),
 )
 
-ControlCall = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 Overview = Callable[[], dict[str, object]]
 
 
@@ -154,6 +156,7 @@ class ConsoleEndpoint:
         self._account_id = account_id
         self._region = region
         self.feed = LiveFeed(clock)
+        self.registry = RegistryPage(control, root_ca, f"arn:aws:iot:{region}:{account_id}:")
         # principal ID -> attached things; refilled after a registry change.
         self._things: dict[str, tuple[str, ...]] = {}
         self._things_pending: set[str] = set()
@@ -241,11 +244,25 @@ class ConsoleEndpoint:
             "/console/api/things": self._get_things,
             "/console/api/shadows": self._get_shadows,
             "/console/api/shadow": self._get_shadow,
+            "/console/api/registry/things": self._get_registry(self.registry.things),
+            "/console/api/registry/thing": self._get_registry(self.registry.thing),
+            "/console/api/registry/certificates": self._get_registry(self.registry.certificates),
+            "/console/api/registry/certificate": self._get_registry(self.registry.certificate),
+            "/console/api/registry/policies": self._get_registry(self.registry.policies),
+            "/console/api/registry/policy": self._get_registry(self.registry.policy),
         }
         posts: dict[str, Callable[[HttpRequest, ConnectionFacts], Awaitable[HttpResponse]]] = {
             "/console/api/disconnect": self._post_disconnect,
             "/console/api/publish": self._post_publish,
             "/console/api/shadow": self._post_shadow,
+            "/console/api/registry/things": self._post_registry(self.registry.create_thing),
+            "/console/api/registry/certificate-status": self._post_registry(
+                self.registry.update_certificate
+            ),
+            "/console/api/registry/test-authorization": self._post_registry(
+                self.registry.test_authorization
+            ),
+            "/console/api/registry/certificates": self._post_create_certificate,
         }
         if method == "GET" and path in gets:
             return await gets[path](request)
@@ -405,6 +422,41 @@ class ConsoleEndpoint:
                 explanation=explanation(refusal.reason.name),
             )
         return _json({"topic": publish.topic, "published": True})
+
+    # -- registry -------------------------------------------------------------------------
+
+    @staticmethod
+    def _get_registry(
+        read: Callable[[Mapping[str, str]], Awaitable[dict[str, Any]]],
+    ) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
+        async def get(request: HttpRequest) -> HttpResponse:
+            return _json(await read(request.query()))
+
+        return get
+
+    @staticmethod
+    def _post_registry(
+        write: Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]],
+    ) -> Callable[[HttpRequest, ConnectionFacts], Awaitable[HttpResponse]]:
+        async def post(request: HttpRequest, facts: ConnectionFacts) -> HttpResponse:
+            return _json(await write(_body(request)))
+
+        return post
+
+    async def _post_create_certificate(
+        self, request: HttpRequest, facts: ConnectionFacts
+    ) -> HttpResponse:
+        """``CreateKeysAndCertificate``: the answer is the device bundle (a zip), once."""
+        bundle = await self.registry.create_certificate(_body(request))
+        return HttpResponse(
+            201,
+            (
+                ("Content-Type", "application/zip"),
+                ("Content-Disposition", f'attachment; filename="{bundle.file_name}"'),
+                *_PAGE_HEADERS,
+            ),
+            bundle.data,
+        )
 
     # -- shadows --------------------------------------------------------------------------
 

@@ -53,6 +53,11 @@ __all__ = ["PublishIngress", "PublishRefusal", "PublishRequest", "Publisher"]
 # Verdicts on topic names are pure functions of (topic, retain); devices publish to a handful of
 # topics again and again. Bounded: a publisher cycling through many topics starts the cache over.
 _TOPIC_VERDICT_CACHE = 4096
+# What one user property costs on top of its key and value, as MQTT 5 encodes it: the property
+# identifier (one byte) and the two strings' two-byte lengths (MQTT Version 5.0, section 3.3.2.3.7
+# User Property, section 1.5.7 UTF-8 String Pair). Counting it makes 26,000 empty properties
+# 130 KB, as they are on the wire, instead of nothing.
+_USER_PROPERTY_FRAMING = 5
 
 Emit = Callable[[Mapping[str, object]], None]
 
@@ -234,7 +239,10 @@ class PublishIngress:
             return refusal, False
         user_properties = request.properties.user_properties
         if user_properties:
-            size = sum(len(key.encode()) + len(value.encode()) for key, value in user_properties)
+            size = sum(
+                _USER_PROPERTY_FRAMING + len(key.encode()) + len(value.encode())
+                for key, value in user_properties
+            )
             if size > self._user_properties_max_bytes:
                 refusal = PublishRefusal(
                     Reason.USER_PROPERTIES_LIMIT_EXCEEDED,

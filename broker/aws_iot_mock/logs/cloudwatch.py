@@ -287,7 +287,8 @@ class Reason(enum.Enum):
     USER_PROPERTIES_LIMIT_EXCEEDED = _ReasonInfo(
         "PUBACK 0x97 (MQTT 5); a QoS 0 message is dropped",
         "The MQTT 5 user properties of one message exceed `limits.user_properties_max_bytes` "
-        "(keys and values, 8 KiB by default); the message is not delivered or retained.",
+        "(as encoded: keys, values and 5 bytes of framing each; 8 KiB by default); the message "
+        "is not delivered or retained.",
     )
     RETAINED_MESSAGES_LIMIT_EXCEEDED = _ReasonInfo(
         "PUBACK 0x97 (MQTT 5); MQTT 3.1.1: close",

@@ -67,6 +67,7 @@ function showPage(name) {
     page.hidden = page.id !== `page-${name}`;
   }
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
+  if (name === "registry") loadRegistryPart();
 }
 
 // -- the live channel ------------------------------------------------------------------------
@@ -86,6 +87,7 @@ function openStream() {
   if (state.shadowTopic && !topics.includes(state.shadowTopic)) topics.push(state.shadowTopic);
   for (const topic of topics) query.append("topic", topic);
   $("log-table").tBodies[0].replaceChildren();
+  setLive(false);
   const source = new EventSource(`/console/api/events?${query}`);
   state.source = source;
   source.addEventListener("open", () => setLive(true));
@@ -125,6 +127,8 @@ async function loadOverview() {
   $("ov-account").textContent = `${overview.region} / ${overview.accountId}`;
   $("ov-policy").textContent = overview.securityPolicy;
   $("ov-domains").textContent = overview.domains.join(", ");
+  registry.arnPrefix = `arn:aws:iot:${overview.region}:${overview.accountId}:`;
+  $("reg-auth-resources").placeholder = `${registry.arnPrefix}topic/demo/hello`;
   renderStats(overview);
   $("ov-doors").tBodies[0].replaceChildren(
     ...overview.doors.map((door) =>
@@ -335,6 +339,264 @@ async function publish(event) {
   }
 }
 
+// -- registry --------------------------------------------------------------------------------
+// Every read and action is one control-plane operation (or a few), named on the page.
+
+const registry = { part: "things", arnPrefix: "" };
+
+function chooseRow(table, attribute, value) {
+  for (const row of table.tBodies[0].rows) {
+    row.classList.toggle("chosen", row.getAttribute(attribute) === value);
+  }
+}
+
+function lines(text) {
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean);
+}
+
+function showRegistryPart(name) {
+  registry.part = name;
+  for (const button of document.querySelectorAll("[data-registry]")) {
+    button.classList.toggle("active", button.dataset.registry === name);
+  }
+  for (const part of document.querySelectorAll(".registry-part")) {
+    part.hidden = part.id !== `reg-${name}`;
+  }
+  loadRegistryPart();
+}
+
+function loadRegistryPart() {
+  const parts = {
+    things: [loadRegistryThings, "reg-thing-result"],
+    certificates: [loadCertificates, "reg-cert-status-result"],
+    policies: [loadPolicies, "reg-auth-result"],
+  };
+  const [load, result] = parts[registry.part];
+  load().catch((error) => show($(result), error.message, false));
+}
+
+async function loadRegistryThings() {
+  const { things, nextToken } = await api("registry/things");
+  $("reg-thing-names").replaceChildren(...things.map((thing) => el("option", {}, thing.thingName)));
+  $("reg-thing-table").tBodies[0].replaceChildren(
+    ...things.map((thing) =>
+      el(
+        "tr",
+        { "data-thing": thing.thingName, onclick: () => showThing(thing.thingName) },
+        el("td", {}, el("a", {}, thing.thingName)),
+        el("td", {}, thing.thingTypeName ?? ""),
+        el(
+          "td",
+          {},
+          el(
+            "code",
+            {},
+            Object.entries(thing.attributes ?? {})
+              .map(([key, value]) => `${key}=${value}`)
+              .join(" "),
+          ),
+        ),
+        el("td", {}, thing.version ?? ""),
+      ),
+    ),
+  );
+  $("reg-things-more").hidden = !nextToken;
+}
+
+async function showThing(name) {
+  chooseRow($("reg-thing-table"), "data-thing", name);
+  $("reg-thing-title").textContent = `Thing ${name} (DescribeThing, ListThingPrincipals)`;
+  try {
+    const detail = await api(`registry/thing?${new URLSearchParams({ thingName: name })}`);
+    $("reg-thing-detail").textContent = JSON.stringify(detail, null, 2);
+  } catch (error) {
+    $("reg-thing-detail").textContent = error.message;
+  }
+}
+
+async function createThing(event) {
+  event.preventDefault();
+  const thingName = $("reg-thing-name").value.trim();
+  const attributes = Object.fromEntries(userProperties($("reg-thing-attrs").value));
+  try {
+    await post("registry/things", { thingName, attributes });
+    show($("reg-thing-result"), `Created thing ${thingName}`, true);
+    await loadRegistryThings();
+    showThing(thingName);
+  } catch (error) {
+    show($("reg-thing-result"), error.message, false);
+  }
+}
+
+async function loadCertificates() {
+  const { certificates, nextMarker } = await api("registry/certificates");
+  $("reg-cert-table").tBodies[0].replaceChildren(
+    ...certificates.map((certificate) => {
+      const id = certificate.certificateId;
+      const choice = el(
+        "select",
+        { "aria-label": `new status of ${id}` },
+        ...["ACTIVE", "INACTIVE", "REVOKED"].map((status) =>
+          status === certificate.status
+            ? el("option", { selected: "" }, status)
+            : el("option", {}, status),
+        ),
+      );
+      return el(
+        "tr",
+        { "data-certificate-id": id },
+        el("td", {}, el("a", { title: id, onclick: () => showCertificate(id) }, el("code", {}, `${id.slice(0, 12)}…`))),
+        el("td", { class: `status-${certificate.status}` }, certificate.status),
+        el("td", {}, new Date(certificate.creationDate).toLocaleString()),
+        el(
+          "td",
+          {},
+          choice,
+          " ",
+          el(
+            "button",
+            { type: "button", class: "secondary", onclick: () => setCertificateStatus(id, choice.value) },
+            "Apply",
+          ),
+        ),
+      );
+    }),
+  );
+  $("reg-certs-more").hidden = !nextMarker;
+}
+
+async function showCertificate(id) {
+  chooseRow($("reg-cert-table"), "data-certificate-id", id);
+  $("reg-cert-title").textContent = `Certificate ${id.slice(0, 16)}… (DescribeCertificate)`;
+  try {
+    const detail = await api(`registry/certificate?${new URLSearchParams({ certificateId: id })}`);
+    $("reg-cert-detail").textContent = JSON.stringify(detail, null, 2);
+  } catch (error) {
+    $("reg-cert-detail").textContent = error.message;
+  }
+}
+
+async function setCertificateStatus(id, newStatus) {
+  const result = $("reg-cert-status-result");
+  try {
+    const answer = await post("registry/certificate-status", { certificateId: id, newStatus });
+    show(result, `Certificate ${id.slice(0, 16)}… is now ${answer.certificate.status}`, true);
+  } catch (error) {
+    show(result, error.message, false);
+  }
+  await loadCertificates();
+}
+
+function fileName(response, fallback) {
+  const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  return match ? match[1] : fallback;
+}
+
+async function createCertificate(event) {
+  event.preventDefault();
+  const result = $("reg-cert-result");
+  const response = await fetch("/console/api/registry/certificates", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      thingName: $("reg-cert-thing").value.trim(),
+      policyName: $("reg-cert-policy").value.trim(),
+      setAsActive: $("reg-cert-active").checked,
+    }),
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    show(result, body.message || response.statusText, false);
+    return;
+  }
+  // The key exists only in this answer: hand it to the browser's downloads at once.
+  const name = fileName(response, "device-bundle.zip");
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: name, hidden: "" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  result.className = "result ok";
+  result.replaceChildren("Created; saved ", el("code", { id: "reg-cert-bundle" }, name), " (the only copy of its private key)");
+  await loadCertificates();
+}
+
+async function loadPolicies() {
+  const { policies } = await api("registry/policies");
+  $("reg-policy-names").replaceChildren(...policies.map((policy) => el("option", {}, policy.policyName)));
+  $("reg-policy-table").tBodies[0].replaceChildren(
+    ...policies.map((policy) =>
+      el(
+        "tr",
+        { "data-policy": policy.policyName, onclick: () => showPolicy(policy.policyName) },
+        el("td", {}, el("a", {}, policy.policyName)),
+        el("td", {}, el("code", {}, policy.policyArn)),
+      ),
+    ),
+  );
+}
+
+async function showPolicy(name) {
+  chooseRow($("reg-policy-table"), "data-policy", name);
+  $("reg-policy-title").textContent = `Policy ${name} (GetPolicy)`;
+  try {
+    const { policy, targets } = await api(`registry/policy?${new URLSearchParams({ policyName: name })}`);
+    let document = policy.policyDocument;
+    try {
+      document = JSON.stringify(JSON.parse(document), null, 2);
+    } catch {
+      // shown as stored
+    }
+    $("reg-policy-document").textContent = document;
+    $("reg-policy-targets").textContent =
+      `default version ${policy.defaultVersionId}; attached to ${targets.length ? targets.join(", ") : "nothing"}`;
+    if (!$("reg-auth-add").value.trim()) $("reg-auth-add").value = name;
+  } catch (error) {
+    $("reg-policy-document").textContent = error.message;
+  }
+}
+
+function policyList(title, listing) {
+  const names = (listing?.policies ?? []).map((policy) => policy.policyName);
+  return names.length ? el("div", {}, `${title}: `, el("code", {}, names.join(", "))) : null;
+}
+
+async function testAuthorization(event) {
+  event.preventDefault();
+  const result = $("reg-auth-result");
+  try {
+    const answer = await post("registry/test-authorization", {
+      principal: $("reg-auth-principal").value.trim(),
+      clientId: $("reg-auth-client").value.trim(),
+      actionType: $("reg-auth-action").value,
+      resources: lines($("reg-auth-resources").value),
+      policyNamesToAdd: lines($("reg-auth-add").value),
+    });
+    result.className = "result";
+    result.replaceChildren(
+      ...answer.authResults.map((verdict) =>
+        el(
+          "div",
+          { class: "auth-result" },
+          el("span", { class: `verdict-${verdict.authDecision}`, "data-verdict": verdict.authDecision }, verdict.authDecision),
+          " ",
+          el("code", {}, `${verdict.authInfo.actionType} ${verdict.authInfo.resources.join(" ")}`),
+          policyList("allowed by", verdict.allowed),
+          policyList("explicitly denied by", verdict.denied?.explicitDeny),
+          policyList("implicitly denied (evaluated)", verdict.denied?.implicitDeny),
+        ),
+      ),
+    );
+  } catch (error) {
+    show(result, error.message, false);
+  }
+}
+
 // -- shadows ---------------------------------------------------------------------------------
 
 const shadow = { thing: null, name: null };
@@ -438,6 +700,13 @@ function start() {
   $("sub-form").addEventListener("submit", subscribe);
   $("pub-form").addEventListener("submit", publish);
   $("shadow-form").addEventListener("submit", chooseThing);
+  for (const button of document.querySelectorAll("[data-registry]")) {
+    button.addEventListener("click", () => showRegistryPart(button.dataset.registry));
+  }
+  $("reg-refresh").addEventListener("click", loadRegistryPart);
+  $("reg-thing-form").addEventListener("submit", createThing);
+  $("reg-cert-form").addEventListener("submit", createCertificate);
+  $("reg-auth-form").addEventListener("submit", testAuthorization);
   $("shadow-update").addEventListener("click", () => shadowAction("update"));
   $("shadow-delete").addEventListener("click", () => shadowAction("delete"));
   showPage(location.hash.slice(1) || "overview");
