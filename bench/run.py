@@ -243,8 +243,9 @@ def _profile(args: argparse.Namespace) -> Profile:
         profile = dataclasses.replace(
             profile,
             idle_connections=args.idle_connections,
-            # Handshakes run at a few hundred a second on a small machine.
-            idle_timeout=max(profile.idle_timeout, args.idle_connections / 100),
+            # Mutual-TLS handshakes run at a few dozen to a few hundred a second on a small,
+            # shared machine (RSA-2048 client certificates).
+            idle_timeout=max(profile.idle_timeout, args.idle_connections / 20),
         )
     return profile
 

@@ -31,7 +31,16 @@ from bench.brokers import (
     wait_ready,
 )
 from bench.mqttlite import CIPHER, client_context, sync_publish
-from bench.procs import Child, Exited, LineReader, cpu_seconds, reap_all, rss_kib, wait_idle
+from bench.procs import (
+    Child,
+    Exited,
+    LineReader,
+    cpu_seconds,
+    open_descriptors,
+    reap_all,
+    rss_kib,
+    wait_idle,
+)
 
 __all__ = [
     "FULL",
@@ -909,6 +918,7 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
         wait_ready(instance, bench.pki)
         wait_idle([instance.pid], max_wait=5.0)
         rss0 = rss_kib(instance.pid)
+        fds0 = open_descriptors(instance.pid)
         per_worker = profile.idle_connections // profile.load_workers
         workers = [
             bench.worker(
@@ -930,6 +940,8 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
         established = time.monotonic() - t0
         wait_idle([instance.pid], max_wait=5.0)
         rss1 = rss_kib(instance.pid)
+        # The broker's own count: a worker that missed the deadline reports nothing.
+        held = open_descriptors(instance.pid) - fds0
         connected = sum(r.get("connected", 0) for r in ready)
         for child, _ in workers:
             _send(child, "close")
@@ -940,7 +952,7 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
     expected = per_worker * profile.load_workers
     return Sample(
         {
-            "kib_per_conn": (rss1 - rss0) / connected if connected else float("nan"),
+            "kib_per_conn": (rss1 - rss0) / held if held > 0 else float("nan"),
             "accepted": float(connected),
         },
         {
@@ -949,6 +961,8 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
             "failures": sum(r.get("failures", 0) for r in ready),
             "first_error": next((r["first_error"] for r in ready if r.get("first_error")), ""),
             "alive_at_close": sum(r.get("alive_at_close", 0) for r in results),
+            "held_by_broker": held,
+            "worker_errors": [r["error"] for r in ready if "error" in r],
             "rss_before_kib": rss0,
             "rss_after_kib": rss1,
             "establish_s": round(established, 3),
