@@ -334,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     mosquitto = _check_tools()
     # The broker holds one descriptor per idle connection, plus its own few hundred.
     fd_limit = _raise_fd_limit(profile.idle_connections + 4096)
+    if fd_limit < profile.idle_connections + 64:
+        # No broker can hold more connections than it may open descriptors (say it up front:
+        # the run then shows every broker refusing at the same count).
+        print(
+            f"bench: the open-files limit is {fd_limit} and cannot be raised (the hard limit "
+            "needs root or CAP_SYS_RESOURCE): the idle scenario cannot hold "
+            f"{profile.idle_connections} connections in one broker process",
+            file=sys.stderr,
+        )
     load_before = _load()
     workdir = Path(tempfile.mkdtemp(prefix="aws-iot-mock-bench-"))
     _log(start, f"profile {profile.name}, {profile.rounds} round(s), scratch {workdir}")
