@@ -29,6 +29,7 @@ from bench.mqttlite import CIPHER, TlsFiles, client_context, sync_connect
 from bench.procs import stop_process
 
 __all__ = [
+    "INFO_CONFIG",
     "KINDS",
     "Pki",
     "RunningBroker",
@@ -45,6 +46,8 @@ __all__ = [
 KINDS = ("ours", "mosquitto", "amqtt")
 REPO = Path(__file__).resolve().parent.parent
 OURS_CONFIG = REPO / "bench" / "ours.yaml"
+# The same at the default log level (INFO to stdout), for the INFO-logging row.
+INFO_CONFIG = REPO / "bench" / "ours-info.yaml"
 ACCOUNT = "arn:aws:iot:us-east-1:123456789012"
 
 

@@ -134,13 +134,32 @@ def _machine() -> dict[str, Any]:
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
             mem_kib = int(line.split()[1])
+    mhz = [
+        float(line.split(":", 1)[1])
+        for line in _read("/proc/cpuinfo").splitlines()
+        if line.startswith("cpu MHz")
+    ]
     return {
         "cpus": os.cpu_count(),
+        # What this process may use: a cgroup quota ("max 100000" = none) or an affinity mask
+        # can give the bench fewer cores than the machine has.
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cgroup_cpu_max": _read("/sys/fs/cgroup/cpu.max") or "n/a",
         "cpu_model": model,
+        "cpu_mhz": round(sum(mhz) / len(mhz)) if mhz else None,
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    """The machine facts printed and written with every table."""
+    return (
+        f"Machine: {machine['cpus']} CPUs ({machine['cpus_usable']} usable, cgroup cpu.max "
+        f"{machine['cgroup_cpu_max']}; {machine['cpu_model']}, {machine['cpu_mhz']} MHz), "
+        f"{machine['memory_gib']} GiB, Linux {machine['kernel']}, Python {machine['python']}."
+    )
 
 
 def _versions(mosquitto: str) -> dict[str, str]:
@@ -375,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table_text(rows))
     print()
+    print(_machine_line(meta["machine"]))
     print(f"load before: {load_before['loadavg']} | {load_before['cpu_pressure']}")
     print(f"load after:  {meta['load_after']['loadavg']} | {meta['load_after']['cpu_pressure']}")
     if skipped:
@@ -392,8 +412,7 @@ def _markdown(meta: dict[str, Any], rows: list[dict[str, Any]], samples: Samples
         f"# Bench {meta['started_at']} ({meta['profile']['name']}, "
         f"{meta['profile']['rounds']} round(s), {meta['elapsed_s']} s)",
         "",
-        f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB, "
-        f"Linux {machine['kernel']}, Python {machine['python']}.",
+        _machine_line(machine),
         f"Versions: ours {versions['ours']}; {versions['mosquitto']}; amqtt {versions['amqtt']}.",
         f"Load before: `{before['loadavg']}` / `{before['cpu_pressure']}`;"
         f" after: `{after['loadavg']}` / `{after['cpu_pressure']}`.",

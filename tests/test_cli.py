@@ -65,9 +65,12 @@ class Result:
         return json.loads(self.out)
 
     def one_line_error(self) -> str:
-        """Assert stderr is exactly one line (no traceback) and return it."""
+        """Assert stderr is exactly one line (no traceback) and return it.
+
+        A service error may come after a blank line, as the AWS CLI writes it.
+        """
         assert self.err.endswith("\n"), repr(self.err)
-        line = self.err.removesuffix("\n")
+        line = self.err.removeprefix("\n").removesuffix("\n")
         assert line, "stderr is empty"
         assert "\n" not in line, f"more than one line on stderr: {self.err!r}"
         assert "Traceback" not in line

@@ -63,7 +63,9 @@ def test_thing_group_verbs(cli: Cli) -> None:
     assert tags == {"tags": [{"Key": "env", "Value": "test"}]}
     refused = cli("delete-thing-group", "--thing-group-name", "site")
     assert refused.code == EXIT_SERVICE
-    assert refused.one_line_error().startswith("aws-iot-mock: InvalidRequestException: ")
+    assert refused.one_line_error().startswith(
+        "An error occurred (InvalidRequestException) when calling the "
+    )
     cli("remove-thing-from-thing-group", "--thing-group-name", "floor", "--thing-name", "lamp")
     assert cli("delete-thing-group", "--thing-group-name", "floor").code == 0
     assert cli("delete-thing-group", "--thing-group-name", "site").code == 0
@@ -100,7 +102,9 @@ def test_domain_configuration_verbs(cli: Cli) -> None:
     assert cli("delete-domain-configuration", "--domain-configuration-name", "factory").code == 0
     missing = cli("describe-domain-configuration", "--domain-configuration-name", "factory")
     assert missing.code == EXIT_SERVICE
-    assert missing.one_line_error().startswith("aws-iot-mock: ResourceNotFoundException: ")
+    assert missing.one_line_error().startswith(
+        "An error occurred (ResourceNotFoundException) when calling the "
+    )
 
 
 def test_tag_verbs_and_delete_certificate(cli: Cli) -> None:
@@ -124,7 +128,9 @@ def test_tag_verbs_and_delete_certificate(cli: Cli) -> None:
     certificate = cli.create("--set-as-active")
     active = cli("delete-certificate", "--certificate-id", certificate["certificateId"])
     assert active.code == EXIT_SERVICE
-    assert active.one_line_error().startswith("aws-iot-mock: CertificateStateException: ")
+    assert active.one_line_error().startswith(
+        "An error occurred (CertificateStateException) when calling the "
+    )
     cli(
         "update-certificate",
         "--certificate-id",

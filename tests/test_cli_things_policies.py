@@ -8,6 +8,7 @@ runs from ``tmp_path``; outputs are parsed as the JSON the AWS CLI prints.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +70,10 @@ def _ok(result: Result) -> None:
 def _service_error(result: Result, exception: str) -> str:
     assert result.code == EXIT_SERVICE, (result.code, result.err)
     line = result.one_line_error()
-    assert line.startswith(f"aws-iot-mock: {exception}"), line
+    # The AWS CLI's text for a service error (botocore's ClientError).
+    assert re.match(rf"An error occurred \({exception}\) when calling the \w+ operation: ", line), (
+        line
+    )
     return line
 
 

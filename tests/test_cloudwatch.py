@@ -6,7 +6,7 @@ import datetime as dt
 import io
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -14,14 +14,20 @@ import pytest
 from aws_iot_mock.logs.cloudwatch import (
     LOG_LEVELS,
     ConnectionFacts,
+    EventType,
     LogLevel,
+    LogRecord,
     Reason,
     connect_failure,
     connect_success,
     disconnect_record,
+    event_success,
     format_timestamp,
+    new_trace_id,
+    now_timestamp,
     reason_catalogue_markdown,
     record_level,
+    record_line,
 )
 from aws_iot_mock.logs.sink import LogSink
 
@@ -168,6 +174,87 @@ def test_trace_id_is_a_fresh_uuid() -> None:
     for trace_id in ids:
         assert str(uuid.UUID(trace_id)) == trace_id
     assert len(set(ids)) == 3
+
+
+def test_new_trace_ids_are_version_4_uuids() -> None:
+    ids = {new_trace_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for trace_id in ids:
+        parsed = uuid.UUID(trace_id)
+        assert str(parsed) == trace_id
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+def test_now_timestamp_is_format_timestamp_of_now() -> None:
+    before = format_timestamp(dt.datetime.now(dt.UTC))
+    stamp = now_timestamp()
+    after = format_timestamp(dt.datetime.now(dt.UTC))
+    assert before <= stamp <= after
+    assert len(stamp) == len("2017-08-10 15:37:23.476")
+
+
+SUCCESS_FACTS = [
+    FULL,
+    BARE,
+    ConnectionFacts(
+        "123456789012", "::1", 2, client_id='quo"te\\ \u00e9\u2603 \n', protocol="HTTP"
+    ),
+    ConnectionFacts("123456789012", "10.0.0.1", 3, client_id="x" * 600, principal_id="p"),
+]
+
+
+@pytest.mark.parametrize("facts", SUCCESS_FACTS)
+@pytest.mark.parametrize("topic", [None, "bench/tp/u1", 'a/"b"/\u00fc/\x01', "t" * 700])
+@pytest.mark.parametrize("retain", [False, True])
+@pytest.mark.parametrize("trace_id", [None, "t-1", 'odd"trace'])
+def test_success_record_line_is_json_dumps_of_the_record(
+    facts: ConnectionFacts, topic: str | None, retain: bool, trace_id: str | None
+) -> None:
+    for event in (EventType.PUBLISH_IN, EventType.PUBLISH_OUT, EventType.SUBSCRIBE):
+        for now in (None, NOW):
+            record = event_success(
+                event, facts, topic_name=topic, retain=retain, now=now, trace_id=trace_id
+            )
+            assert isinstance(record, LogRecord)
+            assert record.line is not None
+            expected = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+            assert record_line(record) == expected
+            assert list(record) == [k for k in record if k in _FULL_ORDER] + [
+                k for k in ("topicName", "retain") if k in record
+            ]
+
+
+def test_success_records_of_equal_facts_objects_stay_apart() -> None:
+    first = ConnectionFacts("123456789012", "127.0.0.1", 1, client_id="one")
+    second = ConnectionFacts("123456789012", "127.0.0.1", 1, client_id="two")
+    lines = [
+        record_line(event_success(EventType.PUBLISH_OUT, facts, topic_name="t", now=NOW))
+        for facts in (first, second, first)
+    ]
+    assert ['"clientId":"one"' in line for line in lines] == [True, False, True]
+    assert '"clientId":"two"' in lines[1]
+
+
+def test_a_changed_log_record_is_serialised_again() -> None:
+    record = event_success(EventType.PUBLISH_IN, FULL, topic_name="t", now=NOW)
+    record["topicName"] = "changed"
+    assert record.line is None
+    assert json.loads(record_line(record))["topicName"] == "changed"
+    changes: list[Callable[[LogRecord], object]] = [
+        lambda r: r.update(x=1),
+        lambda r: r.pop("topicName"),
+        lambda r: r.setdefault("y", 2),
+        lambda r: r.popitem(),
+        lambda r: r.__delitem__("status"),
+        lambda r: r.__ior__({"z": 3}),
+        lambda r: r.clear(),
+    ]
+    for change in changes:
+        record = event_success(EventType.PUBLISH_IN, FULL, topic_name="t", now=NOW)
+        change(record)
+        expected = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        assert record_line(record) == expected
 
 
 def test_default_timestamp_is_now() -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from aws_iot_mock.logs.cloudwatch import (
     connect_failure,
     event_failure,
 )
+from aws_iot_mock.logs.drain import Drain
 from aws_iot_mock.logs.sink import LogSink
 from aws_iot_mock.tls.verdicts import check_sni
 
@@ -226,3 +227,45 @@ def test_an_ordinary_wrong_sni_is_quoted_whole() -> None:
     assert refusal.reason is Reason.SNI_MISMATCH
     assert "SNI host_name 'wrong.example.com' is not the endpoint" in refusal.details
     assert "[cut: " not in refusal.details
+
+
+def _text_drain(deliver: Callable[[Sequence[str]], None], stderr: io.StringIO) -> Drain[str]:
+    return Drain(
+        "the test output",
+        deliver,
+        size=len,
+        drop_report=lambda count: f"{count} dropped",
+        max_bytes=1 << 20,
+        stderr=stderr,
+    )
+
+
+def test_records_an_output_does_not_take_by_shutdown_are_counted_on_stderr() -> None:
+    stderr = io.StringIO()
+    release = threading.Event()
+
+    def stuck(batch: Sequence[str]) -> None:
+        release.wait()
+
+    drain = _text_drain(stuck, stderr)
+    try:
+        for line in ("a", "b", "c"):
+            drain.put(line)
+        assert drain.close(grace=0.05) is False
+        assert stderr.getvalue() == (
+            "aws-iot-mock: 3 log record(s) not written to the test output: "
+            "it did not take them within 0.05 s of shutdown\n"
+        )
+    finally:
+        release.set()
+
+
+def test_an_output_that_takes_everything_by_shutdown_says_nothing() -> None:
+    stderr = io.StringIO()
+    written: list[str] = []
+    drain = _text_drain(written.extend, stderr)
+    for line in ("a", "b", "c"):
+        drain.put(line)
+    assert drain.close(grace=5.0) is True
+    assert written == ["a", "b", "c"]
+    assert stderr.getvalue() == ""

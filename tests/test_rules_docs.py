@@ -72,4 +72,7 @@ def test_the_cli_block_manages_the_documented_rule(tmp_path: Path) -> None:
     # The passing twin's refusal: the rule is gone.
     gone = run(["bash", "-c", "aws-iot-mock get-topic-rule --rule-name hot_readings"], tmp_path)
     assert gone.returncode == 254
-    assert "UnauthorizedException: Access to topic rule 'hot_readings' was denied" in gone.stderr
+    assert gone.stderr == (
+        "\nAn error occurred (UnauthorizedException) when calling the GetTopicRule operation:"
+        " Access to topic rule 'hot_readings' was denied\n"
+    )

@@ -762,8 +762,8 @@ async def test_cli_get_delete_and_list_named_shadows(
     capsys.readouterr()
     code = await run_cli(config, "get-thing-shadow", "--thing-name", THING, str(outfile))
     assert code == 254
-    assert capsys.readouterr().err == (
-        "An error occurred (ResourceNotFoundException) when calling the GetThingShadow "
+    assert capsys.readouterr().err == (  # after a blank line, as the AWS CLI writes it
+        "\nAn error occurred (ResourceNotFoundException) when calling the GetThingShadow "
         f"operation: No shadow exists with name: '{THING}'\n"
     )
     # Named shadows are untouched by deleting the classic one.

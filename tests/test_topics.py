@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from aws_iot_mock.aws.limits import SHARE_NAME_MAX_CHARS, TOPIC_MAX_BYTES, TOPIC_MAX_SLASHES
 from aws_iot_mock.mqtt.topics import (
+    MATCH_CACHE_TOPICS,
     Match,
     SharedFilter,
     SubscriptionIndex,
@@ -322,11 +323,24 @@ def test_index_cached_entries_follow_changes() -> None:
     assert index.match("a").direct == [("c1", "a", "v2")]
     index.add("c2", "a", "v3")
     assert index.match("a").direct == [("c1", "a", "v2"), ("c2", "a", "v3")]
-    result = index.match("a")
-    result.direct.clear()  # callers own the lists
-    assert len(index.match("a").direct) == 2
+    assert index.match("a") is index.match("a")  # remembered until the next change
     index.remove("c1", "a")
     assert index.match("a").direct == [("c2", "a", "v3")]
+    index.remove_subscriber("c2")
+    assert index.match("a") == Match([], [])
+
+
+def test_index_remembered_matches_are_bounded_and_stay_right() -> None:
+    index: SubscriptionIndex[int] = SubscriptionIndex()
+    index.add("c1", "t/+", 1)
+    index.add("g1", "$share/g/t/#", 2)
+    topics = [f"t/{n}" for n in range(MATCH_CACHE_TOPICS + 10)]
+    for topic in topics:
+        assert index.match(topic).direct == [("c1", "t/+", 1)]
+        assert index.match(topic).shared == [("g", "t/#", [("g1", 2)])]
+    assert len(index._cache) <= MATCH_CACHE_TOPICS
+    index.add("c2", "t/1", 0)
+    assert _direct(index.match("t/1")) == {("c1", "t/+", 1), ("c2", "t/1", 0)}
 
 
 def test_index_shared_groups() -> None:

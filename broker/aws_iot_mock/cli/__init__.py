@@ -1,9 +1,11 @@
 """The ``aws-iot-mock`` command line: ``serve``, and verbs named and shaped as ``aws iot``'s.
 
 Every verb takes ``--config``, ``--certs-dir`` and ``--state-dir`` and works while ``serve`` runs
-against the same directories (the registry is SQLite in WAL mode). Output is the JSON the AWS CLI
-prints. Exit codes follow the AWS CLI's: 252 for a command line that does not parse, 253 for a
-bad configuration, 254 for an error the service would return (unknown certificate, bad CSR).
+against the same directories (the registry is SQLite in WAL mode). Output is what the AWS CLI
+prints, with its ``--output``/``--query`` (``cli.output``) and its global options and
+``--cli-input-json`` (``cli.global_options``). Exit codes and error text are the AWS CLI's: 252
+for a command line that does not parse, 253 for a bad configuration, 254 for an error the service
+would return (unknown certificate, bad CSR), 130 for Ctrl-C, 255 for anything else.
 
 The registry verbs (things, thing types, policies and their versions, attachments, CA
 certificates, ``register-certificate`` and ``test-authorization``) take the flags the AWS CLI
@@ -23,21 +25,29 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.cli import local
-from aws_iot_mock.cli._common import (
-    EXIT_CONFIG,
-    EXIT_SERVICE,
-    EXIT_USAGE,
-    _add_common,
-    _load,
-    _ParamError,
-    _Parser,
-)
+from aws_iot_mock.cli._common import _add_common, _load, _ParamError, _Parser
+from aws_iot_mock.cli.global_options import CliInputError, add_global_options, expand_cli_input_json
 from aws_iot_mock.cli.local import DEMO_THINGS, api_url, demo_policy_document, ensure_demo_device
+from aws_iot_mock.cli.output import (
+    EXIT_CONFIG,
+    EXIT_OTHER,
+    EXIT_SERVICE,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    OutputOptions,
+    QueryError,
+    operation_name,
+    print_service_error,
+    using,
+)
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
+from aws_iot_mock.registry.errors import aws_error_code
 from aws_iot_mock.state.instance_lock import StateDirectoryInUseError
 
 __all__ = [
@@ -96,6 +106,7 @@ def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         description="An offline stand-in for the AWS IoT Core device endpoint.",
     )
     parser.add_argument("--version", action=_VersionAction)
+    add_global_options(parser)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
     local.register(verbs)
     if verb in local.VERBS:
@@ -111,15 +122,38 @@ def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _verb_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> _Parser | None:
+    """The parser of the first verb named in ``argv``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            choices: dict[str, _Parser] = action.choices
+            return next((choices[arg] for arg in argv if arg in choices), None)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    parser = _build_parser(words[0] if words else None)
-    args = parser.parse_args(words)
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Exit codes and error text are the AWS CLI's (``aws_iot_mock.cli.output``).
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser(arguments[0] if arguments else None)
+    verb_parser = _verb_parser(parser, arguments)
+    try:
+        if verb_parser is not None:
+            arguments = expand_cli_input_json(verb_parser, arguments)
+        args = parser.parse_args(arguments)
+        options = OutputOptions.parse(
+            getattr(args, "output", None), getattr(args, "query", None), operation_name(args.verb)
+        )
+    except (CliInputError, QueryError) as exc:
+        sys.stderr.write(f"\n{exc}\n")
+        return EXIT_USAGE
     try:
         # Every verb's parser carries its runner (set_defaults(run=...)): one registration.
         run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
+        with using(options):
+            return run(args)
     except (ConfigError, ListenerBindError, StateDirectoryInUseError) as exc:
         # A port that cannot be bound is the environment's problem, as a bad config is.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
@@ -127,13 +161,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _ParamError as exc:
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AwsApiError as exc:
+        print_service_error(options.operation, exc.code, exc.message)
+        return EXIT_SERVICE
     except BrokerError as exc:
-        print(f"aws-iot-mock: {exc}", file=sys.stderr)
+        code = aws_error_code(exc)
+        if code is None:
+            print(f"aws-iot-mock: {exc}", file=sys.stderr)
+        else:
+            print_service_error(options.operation, code, str(exc).removeprefix(f"{code}: "))
         return EXIT_SERVICE
     except OSError as exc:
         # e.g. the port is in use: one line, no traceback.
         print(f"aws-iot-mock: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        # The shell's 128 + SIGINT, as the AWS CLI returns.
+        sys.stdout.write("\n")
+        return EXIT_SIGINT
+    except Exception as exc:
+        # The AWS CLI's catch-all: the error on stderr, 255; --debug shows where it came from.
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        sys.stderr.write(f"\n{exc}\n")
+        return EXIT_OTHER
 
 
 def main_entry() -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from aws_iot_mock.cli.global_options import add_global_options
+from aws_iot_mock.cli.output import EXIT_CONFIG, EXIT_SERVICE, EXIT_USAGE, print_response
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError
 from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
@@ -49,10 +51,6 @@ __all__ = [
     "_tag_list",
     "_verb",
 ]
-
-EXIT_USAGE = 252  # AWS CLI: "The command entered on the command line failed to be parsed."
-EXIT_CONFIG = 253  # AWS CLI: "The system environment or configuration was invalid."
-EXIT_SERVICE = 254  # AWS CLI: "The command ... returned an error" (a service-side error).
 
 
 class _ParamError(BrokerError):
@@ -112,6 +110,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--certs-dir", type=Path, help="certificate directory (default: certs/)")
     parser.add_argument("--state-dir", type=Path, help="state directory (default: .state/)")
+    # --output, --query, --cli-input-json, --region ...: what AWS CLI users type by habit.
+    add_global_options(parser)
 
 
 if TYPE_CHECKING:
@@ -189,7 +189,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _print_json(data: object) -> None:
-    print(json.dumps(data, indent=4))
+    """Print a response as the AWS CLI would, with the command line's --output and --query."""
+    print_response(data)
 
 
 def _open_registry(config: Config) -> CertificateRegistry:

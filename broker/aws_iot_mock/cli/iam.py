@@ -24,12 +24,12 @@ import argparse
 import json
 import os
 import shlex
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from aws_iot_mock.cli.output import EXIT_SERVICE, print_response, print_service_error
 from aws_iot_mock.config import Config
 from aws_iot_mock.errors import BrokerError
 from aws_iot_mock.iam import service
@@ -48,7 +48,7 @@ __all__ = [
 
 DEMO_USER: Final = "demo-user"
 DEMO_USER_POLICY: Final = "demo-user-iot-full-access"
-_EXIT_SERVICE: Final = 254
+
 
 Load = Callable[[argparse.Namespace], Config]
 _Run = Callable[[IamStore, argparse.Namespace], Any]
@@ -221,14 +221,10 @@ def _runner(verb: _Verb, load: Load) -> Callable[[argparse.Namespace], int]:
             try:
                 document = verb.run(store, args)
             except IamRequestError as error:
-                print(
-                    f"An error occurred ({error.aws_code}) when calling the {verb.operation} "
-                    f"operation: {error.aws_message}",
-                    file=sys.stderr,
-                )
-                return _EXIT_SERVICE
+                print_service_error(verb.operation, error.aws_code, error.aws_message)
+                return EXIT_SERVICE
         if document is not None:
-            print(json.dumps(document, indent=4))
+            print_response(document)
         return 0
 
     return run

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ from aws_iot_mock.certs_dir import (
 from aws_iot_mock.cli._common import (
     _add_common,
     _bool_value,
-    _iso_timestamp,
     _load,
     _only_keys,
     _open_registry,
@@ -40,8 +38,8 @@ from aws_iot_mock.cli._common import (
     _verb,
 )
 from aws_iot_mock.cli.iot_jobs import BUILT_IN_VERBS, built_in_operations
+from aws_iot_mock.cli.output import all_pages
 from aws_iot_mock.config import Config
-from aws_iot_mock.errors import BrokerError
 from aws_iot_mock.registry import CertificateStatus
 
 if TYPE_CHECKING:
@@ -439,17 +437,18 @@ def _cmd_service(args: argparse.Namespace) -> int:
             value = _read_file_argument(value)
         request[member] = value
     config = _load(args)
-    result = _call_service(config, operation, request)
-    if result:
-        print(json.dumps(result, indent=4, default=_iso_timestamp))
+    _print_json(_call_service(config, operation, request))
     return 0
 
 
 def _call_service(config: Config, operation: str, request: dict[str, object]) -> dict[str, Any]:
-    """One operation of the control plane's service layer on the registry; AWS's error text."""
+    """One operation of the control plane's service layer on the registry.
+
+    Raises:
+        AwsApiError: the error the api door would answer.
+    """
     # Imported here so that the other verbs start without the API modules.
     from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
-    from aws_iot_mock.aws.api_errors import AwsApiError  # noqa: PLC0415
     from aws_iot_mock.rules.topic_rules import RULES_OPERATIONS, TopicRuleService  # noqa: PLC0415
     from aws_iot_mock.state.topic_rules import TopicRuleStore  # noqa: PLC0415
 
@@ -465,10 +464,8 @@ def _call_service(config: Config, operation: str, request: dict[str, object]) ->
             store = stack.enter_context(TopicRuleStore.open(config.state_dir))
             rules = TopicRuleService(store, region=config.region, account_id=config.account_id)
             service.add_operations(rules.operations())
-        try:
-            return service.call(operation, request)
-        except AwsApiError as exc:
-            raise BrokerError(f"{exc.code}: {exc.message}") from None
+        # An AwsApiError reaches main(), which prints it as the AWS CLI does.
+        return all_pages(service.call, operation, request)
 
 
 def _cmd_describe_endpoint(args: argparse.Namespace) -> int:
@@ -533,18 +530,13 @@ def _cmd_update_certificate(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe_certificate(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        record = registry.describe_certificate(args.certificate_id)
-    _print_json({"certificateDescription": record.to_description()})
+    request = {"certificateId": args.certificate_id}
+    _print_json(_call_service(_load(args), "DescribeCertificate", request))
     return 0
 
 
 def _cmd_list_certificates(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        records = registry.list_certificates()
-    _print_json({"certificates": [record.to_summary() for record in records]})
+    _print_json(_call_service(_load(args), "ListCertificates", {}))
     return 0
 
 
@@ -730,10 +722,8 @@ def _cmd_create_policy(args: argparse.Namespace) -> int:
 
 
 def _cmd_get_policy(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        policy = registry.get_policy(args.policy_name)
-    _print_json(policy.to_get_policy())
+    request = {"policyName": args.policy_name}
+    _print_json(_call_service(_load(args), "GetPolicy", request))
     return 0
 
 
@@ -771,20 +761,14 @@ def _cmd_create_policy_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_get_policy_version(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        version = registry.get_policy_version(args.policy_name, args.policy_version_id)
-        policy = registry.get_policy(args.policy_name)
-    # AWS's GetPolicyVersion also returns the policy's generationId.
-    _print_json({**version.to_description(), "generationId": policy.generation_id})
+    request = {"policyName": args.policy_name, "policyVersionId": args.policy_version_id}
+    _print_json(_call_service(_load(args), "GetPolicyVersion", request))
     return 0
 
 
 def _cmd_list_policy_versions(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        versions = registry.list_policy_versions(args.policy_name)
-    _print_json({"policyVersions": [version.to_summary() for version in versions]})
+    request = {"policyName": args.policy_name}
+    _print_json(_call_service(_load(args), "ListPolicyVersions", request))
     return 0
 
 
@@ -877,18 +861,13 @@ def _cmd_register_ca_certificate(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe_ca_certificate(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        record = registry.describe_ca_certificate(args.certificate_id)
-    _print_json({"certificateDescription": record.to_description()})
+    request = {"certificateId": args.certificate_id}
+    _print_json(_call_service(_load(args), "DescribeCACertificate", request))
     return 0
 
 
 def _cmd_list_ca_certificates(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with _open_registry(config) as registry:
-        records = registry.list_ca_certificates()
-    _print_json({"certificates": [record.to_summary() for record in records]})
+    _print_json(_call_service(_load(args), "ListCACertificates", {}))
     return 0
 
 
@@ -937,7 +916,7 @@ def register(verbs: _Verbs) -> None:
     )
     _add_common(create)
     create.set_defaults(run=_cmd_create_keys_and_certificate)
-    create.add_argument("--set-as-active", action="store_true")
+    create.add_argument("--set-as-active", action=argparse.BooleanOptionalAction, default=False)
     create.add_argument("--certificate-pem-outfile", type=Path)
     create.add_argument("--public-key-outfile", type=Path)
     create.add_argument("--private-key-outfile", type=Path)
@@ -950,7 +929,7 @@ def register(verbs: _Verbs) -> None:
     from_csr.add_argument(
         "--certificate-signing-request", required=True, help="file://PATH or the PEM itself"
     )
-    from_csr.add_argument("--set-as-active", action="store_true")
+    from_csr.add_argument("--set-as-active", action=argparse.BooleanOptionalAction, default=False)
 
     update = verbs.add_parser("update-certificate", help="change a certificate's status")
     _add_common(update)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aws_iot_mock.cli.output import EXIT_SERVICE, print_response, print_service_error
 from aws_iot_mock.config import Config
 from aws_iot_mock.errors import BrokerError
 from aws_iot_mock.services.shadows import ERROR_NAMES, ShadowService
@@ -70,9 +70,6 @@ def add_shadow_verbs(
             parser.add_argument(
                 "--payload", required=True, help="file://PATH, fileb://PATH or the JSON itself"
             )
-        # AWS CLI v2 needs `--cli-binary-format raw-in-base64-out` for a raw JSON payload;
-        # accepted (and ignored) so that pasted AWS commands work unchanged.
-        parser.add_argument("--cli-binary-format", help=argparse.SUPPRESS)
         parser.add_argument("outfile", type=Path)
     listing = verbs.add_parser(
         "list-named-shadows-for-thing", help="list the names of a thing's named shadows"
@@ -111,12 +108,8 @@ def cmd_shadow_operation(config: Config, args: argparse.Namespace, verb: str) ->
     if topic.endswith("/rejected"):
         error = json.loads(body)
         name = ERROR_NAMES.get(int(error.get("code", 500)), "InternalFailureException")
-        print(
-            f"An error occurred ({name}) when calling the {_OPERATION_NAMES[operation]} "
-            f"operation: {error.get('message', '')}",
-            file=sys.stderr,
-        )
-        return 254
+        print_service_error(_OPERATION_NAMES[operation], name, str(error.get("message", "")))
+        return EXIT_SERVICE
     args.outfile.write_bytes(body)
     return 0
 
@@ -151,5 +144,5 @@ def cmd_list_named_shadows(config: Config, args: argparse.Namespace) -> int:
     """list-named-shadows-for-thing: ``{"results": [...], "timestamp": <epoch s>}``."""
     with ShadowStore.open(config.state_dir) as store:
         names = store.list_named_shadows(args.thing_name)
-    print(json.dumps({"results": names, "timestamp": int(time.time())}, indent=4))
+    print_response({"results": names, "timestamp": int(time.time())})
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -162,6 +163,7 @@ class ConsoleEndpoint:
         self._things_pending: set[str] = set()
         self._last_connections = ""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None  # the loop's thread (log records come from others)
         self._tasks: set[asyncio.Task[None]] = set()
         core.router.observers.append(self.feed.on_message)
         core.registry_listeners.append(self._things.clear)
@@ -171,7 +173,8 @@ class ConsoleEndpoint:
     def on_record(self, record: Mapping[str, object]) -> None:
         """A ``LogSink`` listener: hand the record to the open pages (on the loop's thread)."""
         loop = self._loop
-        if loop is not None and not _on_loop(loop):
+        # A thread id comparison: this runs for every record (two per message at INFO).
+        if loop is not None and threading.get_ident() != self._loop_thread:
             loop.call_soon_threadsafe(self.feed.on_record, record)
             return
         self.feed.on_record(record)
@@ -179,7 +182,7 @@ class ConsoleEndpoint:
     def tick(self) -> None:
         """Once a second (the broker's timer): stats and, when they changed, connections."""
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+            self._bind_loop()
         if not self.feed.watchers:
             return
         self.feed.broadcast("stats", self._stats())
@@ -188,6 +191,10 @@ class ConsoleEndpoint:
         if text != self._last_connections:
             self._last_connections = text
             self.feed.broadcast("connections", rows)
+
+    def _bind_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
 
     def close(self) -> None:
         """Stop the background look-ups."""
@@ -201,7 +208,7 @@ class ConsoleEndpoint:
     ) -> HttpResponse:
         """Answer one request under ``/console``."""
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+            self._bind_loop()
         verdict = self.access.check(request)
         if isinstance(verdict, Refusal):
             return _error(verdict.status, verdict.message)
@@ -525,10 +532,3 @@ class ConsoleEndpoint:
         topic, answer = outcome.response
         document = json.loads(answer) if answer else {}
         return _json({"accepted": outcome.accepted, "topic": topic, "document": document})
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False

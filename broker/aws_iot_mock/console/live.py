@@ -43,12 +43,15 @@ class RollingCount:
         self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
 
     def add(self, count: int = 1) -> None:
-        """Count ``count`` events now."""
+        """Count ``count`` events now (O(1): the router calls it for every message)."""
         second = int(self._clock())
-        if self._buckets and self._buckets[-1][0] == second:
-            self._buckets[-1][1] += count
-        else:
-            self._buckets.append([second, count])
+        buckets = self._buckets
+        if buckets:
+            last = buckets[-1]
+            if last[0] == second:
+                last[1] += count
+                return  # nothing expires before a new second starts
+        buckets.append([second, count])
         self._expire(second)
 
     def total(self) -> int:

@@ -165,17 +165,7 @@ class PublishIngress:
         """
         refusal, routed = self._check(publisher, request)
         if refusal is not None:
-            self._emit(
-                event_failure(
-                    EventType.PUBLISH_IN,
-                    refusal.reason,
-                    refusal.details,
-                    publisher.facts,
-                    topic_name=request.topic,
-                    trace_id=request.trace_id,
-                )
-            )
-            return refusal
+            return self._refused(publisher, request, refusal)
 
         def log_success() -> None:
             self._emit(
@@ -195,21 +185,14 @@ class PublishIngress:
                 self._router.publish(message, on_stored=log_success if self.log_successes else None)
             except StorageError as error:
                 # Not stored, so not acknowledged: the publisher learns it from its door.
-                refusal = PublishRefusal(
-                    storage_reason(error.fault),
-                    f"{error}; the message was not stored, delivered or acknowledged",
+                return self._refused(
+                    publisher,
+                    request,
+                    PublishRefusal(
+                        storage_reason(error.fault),
+                        f"{error}; the message was not stored, delivered or acknowledged",
+                    ),
                 )
-                self._emit(
-                    event_failure(
-                        EventType.PUBLISH_IN,
-                        refusal.reason,
-                        refusal.details,
-                        publisher.facts,
-                        topic_name=request.topic,
-                        trace_id=request.trace_id,
-                    )
-                )
-                return refusal
         else:
             if self.log_successes:
                 log_success()
@@ -221,6 +204,22 @@ class PublishIngress:
                 ServiceRequest(request.topic, request.payload, publisher.facts, publisher.client_id)
             )
         return None
+
+    def _refused(
+        self, publisher: Publisher, request: PublishRequest, refusal: PublishRefusal
+    ) -> PublishRefusal:
+        """Log ``refusal`` as the ``Publish-In`` failure of ``request``; return it."""
+        self._emit(
+            event_failure(
+                EventType.PUBLISH_IN,
+                refusal.reason,
+                refusal.details,
+                publisher.facts,
+                topic_name=request.topic,
+                trace_id=request.trace_id,
+            )
+        )
+        return refusal
 
     def _check(
         self, publisher: Publisher, request: PublishRequest

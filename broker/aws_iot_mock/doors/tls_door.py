@@ -691,8 +691,13 @@ class DoorProtocol(asyncio.Protocol):
         if not transport.can_write_eof():
             transport.close()
             return
+        try:
+            transport.write_eof()
+        except OSError:
+            # The peer is gone already (ENOTCONN once it has reset): nothing to linger for.
+            transport.close()
+            return
         self._lingering = True
-        transport.write_eof()
         if self._transport_paused:
             transport.resume_reading()
             self._transport_paused = False

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import uuid
+import itertools
+import json
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
+from typing import Any
 
 from aws_iot_mock.auth.sigv4_reasons import SigV4Reason
 from aws_iot_mock.errors import StorageFault
@@ -35,6 +40,7 @@ __all__ = [
     "ConnectionFacts",
     "EventType",
     "LogLevel",
+    "LogRecord",
     "Reason",
     "broker_record",
     "capped",
@@ -45,8 +51,11 @@ __all__ = [
     "event_success",
     "format_timestamp",
     "handshake_record",
+    "new_trace_id",
+    "now_timestamp",
     "reason_catalogue_markdown",
     "record_level",
+    "record_line",
     "rule_record",
     "service_record",
     "shadow_record",
@@ -517,6 +526,53 @@ def format_timestamp(moment: _dt.datetime) -> str:
     return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
 
 
+# The last ``now_timestamp``: (epoch milliseconds, its text, epoch second, "YYYY-MM-DD HH:MM:SS.").
+# At INFO every message makes two records, a dozen or more within one millisecond under load:
+# the text is reused within a millisecond and the date formatted once a second.
+_last_stamp: tuple[int, str, int, str] = (-1, "", -1, "")
+
+
+def now_timestamp() -> str:
+    """The current UTC time as ``format_timestamp`` writes it (the records' default stamp)."""
+    global _last_stamp  # noqa: PLW0603 - a one-entry cache; a tuple swap is atomic
+    millis = int(time.time() * 1000)
+    last = _last_stamp
+    if millis == last[0]:
+        return last[1]
+    second, part = divmod(millis, 1000)
+    prefix = (
+        last[3] if second == last[2] else time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(second))
+    )
+    text = f"{prefix}{part:03d}"
+    _last_stamp = (millis, text, second, prefix)
+    return text
+
+
+# Trace IDs need to be unique, not secret: ``uuid.uuid4()`` reads the kernel's random source once
+# per record (a system call that also hands the GIL to the log drain's thread). Here the first
+# 20 hex digits are random once per process and the last 12 are a counter run through an odd
+# multiplier modulo 2**48 (a bijection: distinct counts give distinct IDs, and consecutive IDs do
+# not look consecutive). Version 4 and the RFC 4122 variant are set as ``uuid.uuid4()`` sets them
+# (RFC 4122 section 4.4); the counter is ``itertools.count``, atomic under the GIL.
+
+
+def _trace_prefix() -> str:
+    """The random first four groups of this process's trace IDs, with version and variant."""
+    d = f"{random.SystemRandom().getrandbits(80):020x}"
+    return f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{'89ab'[int(d[16], 16) & 3]}{d[17:20]}-"
+
+
+_TRACE_PREFIX = _trace_prefix()
+_trace_counter = itertools.count(random.SystemRandom().getrandbits(48))
+_TRACE_MULTIPLIER = 0x9E3779B97F4B  # odd: invertible modulo 2**48
+_TRACE_MASK = (1 << 48) - 1
+
+
+def new_trace_id() -> str:
+    """A fresh version-4 UUID in its canonical form, as AWS's ``traceId`` is; unique per process."""
+    return f"{_TRACE_PREFIX}{(next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK:012x}"
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionFacts:
     """What is known about a connection when a record is written.
@@ -540,6 +596,100 @@ class ConnectionFacts:
     protocol: str = "MQTT"
 
 
+# The line a record is written as: compact JSON, non-ASCII characters as they are (UTF-8 files).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def record_line(record: Mapping[str, object]) -> str:
+    """The JSON line (with its newline) the log writes for ``record``.
+
+    The same text as ``json.dumps(record, separators=(",", ":"), ensure_ascii=False)``; a
+    ``LogRecord`` that still has its line answers without serialising again.
+    """
+    line = getattr(record, "line", None)
+    return line if line is not None else _ENCODE(record) + "\n"
+
+
+class LogRecord(dict[str, object]):
+    """A record (a plain dict to its readers) that carries its JSON line.
+
+    At INFO every message makes a ``Publish-In`` and a ``Publish-Out`` record: their line is
+    assembled from parts serialised once per connection (see ``event_success``) instead of
+    serialising the whole record each time. Changing the record forgets the line, so
+    ``record_line`` always writes what the dict says.
+
+    Attributes:
+        line: the record's JSON line (with its newline), or None once the record was changed.
+    """
+
+    __slots__ = ("line",)
+    line: str | None  # unset (read as None by ``record_line``) until a builder sets it
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.line = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.line = None
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> LogRecord:  # type: ignore[override,misc]
+        self.line = None
+        super().update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``dict.update``; forgets the line."""
+        self.line = None
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        """``dict.pop``; forgets the line."""
+        self.line = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, object]:
+        """``dict.popitem``; forgets the line."""
+        self.line = None
+        return super().popitem()
+
+    def setdefault(self, *args: Any) -> Any:
+        """``dict.setdefault``; forgets the line."""
+        self.line = None
+        return super().setdefault(*args)
+
+    def clear(self) -> None:
+        """``dict.clear``; forgets the line."""
+        self.line = None
+        super().clear()
+
+
+# (facts, event type) -> the record's attributes after ``traceId`` and their JSON (without the
+# braces), for ``event_success``. Keyed by the facts' identity (a connection keeps one
+# ``ConnectionFacts`` until it learns more about itself); the facts are kept in the value so the
+# identity cannot be reused while cached. Bounded: emptied when full.
+_SUCCESS_TAILS: dict[tuple[int, str], tuple[ConnectionFacts, dict[str, object], str]] = {}
+_SUCCESS_TAILS_MAX = 4096
+
+
+def _success_tail(facts: ConnectionFacts, event_type: EventType) -> tuple[dict[str, object], str]:
+    key = (id(facts), event_type._value_)  # a str hashes in C, an Enum member in Python
+    cached = _SUCCESS_TAILS.get(key)
+    if cached is not None and cached[0] is facts:
+        return cached[1], cached[2]
+    full = _base_record(LogLevel.INFO, "Success", event_type, facts, None, "-")
+    tail = {name: value for name, value in full.items() if name not in _HEAD}
+    if len(_SUCCESS_TAILS) >= _SUCCESS_TAILS_MAX:
+        _SUCCESS_TAILS.clear()
+    encoded = _ENCODE(tail)[1:-1]
+    _SUCCESS_TAILS[key] = (facts, tail, encoded)
+    return tail, encoded
+
+
+# The attributes every record starts with, different in each record.
+_HEAD = ("timestamp", "logLevel", "traceId")
+
+
 def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
     level: LogLevel,
     status: str,
@@ -548,13 +698,15 @@ def _base_record(  # noqa: PLR0917 (private; every argument is a record field)
     now: _dt.datetime | None,
     trace_id: str | None,
 ) -> dict[str, object]:
+    # ``_name_``/``_value_`` are the members' plain attributes (enum's documented sunder names):
+    # ``.name``/``.value`` are descriptors, measurably slower on a per-message path.
     record: dict[str, object] = {
-        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
-        "logLevel": level.name,
-        "traceId": trace_id or str(uuid.uuid4()),
+        "timestamp": now_timestamp() if now is None else format_timestamp(now),
+        "logLevel": level._name_,
+        "traceId": trace_id or new_trace_id(),
         "accountId": facts.account_id,
         "status": status,
-        "eventType": event_type.value,
+        "eventType": event_type._value_,
         "protocol": facts.protocol,
     }
     # AWS omits attributes it does not know rather than writing nulls.
@@ -667,17 +819,35 @@ def event_success(
     retain: bool = False,
     now: _dt.datetime | None = None,
     trace_id: str | None = None,
-) -> dict[str, object]:
+) -> LogRecord:
     """Build a ``Success`` record at ``INFO`` for a PUBLISH, delivery, SUBSCRIBE or UNSUBSCRIBE.
 
     ``retain`` adds ``"retain": "True"``, as AWS's ``Publish-In`` example carries it when the
     message was published with RETAIN (cwl-format, "Publish-In log entry").
+
+    Returns:
+        A ``LogRecord`` with its line (two per message at INFO: kept cheap).
     """
-    record = _base_record(LogLevel.INFO, "Success", event_type, facts, now, trace_id)
+    tail, tail_json = _success_tail(facts, event_type)
+    stamp = now_timestamp() if now is None else format_timestamp(now)
+    # Our trace IDs and timestamps are plain ASCII; a caller's trace ID is escaped.
+    if trace_id:
+        trace, trace_json = trace_id, encode_basestring(trace_id)
+    else:
+        trace = new_trace_id()
+        trace_json = f'"{trace}"'
+
+    record = LogRecord(timestamp=stamp, logLevel="INFO", traceId=trace)
+    dict.update(record, tail)
+    line = f'{{"timestamp":"{stamp}","logLevel":"INFO","traceId":{trace_json},{tail_json}'
     if topic_name is not None:
-        record["topicName"] = capped(topic_name, CLIENT_TEXT_MAX)
+        topic = capped(topic_name, CLIENT_TEXT_MAX)
+        dict.__setitem__(record, "topicName", topic)
+        line = f'{line},"topicName":{encode_basestring(topic)}'
     if retain:
-        record["retain"] = "True"
+        dict.__setitem__(record, "retain", "True")
+        line = f'{line},"retain":"True"'
+    record.line = line + "}\n"
     return record
 
 
@@ -777,7 +947,7 @@ def rule_record(
     else:
         severity, status = LogLevel.ERROR, "Failure"
     record: dict[str, object] = {
-        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "timestamp": now_timestamp() if now is None else format_timestamp(now),
         "logLevel": severity.name,
         "traceId": trace_id,
         "accountId": account_id,
@@ -839,9 +1009,9 @@ def broker_record(
         now: the time to stamp.
     """
     record: dict[str, object] = {
-        "timestamp": format_timestamp(now or _dt.datetime.now(_dt.UTC)),
+        "timestamp": now_timestamp() if now is None else format_timestamp(now),
         "logLevel": level.name,
-        "traceId": str(uuid.uuid4()),
+        "traceId": new_trace_id(),
     }
     if account_id:
         record["accountId"] = account_id
@@ -854,7 +1024,10 @@ def broker_record(
 
 def record_level(record: Mapping[str, object]) -> LogLevel:
     """Return the ``LogLevel`` named by a record's ``logLevel``."""
-    return LogLevel[str(record["logLevel"])]
+    return _LEVELS_BY_NAME[str(record["logLevel"])]
+
+
+_LEVELS_BY_NAME: dict[str, LogLevel] = {level.name: level for level in LogLevel}
 
 
 def storage_reason(fault: StorageFault) -> Reason:

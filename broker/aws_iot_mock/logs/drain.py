@@ -80,9 +80,13 @@ class Drain(Generic[T]):
         self._dropped_total = 0
         self._failing: str | None = None
         self._busy = False
+        self._in_flight = 0  # the batch being delivered, for close()'s count of what is left
+        # The thread waits for items (``put`` must wake it); False while it delivers.
+        self._idle = False
         self._closed = False  # the output is gone
         self._closing = False  # close() was called
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()  # never re-entered: a plain lock is cheaper than an RLock
+        self._condition = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     @property
@@ -100,7 +104,7 @@ class Drain(Generic[T]):
     def put(self, item: T) -> None:
         """Queue ``item``, or drop and count it when the queue is full. Never blocks."""
         size = self._size(item)
-        with self._condition:
+        with self._lock:  # the condition's lock, without Condition.__enter__'s Python frame
             if self._closed or self._closing:
                 return
             if self._bytes + size > self._max_bytes:
@@ -114,7 +118,12 @@ class Drain(Generic[T]):
                     target=self._run, name=f"aws-iot-mock log: {self.name}", daemon=True
                 )
                 self._thread.start()
-            self._condition.notify_all()
+            elif self._idle:
+                # Wake the thread only when it waits for work: a busy one takes everything
+                # queued when its delivery ends. A wake-up per item would make it fight the
+                # event loop for the GIL once per log line.
+                self._idle = False
+                self._condition.notify_all()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued has been delivered (or dropped).
@@ -141,7 +150,18 @@ class Drain(Generic[T]):
         if thread is None:
             return True
         thread.join(grace)
-        return not thread.is_alive()
+        if not thread.is_alive():
+            return True
+        with self._condition:
+            left = len(self._items) + self._in_flight
+        if left:
+            # The process is about to exit and take the daemon thread with it: say what is
+            # lost rather than lose it silently.
+            self._notice(
+                f"{left} log record(s) not written to {self.name}: it did not take them "
+                f"within {grace:g} s of shutdown"
+            )
+        return False
 
     # -- the drain's thread ---------------------------------------------------------------
 
@@ -151,12 +171,16 @@ class Drain(Generic[T]):
         while True:
             with self._condition:
                 if not batch:
-                    self._condition.wait_for(lambda: self._items or self._closing)
+                    while not (self._items or self._closing):
+                        self._idle = True
+                        self._condition.wait()
+                    self._idle = False
                     if not self._items:
                         self._condition.notify_all()
                         return  # closing, and everything is delivered
                     batch = self._take()
                 self._busy = True
+                self._in_flight = len(batch)
             try:
                 self._deliver(batch)
             except OutputClosed as exc:
@@ -183,11 +207,19 @@ class Drain(Generic[T]):
             batch = []
             with self._condition:
                 self._busy = False
+                self._in_flight = 0
                 self._condition.notify_all()
 
     def _take(self) -> list[T]:
         """Pop the next batch (the lock is held)."""
-        batch: list[T] = []
+        if len(self._items) <= self._batch_items and self._bytes <= self._batch_bytes:
+            # Everything fits (always, for a stream): no per-item loop while holding the GIL
+            # and the lock the event loop's ``put`` needs.
+            batch = [item for item, _ in self._items]
+            self._items.clear()
+            self._bytes = 0
+            return batch
+        batch = []
         taken = 0
         while self._items and len(batch) < self._batch_items:
             item, size = self._items[0]

@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol, TextIO
 
-from aws_iot_mock.logs.cloudwatch import LogLevel, Reason, broker_record, record_level
+from aws_iot_mock.logs.cloudwatch import (
+    LogLevel,
+    Reason,
+    broker_record,
+    record_level,
+    record_line,
+)
 from aws_iot_mock.logs.drain import Drain, OutputClosed
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "LogOutput", "LogSink"]
@@ -105,7 +110,7 @@ class LogSink:
         out = stream if stream is not None else (sys.stdout if stdout else None)
         if out is not None:
             self._outputs.append(self._stream_drain("standard output", out))
-        self._listeners: list[LogListener] = []
+        self._listeners: tuple[LogListener, ...] = ()
         self._closed = False
 
     @property
@@ -126,29 +131,34 @@ class LogSink:
         record = broker_record(
             self.account_id, Reason.LOG_RECORDS_DROPPED, details, level=LogLevel.WARN
         )
-        return _line(record)
+        return record_line(record)
 
     def add_listener(self, listener: LogListener) -> None:
         """Call ``listener(record)`` for every record, whatever the level."""
-        self._listeners.append(listener)
+        # A new tuple, never changed in place: ``emit`` iterates it without a copy per record,
+        # and a listener that adds or removes listeners does not disturb that iteration.
+        self._listeners = (*self._listeners, listener)
 
     def remove_listener(self, listener: LogListener) -> None:
         """Stop calling ``listener``."""
-        self._listeners.remove(listener)
+        listeners = list(self._listeners)
+        listeners.remove(listener)
+        self._listeners = tuple(listeners)
 
     def emit(self, record: Mapping[str, object]) -> None:
         """Hand ``record`` to the listeners, and queue its line if its level is enabled.
 
         Never blocks on the outputs and never raises because of them.
         """
-        for listener in list(self._listeners):
+        for listener in self._listeners:
             listener(record)
-        if not self._outputs or self.level is LogLevel.DISABLED or self._closed:
+        outputs = self._outputs
+        if not outputs or self.level is LogLevel.DISABLED or self._closed:
             return
         if record_level(record) > self.level:
             return
-        line = _line(record)
-        for output in self._outputs:
+        line = record_line(record)  # serialised once, whatever the number of outputs
+        for output in outputs:
             output.put(line)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -186,10 +196,6 @@ class LogSink:
             max_bytes=self._buffer_bytes,
             stderr=self._stderr,
         )
-
-
-def _line(record: Mapping[str, object]) -> str:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def _write(stream: IO[str], text: str) -> None:

@@ -33,6 +33,8 @@ from typing import Generic, TypeVar
 from aws_iot_mock.aws.limits import SHARE_NAME_MAX_CHARS, TOPIC_MAX_BYTES, TOPIC_MAX_SLASHES
 
 __all__ = [
+    "MATCH_CACHE_ENTRIES",
+    "MATCH_CACHE_TOPICS",
     "Match",
     "SharedFilter",
     "SubscriptionIndex",
@@ -47,6 +49,9 @@ __all__ = [
 T = TypeVar("T")
 
 _SHARE_PREFIX = "$share/"
+# Bounds of SubscriptionIndex's memory of recent matches (topics; matched subscriptions in all).
+MATCH_CACHE_TOPICS = 4096
+MATCH_CACHE_ENTRIES = 65536
 # Basic Ingest: "$aws/rules/<rule-name>/..."; the three leading segments are excluded from the
 # size and slash limits. AWS writes the prefix lowercase in topics (topics are case sensitive).
 _BASIC_INGEST_PREFIX = "$aws/rules/"
@@ -258,7 +263,7 @@ class Match(Generic[T]):
             filters appears once per filter; the broker dedups (MQTT 3.3.4 lets it deliver once
             with the maximum QoS).
         shared: ``(group, filter, members)`` per matching shared subscription, where ``filter``
-            is the TopicFilter part (without ``$share/{group}/``) and ``members`` is a fresh list
+            is the TopicFilter part (without ``$share/{group}/``) and ``members`` is a list
             of ``(subscriber, value)`` in first-subscribed order. The broker picks one member per
             ``(group, filter)``.
     """
@@ -339,15 +344,23 @@ class SubscriptionIndex(Generic[T]):
     walks the trie once per topic level (literal child, ``+`` child, ``#`` child), so its cost
     depends on the topic's depth and the number of matches, not on the number of filters.
 
+    The last matches are remembered per topic name until the next ``add`` or ``remove``: a
+    device publishes to the same few topics over and over, and a dictionary lookup is several
+    times cheaper than the walk. The memory is bounded (``MATCH_CACHE_TOPICS`` topics and
+    ``MATCH_CACHE_ENTRIES`` matched subscriptions in all; past either it starts again empty).
+
     Not thread-safe; meant for one event loop.
     """
 
-    __slots__ = ("_by_subscriber", "_count", "_root")
+    __slots__ = ("_by_subscriber", "_cache", "_cached_entries", "_count", "_root")
 
     def __init__(self) -> None:
         self._root: _Node[T] = _Node("")
         self._by_subscriber: dict[str, dict[str, T]] = {}
         self._count = 0
+        # topic name -> its Match, valid until the subscriptions change.
+        self._cache: dict[str, Match[T]] = {}
+        self._cached_entries = 0  # subscriptions held by the cached matches
 
     def __len__(self) -> int:
         """The number of (subscriber, filter) pairs."""
@@ -367,6 +380,7 @@ class SubscriptionIndex(Generic[T]):
         error = validate_topic_filter(topic_filter)
         if error is not None:
             raise ValueError(error.reason)
+        self._forget_matches()
         shared = parse_shared(topic_filter)
         path = shared.topic_filter if shared is not None else topic_filter
         node = root = self._root
@@ -398,6 +412,7 @@ class SubscriptionIndex(Generic[T]):
         if not filters:
             del self._by_subscriber[subscriber]
         self._count -= 1
+        self._forget_matches()
         shared = parse_shared(topic_filter)
         path = shared.topic_filter if shared is not None else topic_filter
         trail: list[tuple[_Node[T], str]] = []  # (parent, level) down to the filter's node
@@ -449,8 +464,31 @@ class SubscriptionIndex(Generic[T]):
         for topics starting with ``$`` (MQTT 4.7.2).
 
         Returns:
-            A new :class:`Match`; callers may keep or mutate its lists.
+            A :class:`Match`, possibly the one returned for the same topic before (see the class
+            docstring): callers must not change its lists.
         """
+        cached = self._cache.get(topic)
+        if cached is not None:
+            return cached
+        match = self._walk(topic)
+        entries = len(match.direct) + sum(len(members) for _, _, members in match.shared)
+        if entries <= MATCH_CACHE_ENTRIES:
+            if (
+                len(self._cache) >= MATCH_CACHE_TOPICS
+                or self._cached_entries + entries > MATCH_CACHE_ENTRIES
+            ):
+                self._forget_matches()
+            self._cache[topic] = match
+            self._cached_entries += entries
+        return match
+
+    def _forget_matches(self) -> None:
+        if self._cache:
+            self._cache.clear()
+            self._cached_entries = 0
+
+    def _walk(self, topic: str) -> Match[T]:
+        """The subscriptions matching ``topic``, from the trie."""
         direct: list[tuple[str, str, T]] = []
         shared: list[tuple[str, str, list[tuple[str, T]]]] = []
         if not self._count:

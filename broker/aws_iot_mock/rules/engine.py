@@ -91,6 +91,9 @@ class RuleSet:
     def __init__(self, rules: Iterable[CompiledRule] = ()) -> None:
         self._by_name: dict[str, CompiledRule] = {}
         self._index: SubscriptionIndex[CompiledRule] = SubscriptionIndex()
+        # (topic, basic_ingest_checks_from) -> what ``route`` answered: every routed message asks,
+        # and the answer only changes with the rules (a new set replaces this one). Bounded.
+        self.routes: dict[tuple[str, bool], Route] = {}
         for rule in rules:
             self._by_name[rule.name] = rule
             topic_filter = rule.statement.topic_filter
@@ -145,6 +148,22 @@ def route(rule_set: RuleSet, topic: str, *, basic_ingest_checks_from: bool = Tru
         basic_ingest_checks_from: a Basic Ingest message also needs the rule's FROM filter (if
             any) to match the topic after the prefix.
     """
+    key = (topic, basic_ingest_checks_from)
+    routes = rule_set.routes
+    found = routes.get(key)
+    if found is None:
+        found = _route(rule_set, topic, basic_ingest_checks_from)
+        if len(routes) >= _ROUTES_CACHED:
+            routes.clear()
+        routes[key] = found
+    return found
+
+
+# Topics whose route a RuleSet remembers.
+_ROUTES_CACHED: Final = 4096
+
+
+def _route(rule_set: RuleSet, topic: str, basic_ingest_checks_from: bool) -> Route:
     if not topic.startswith(BASIC_INGEST_PREFIX):
         matching = rule_set.matching(topic)
         if not matching:
