@@ -139,12 +139,22 @@ class Client:
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(
-        cls, context: ssl.SSLContext, port: int, client_id: str, sni: str, keep_alive: int
+    async def connect(  # noqa: PLR0917 (one call site)
+        cls,
+        context: ssl.SSLContext,
+        port: int,
+        client_id: str,
+        sni: str,
+        keep_alive: int,
+        source: str | None = None,
     ) -> Client:
-        """Open the TLS connection and complete CONNECT/CONNACK."""
+        """Open the TLS connection (from ``source``, a local address) and CONNECT/CONNACK."""
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=context, server_hostname=sni
+            "127.0.0.1",
+            port,
+            ssl=context,
+            server_hostname=sni,
+            local_addr=None if source is None else (source, 0),
         )
         try:
             writer.write(connect_packet(client_id, keep_alive=keep_alive))
@@ -201,13 +211,22 @@ async def _connect_all(
     failures = 0
     first_error = ""
 
+    # Several loopback source addresses: each has its own ~28,000 ephemeral ports, so that tens
+    # of thousands of connections to one port do not run out of them.
+    sources: list[str | None] = list(args.source_address) or [None]
+
     async def one(index: int) -> None:
         nonlocal failures, first_error
         async with gate:
             try:
                 client = await asyncio.wait_for(
                     Client.connect(
-                        context, args.port, f"{args.prefix}-{index}", args.sni, keep_alive
+                        context,
+                        args.port,
+                        f"{args.prefix}-{index}",
+                        args.sni,
+                        keep_alive,
+                        sources[index % len(sources)],
                     ),
                     args.connect_timeout,
                 )
@@ -474,6 +493,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--connect-timeout", type=float, default=20.0)
+    parser.add_argument(
+        "--source-address",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="local address to connect from (repeat: used in turn; e.g. 127.0.0.2)",
+    )
     return parser
 
 
@@ -486,9 +512,17 @@ def _run_async(coroutine: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coroutine)
 
 
+def _raise_fd_limit() -> None:
+    """Soft open-files limit up to the hard one: an idle worker holds thousands of sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one worker."""
     args = _parser().parse_args(argv)
+    _raise_fd_limit()
     context = client_context(TlsFiles(args.ca, args.cert, args.key, args.sni))
     modes: dict[str, Callable[[argparse.Namespace, ssl.SSLContext], Coroutine[Any, Any, None]]]
     modes = {

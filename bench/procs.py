@@ -164,6 +164,17 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def open_descriptors(pid: int) -> int:
+    """How many descriptors a running process holds (0 if it is gone).
+
+    A broker holds a socket per connection, whatever its load generators managed to report.
+    """
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 def wait_idle(pids: Sequence[int], *, threshold: float = 0.05, max_wait: float = 15.0) -> float:
     """Wait until every process uses under ``threshold`` of a core over 0.2 s; return the wait.
 

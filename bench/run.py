@@ -42,8 +42,25 @@ def _log(start: float, message: str) -> None:
     print(f"[{time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def _raise_fd_limit() -> int:
+def _raise_fd_limit(wanted: int = 0) -> int:
+    """Raise the open-files limit (inherited by the brokers and load generators); return it.
+
+    The soft limit goes to the hard one; when ``wanted`` is more than that (50,000 idle
+    connections need as many descriptors in the broker) and the process may raise its hard
+    limit (root, or CAP_SYS_RESOURCE), the hard limit goes up too, to at most fs.nr_open.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and wanted > hard:
+        try:
+            ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            ceiling = wanted
+        raised = min(wanted, ceiling)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, raised))
+            return raised
+        except (ValueError, OSError):
+            pass  # not permitted: the soft limit up to the hard one, below
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = 65536 if hard == resource.RLIM_INFINITY else hard
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -228,6 +245,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--brokers", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--budget", type=float, help="seconds; later runs are skipped after it")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--idle-connections",
+        type=int,
+        metavar="N",
+        help="idle connections held in the idle scenario (e.g. 50000; default: the profile's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -235,6 +258,14 @@ def _profile(args: argparse.Namespace) -> Profile:
     profile = QUICK if args.quick else FULL
     if args.rounds:
         profile = dataclasses.replace(profile, rounds=args.rounds)
+    if args.idle_connections:
+        profile = dataclasses.replace(
+            profile,
+            idle_connections=args.idle_connections,
+            # Mutual-TLS handshakes run at a few dozen to a few hundred a second on a small,
+            # shared machine (RSA-2048 client certificates).
+            idle_timeout=max(profile.idle_timeout, args.idle_connections / 20),
+        )
     return profile
 
 
@@ -320,7 +351,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     started_at = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     mosquitto = _check_tools()
-    fd_limit = _raise_fd_limit()
+    # The broker holds one descriptor per idle connection, plus its own few hundred.
+    fd_limit = _raise_fd_limit(profile.idle_connections + 4096)
+    if fd_limit < profile.idle_connections + 64:
+        # No broker can hold more connections than it may open descriptors (say it up front:
+        # the run then shows every broker refusing at the same count).
+        print(
+            f"bench: the open-files limit is {fd_limit} and cannot be raised (the hard limit "
+            "needs root or CAP_SYS_RESOURCE): the idle scenario cannot hold "
+            f"{profile.idle_connections} connections in one broker process",
+            file=sys.stderr,
+        )
     load_before = _load()
     workdir = Path(tempfile.mkdtemp(prefix="aws-iot-mock-bench-"))
     _log(start, f"profile {profile.name}, {profile.rounds} round(s), scratch {workdir}")

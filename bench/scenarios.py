@@ -32,7 +32,16 @@ from bench.brokers import (
     wait_ready,
 )
 from bench.mqttlite import CIPHER, client_context, sync_publish
-from bench.procs import Child, Exited, LineReader, cpu_seconds, reap_all, rss_kib, wait_idle
+from bench.procs import (
+    Child,
+    Exited,
+    LineReader,
+    cpu_seconds,
+    open_descriptors,
+    reap_all,
+    rss_kib,
+    wait_idle,
+)
 
 __all__ = [
     "FULL",
@@ -971,6 +980,24 @@ def latency(bench: Bench, kind: str) -> Sample:
 
 # --- 7. idle connections ---------------------------------------------------------------------
 
+# Connections per loopback source address: Linux's default ephemeral range (32768-60999) has
+# ~28,000 ports per address; 20,000 leaves room for the rest of the machine.
+_PER_SOURCE_ADDRESS = 20_000
+
+
+def _source_addresses(worker: int, connections: int) -> list[str]:
+    """``--source-address`` flags for one idle worker: addresses of 127/8 of its own.
+
+    Worker ``w`` uses 127.0.<w+1>.1, 127.0.<w+1>.2, ... (one per 20,000 connections): all of
+    127/8 is loopback on Linux, and no two workers share an address's ports.
+    """
+    count = -(-connections // _PER_SOURCE_ADDRESS)
+    return [
+        flag
+        for host in range(1, count + 1)
+        for flag in ("--source-address", f"127.0.{worker + 1}.{host}")
+    ]
+
 
 def idle_connections(bench: Bench, kind: str) -> Sample:
     """N idle TLS connections (keep-alive 1200 s) to a fresh broker: accepted, RSS per connection.
@@ -985,6 +1012,7 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
         wait_ready(instance, bench.pki)
         wait_idle([instance.pid], max_wait=5.0)
         rss0 = rss_kib(instance.pid)
+        fds0 = open_descriptors(instance.pid)
         per_worker = profile.idle_connections // profile.load_workers
         workers = [
             bench.worker(
@@ -995,6 +1023,9 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
                 str(per_worker),
                 "--concurrency",
                 "16",
+                "--connect-timeout",
+                str(max(20.0, profile.idle_timeout / 4)),
+                *_source_addresses(index, per_worker),
             )
             for index in range(profile.load_workers)
         ]
@@ -1003,6 +1034,8 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
         established = time.monotonic() - t0
         wait_idle([instance.pid], max_wait=5.0)
         rss1 = rss_kib(instance.pid)
+        # The broker's own count: a worker that missed the deadline reports nothing.
+        held = open_descriptors(instance.pid) - fds0
         connected = sum(r.get("connected", 0) for r in ready)
         for child, _ in workers:
             _send(child, "close")
@@ -1013,7 +1046,7 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
     expected = per_worker * profile.load_workers
     return Sample(
         {
-            "kib_per_conn": (rss1 - rss0) / connected if connected else float("nan"),
+            "kib_per_conn": (rss1 - rss0) / held if held > 0 else float("nan"),
             "accepted": float(connected),
         },
         {
@@ -1022,6 +1055,8 @@ def idle_connections(bench: Bench, kind: str) -> Sample:
             "failures": sum(r.get("failures", 0) for r in ready),
             "first_error": next((r["first_error"] for r in ready if r.get("first_error")), ""),
             "alive_at_close": sum(r.get("alive_at_close", 0) for r in results),
+            "held_by_broker": held,
+            "worker_errors": [r["error"] for r in ready if "error" in r],
             "rss_before_kib": rss0,
             "rss_after_kib": rss1,
             "establish_s": round(established, 3),

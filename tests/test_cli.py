@@ -8,6 +8,7 @@ is parsed as the JSON the AWS CLI prints; certificate facts are checked independ
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import importlib.metadata
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from aws_iot_mock.cli import _build_parser, main
+from aws_iot_mock.cli import local as cli_local
 from aws_iot_mock.cli._common import _load
 from aws_iot_mock.config import Config
 from tests.conftest import (
@@ -814,3 +816,22 @@ def test_serve_log_level_overrides_the_configuration(tmp_path: Path) -> None:
     # The twin: without the flag, the configuration's level.
     args = parser.parse_args(["serve", "--state-dir", str(tmp_path)])
     assert _load(args).logging.level == "INFO"
+
+
+def test_serve_builds_only_the_local_verbs_and_the_rest_still_parse() -> None:
+    # serve's start-up skips importing the registry, shadow and IAM verbs; their parser is
+    # built for any other first word.
+    def verb_names(parser: argparse.ArgumentParser) -> set[str]:
+        return {
+            name
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices
+        }
+
+    for verb in sorted(cli_local.VERBS):
+        assert verb_names(_build_parser(verb)) == set(cli_local.VERBS)
+    every = verb_names(_build_parser())
+    assert set(cli_local.VERBS) < every
+    assert {"list-things", "get-thing-shadow", "create-user"} <= every
+    assert verb_names(_build_parser("list-things")) == every

@@ -568,3 +568,31 @@ def test_the_console_can_be_turned_off() -> None:
         status, _, body = ConsoleHttp(broker.ports["api"]).request("GET", "/console/")
         assert status != 200
         assert b"<html" not in body
+
+
+def test_a_console_built_on_its_first_request_shows_what_happened_before() -> None:
+    # The console and the control plane are built on the api door's first connection (a device
+    # never needs them); the log records of the devices that came first are in its log all
+    # the same, and the control plane answers that first request.
+    with IotBrokerThread(aws_quotas=False) as fresh:
+        broker = fresh._running_broker()
+        assert broker._console is None and broker._control_plane is None
+        device = fresh.create_device("early-device")
+        with pytest.raises(DeviceRefusedError):
+            paho_client(device, client_id="not-early-device")
+        client = paho_client(device)
+        client.disconnect()
+        client.loop_stop()
+        console = ConsoleHttp(fresh.ports["api"])
+        entries = console.get("/console/api/log?clientId=early-device")["entries"]
+        assert any(e["record"]["eventType"] == "Connect" for e in entries)
+        refused = console.get("/console/api/log?status=Failure&clientId=not-early-device")
+        assert refused["entries"] and "explanation" in refused["entries"][0]
+        assert broker._console is not None
+        # Later records reach the console directly (the early buffer is gone).
+        assert broker._early_records is None
+        client = paho_client(device)
+        client.disconnect()
+        client.loop_stop()
+        later = console.get("/console/api/log?clientId=early-device&eventType=Connect")
+        assert len([e for e in later["entries"] if e["record"]["eventType"] == "Connect"]) == 2

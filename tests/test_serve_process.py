@@ -340,3 +340,43 @@ def test_serve_rejects_a_port_that_is_not_a_number(
     child = spawn("serve", "--https-port", "eighty", *_dirs(tmp_path))
     assert child.wait(STARTUP_TIMEOUT) == 252
     assert "invalid port 'eighty': a number (0 picks a free one) or off" in child.stderr
+
+
+def test_a_device_that_connects_while_serve_starts_is_served(
+    spawn: Callable[..., ServeProcess], tmp_path: Path
+) -> None:
+    # serve's data doors listen before the device services are built (they are imported
+    # meanwhile): a device whose handshake completes in that window waits for its handler and
+    # is then served exactly as later ones are: CONNACK accepted, one Connect record.
+    init = spawn("init", *_dirs(tmp_path), "--demo-device")
+    assert init.wait(STARTUP_TIMEOUT) == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    certs = tmp_path / "certs"
+    cert_path = certs / "demo-device" / "demo-device.cert.pem"
+    device = Device(
+        _certificate_id(cert_path), cert_path, certs / "demo-device" / "demo-device.private.key"
+    )
+    ctx = client_context(certs / "root-ca.pem", device)
+    child = spawn(
+        "serve", "--port", str(port), "--https-port", "off", "--alpn-port", "off", *_dirs(tmp_path)
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:  # as soon as the port listens: no wait for the "ready" line
+        try:
+            tls = blocking_handshake(port, ctx, "localhost", DEMO_DEVICE_CONNECT)
+            break
+        except (ConnectionRefusedError, ConnectionResetError):
+            assert child.proc.poll() is None, child.stderr
+            assert time.monotonic() < deadline, "the mqtt door never listened"
+            time.sleep(0.002)
+    with tls:
+        assert _recv_exactly(tls, 4) == MQTT311_CONNACK_ACCEPTED
+    child.wait_for_stderr(lambda line: line.startswith("ready"), STARTUP_TIMEOUT)
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait(EXIT_TIMEOUT) == 0
+    records = [json.loads(line) for line in child.stdout_lines]
+    assert not [r for r in records if r["status"] == "Failure"], records
+    connects = [r for r in records if r["eventType"] == "Connect"]
+    assert [r["clientId"] for r in connects] == ["demo-device"], records

@@ -236,7 +236,7 @@ def _empty_strings() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestContext:
     """Everything policy variables and condition keys can refer to.
 
@@ -280,7 +280,7 @@ class RequestContext:
     global_keys: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_attributes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of ``evaluate``.
 

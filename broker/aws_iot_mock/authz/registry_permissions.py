@@ -72,7 +72,7 @@ def effective_policies(snapshot: PrincipalSnapshot, thing: Thing | None) -> list
     return policies
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionPermissions:
     """What one connection may do: its policies, its request context, and cached decisions.
 

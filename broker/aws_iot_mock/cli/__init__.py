@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aws_iot_mock.aws.api_errors import AwsApiError
-from aws_iot_mock.cli import iot, local
+from aws_iot_mock.cli import local
 from aws_iot_mock.cli._common import _add_common, _load, _ParamError, _Parser
 from aws_iot_mock.cli.global_options import CliInputError, add_global_options, expand_cli_input_json
-from aws_iot_mock.cli.iam import add_iam_verbs
-from aws_iot_mock.cli.iot_data import add_shadow_verbs
 from aws_iot_mock.cli.local import DEMO_THINGS, api_url, demo_policy_document, ensure_demo_device
 from aws_iot_mock.cli.output import (
     EXIT_CONFIG,
@@ -66,21 +64,58 @@ __all__ = [
 
 
 def _version() -> str:
+    import importlib.metadata  # noqa: PLC0415 (see _VersionAction)
+
     try:
         return importlib.metadata.version("aws-iot-mock")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
         return "unknown"
 
 
-def _build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked.
+
+    ``importlib.metadata`` scans every installed distribution: a tenth of a second (more on a
+    busy machine) that ``serve`` would pay at every start for a flag it was not given.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"aws-iot-mock {_version()}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
+def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every verb, or only ``local``'s when ``verb`` is one of them.
+
+    ``serve`` is what a device waits for: its start-up must not pay for importing the ~200
+    registry, shadow and IAM verbs' modules it never runs (about a third of a second). Any
+    other first word (another verb, ``--help``, a typo that wants a suggestion) gets them all.
+    """
     parser = _Parser(
         prog="aws-iot-mock",
         description="An offline stand-in for the AWS IoT Core device endpoint.",
     )
-    parser.add_argument("--version", action="version", version=f"aws-iot-mock {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     add_global_options(parser)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
     local.register(verbs)
+    if verb in local.VERBS:
+        return parser
+    # Imported here: see the docstring.
+    from aws_iot_mock.cli import iot  # noqa: PLC0415
+    from aws_iot_mock.cli.iam import add_iam_verbs  # noqa: PLC0415
+    from aws_iot_mock.cli.iot_data import add_shadow_verbs  # noqa: PLC0415
+
     iot.register(verbs)
     add_shadow_verbs(verbs, _add_common, _load)
     add_iam_verbs(verbs, _add_common, _load)
@@ -101,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Exit codes and error text are the AWS CLI's (``aws_iot_mock.cli.output``).
     """
-    parser = _build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser(arguments[0] if arguments else None)
     verb_parser = _verb_parser(parser, arguments)
     try:
         if verb_parser is not None:

@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aws_iot_mock import pki
-from aws_iot_mock.authz.iot_policy_evaluation import (
-    resource_arn,
-)
 from aws_iot_mock.certs_dir import (
     CertsDirectory,
     private_directory,
@@ -36,7 +33,6 @@ from aws_iot_mock.cli._common import (
     _load,
     _open_registry,
 )
-from aws_iot_mock.cli.iam import demo_user_hints, ensure_demo_user
 from aws_iot_mock.config import LOG_LEVELS, Config
 from aws_iot_mock.registry import CertificateStatus
 from aws_iot_mock.resources import (
@@ -49,10 +45,21 @@ from aws_iot_mock.resources import (
 
 if TYPE_CHECKING:
     from aws_iot_mock.cli._common import _Verbs
+    from aws_iot_mock.cli.iam import DemoUser
 
-__all__ = ["DEMO_THINGS", "api_url", "demo_policy_document", "ensure_demo_device", "register"]
+__all__ = [
+    "DEMO_THINGS",
+    "VERBS",
+    "api_url",
+    "demo_policy_document",
+    "ensure_demo_device",
+    "register",
+]
 
 DEMO_DEVICE = "demo-device"
+
+# The verbs ``register`` adds (the command line builds only these when one of them is asked for).
+VERBS = frozenset({"serve", "init", "healthcheck"})
 
 # The demo device's things. AWS IoT lets one MQTT client ID be connected once: a second CONNECT
 # with the same ID disconnects the first (session takeover). The demo policy, like AWS's
@@ -170,6 +177,9 @@ def demo_policy_document(config: Config) -> str:
     and a statement with an unresolved variable matches nothing, so the certificate can also
     publish on ``demo/...`` over HTTPS (AWS's curl example).
     """
+    # Imported here: serve's start-up needs the policy evaluator only with --demo-device.
+    from aws_iot_mock.authz.iot_policy_evaluation import resource_arn  # noqa: PLC0415
+
     thing = "${iot:Connection.Thing.ThingName}"
 
     def arn(kind: str, name: str) -> str:
@@ -248,7 +258,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
     _raise_open_files_limit()
     demo = ensure_demo_device(config) if args.demo_device else None
-    demo_user = ensure_demo_user(config) if args.demo_device else None
+    demo_user: DemoUser | None = None
+    if args.demo_device:
+        # Imported here: the local IAM's verbs (and SigV4) are not needed to start otherwise.
+        from aws_iot_mock.cli.iam import ensure_demo_user  # noqa: PLC0415
+
+        demo_user = ensure_demo_user(config)
     for change in _apply_resources(config):
         print(f"resources:   {change}", file=sys.stderr)
 
@@ -290,6 +305,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             for label, hint in zip(("subscribe:", "publish:"), hints, strict=True):
                 print(f"{label:<12} {hint}", file=sys.stderr)
         if demo_user is not None:
+            from aws_iot_mock.cli.iam import demo_user_hints  # noqa: PLC0415
+
             alpn_port = broker.ports.get("alpn")
             for label, hint in demo_user_hints(config, alpn_port, demo_user, broker.root_ca_path):
                 print(f"{label:<12} {hint}", file=sys.stderr)

@@ -34,9 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
 from aws_iot_mock.api.rest_json import epoch_json
 
 __all__ = [
@@ -96,6 +93,10 @@ class OutputOptions:
         """
         compiled = None
         if query is not None:
+            # Imported here: only --query needs it (serve's start-up does not).
+            import jmespath  # noqa: PLC0415
+            from jmespath.exceptions import JMESPathError  # noqa: PLC0415
+
             try:
                 compiled = jmespath.compile(query)
             except JMESPathError as exc:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aws_iot_mock.aws.lifecycle import (
     ConnectionIdentity,
@@ -162,6 +162,17 @@ _V5_PUBACK_CODES = {
 }
 
 
+# The connect attributes a policy's iot:ConnectAttributes condition sees, by (persistent session,
+# last will): four shared sets rather than one per connection.
+_CONNECT_ATTRIBUTES: Final = {
+    (persistent, will): frozenset(
+        name for name, present in (("PersistentConnect", persistent), ("LastWill", will)) if present
+    )
+    for persistent in (False, True)
+    for will in (False, True)
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Closing:
     """A server-side close: the log reason, AWS's lifecycle ``disconnectReason``, MQTT 5 code.
@@ -195,6 +206,47 @@ class MqttConnection:
         door: the listener it came in on (``mqtt``, ``alpn``...), for the console; None when
             the caller does not say (in-memory tests).
     """
+
+    # Thousands of these live at once (one per connection): slots, not a dict each.
+    __slots__ = (
+        "_aliases",
+        "_clean_disconnect",
+        "_client_id",
+        "_closed",
+        "_connect_attributes",
+        "_connect_deadline",
+        "_core",
+        "_disconnect_reason",
+        "_end_session_on_close",
+        "_facts",
+        "_in_call",
+        "_keep_alive",
+        "_last_activity",
+        "_level",
+        "_lifecycle",
+        "_maximum_packet_size",
+        "_out",
+        "_out_bytes",
+        "_permissions",
+        "_principal",
+        "_publisher",
+        "_publishes",
+        "_reader",
+        "_receive_denied_logged",
+        "_receive_maximum",
+        "_received",
+        "_router",
+        "_session",
+        "_suppress_will",
+        "_transport_details",
+        "_wake",
+        "_write_paused",
+        "clean_start",
+        "close_request",
+        "connected_at",
+        "door",
+        "read_paused_until",
+    )
 
     def __init__(
         self,
@@ -236,7 +288,8 @@ class MqttConnection:
         self._connect_attributes: frozenset[str] = frozenset()
         self._lifecycle: ConnectionIdentity | None = None
         self._disconnect_reason = "CONNECTION_LOST"
-        self._receive_denied_logged: set[str] = set()
+        # Topics whose iot:Receive denial was logged; made at the first denial (most never do).
+        self._receive_denied_logged: set[str] | None = None
         self.connected_at: float | None = None
         self.clean_start = True
         # DeleteConnection's options (preventWillMessage, cleanSession).
@@ -628,10 +681,9 @@ class MqttConnection:
         granted_expiry = grant_session_expiry(requested_expiry, cap)
 
         # AWS authorizes before anything else happens: a refused CONNECT never takes over.
-        attributes = {"PersistentConnect"} if granted_expiry > 0 else set()
-        if connect.will is not None:
-            attributes.add("LastWill")
-        self._connect_attributes = frozenset(attributes)
+        self._connect_attributes = _CONNECT_ATTRIBUTES[
+            (granted_expiry > 0, connect.will is not None)
+        ]
         if not self._authorize_connect(client_id, connect):
             return
         # Counted once authorized: a client that may not use this client ID cannot use up its
@@ -792,17 +844,22 @@ class MqttConnection:
 
         def may_receive(topic: str) -> bool:
             decision = permissions.check(RECEIVE, "topic", topic)
-            if not decision.allowed and topic not in self._receive_denied_logged:
-                if len(self._receive_denied_logged) >= _RECEIVE_DENIALS_LOGGED:
-                    self._receive_denied_logged.clear()
-                self._receive_denied_logged.add(topic)
+            if decision.allowed:
+                return True
+            logged = self._receive_denied_logged
+            if logged is None:
+                logged = self._receive_denied_logged = set()
+            if topic not in logged:
+                if len(logged) >= _RECEIVE_DENIALS_LOGGED:
+                    logged.clear()
+                logged.add(topic)
                 self._emit_failure(
                     EventType.PUBLISH_OUT,
                     Reason.AUTHORIZATION_FAILURE,
                     f"Authorization Failure: {decision.details}",
                     topic,
                 )
-            return decision.allowed
+            return False
 
         return may_receive
 
@@ -828,7 +885,7 @@ class MqttConnection:
             return
         self._permissions = permissions
         self._publisher = Publisher(self._facts, permissions, self._client_id)
-        self._receive_denied_logged.clear()
+        self._receive_denied_logged = None
         self._session.receive_check = self._receive_check(permissions)
 
     def _log_delivery(self, message: Message) -> None:

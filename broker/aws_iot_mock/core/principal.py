@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aws_iot_mock.auth.credentials import IamIdentity
+if TYPE_CHECKING:
+    # An annotation only: the TLS doors import this module at start-up, the IAM model later.
+    from aws_iot_mock.auth.credentials import IamIdentity
 
 __all__ = ["Principal", "PrincipalKind"]
 

@@ -56,6 +56,19 @@ class MqttDoorHandler:
             the channel's TLS handshake.
     """
 
+    # Thousands of these live at once (one per connection): slots, not a dict each.
+    __slots__ = (
+        "_channel",
+        "_closing",
+        "_loop",
+        "_scheduler",
+        "_throttle",
+        "_timer",
+        "_timer_at",
+        "connection",
+        "flush_pending",
+    )
+
     def __init__(
         self,
         channel: ByteChannel,

@@ -76,7 +76,7 @@ READ_BUDGET = 16 * 1024
 REFUSAL_LINGER = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DoorIdentity:
     """Who is on the other end and how they came in, as the TLS handshake established it.
 
@@ -194,6 +194,9 @@ class FrontDoor:
             (refused with ``DOMAIN_CONFIGURATION_DISABLED``).
         plaintext_on_loopback: serve non-TLS bytes without TLS on loopback connections (see
             the module docstring); only for doors whose route needs no certificate.
+        handlers_pending: the door listens before its handlers exist (the broker builds them
+            meanwhile): a connection whose handshake completes first waits, reading nothing,
+            until ``serve_routes`` installs them. Not for plaintext doors.
     """
 
     def __init__(
@@ -213,6 +216,7 @@ class FrontDoor:
         log_debug: bool = False,
         disabled_names: Mapping[str, str] | None = None,
         plaintext_on_loopback: bool = False,
+        handlers_pending: bool = False,
     ) -> None:
         self.log_debug = log_debug
         self.disabled_names: Mapping[str, str] = disabled_names or {}
@@ -226,6 +230,8 @@ class FrontDoor:
         self.registry_status = registry_status
         self.emit = emit
         self.handlers = handlers
+        self.handlers_pending = handlers_pending
+        self._waiting: list[DoorProtocol] = []
         self.handshake_timeout = handshake_timeout
         # Success records are INFO: not even built when the configured level drops them.
         self.log_successes = log_successes
@@ -249,6 +255,18 @@ class FrontDoor:
             return False
         return True
 
+    def serve_routes(self, handlers: Mapping[Route, HandlerFactory]) -> None:
+        """Install the handlers of a door opened with ``handlers_pending``; serve who waits."""
+        self.handlers = handlers
+        self.handlers_pending = False
+        waiting, self._waiting = self._waiting, []
+        for connection in waiting:
+            connection.attach_handler()
+
+    def wait_for_handlers(self, connection: DoorProtocol) -> None:
+        """Hold ``connection`` (handshake done) until ``serve_routes``."""
+        self._waiting.append(connection)
+
     def forget(self, connection: DoorProtocol) -> None:
         """Drop a torn-down connection (called from its ``connection_lost``)."""
         self.connections.discard(connection)
@@ -262,6 +280,35 @@ class FrontDoor:
 
 class DoorProtocol(asyncio.Protocol):
     """One TCP connection: ClientHello -> SNI -> TLS handshake -> registry -> route -> handler."""
+
+    # Thousands of these live at once (one per connection): slots, not a dict each.
+    __slots__ = (
+        "_budget_paused",
+        "_channel",
+        "_closed",
+        "_continue_scheduled",
+        "_door",
+        "_handler",
+        "_handler_paused",
+        "_hello",
+        "_hello_needed",
+        "_incoming",
+        "_lingering",
+        "_loopback",
+        "_outgoing",
+        "_plaintext",
+        "_policy",
+        "_principal_id",
+        "_route",
+        "_server_name",
+        "_sni_refusal",
+        "_source_ip",
+        "_source_port",
+        "_ssl",
+        "_timer",
+        "_transport",
+        "_transport_paused",
+    )
 
     def __init__(self, door: FrontDoor) -> None:
         self._door = door
@@ -279,6 +326,7 @@ class DoorProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._handler: DoorHandler | None = None
         self._channel: _Channel | None = None
+        self._route: Route | None = None  # while waiting for the door's handlers
         self._principal_id: str | None = None
         self._closed = False
         self._lingering = False
@@ -323,7 +371,8 @@ class DoorProtocol(asyncio.Protocol):
             return
         self._incoming.write(data)
         if self._handler is None:
-            self._advance_handshake()
+            if self._channel is None:  # else: waiting for the door's handlers
+                self._advance_handshake()
         elif not self._budget_paused and not self._handler_paused:
             self._read_application_data()
 
@@ -459,14 +508,8 @@ class DoorProtocol(asyncio.Protocol):
             self._refuse(route, close_notify=True)
             return
         factory = self._door.handlers.get(route)
-        if factory is None:
-            self._refuse(
-                Refusal(
-                    Reason.DOOR_NOT_AVAILABLE,
-                    f"{route.value} on the {self._door.door.value} door is not built yet",
-                ),
-                close_notify=True,
-            )
+        if factory is None and not self._door.handlers_pending:
+            self._refuse_unbuilt(route)
             return
         cipher = self._ssl.cipher()
         identity = DoorIdentity(
@@ -484,9 +527,39 @@ class DoorProtocol(asyncio.Protocol):
             self._door.emit(handshake_record(self._facts(), f"{identity.tls_details} accepted"))
         self._cancel_timer()
         self._channel = _Channel(self, identity, self._facts())
+        if factory is None:
+            # The broker is still building its handlers: read nothing until they exist.
+            self._route = route
+            self._handler_paused = True
+            self._update_reading()
+            self._door.wait_for_handlers(self)
+            return
         self._handler = factory(self._channel)
         # A TLS 1.3 client may send its first request in the same flight as its Finished.
         self._read_application_data()
+
+    def attach_handler(self) -> None:
+        """The door's handlers exist now: serve this connection, which waited for them."""
+        route, self._route = self._route, None
+        if self._closed or route is None or self._channel is None:
+            return
+        factory = self._door.handlers.get(route)
+        if factory is None:
+            self._refuse_unbuilt(route)
+            return
+        self._handler_paused = False
+        self._handler = factory(self._channel)
+        self._update_reading()
+        self._read_application_data()
+
+    def _refuse_unbuilt(self, route: Route) -> None:
+        self._refuse(
+            Refusal(
+                Reason.DOOR_NOT_AVAILABLE,
+                f"{route.value} on the {self._door.door.value} door is not built yet",
+            ),
+            close_notify=True,
+        )
 
     def _read_application_data(self) -> None:
         """Hand at most ``READ_BUDGET`` bytes of plaintext to the handler, then yield."""
@@ -690,6 +763,13 @@ class DoorProtocol(asyncio.Protocol):
 
 class _Channel:
     """The ``ByteChannel`` of one connection: a narrow view of ``DoorProtocol``."""
+
+    # Thousands of these live at once (one per connection): slots, not a dict each.
+    __slots__ = (
+        "_facts",
+        "_identity",
+        "_protocol",
+    )
 
     def __init__(self, protocol: DoorProtocol, identity: DoorIdentity, facts: ConnectionFacts):
         self._protocol = protocol

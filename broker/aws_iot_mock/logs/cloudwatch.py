@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
-from aws_iot_mock.auth.sigv4 import SigV4Reason
+from aws_iot_mock.auth.sigv4_reasons import SigV4Reason
 from aws_iot_mock.errors import StorageFault
 
 __all__ = [
@@ -573,7 +573,7 @@ def new_trace_id() -> str:
     return f"{_TRACE_PREFIX}{(next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK:012x}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionFacts:
     """What is known about a connection when a record is written.
 

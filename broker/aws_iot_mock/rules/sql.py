@@ -33,6 +33,7 @@ from aws_iot_mock.errors import BrokerError
 from aws_iot_mock.mqtt.topics import topic_matches, validate_topic_filter
 from aws_iot_mock.rules import sql_functions, sql_operators
 from aws_iot_mock.rules.sql_functions import EvaluationContext
+from aws_iot_mock.rules.sql_tables import TABLES_FILE, build_parser, load_tables
 from aws_iot_mock.rules.sql_values import (
     DECIMAL_CONTEXT,
     UNDEFINED,
@@ -293,14 +294,13 @@ class Statement:
 
 @functools.cache
 def _parser() -> Lark:
-    grammar = resources.files("aws_iot_mock.rules").joinpath("sql_grammar.lark").read_text()
-    return Lark(
-        grammar,
-        parser="lalr",
-        start=["start", "template_expression"],
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    # The grammar's LALR tables are computed ahead of time and shipped beside it (see
+    # sql_tables): building them here took a third of a second at every broker start with a
+    # topic rule. Stale or missing tables: the parser is built from the grammar, as before.
+    package = resources.files("aws_iot_mock.rules")
+    grammar = package.joinpath("sql_grammar.lark").read_text()
+    shipped = load_tables(package.joinpath(TABLES_FILE).read_bytes, grammar)
+    return shipped if shipped is not None else build_parser(grammar)
 
 
 _CAST_TYPES: Final = {

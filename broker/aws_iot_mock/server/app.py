@@ -21,71 +21,91 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import importlib
 import logging
 import secrets
 import ssl
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_iot_mock import __version__
-from aws_iot_mock.api.control_endpoint import ControlEndpoint
-from aws_iot_mock.api.control_plane_auth import ControlPlaneAuthenticator
-from aws_iot_mock.api.data_endpoint import DataEndpoint
-from aws_iot_mock.api.health import DoorState, health_document
-from aws_iot_mock.api.iot_control import IotControlPlane, Operation
-from aws_iot_mock.api.iot_data import IotDataApi
-from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi
-from aws_iot_mock.api.sigv4_caller import SigV4Authenticator
-from aws_iot_mock.authz.principal_permissions import PermissionsByPrincipal
-from aws_iot_mock.authz.registry_permissions import Authorizer
 from aws_iot_mock.aws.api_errors import AwsApiError
-from aws_iot_mock.aws.jobs.model import JobsBehaviour
 from aws_iot_mock.certs_dir import CertsDirectory
-from aws_iot_mock.config import Config
-from aws_iot_mock.console.access import ConsoleAccess
-from aws_iot_mock.console.endpoint import ConsoleEndpoint
-from aws_iot_mock.core.device_core import CoreSettings, DeviceCore
-from aws_iot_mock.doors.listeners import (
-    AcceptFailureLog,
-    BoundListener,
-    bind_listener,
-    is_loopback_host,
-)
-from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler
-from aws_iot_mock.doors.tls_door import ByteChannel, FrontDoor, HandlerFactory
-from aws_iot_mock.doors.websocket_door import WebSocketDoor
+from aws_iot_mock.config import Config, ListenerConfig
+from aws_iot_mock.doors.listeners import AcceptFailureLog, BoundListener, bind_listener
+from aws_iot_mock.doors.tls_door import ByteChannel, DoorHandler, FrontDoor, HandlerFactory
 from aws_iot_mock.errors import StorageError
-from aws_iot_mock.iam.authorization import IamAuthorizer
-from aws_iot_mock.iam.store import IamStore
+from aws_iot_mock.hosts import is_loopback_host
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
-from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput
 from aws_iot_mock.logs.sink import LogSink
-from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.registry import CertificateRegistry
-from aws_iot_mock.resources import thing_exists
-from aws_iot_mock.rules.runtime import RulesEngine
-from aws_iot_mock.rules.topic_rules import TopicRuleService
 from aws_iot_mock.server.domains import ServedDomains, served_domains
-from aws_iot_mock.services.fleet_provisioning import FleetProvisioningService
-from aws_iot_mock.services.jobs import JobsService
-from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
-from aws_iot_mock.services.shadows import ShadowService
 from aws_iot_mock.state.instance_lock import StateDirectoryLock
-from aws_iot_mock.state.jobs import JobStore
-from aws_iot_mock.state.mailbox import answer_requests
-from aws_iot_mock.state.provisioning import ProvisioningStore
-from aws_iot_mock.state.sessions import SqliteSessionStore
-from aws_iot_mock.state.shadows import ShadowStore
-from aws_iot_mock.state.topic_rules import TopicRuleStore
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
 from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
 from aws_iot_mock.tls.security_policies import get_security_policy
 from aws_iot_mock.tls.verdicts import sni_alert
+
+if TYPE_CHECKING:
+    # Built on first use (see Broker.control_plane): devices never need them, and importing
+    # them took a third of the broker's start-up.
+    from aws_iot_mock.api.control_endpoint import ControlEndpoint
+    from aws_iot_mock.api.iot_control import IotControlPlane, Operation
+    from aws_iot_mock.aws.jobs.model import JobsBehaviour
+    from aws_iot_mock.console.endpoint import ConsoleEndpoint
+    from aws_iot_mock.core.device_core import DeviceCore
+    from aws_iot_mock.iam.store import IamStore
+    from aws_iot_mock.mqtt.message import Message
+    from aws_iot_mock.rules.runtime import RulesEngine
+    from aws_iot_mock.rules.topic_rules import TopicRuleService
+    from aws_iot_mock.services.jobs import JobsService
+    from aws_iot_mock.services.provisioning_templates import ProvisioningTemplateService
+    from aws_iot_mock.services.shadows import ShadowService
+    from aws_iot_mock.state.jobs import JobStore
+    from aws_iot_mock.state.provisioning import ProvisioningStore
+    from aws_iot_mock.state.sessions import SqliteSessionStore
+    from aws_iot_mock.state.shadows import ShadowStore
+    from aws_iot_mock.state.topic_rules import TopicRuleStore
+
+# What Broker.start builds after the data doors listen (the device core, its services, the
+# rules engine, the HTTPS and WebSocket endpoints): imported on a worker thread meanwhile, so
+# that the event loop serves handshakes. A module missing here is imported on the loop instead
+# (slower start, same broker).
+_DEVICE_SERVICE_MODULES = (
+    "aws_iot_mock.api.data_endpoint",
+    "aws_iot_mock.authz.principal_permissions",
+    "aws_iot_mock.authz.registry_permissions",
+    "aws_iot_mock.core.device_core",
+    "aws_iot_mock.doors.mqtt_door",
+    "aws_iot_mock.iam.authorization",
+    "aws_iot_mock.iam.store",
+    "aws_iot_mock.resources",
+    "aws_iot_mock.rules.runtime",
+    "aws_iot_mock.rules.topic_rules",
+    "aws_iot_mock.services.fleet_provisioning",
+    "aws_iot_mock.services.jobs",
+    "aws_iot_mock.services.provisioning_templates",
+    "aws_iot_mock.services.shadows",
+    "aws_iot_mock.state.jobs",
+    "aws_iot_mock.state.mailbox",
+    "aws_iot_mock.state.provisioning",
+    "aws_iot_mock.state.sessions",
+    "aws_iot_mock.state.shadows",
+    "aws_iot_mock.state.topic_rules",
+)
+
+
+def _import_device_service_modules() -> None:
+    for name in _DEVICE_SERVICE_MODULES:
+        importlib.import_module(name)
+
 
 __all__ = ["Broker", "create_sink"]
 
@@ -97,6 +117,8 @@ _SHUTDOWN_GRACE = 2.0
 _MAILBOX_POLL = 0.2
 # How long an api-door worker waits for the event loop to run a Jobs operation.
 _LOOP_CALL_TIMEOUT = 10.0
+# Log records kept for a console built later (the console's own backlog, console.live.BACKLOG).
+_CONSOLE_BACKLOG = 500
 
 
 def _on_loop(
@@ -151,6 +173,8 @@ def create_sink(config: Config) -> LogSink:
         buffer_bytes=config.logging.buffer_bytes,
     )
     if config.logging.cloudwatch is not None:
+        from aws_iot_mock.logs.cloudwatch_sink import CloudWatchLogsOutput  # noqa: PLC0415
+
         sink.add_output(
             CloudWatchLogsOutput(
                 config.logging.cloudwatch, region=config.region, drop_report=sink.drop_report_line
@@ -199,8 +223,16 @@ class Broker:
         self._rules_engine: RulesEngine | None = None
         self._topic_rules: TopicRuleService | None = None
         self._iam: IamStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._control_plane: IotControlPlane | None = None
         self._control: ControlEndpoint | None = None
         self._console: ConsoleEndpoint | None = None
+        # The console's access token, decided at start (the banner prints its URL at once).
+        self._console_token = ""
+        self._console_token_required = True
+        self._console_enabled = False
+        # Log records until the console exists (it shows the recent ones); then it keeps them.
+        self._early_records: deque[Mapping[str, object]] | None = None
         self._domains = served_domains(config, ())
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
@@ -235,8 +267,35 @@ class Broker:
 
     @property
     def console(self) -> ConsoleEndpoint | None:
-        """The web console, when the api door serves it (while the broker runs)."""
+        """The web console, when the api door serves it (while the broker runs).
+
+        Built on first use (the api door's first connection, or here): devices never need it.
+        """
+        if self._console is None and self._serves_console():
+            self._control_endpoint()
         return self._console
+
+    @property
+    def control_plane(self) -> IotControlPlane:
+        """The ``iot`` control plane's service layer, with the built-in services' operations.
+
+        The api door, the CLI's job verbs (through the mailbox) and tests call it. Built on
+        first use: a device never needs it, and its modules took a third of the start-up.
+        """
+        if self._control_plane is None:
+            if self._registry is None or self._loop is None or self._topic_rules is None:
+                raise RuntimeError("the broker is not started")
+            # Imported here: see the docstring.
+            from aws_iot_mock.api.iot_control import IotControlPlane  # noqa: PLC0415
+
+            control_plane = IotControlPlane(self._registry, self.config, certs=self.certs)
+            # Built-in services (jobs, provisioning, rules) add their operations to this one
+            # layer, which the api door, the CLI (through the jobs mailbox) and tests all call.
+            control_plane.add_operations(_on_loop(self.jobs.operations(), self._loop))
+            control_plane.add_operations(self.provisioning_templates.operations())
+            control_plane.add_operations(self._topic_rules.operations())
+            self._control_plane = control_plane
+        return self._control_plane
 
     @property
     def console_url(self) -> str | None:
@@ -245,17 +304,20 @@ class Broker:
         ``http://`` when the api door listens on loopback (plain HTTP is served there),
         ``https://`` otherwise (the root CA must be trusted by the browser).
         """
-        console = self._console
         api = next((b for b in self._listeners if b.door == "api" and b.port is not None), None)
-        if console is None or api is None or api.port is None:
+        if not self._serves_console() or api is None or api.port is None:
             return None
         if is_loopback_host(api.host):
             url = f"http://localhost:{api.port}/console/"
         else:
             url = f"https://localhost:{api.port}/console/"
-        if console.access.token_required:
-            url += f"?token={console.access.token}"
+        if self._console_token_required:
+            url += f"?token={self._console_token}"
         return url
+
+    def _serves_console(self) -> bool:
+        """Whether the console is served (configured, and the broker is started)."""
+        return self._console_enabled
 
     @property
     def root_ca_path(self) -> Path:
@@ -336,7 +398,7 @@ class Broker:
 
     async def _start(self) -> None:
         config = self.config
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # First: a second broker on this state directory stops here, before touching a store.
         self._state_lock = StateDirectoryLock.acquire(config.state_dir)
         self._accept_failures.install(loop)
@@ -346,12 +408,114 @@ class Broker:
         )
         self._domains = served_domains(config, registry.list_domain_configurations())
         self.certs.ensure_server_certificates(self._domains.server_names)
+        self._registered_cas = tuple(registry.active_ca_certificates_pem())
+        log_successes = self.sink.level >= LogLevel.INFO
+        if config.control_plane.console:
+            self._prepare_console()
+        # The data doors listen first, with the handshake's needs only (contexts, registry):
+        # handshakes are served while the device services' modules are imported on a worker
+        # thread (about a second of a cold start, more than all the rest); a connection whose
+        # handshake completes meanwhile waits for its route's handler (FrontDoor.serve_routes).
+        # The api door (no device uses it) opens last. start() returns when all are served.
+        bound: dict[int, tuple[asyncio.Server | None, BoundListener, FrontDoor]] = {}
+        for index, listener in enumerate(config.listeners):
+            if listener.door != DoorKind.API.value:
+                bound[index] = await self._open_door(listener, registry, log_successes)
+        if any(name not in sys.modules for name in _DEVICE_SERVICE_MODULES):
+            await asyncio.to_thread(_import_device_service_modules)
+        handlers = self._build_device_services(loop, registry, log_successes)
+        for _, _, door in bound.values():
+            door.serve_routes(handlers)
+        for index, listener in enumerate(config.listeners):
+            if index not in bound:
+                bound[index] = await self._open_door(listener, registry, log_successes, handlers)
+        for index in range(len(config.listeners)):
+            server, listening, _ = bound[index]
+            self._listeners.append(listening)
+            if server is None:
+                logger.warning("%s door off: %s", listening.door, listening.off_reason)
+            else:
+                logger.info(
+                    "%s door listening on %s:%d", listening.door, listening.host, listening.port
+                )
+        self._tick()
+        self._poll_mailbox()
+
+    async def _open_door(
+        self,
+        listener: ListenerConfig,
+        registry: CertificateRegistry,
+        log_successes: bool,
+        handlers: Mapping[Route, HandlerFactory] | None = None,
+    ) -> tuple[asyncio.Server | None, BoundListener, FrontDoor]:
+        """Bind one listener; without ``handlers``, its connections wait for serve_routes."""
+        config = self.config
+
+        def registry_status(certificate_id: str) -> str | None:
+            record = registry.get_certificate(certificate_id)
+            return None if record is None else record.status.value
+
+        door_kind = DoorKind(listener.door)
+        door = FrontDoor(
+            door=door_kind,
+            account_id=config.account_id,
+            contexts=self._create_contexts(door_kind),
+            policy_for=self._domains.policy_for,
+            accepted_names=self._accepted_names(door_kind),
+            disabled_names=self._domains.disabled,
+            plaintext_on_loopback=door_kind is DoorKind.API,
+            require_sni=self._require_sni(door_kind),
+            registry_status=registry_status,
+            emit=self.sink.emit,
+            handlers=handlers if handlers is not None else {},
+            handlers_pending=handlers is None,
+            handshake_timeout=config.tls.handshake_timeout,
+            log_successes=log_successes,
+            log_debug=self.sink.level >= LogLevel.DEBUG,
+        )
+        door.descriptor_watch = self._accept_failures.note_descriptor
+        server, listening = await bind_listener(listener, door.protocol_factory)
+        if server is not None:
+            # Known to stop() at once: a failure later in start() closes it.
+            self._servers.append(server)
+            self._doors.append(door)
+        return server, listening, door
+
+    def _build_device_services(
+        self, loop: asyncio.AbstractEventLoop, registry: CertificateRegistry, log_successes: bool
+    ) -> dict[Route, HandlerFactory]:
+        """Build the stores, the device core, its services and the rules engine.
+
+        Returns:
+            The handler factory of every route.
+        """
+        # Imported here, by then already on the worker thread (_import_device_service_modules).
+        from aws_iot_mock.api.data_endpoint import DataEndpoint  # noqa: PLC0415
+        from aws_iot_mock.api.iot_data import IotDataApi  # noqa: PLC0415
+        from aws_iot_mock.api.iot_jobs_data import IotJobsDataApi  # noqa: PLC0415
+        from aws_iot_mock.api.sigv4_caller import SigV4Authenticator  # noqa: PLC0415
+        from aws_iot_mock.authz.principal_permissions import (  # noqa: PLC0415
+            PermissionsByPrincipal,
+        )
+        from aws_iot_mock.authz.registry_permissions import Authorizer  # noqa: PLC0415
+        from aws_iot_mock.core.device_core import CoreSettings, DeviceCore  # noqa: PLC0415
+        from aws_iot_mock.doors.mqtt_door import FlushScheduler, MqttDoorHandler  # noqa: PLC0415
+        from aws_iot_mock.doors.websocket_door import WebSocketDoor  # noqa: PLC0415
+        from aws_iot_mock.iam.authorization import IamAuthorizer  # noqa: PLC0415
+        from aws_iot_mock.iam.store import IamStore  # noqa: PLC0415
+        from aws_iot_mock.rules.runtime import RulesEngine  # noqa: PLC0415
+        from aws_iot_mock.rules.topic_rules import TopicRuleService  # noqa: PLC0415
+        from aws_iot_mock.services.shadows import ShadowService  # noqa: PLC0415
+        from aws_iot_mock.state.sessions import SqliteSessionStore  # noqa: PLC0415
+        from aws_iot_mock.state.shadows import ShadowStore  # noqa: PLC0415
+        from aws_iot_mock.state.topic_rules import TopicRuleStore  # noqa: PLC0415
+
+        config = self.config
         self._iam = iam = IamStore.open(config.state_dir, account_id=config.account_id)
         iam_authorizer = IamAuthorizer(iam, region=config.region)
         # The event loop must not wait for another process's lock: writes wait 0.1 s at
         # most, and a busy database is not tried again for a second (state/sqlite.py).
         self._store = SqliteSessionStore.open(config.state_dir).bound_waits()
-        log_successes = self.sink.level >= LogLevel.INFO
         core = self._core = DeviceCore(
             self._store,
             settings=CoreSettings(
@@ -420,70 +584,63 @@ class Broker:
                 self.jobs, emit=self.sink.emit, log_successes=log_successes
             ),
         )
-        # Built-in services (jobs, provisioning, rules) add their operations to this one layer,
-        # which the api door, the CLI (through the jobs mailbox) and tests all call.
-        self.control_plane = IotControlPlane(registry, config, certs=self.certs)
-        self.control_plane.add_operations(_on_loop(self.jobs.operations(), loop))
-        self.control_plane.add_operations(self.provisioning_templates.operations())
-        self.control_plane.add_operations(self._topic_rules.operations())
-        self._control = control = ControlEndpoint(
-            self.control_plane,
-            ControlPlaneAuthenticator(
-                credentials=iam.credential_for,
-                strict=config.control_plane.strict_sigv4,
-                region=config.region,
-                clock=lambda: datetime.now(UTC),
-            ),
-            emit=self.sink.emit,
-            request_timeout=config.tls.connect_timeout,
-        )
-        if config.control_plane.console:
-            self._console = self._create_console(core, self._shadows, control)
-        control.health = self._health
-        handlers: dict[Route, HandlerFactory] = {
+
+        def control_plane_handler(channel: ByteChannel) -> DoorHandler:
+            # The control plane and the console are built on the api door's first connection.
+            return self._control_endpoint().handler(channel)
+
+        return {
             Route.MQTT_X509: mqtt_handler,
             Route.HTTPS_X509: data_endpoint.x509_handler,
             Route.SIGV4: data_endpoint.sigv4_handler,
-            Route.CONTROL_PLANE: control.handler,
+            Route.CONTROL_PLANE: control_plane_handler,
         }
 
-        def registry_status(certificate_id: str) -> str | None:
-            record = registry.get_certificate(certificate_id)
-            return None if record is None else record.status.value
+    def _prepare_console(self) -> None:
+        """Decide the console's token and keep log records until the console is built."""
+        config = self.config
+        api = config.listener_for("api")
+        configured = config.control_plane.console_token
+        self._console_token = configured or secrets.token_urlsafe(24)
+        self._console_token_required = (
+            configured is not None or api is None or not is_loopback_host(api.host)
+        )
+        self._console_enabled = True
+        self._early_records = deque(maxlen=_CONSOLE_BACKLOG)
+        self.sink.add_listener(self._early_records.append)
 
-        self._registered_cas = tuple(registry.active_ca_certificates_pem())
-        for listener in config.listeners:
-            door_kind = DoorKind(listener.door)
-            door = FrontDoor(
-                door=door_kind,
-                account_id=config.account_id,
-                contexts=self._create_contexts(door_kind),
-                policy_for=self._domains.policy_for,
-                accepted_names=self._accepted_names(door_kind),
-                disabled_names=self._domains.disabled,
-                plaintext_on_loopback=door_kind is DoorKind.API,
-                require_sni=self._require_sni(door_kind),
-                registry_status=registry_status,
-                emit=self.sink.emit,
-                handlers=handlers,
-                handshake_timeout=config.tls.handshake_timeout,
-                log_successes=log_successes,
-                log_debug=self.sink.level >= LogLevel.DEBUG,
+    def _control_endpoint(self) -> ControlEndpoint:
+        """The api door's endpoint (and the console), built on first use."""
+        if self._control is None:
+            # Imported here: see Broker.control_plane.
+            from aws_iot_mock.api.control_endpoint import ControlEndpoint  # noqa: PLC0415
+            from aws_iot_mock.api.control_plane_auth import (  # noqa: PLC0415
+                ControlPlaneAuthenticator,
             )
-            door.descriptor_watch = self._accept_failures.note_descriptor
-            server, bound = await bind_listener(listener, door.protocol_factory)
-            self._listeners.append(bound)
-            if server is None:
-                logger.warning("%s door off: %s", bound.door, bound.off_reason)
-                continue
-            self._servers.append(server)
-            self._doors.append(door)
-            logger.info("%s door listening on %s:%d", bound.door, bound.host, bound.port)
-        self._tick()
-        self._poll_mailbox()
+
+            config = self.config
+            control = ControlEndpoint(
+                self.control_plane,
+                ControlPlaneAuthenticator(
+                    credentials=self.iam.credential_for,
+                    strict=config.control_plane.strict_sigv4,
+                    region=config.region,
+                    clock=lambda: datetime.now(UTC),
+                ),
+                emit=self.sink.emit,
+                request_timeout=config.tls.connect_timeout,
+            )
+            control.health = self._health
+            if self._console_enabled:
+                self._console = self._create_console(self.core, self.shadows, control)
+            self._control = control
+        return self._control
 
     def _health(self) -> dict[str, object]:
         """The health endpoint's document: every configured door, listening or off."""
+        # Imported here: see Broker.control_plane (the health endpoint lives on the api door).
+        from aws_iot_mock.api.health import DoorState, health_document  # noqa: PLC0415
+
         doors = (DoorState(b.door, b.host, b.port, b.off_reason) for b in self._listeners)
         return health_document(doors, endpoint=self.config.endpoint, version=__version__)
 
@@ -491,12 +648,13 @@ class Broker:
         self, core: DeviceCore, shadows: ShadowService, control: ControlEndpoint
     ) -> ConsoleEndpoint:
         """The web console on the api door, a client of the core, shadows and control plane."""
+        # Imported here: see Broker.control_plane.
+        from aws_iot_mock.console.access import ConsoleAccess  # noqa: PLC0415
+        from aws_iot_mock.console.endpoint import ConsoleEndpoint  # noqa: PLC0415
+
         config = self.config
-        api = config.listener_for("api")
-        configured = config.control_plane.console_token
         access = ConsoleAccess(
-            token=configured or secrets.token_urlsafe(24),
-            token_required=configured is not None or api is None or not is_loopback_host(api.host),
+            token=self._console_token, token_required=self._console_token_required
         )
 
         def overview() -> dict[str, object]:
@@ -528,6 +686,13 @@ class Broker:
             region=config.region,
         )
         self.sink.add_listener(console.on_record)
+        early = self._early_records
+        if early is not None:
+            # What happened before the console was built: its backlog, as if it had been there.
+            self.sink.remove_listener(early.append)
+            self._early_records = None
+            for record in list(early):
+                console.on_record(record)
         control.console = console.serve
         return console
 
@@ -535,6 +700,18 @@ class Broker:
         self, core: DeviceCore, registry: CertificateRegistry, log_successes: bool
     ) -> None:
         """Jobs and fleet provisioning as built-in services, over their stores and the registry."""
+        # Imported here: see _DEVICE_SERVICE_MODULES.
+        from aws_iot_mock.resources import thing_exists  # noqa: PLC0415
+        from aws_iot_mock.services.fleet_provisioning import (  # noqa: PLC0415
+            FleetProvisioningService,
+        )
+        from aws_iot_mock.services.jobs import JobsService  # noqa: PLC0415
+        from aws_iot_mock.services.provisioning_templates import (  # noqa: PLC0415
+            ProvisioningTemplateService,
+        )
+        from aws_iot_mock.state.jobs import JobStore  # noqa: PLC0415
+        from aws_iot_mock.state.provisioning import ProvisioningStore  # noqa: PLC0415
+
         config = self.config
         self._job_store = JobStore.open(config.state_dir)
         self._jobs = JobsService(
@@ -606,7 +783,13 @@ class Broker:
         if self._job_store is not None and self._jobs is not None:
             # Job verbs the CLI posted run here, through the control plane: CreateJob must
             # notify the connected devices, and only this process changes the jobs state.
-            answer_requests(self._job_store, self.control_plane.call)
+            # The control plane is built by the first request only (see control_plane).
+            from aws_iot_mock.state.mailbox import answer_requests  # noqa: PLC0415
+
+            answer_requests(self._job_store, self._call_control_plane)
+
+    def _call_control_plane(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self.control_plane.call(operation, request)
 
     def _core_storage_failed(self, error: StorageError, what: str) -> None:
         if self._core is not None:
@@ -715,13 +898,7 @@ class Broker:
             await server.wait_closed()
         self._servers.clear()
         self._doors.clear()
-        if self._console is not None:
-            self._console.close()
-            self.sink.remove_listener(self._console.on_record)
-            self._console = None
-        if self._control is not None:
-            self._control.close()
-            self._control = None
+        self._close_control_plane()
         if self._rules_engine is not None:
             self._rules_engine.stop()
         self._rules_engine = self._topic_rules = None
@@ -735,6 +912,21 @@ class Broker:
         if self._state_lock is not None:
             self._state_lock.release()  # last: the directory is free for another broker
             self._state_lock = None
+
+    def _close_control_plane(self) -> None:
+        """The api door's endpoint, console and control plane (those that were built)."""
+        if self._console is not None:
+            self._console.close()
+            self.sink.remove_listener(self._console.on_record)
+            self._console = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._early_records is not None:
+            self.sink.remove_listener(self._early_records.append)
+            self._early_records = None
+        self._console_enabled = False
+        self._control_plane = None
 
     def _close_stores(self) -> None:
         for store in (
