@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ipaddress
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from aws_iot_mock.core.principal import Principal
+from aws_iot_mock.hosts import is_loopback_host
 from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     Reason,
@@ -347,7 +347,7 @@ class DoorProtocol(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._source_ip, self._source_port = str(peer[0]), int(peer[1])
         local = transport.get_extra_info("sockname")
-        self._loopback = isinstance(local, tuple) and _is_loopback(str(local[0]))
+        self._loopback = isinstance(local, tuple) and is_loopback_host(str(local[0]))
         self._door.connections.add(self)
         if self._door.descriptor_watch is not None:
             sock = transport.get_extra_info("socket")
@@ -795,10 +795,3 @@ class _Channel:
 
     def resume_reading(self) -> None:
         self._protocol.set_handler_paused(False)
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
