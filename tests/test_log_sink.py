@@ -54,9 +54,29 @@ def pipe() -> Iterator[tuple[int, int]]:
     try:
         yield read, write
     finally:
-        for fd in (read, write):
+        for fd in (write, read):  # the writer first: a reader still running sees EOF
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+FILLER = "#" * 63 + "\n"
+
+
+def _fill(fd: int) -> None:
+    """Fill the pipe to the last byte with ``FILLER`` lines, so the sink's first write blocks.
+
+    Writes of at most ``PIPE_BUF`` bytes are all or nothing, so the pipe holds whole lines.
+    Without this, a batch that still fits in the pipe could complete while the queue overflows
+    and report the drops before the reader is back (the drain's rule: report on recovery).
+    """
+    os.set_blocking(fd, False)
+    try:
+        for chunk in (FILLER * 64, FILLER):
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    os.write(fd, chunk.encode())
+    finally:
+        os.set_blocking(fd, True)
 
 
 class _Reader(threading.Thread):
@@ -69,10 +89,12 @@ class _Reader(threading.Thread):
         self.seen = threading.Condition()
 
     def run(self) -> None:
-        for line in self.stream:
-            with self.seen:
-                self.lines.append(line)
-                self.seen.notify_all()
+        # The pipe fixture closes the fd at the end of the test, maybe under this thread.
+        with contextlib.suppress(OSError, ValueError):
+            for line in self.stream:
+                with self.seen:
+                    self.lines.append(line)
+                    self.seen.notify_all()
 
     def wait_for(self, text: str, timeout: float = 10.0) -> str:
         with self.seen:
@@ -84,6 +106,7 @@ def test_a_paused_pipe_never_blocks_emit_and_the_drops_are_reported(
     pipe: tuple[int, int],
 ) -> None:
     read, write = pipe
+    _fill(write)
     stderr = io.StringIO()
     sink = LogSink(
         LogLevel.INFO,
@@ -92,7 +115,7 @@ def test_a_paused_pipe_never_blocks_emit_and_the_drops_are_reported(
         stderr=stderr,
         account_id="123456789012",
     )
-    # Nobody reads: the pipe (64 KiB) and the queue (64 KiB) fill, then lines are dropped.
+    # Nobody reads: the pipe is full and the queue (64 KiB) fills, then lines are dropped.
     # Each emit returns at once all the same; a blocking sink would hang here.
     emitted = 0
     while sink.dropped < 100:
@@ -109,7 +132,7 @@ def test_a_paused_pipe_never_blocks_emit_and_the_drops_are_reported(
     assert report["accountId"] == "123456789012"
     assert report["details"].startswith(f"{dropped} log record(s) were dropped")
     assert sink.flush()
-    written = [json.loads(line) for line in reader.lines]
+    written = [json.loads(line) for line in reader.lines if line != FILLER]
     assert len(written) == emitted - dropped + 1  # every line not dropped, and the report
     assert f"{dropped} log record(s) were dropped at standard output" in stderr.getvalue()
     sink.close()
