@@ -35,7 +35,7 @@ __all__ = ["main"]
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 (ctypes' declaration)
+    _fields_ = [
         (name, ctypes.c_size_t)
         for name in (
             "arena",
