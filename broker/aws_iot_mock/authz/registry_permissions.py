@@ -15,6 +15,7 @@ live connections within seconds, well inside the 5 s the issue asks for.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from cryptography import x509
 
@@ -41,6 +42,10 @@ __all__ = ["Authorizer", "ConnectionPermissions", "effective_policies"]
 _DECISION_CACHE = 1024
 # Certificates whose snapshot and subject are cached (a fleet larger than this starts over).
 _PRINCIPAL_CACHE = 4096
+# The certificate mappings of a certificate the registry no longer has.
+_NO_CERTIFICATE = CertificateContext(
+    MappingProxyType({}), MappingProxyType({}), MappingProxyType({})
+)
 
 
 def effective_policies(snapshot: PrincipalSnapshot, thing: Thing | None) -> list[tuple[str, str]]:
@@ -155,8 +160,8 @@ class Authorizer:
         Raises:
             ValueError: ``principal`` is not an X.509 certificate.
         """
-        certificate_id, certificate_der = principal.certificate_id, principal.certificate_der
-        if certificate_id is None or certificate_der is None:
+        certificate_id = principal.certificate_id
+        if certificate_id is None:
             raise ValueError(f"not a certificate principal: {principal.kind.value}")
         snapshot = self._snapshot(certificate_id)
         thing = next((t for t in snapshot.things if t.thing_name == client_id), None)
@@ -165,7 +170,7 @@ class Authorizer:
             for name, document in effective_policies(snapshot, thing)
             if (policy := self._parse(name, document)) is not None
         )
-        subject, issuer, san = self._certificate_context(certificate_id, certificate_der)
+        subject, issuer, san = self._certificate_context(certificate_id, principal.certificate_der)
         context = RequestContext(
             region=self._region,
             account_id=self._account_id,
@@ -203,12 +208,25 @@ class Authorizer:
             self._snapshots[certificate_id] = snapshot
         return snapshot
 
-    def _certificate_context(self, certificate_id: str, der: bytes) -> CertificateContext:
+    def _certificate_context(self, certificate_id: str, der: bytes | None) -> CertificateContext:
+        """The certificate's subject, issuer and SANs, from ``der`` or else from the registry.
+
+        The TLS door keeps no copy of a connection's certificate (a kilobyte per connection):
+        the registry holds every certificate that may connect, under the same ID.
+        """
         context = self._certificates.get(certificate_id)
         if context is None:
+            if der is not None:
+                certificate = x509.load_der_x509_certificate(der)
+            else:
+                record = self._registry.get_certificate(certificate_id)
+                if record is None:
+                    # Not registered (deleted since the handshake): its status refuses it.
+                    return _NO_CERTIFICATE
+                certificate = x509.load_pem_x509_certificate(record.certificate_pem.encode())
             if len(self._certificates) >= _PRINCIPAL_CACHE:
                 self._certificates.clear()
-            context = certificate_context(x509.load_der_x509_certificate(der))
+            context = certificate_context(certificate)
             self._certificates[certificate_id] = context
         return context
 

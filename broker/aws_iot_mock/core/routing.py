@@ -170,7 +170,9 @@ class Session:
         subscriptions: topic filter -> granted options.
         outlet: the live connection, or None while disconnected.
         inflight: packet id -> message sent and awaiting PUBACK.
-        queue: messages waiting for the connection or for room in the in-flight window.
+        queue: messages waiting for the connection or for room in the in-flight window (made
+            at the first such message and dropped once empty: most sessions never queue, and
+            an empty deque is 600 bytes per connection).
         disconnected_at: wall-clock time of the last disconnect (None while connected).
         disconnect_reason: AWS's ``disconnectReason`` of the last disconnect (GetConnection).
         will: the live connection's will message (sent when it ends uncleanly), or None.
@@ -189,7 +191,7 @@ class Session:
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
     outlet: Outlet | None = None
     inflight: dict[int, _Pending] = field(default_factory=dict)
-    queue: deque[_Pending] = field(default_factory=deque)
+    _queue: deque[_Pending] | None = field(default=None, init=False, repr=False)
     disconnected_at: float | None = None
     disconnect_reason: str | None = None
     will: Message | None = None
@@ -202,6 +204,25 @@ class Session:
     # Messages dropped in the current episode, per reason (see DropReport).
     drops: dict[DropReason, int] = field(default_factory=dict)
     _next_packet_id: int = 1
+
+    @property
+    def queue(self) -> deque[_Pending]:
+        """The messages waiting (see the class docstring); made empty if there was none."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        return queue
+
+    @property
+    def queued(self) -> int:
+        """How many messages wait in ``queue``."""
+        queue = self._queue
+        return 0 if queue is None else len(queue)
+
+    def release_queue(self) -> None:
+        """Forget the queue if it is empty (it is made again at the next message)."""
+        if self._queue is not None and not self._queue:
+            self._queue = None
 
     @property
     def persistent(self) -> bool:
@@ -625,7 +646,7 @@ class Router:
             check = session.receive_check
             if session.outlet is not None and check is not None and not check(message.topic):
                 continue
-            if len(session.queue) + session.backlog >= self.session_queue_max:
+            if session.queued + session.backlog >= self.session_queue_max:
                 # Anything for this session would wait behind a full queue: drop it here,
                 # before it is written to the store.
                 self._dropped(session, DropReason.SESSION_QUEUE_FULL)
@@ -705,7 +726,7 @@ class Router:
         """Deliver one message to one session outside ``publish`` (retained on subscribe)."""
         if session.receive_check is not None and not session.receive_check(message.topic):
             return
-        if len(session.queue) + session.backlog >= self.session_queue_max:
+        if session.queued + session.backlog >= self.session_queue_max:
             self._dropped(session, DropReason.SESSION_QUEUE_FULL)
             return
         pending = _Pending(message, qos, retain)
@@ -736,7 +757,7 @@ class Router:
             else:
                 self._dropped(session, DropReason.CLIENT_NOT_READING)
             return
-        if session.queue or len(session.inflight) >= outlet.receive_maximum or not outlet.can_send:
+        if session.queued or len(session.inflight) >= outlet.receive_maximum or not outlet.can_send:
             session.queue.append(pending)  # keep QoS 1 order behind what is already waiting
             return
         packet_id = session.allocate_packet_id()
@@ -791,7 +812,7 @@ class Router:
             return
         check = session.receive_check
         while len(session.inflight) < outlet.receive_maximum and outlet.can_send:
-            if not session.queue and not self._read_backlog(session):
+            if not session.queued and not self._read_backlog(session):
                 break
             pending = session.queue.popleft()
             denied = check is not None and not check(pending.message.topic)
@@ -805,7 +826,8 @@ class Router:
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = pending
             self._transmit(session, outlet, pending, packet_id)
-        if len(session.queue) + session.backlog < self.session_queue_max:
+        session.release_queue()
+        if session.queued + session.backlog < self.session_queue_max:
             self._end_drops(session, DropReason.SESSION_QUEUE_FULL)
 
     def _read_backlog(self, session: Session) -> bool:

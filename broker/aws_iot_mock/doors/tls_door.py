@@ -513,7 +513,8 @@ class DoorProtocol(asyncio.Protocol):
                     self._flush()
                     self._refuse(verdict.refusal, close_notify=True)
                 return
-            principal = Principal.certificate(certificate_id, der)
+            # Not the DER: a kilobyte per connection, and the registry holds the certificate.
+            principal = Principal.certificate(certificate_id)
         elif self._door.door.requires_client_certificate:
             # CERT_REQUIRED makes this unreachable; refuse rather than assume.
             self._refuse(Refusal(Reason.CLIENT_CERTIFICATE_MISSING, "No client certificate"))
