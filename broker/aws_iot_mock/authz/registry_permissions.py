@@ -30,7 +30,7 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
     parse_policy_document,
     resource_arn,
 )
-from aws_iot_mock.core.permissions import RECEIVE
+from aws_iot_mock.core.permissions import CONNECT, RECEIVE
 from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.registry import CertificateRegistry
 from aws_iot_mock.registry.certificates import PrincipalSnapshot
@@ -108,6 +108,10 @@ class ConnectionPermissions:
                 "*" if kind == "*" else resource_arn(context.region, context.account_id, kind, name)
             )
             decision = evaluate(self.policies, action, resource, context)
+            if action == CONNECT:
+                # Asked once per connection: remembered, it would hold a decision (~0.5 KB) for
+                # every client ID that ever connected.
+                return decision
             if len(self._cache) >= _DECISION_CACHE:
                 self._cache.clear()
             self._cache[key] = decision

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import logging
 import ssl
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -351,7 +352,9 @@ class DoorProtocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self._source_ip, self._source_port = str(peer[0]), int(peer[1])
+            # Interned, as the SNI name, TLS version and suite below: one copy for the many
+            # connections that share them, not one per connection.
+            self._source_ip, self._source_port = sys.intern(str(peer[0])), int(peer[1])
         local = transport.get_extra_info("sockname")
         self._loopback = isinstance(local, tuple) and is_loopback_host(str(local[0]))
         self._door.connections.add(self)
@@ -430,7 +433,7 @@ class DoorProtocol(asyncio.Protocol):
             self._refuse(Refusal(Reason.HANDSHAKE_FAILED, verdict.description))
             return
         assert isinstance(verdict, ClientHelloInfo)
-        self._server_name = verdict.server_name
+        self._server_name = sys.intern(verdict.server_name) if verdict.server_name else None
         # Decide now; OpenSSL's servername callback repeats the check to send the alert.
         self._sni_refusal = check_sni(
             verdict.server_name,
@@ -535,8 +538,8 @@ class DoorProtocol(asyncio.Protocol):
             principal=principal,
             server_name=self._server_name,
             security_policy=self._policy,
-            tls_version=self._ssl.version() or "",
-            cipher=cipher[0] if cipher else "",
+            tls_version=sys.intern(self._ssl.version() or ""),
+            cipher=sys.intern(cipher[0]) if cipher else "",
             alpn=alpn,
             source_ip=self._source_ip,
             source_port=self._source_port,
