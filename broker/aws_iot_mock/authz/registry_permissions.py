@@ -14,7 +14,8 @@ live connections within seconds, well inside the 5 s the issue asks for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from cryptography import x509
@@ -46,6 +47,10 @@ _PRINCIPAL_CACHE = 4096
 _NO_CERTIFICATE = CertificateContext(
     MappingProxyType({}), MappingProxyType({}), MappingProxyType({})
 )
+# Decisions by (certificate ID, client ID, CONNECT attributes), then by (action, resource).
+_SharedDecisions = dict[tuple[str, str | None, frozenset[str]], dict[tuple[str, str], Decision]]
+# A connection that acts as no thing: one shared (read-only) empty mapping.
+_NO_THING_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 
 
 def effective_policies(snapshot: PrincipalSnapshot, thing: Thing | None) -> list[tuple[str, str]]:
@@ -92,7 +97,11 @@ class ConnectionPermissions:
     status: str | None
     policies: tuple[NamedPolicy, ...]
     context: RequestContext
-    _cache: dict[tuple[str, str], Decision] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], Decision] | None = None
+    # The authorizer's decisions by (certificate, client ID, CONNECT attributes), shared by the
+    # connections with the same inputs; this connection's entry is looked up (or made) at its
+    # first decision worth keeping, so an idle connection holds none.
+    _shared: _SharedDecisions | None = None
 
     def check(self, action: str, kind: str, name: str) -> Decision:
         """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``.
@@ -101,7 +110,8 @@ class ConnectionPermissions:
         resources (``iot:ListRetainedMessages``, ``iot:ListNamedShadowsForThing``).
         """
         key = (action, f"{kind}/{name}")
-        decision = self._cache.get(key)
+        cache = self._decisions(create=False)
+        decision = cache.get(key) if cache is not None else None
         if decision is None:
             context = self.context
             resource = (
@@ -112,10 +122,30 @@ class ConnectionPermissions:
                 # Asked once per connection: remembered, it would hold a decision (~0.5 KB) for
                 # every client ID that ever connected.
                 return decision
-            if len(self._cache) >= _DECISION_CACHE:
-                self._cache.clear()
-            self._cache[key] = decision
+            cache = self._decisions(create=True)
+            assert cache is not None
+            if len(cache) >= _DECISION_CACHE:
+                cache.clear()
+            cache[key] = decision
         return decision
+
+    def _decisions(self, *, create: bool) -> dict[tuple[str, str], Decision] | None:
+        cache = self._cache
+        if cache is not None:
+            return cache
+        shared = self._shared
+        if shared is None:
+            cache = {} if create else None
+        else:
+            context = self.context
+            key = (self.certificate_id, context.client_id, context.connect_attributes)
+            cache = shared.get(key)
+            if cache is None and create:
+                if len(shared) >= _PRINCIPAL_CACHE:
+                    shared.clear()
+                cache = shared[key] = {}
+        self._cache = cache
+        return cache
 
     def may_receive(self, topic: str) -> bool:
         """``iot:Receive`` on ``topic``: AWS checks it at each delivery."""
@@ -145,7 +175,7 @@ class Authorizer:
         # Decisions shared by every connection with the same certificate, client ID and CONNECT
         # attributes (the inputs of the request context), so a reconnecting device does not
         # evaluate its policies again. Cleared with the snapshots.
-        self._decisions: dict[tuple[str, str, frozenset[str]], dict[tuple[str, str], Decision]] = {}
+        self._decisions: _SharedDecisions = {}
         self._snapshot_generation = self._generation
 
     def permissions_for(
@@ -181,21 +211,15 @@ class Authorizer:
             client_id=client_id,
             thing_name=thing.thing_name if thing else None,
             thing_type_name=thing.thing_type_name if thing else None,
-            thing_attributes=dict(thing.attributes) if thing else {},
+            thing_attributes=dict(thing.attributes) if thing else _NO_THING_ATTRIBUTES,
             is_attached=thing is not None,
             certificate_subject=subject,
             certificate_issuer=issuer,
             certificate_san=san,
             connect_attributes=connect_attributes,
         )
-        key = (certificate_id, client_id, connect_attributes)
-        decisions = self._decisions.get(key)
-        if decisions is None:
-            if len(self._decisions) >= _PRINCIPAL_CACHE:
-                self._decisions.clear()
-            decisions = self._decisions[key] = {}
         return ConnectionPermissions(
-            certificate_id, snapshot.status, policies, context, _cache=decisions
+            certificate_id, snapshot.status, policies, context, _shared=self._decisions
         )
 
     def _snapshot(self, certificate_id: str) -> PrincipalSnapshot:
