@@ -201,8 +201,9 @@ class Session:
     stored: bool = False
     backlog_after: int | None = None
     backlog: int = 0
-    # Messages dropped in the current episode, per reason (see DropReport).
-    drops: dict[DropReason, int] = field(default_factory=dict)
+    # Messages dropped in the current episode, per reason (see DropReport); None until the
+    # first drop (most sessions never drop).
+    drops: dict[DropReason, int] | None = None
     _next_packet_id: int = 1
 
     @property
@@ -439,7 +440,7 @@ class Router:
 
     def end_session(self, session: Session) -> None:
         """Discard a session: subscriptions, queue and stored state (idempotent)."""
-        for reason in list(session.drops):
+        for reason in list(session.drops or ()):
             self._end_drops(session, reason)
         self.index.remove_subscriber(session.client_id)
         self._offline.pop(session.client_id, None)
@@ -851,12 +852,17 @@ class Router:
         return bool(rows)
 
     def _dropped(self, session: Session, reason: DropReason) -> None:
-        count = session.drops.get(reason, 0)
-        session.drops[reason] = count + 1
+        drops = session.drops
+        if drops is None:
+            drops = session.drops = {}
+        count = drops.get(reason, 0)
+        drops[reason] = count + 1
         if count == 0 and self.drop_report is not None:
             self.drop_report.drops_started(session, reason)
 
     def _end_drops(self, session: Session, reason: DropReason) -> None:
+        if session.drops is None:
+            return
         count = session.drops.pop(reason, 0)
         if count and self.drop_report is not None:
             self.drop_report.drops_ended(session, reason, count)

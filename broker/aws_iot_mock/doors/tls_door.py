@@ -78,8 +78,8 @@ REFUSAL_LINGER = 2.0
 # Ciphertext goes into OpenSSL's incoming memory BIO at most this many bytes at a time while the
 # handshake runs. A memory BIO keeps the largest buffer it ever held for the connection's life:
 # fed the client's certificate flight at once it would keep ~3 KB per idle connection; fed in
-# slices (OpenSSL drains the BIO on each step) it keeps well under 1 KB.
-HANDSHAKE_FEED = 512
+# slices (OpenSSL drains the BIO on each step) it keeps ~350 bytes.
+HANDSHAKE_FEED = 256
 
 
 @dataclass(frozen=True, slots=True)
