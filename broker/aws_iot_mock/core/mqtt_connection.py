@@ -47,7 +47,7 @@ from aws_iot_mock.aws.limits import (
     effective_keep_alive,
     grant_session_expiry,
 )
-from aws_iot_mock.core.ingress import Publisher, PublishRequest, build_message
+from aws_iot_mock.core.ingress import Publisher, PublishRequest, build_message, new_publish_request
 from aws_iot_mock.core.permissions import (
     CONNECT,
     PUBLISH,
@@ -897,7 +897,7 @@ class MqttConnection:
             return
         if self._over_publish_quota(publish, topic):
             return
-        request = PublishRequest(
+        request = new_publish_request(
             topic, publish.payload, publish.qos, publish.retain, publish.properties
         )
         packet_id = publish.packet_id if publish.qos == 1 else None

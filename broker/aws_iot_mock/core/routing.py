@@ -48,9 +48,8 @@ from aws_iot_mock.errors import StorageError
 from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Properties,
-    Publish,
     SubscriptionOptions,
-    encode,
+    publish_bytes,
     with_packet_id,
 )
 from aws_iot_mock.mqtt.message import Message
@@ -859,16 +858,16 @@ class Router:
             properties = EMPTY_PROPERTIES
             if level == 5:
                 properties = _outbound_properties(message, self.clock())
-            packet = Publish(
-                topic=message.topic,
-                payload=message.payload,
-                qos=pending.qos,
-                retain=pending.retain,
-                dup=pending.dup,
-                packet_id=1 if pending.qos else None,
-                properties=properties,
+            encoded = publish_bytes(
+                message.topic,
+                message.payload,
+                pending.qos,
+                pending.retain,
+                pending.dup,
+                1 if pending.qos else None,
+                properties,
+                level,
             )
-            encoded = encode(packet, level)
             if cache is not None and not pending.dup:
                 cache[key] = encoded
         if packet_id is not None:
