@@ -27,7 +27,7 @@ PROPERTIES = Properties(content_type="text/plain", user_properties=(("k", "v"),)
     ],
 )
 def test_a_fast_factory_builds_what_the_class_builds(
-    factory: Callable[..., Any], cls: type, args: tuple[object, ...], kwargs: dict[str, object]
+    factory: Callable[..., Any], cls: type[Any], args: tuple[object, ...], kwargs: dict[str, object]
 ) -> None:
     built = factory(*args, **kwargs)
     expected = cls(*args, **kwargs)
