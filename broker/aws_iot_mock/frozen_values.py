@@ -15,7 +15,7 @@ Pure module: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import MISSING, field, fields, make_dataclass
+from dataclasses import MISSING, fields
 from typing import Any, Final, TypeVar, cast
 
 __all__ = ["fast_factory", "mutable_twin", "new_object", "set_class"]
@@ -44,26 +44,45 @@ def mutable_twin(cls: type) -> type:
 def fast_factory(cls: type[_T]) -> Callable[..., _T]:
     """Return a constructor for the frozen slots dataclass ``cls``, fast like ``mutable_twin``.
 
-    The twin here is a generated (non-frozen) slots dataclass, so the constructor keeps the
-    signature of ``cls`` (positional order, keywords, defaults; defaults given with
-    ``default_factory`` are not supported). Values are not validated beyond what the class's
-    own ``__init__`` would do (dataclasses do none).
+    The constructor is generated, as dataclasses generate ``__init__``: a function with the
+    signature of ``cls`` (positional order, keywords, defaults) that stores each field on a
+    ``mutable_twin`` instance and retypes it. Defaults must be plain values (a field with a
+    ``default_factory`` is refused); values are not validated, as dataclasses validate none.
+
+    Raises:
+        TypeError: ``cls`` is not a slots dataclass, or a field has a ``default_factory``.
     """
-    if any(f.default_factory is not MISSING for f in fields(cast(Any, cls))):
-        raise TypeError(f"{cls.__name__}: a field has a default_factory")
-    specs: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-        (f.name, Any) if f.default is MISSING else (f.name, Any, field(default=f.default))
-        for f in fields(cast(Any, cls))
-    ]
-    twin = make_dataclass(
-        f"_Mutable{cls.__name__}", specs, slots=True, eq=False, repr=False, match_args=False
+    names = [f.name for f in fields(cast(Any, cls))]
+    if names != list(getattr(cls, "__slots__", ())):
+        raise TypeError(f"{cls.__name__}: not a slots dataclass")
+    defaults: dict[str, Any] = {}
+    parameters = []
+    for f in fields(cast(Any, cls)):
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{cls.__name__}: field {f.name!r} has a default_factory")
+        if f.default is MISSING:
+            parameters.append(f.name)
+        else:
+            defaults[f"_default_{f.name}"] = f.default
+            parameters.append(f"{f.name}=_default_{f.name}")
+    body = "".join(f"    obj.{name} = {name}\n" for name in names)
+    source = (
+        f"def build({', '.join(parameters)}):\n"
+        "    obj = _new(_twin)\n"
+        f"{body}"
+        "    _set_class(obj, _cls)\n"
+        "    return obj\n"
     )
-    if cast(Any, twin).__slots__ != cast(Any, cls).__slots__:  # pragma: no cover - layout guard
-        raise TypeError(f"{cls.__name__}: twin layout differs")
-
-    def build(*args: Any, **kwargs: Any) -> _T:
-        obj = twin(*args, **kwargs)
-        set_class(obj, cls)
-        return cast(_T, obj)
-
-    return build
+    namespace: dict[str, Any] = {
+        **defaults,
+        "_new": new_object,
+        "_twin": mutable_twin(cls),
+        "_set_class": set_class,
+        "_cls": cls,
+    }
+    # Generated from the field names only, as dataclasses generate __init__.
+    exec(source, namespace)
+    build = namespace["build"]
+    build.__qualname__ = build.__name__ = f"new_{cls.__name__}"
+    build.__doc__ = f"``{cls.__name__}(...)``, built without the frozen ``__init__``."
+    return cast(Callable[..., _T], build)

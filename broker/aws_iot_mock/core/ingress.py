@@ -174,22 +174,25 @@ class PublishIngress:
         if refusal is not None:
             return self._refused(publisher, request, refusal)
 
-        def log_success() -> None:
-            self._emit(
-                event_success(
-                    EventType.PUBLISH_IN,
-                    publisher.facts,
-                    topic_name=request.topic,
-                    retain=request.retain,
-                    trace_id=request.trace_id,
+        log_success: Callable[[], None] | None = None
+        if self.log_successes:
+
+            def log_success() -> None:
+                self._emit(
+                    event_success(
+                        EventType.PUBLISH_IN,
+                        publisher.facts,
+                        topic_name=request.topic,
+                        retain=request.retain,
+                        trace_id=request.trace_id,
+                    )
                 )
-            )
 
         message = build_message(request, publisher.client_id, self._clock())
         if routed:
             try:
                 # Publish-In is logged once the message is stored, before any Publish-Out.
-                self._router.publish(message, on_stored=log_success if self.log_successes else None)
+                self._router.publish(message, on_stored=log_success)
             except StorageError as error:
                 # Not stored, so not acknowledged: the publisher learns it from its door.
                 return self._refused(
@@ -201,7 +204,7 @@ class PublishIngress:
                     ),
                 )
         else:
-            if self.log_successes:
+            if log_success is not None:
                 log_success()
             self._router.observe(message)
         if acknowledge is not None:
