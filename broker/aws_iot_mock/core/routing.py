@@ -81,6 +81,12 @@ QUEUE_PAGE = 256
 # forgotten row is delivered once more after a restart: QoS 1 is at least once).
 _UNREMOVED_MAX = 100_000
 
+# Bounds of the router's memory of each topic's targets (_targets): messages published to a
+# topic again and again skip the per-subscription work. A publisher cycling through many topics
+# starts it over.
+_PLANS = 4096
+_PLAN_ENTRIES = 65_536
+
 _RETRIED = "written once a second until the database accepts it"
 # Told (StorageError, what was not written) on the first storage failure of an episode.
 StorageFailed = Callable[[StorageError, str], None]
@@ -270,6 +276,11 @@ class Router:
         self.drop_report = drop_report
         self.sessions: dict[str, Session] = {}
         self.index: SubscriptionIndex[SubscriptionOptions] = SubscriptionIndex()
+        # (topic, QoS, RETAIN) -> the targets of such a message (see _targets), valid while
+        # the index's generation is _plans_generation.
+        self._plans: dict[tuple[str, int, bool], dict[str, tuple[int, bool]]] = {}
+        self._plan_entries = 0
+        self._plans_generation = -1
         self.retained: dict[str, Message] = {m.topic: m for m in store.load_retained()}
         self._wills: dict[str, _PendingWill] = {}
         # Called with every message routed (tests and the pytest plugin record them here).
@@ -661,14 +672,29 @@ class Router:
         """Client ID -> (delivered QoS, RETAIN flag) for every session that gets ``message``.
 
         A client with several matching filters gets one copy at the highest QoS (MQTT 5
-        3.3.4 allows either); each shared group contributes one member.
+        3.3.4 allows either); each shared group contributes one member. The caller must not
+        change the result: without shared groups or No Local subscriptions it depends only
+        on the topic, QoS and RETAIN flag, and is remembered until the subscriptions change
+        (bounded by ``_PLAN_ENTRIES`` targets in all).
         """
-        match = self.index.match(message.topic)
+        index = self.index
+        if index.generation != self._plans_generation:
+            self._plans.clear()
+            self._plan_entries = 0
+            self._plans_generation = index.generation
+        key = (message.topic, message.qos, message.retain)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        match = index.match(message.topic)
         targets: dict[str, tuple[int, bool]] = {}
         sender = message.sender
+        cacheable = not match.shared
         for client_id, _topic_filter, options in match.direct:
-            if options.no_local and client_id == sender:
-                continue
+            if options.no_local:
+                cacheable = False
+                if client_id == sender:
+                    continue
             qos = min(message.qos, options.qos)
             keep_retain = options.retain_as_published and message.retain
             previous = targets.get(client_id)
@@ -681,6 +707,12 @@ class Router:
                 client_id, options = chosen
                 if client_id not in targets:
                     targets[client_id] = (min(message.qos, options.qos), False)
+        if cacheable and len(targets) <= _PLAN_ENTRIES:
+            if self._plan_entries + len(targets) > _PLAN_ENTRIES or len(self._plans) >= _PLANS:
+                self._plans.clear()
+                self._plan_entries = 0
+            self._plans[key] = targets
+            self._plan_entries += len(targets) + 1
         return targets
 
     def _choose_member(
