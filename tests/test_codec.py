@@ -1239,3 +1239,18 @@ def test_publish_bytes_refuses_what_encode_refuses(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         codec.publish_bytes("t", b"", qos, False, False, packet_id, EMPTY_PROPERTIES, 4)
+
+
+@pytest.mark.parametrize("packet_id", [1, 2, 0x1234, 0xFFFF])
+@pytest.mark.parametrize("level", [4, 5])
+def test_puback_bytes_is_the_success_puback_at_both_levels(packet_id: int, level: int) -> None:
+    assert codec.puback_bytes(packet_id) == encode(Puback(packet_id), level)
+    assert PacketReader(protocol_level=level).read_packets(codec.puback_bytes(packet_id)) == [
+        Puback(packet_id)
+    ]
+
+
+@pytest.mark.parametrize("packet_id", [0, -1, 0x10000])
+def test_puback_bytes_refuses_an_identifier_outside_1_to_65535(packet_id: int) -> None:
+    with pytest.raises(ValueError, match="packet_id"):
+        codec.puback_bytes(packet_id)

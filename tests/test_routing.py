@@ -518,3 +518,16 @@ def test_a_disconnected_target_is_skipped_then_reached_again(core: Router) -> No
     assert [p.qos for p in outlet.publishes()] == [1]
     core.publish(msg("t", qos=0))
     assert [p.qos for p in outlet.publishes()] == [0]
+
+
+def test_a_qos1_fan_out_carries_each_session_s_own_packet_identifier(core: Router) -> None:
+    outlets = []
+    for index, name in enumerate(("a", "b", "c")):
+        session, outlet, _ = connect(core, name, level=4 + (index == 1))
+        subscribe(core, session, "t", qos=1)
+        for _ in range(index):  # each session's next identifier is different
+            session.allocate_packet_id()
+        outlets.append(outlet)
+    core.publish(msg("t", b"payload", qos=1))
+    ids = [[(p.packet_id, p.payload, p.dup) for p in o.publishes()] for o in outlets]
+    assert ids == [[(1, b"payload", False)], [(2, b"payload", False)], [(3, b"payload", False)]]

@@ -91,6 +91,7 @@ from aws_iot_mock.mqtt.codec import (
     UnsupportedProtocolVersion,
     Will,
     encode,
+    puback_bytes,
 )
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.mqtt.topics import validate_topic_filter
@@ -955,7 +956,7 @@ class MqttConnection:
         return True
 
     def _acknowledge(self, packet_id: int) -> None:
-        self.send(encode(Puback(packet_id), self._level))
+        self.send(puback_bytes(packet_id))
 
     def _resolve_alias(self, publish: Publish) -> str | None:
         """The PUBLISH's topic, with an MQTT 5 topic alias applied; None after a refusal."""

@@ -81,6 +81,9 @@ QUEUE_PAGE = 256
 # forgotten row is delivered once more after a restart: QoS 1 is at least once).
 _UNREMOVED_MAX = 100_000
 
+# What one publish encoded: (level, QoS, RETAIN) -> (the PUBLISH, its packet identifier).
+_EncodedCache = dict[tuple[int, int, bool], tuple[bytes, int | None]]
+
 # Bounds of the router's memory of each topic's targets (_targets): messages published to a
 # topic again and again skip the per-subscription work. A publisher cycling through many topics
 # starts it over.
@@ -650,7 +653,7 @@ class Router:
             on_stored()
         for observer in self.observers:
             observer(message)
-        cache: dict[tuple[int, int, bool], bytes] = {}
+        cache: _EncodedCache = {}
         for session, pending in deliveries:
             self._enqueue(session, pending, cache)
         return len(deliveries)
@@ -748,9 +751,7 @@ class Router:
                 self._report(error, f"a retained message for client {session.client_id!r}")
         self._enqueue(session, pending, {})
 
-    def _enqueue(
-        self, session: Session, pending: _Pending, cache: dict[tuple[int, int, bool], bytes]
-    ) -> None:
+    def _enqueue(self, session: Session, pending: _Pending, cache: _EncodedCache) -> None:
         outlet = session.outlet
         if session.backlog_after is not None and pending.row_id is not None:
             # Stored, behind stored rows not yet read: it streams in after them, in order.
@@ -879,14 +880,18 @@ class Router:
         outlet: Outlet,
         pending: _Pending,
         packet_id: int | None,
-        cache: dict[tuple[int, int, bool], bytes] | None = None,
+        cache: _EncodedCache | None = None,
     ) -> None:
-        """Encode (once per level, QoS and RETAIN for a fan-out) and send."""
+        """Encode (once per level, QoS and RETAIN for a fan-out) and send.
+
+        ``cache`` holds what one publish encoded, with the packet identifier it carries: the
+        first target's PUBLISH is encoded with its own identifier, the others get it stamped.
+        """
         message = pending.message
         level = outlet.protocol_level
         key = (level, pending.qos, pending.retain)
-        encoded = None if cache is None or pending.dup else cache.get(key)
-        if encoded is None:
+        cached = None if cache is None or pending.dup else cache.get(key)
+        if cached is None:
             properties = EMPTY_PROPERTIES
             if level == 5:
                 properties = _outbound_properties(message, self.clock())
@@ -896,14 +901,16 @@ class Router:
                 pending.qos,
                 pending.retain,
                 pending.dup,
-                1 if pending.qos else None,
+                packet_id,
                 properties,
                 level,
             )
             if cache is not None and not pending.dup:
-                cache[key] = encoded
-        if packet_id is not None:
-            encoded = with_packet_id(encoded, packet_id, dup=pending.dup)
+                cache[key] = (encoded, packet_id)
+        else:
+            encoded, encoded_id = cached
+            if packet_id is not None and packet_id != encoded_id:
+                encoded = with_packet_id(encoded, packet_id)
         limit = outlet.maximum_packet_size
         if limit is not None and len(encoded) > limit:
             # MQTT 5 3.1.2.25: the server must not send a packet larger than the client's

@@ -61,6 +61,7 @@ __all__ = [
     "encode",
     "encode_publish",
     "packet_id_offset",
+    "puback_bytes",
     "publish_bytes",
     "with_packet_id",
 ]
@@ -1419,6 +1420,21 @@ def publish_bytes(  # noqa: PLR0917 (the fields of a PUBLISH, no Publish value)
     if protocol_level == 5:
         head += _properties(properties, _C_PUBLISH)
     return b"".join((_BYTES[first], _varint(len(head) + len(payload)), head, payload))
+
+
+def puback_bytes(packet_id: int) -> bytes:
+    """Encode a success PUBACK: the same 4 bytes at levels 4 and 5.
+
+    MQTT 5 3.4.2.1: "The Reason Code and Property Length can be omitted if the Reason Code is
+    0x00 (Success) and there are no Properties", which is what ``encode(Puback(packet_id))``
+    writes at level 5 too.
+
+    Raises:
+        ValueError: ``packet_id`` is not 1..65535.
+    """
+    if not 0 < packet_id <= 0xFFFF:
+        raise ValueError(f"packet_id {packet_id} is not 1..65535")
+    return b"\x40\x02" + _pack_u16(packet_id)
 
 
 def _encode_ack(packet: Puback | Pubrec | Pubrel | Pubcomp, level: int, first: int) -> bytes:
