@@ -259,7 +259,8 @@ class PublishIngress:
                     f"{self._user_properties_max_bytes} bytes per message",
                 )
                 return refusal, False
-        verdict, routed = self.topic_verdict(topic, request.retain)
+        known = self._topic_verdicts.get((topic, request.retain))  # topic_verdict's cache
+        verdict, routed = known if known is not None else self.topic_verdict(topic, request.retain)
         if verdict is not None:
             return verdict, False
         permissions = publisher.permissions

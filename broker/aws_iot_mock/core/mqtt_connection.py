@@ -47,7 +47,13 @@ from aws_iot_mock.aws.limits import (
     effective_keep_alive,
     grant_session_expiry,
 )
-from aws_iot_mock.core.ingress import Publisher, PublishRequest, build_message, new_publish_request
+from aws_iot_mock.core.ingress import (
+    Publisher,
+    PublishRefusal,
+    PublishRequest,
+    build_message,
+    new_publish_request,
+)
 from aws_iot_mock.core.permissions import (
     CONNECT,
     PUBLISH,
@@ -385,10 +391,15 @@ class MqttConnection:
             packets, error = list(exc.packets), exc
         self._in_call = True
         try:
+            on_publish = self._on_publish
             for packet in packets:
                 if self.close_request is not None:
                     break
-                self._handle(packet)
+                # PUBLISH, the commonest packet, straight to its handler once connected.
+                if type(packet) is Publish and self._session is not None:
+                    on_publish(packet)
+                else:
+                    self._handle(packet)
             if error is not None and self.close_request is None:
                 self._fail(error)
         finally:
@@ -893,10 +904,13 @@ class MqttConnection:
         self._core.emit(event_success(EventType.PUBLISH_OUT, self._facts, topic_name=message.topic))
 
     def _on_publish(self, publish: Publish) -> None:
-        topic = self._resolve_alias(publish)
-        if topic is None:
-            return
-        if self._over_publish_quota(publish, topic):
+        topic = publish.topic
+        if self._level == 5 and publish.properties.topic_alias is not None:
+            aliased = self._resolve_alias(publish)
+            if aliased is None:
+                return
+            topic = aliased
+        if self._publishes is not None and self._over_publish_quota(publish, topic):
             return
         request = new_publish_request(
             topic, publish.payload, publish.qos, publish.retain, publish.properties
@@ -904,8 +918,11 @@ class MqttConnection:
         packet_id = publish.packet_id if publish.qos == 1 else None
         acknowledge = None if packet_id is None else partial(self._acknowledge, packet_id)
         refusal = self._core.ingress.publish(self._publisher, request, acknowledge)
-        if refusal is None:
-            return
+        if refusal is not None:
+            self._publish_refused(publish, topic, refusal)
+
+    def _publish_refused(self, publish: Publish, topic: str, refusal: PublishRefusal) -> None:
+        """Tell the client of a refused PUBLISH as AWS does (PUBACK code, silence or close)."""
         reason = refusal.reason
         if reason is Reason.QOS_NOT_SUPPORTED:
             if self._level == 5:
