@@ -1419,7 +1419,10 @@ def publish_bytes(  # noqa: PLR0917 (the fields of a PUBLISH, no Publish value)
         first |= 0x08
     if protocol_level == 5:
         head += _properties(properties, _C_PUBLISH)
-    return b"".join((_BYTES[first], _varint(len(head) + len(payload)), head, payload))
+    length = len(head) + len(payload)
+    if length < 0x80:  # a one-byte Remaining Length (5 1.5.5), the common case
+        return b"".join((_BYTES[first], _BYTES[length], head, payload))
+    return b"".join((_BYTES[first], _varint(length), head, payload))
 
 
 def puback_bytes(packet_id: int) -> bytes:
