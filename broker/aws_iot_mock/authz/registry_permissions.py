@@ -48,7 +48,9 @@ _NO_CERTIFICATE = CertificateContext(
     MappingProxyType({}), MappingProxyType({}), MappingProxyType({})
 )
 # Decisions by (certificate ID, client ID, CONNECT attributes), then by (action, resource).
-_SharedDecisions = dict[tuple[str, str | None, frozenset[str]], dict[tuple[str, str], Decision]]
+_SharedDecisions = dict[
+    tuple[str, str | None, frozenset[str]], dict[tuple[str, str, str], Decision]
+]
 # A connection that acts as no thing: one shared (read-only) empty mapping.
 _NO_THING_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 
@@ -97,7 +99,7 @@ class ConnectionPermissions:
     status: str | None
     policies: tuple[NamedPolicy, ...]
     context: RequestContext
-    _cache: dict[tuple[str, str], Decision] | None = None
+    _cache: dict[tuple[str, str, str], Decision] | None = None
     # The authorizer's decisions by (certificate, client ID, CONNECT attributes), shared by the
     # connections with the same inputs; this connection's entry is looked up (or made) at its
     # first decision worth keeping, so an idle connection holds none.
@@ -109,7 +111,8 @@ class ConnectionPermissions:
         ``kind`` ``*`` stands for the resource ``*``: the actions AWS authorizes only on all
         resources (``iot:ListRetainedMessages``, ``iot:ListNamedShadowsForThing``).
         """
-        key = (action, f"{kind}/{name}")
+        # The three strings as they are: their hashes are cached, a joined one is new each call.
+        key = (action, kind, name)
         cache = self._decisions(create=False)
         decision = cache.get(key) if cache is not None else None
         if decision is None:
@@ -129,7 +132,7 @@ class ConnectionPermissions:
             cache[key] = decision
         return decision
 
-    def _decisions(self, *, create: bool) -> dict[tuple[str, str], Decision] | None:
+    def _decisions(self, *, create: bool) -> dict[tuple[str, str, str], Decision] | None:
         cache = self._cache
         if cache is not None:
             return cache
