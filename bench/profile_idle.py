@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import dataclasses
 import gc
 import json
+import os
 import resource
 import shutil
 import sys
@@ -28,7 +28,7 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-from bench.brokers import OURS_CONFIG, setup_pki
+from bench.brokers import in_process_config, setup_pki
 from bench.procs import open_descriptors, rss_kib
 
 __all__ = ["main"]
@@ -101,6 +101,17 @@ async def _worker(
             return child
 
 
+def _measure(pid: int, *, trace: bool) -> tuple[int, int, int, tracemalloc.Snapshot | None, int]:
+    """RSS (KiB), malloc's bytes in use, descriptors, and tracemalloc's snapshot and overhead."""
+    return (
+        rss_kib(pid),
+        _malloc_in_use(),
+        open_descriptors(pid),
+        tracemalloc.take_snapshot() if trace else None,
+        tracemalloc.get_tracemalloc_memory() if trace else 0,
+    )
+
+
 async def _settle() -> None:
     """Let the broker finish what the last handshakes queued, then collect garbage."""
     for _ in range(20):
@@ -109,21 +120,10 @@ async def _settle() -> None:
 
 
 async def _run(args: argparse.Namespace, workdir: Path) -> str:
-    from aws_iot_mock.config import load_config  # noqa: PLC0415
     from aws_iot_mock.server.app import Broker  # noqa: PLC0415
 
     pki = setup_pki(workdir, sys.executable)
-    state = workdir / "state"
-    shutil.copytree(pki.state_template, state)
-    base = load_config(OURS_CONFIG)
-    config = dataclasses.replace(
-        base,
-        certs_dir=pki.certs_dir,
-        state_dir=state,
-        listeners=tuple(
-            dataclasses.replace(listener, host="127.0.0.1", port=0) for listener in base.listeners
-        ),
-    )
+    config = in_process_config(pki, workdir)
     if args.trace:
         tracemalloc.start(args.frames)
     broker = Broker(config)
@@ -131,27 +131,15 @@ async def _run(args: argparse.Namespace, workdir: Path) -> str:
     port = broker.ports["mqtt"]
     tls = pki.tls
     pki_args = ["--ca", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key)]
-    pid = __import__("os").getpid()
+    pid = os.getpid()
     children = []
     try:
         children.append(await _worker(args, pki_args, port, "bench-profile-warm", args.warm_up))
         await _settle()
-        before = (
-            rss_kib(pid),
-            _malloc_in_use(),
-            open_descriptors(pid),
-            tracemalloc.take_snapshot() if args.trace else None,
-            tracemalloc.get_tracemalloc_memory() if args.trace else 0,
-        )
+        before = _measure(pid, trace=args.trace)
         children.append(await _worker(args, pki_args, port, "bench-profile-main", args.connections))
         await _settle()
-        after = (
-            rss_kib(pid),
-            _malloc_in_use(),
-            open_descriptors(pid),
-            tracemalloc.take_snapshot() if args.trace else None,
-            tracemalloc.get_tracemalloc_memory() if args.trace else 0,
-        )
+        after = _measure(pid, trace=args.trace)
     finally:
         for child in children:
             if child.stdin is not None:
