@@ -61,6 +61,12 @@ class DeadlineTimers:
             bucket.discard(handler)
             if not bucket:
                 del self._buckets[key]
+                if not self._buckets and self._timer is not None:
+                    # Nothing armed (the broker stopped, say): no loop timer left behind.
+                    self._timer.cancel()
+                    self._timer = None
+                    self._timer_key = None
+                    self._keys.clear()
 
     def _schedule(self, key: int) -> None:
         if self._timer is not None:
