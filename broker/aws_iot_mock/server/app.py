@@ -402,11 +402,12 @@ class Broker:
         # First: a second broker on this state directory stops here, before touching a store.
         self._state_lock = StateDirectoryLock.acquire(config.state_dir)
         self._accept_failures.install(loop)
-        self.certs.ensure_root_ca()
         self._registry = registry = CertificateRegistry.open(
             config.state_dir, region=config.region, account_id=config.account_id
         )
         self._domains = served_domains(config, registry.list_domain_configurations())
+        # Creates the root CA first if it is missing; certificates already checked at an
+        # earlier start are not parsed again (certs_dir: .checked.json).
         self.certs.ensure_server_certificates(self._domains.server_names)
         self._registered_cas = tuple(registry.active_ca_certificates_pem())
         log_successes = self.sink.level >= LogLevel.INFO
