@@ -1,4 +1,4 @@
-"""What ``serve`` imports before its first handshake: not cryptography, not yaml unless asked.
+"""What ``serve`` imports before its first handshake: not cryptography, not yaml once cached.
 
 Importing ``cryptography.x509`` took a third of the time from process start to the first
 accepted handshake. Everything ``serve`` does before then (the CLI, the server module, the
@@ -109,8 +109,15 @@ def test_certificates_changed_since_the_check_are_parsed_again(
     assert _run(certs, tmp_path / "state") == {"reissued": False, "imported": []}
 
 
-def test_yaml_is_imported_to_read_a_yaml_config_only(certs: CertsDirectory, tmp_path: Path) -> None:
+def test_a_yaml_config_is_parsed_once_then_read_from_the_cache(
+    certs: CertsDirectory, tmp_path: Path
+) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("region: eu-west-1\n")
+    state = tmp_path / "state"
 
-    assert _run(certs, tmp_path / "state", str(config)) == {"reissued": False, "imported": ["yaml"]}
+    assert _run(certs, state, str(config)) == {"reissued": False, "imported": ["yaml"]}
+    assert _run(certs, state, str(config)) == {"reissued": False, "imported": []}
+    # The twin: other text is parsed.
+    config.write_text("region: eu-west-2\n")
+    assert _run(certs, state, str(config)) == {"reissued": False, "imported": ["yaml"]}

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from aws_iot_mock.aws.limits import RETAINED_MESSAGES_MAX, USER_PROPERTIES_MAX_BYTES
+from aws_iot_mock.config_cache import cached_document, store_document
 from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
 
@@ -591,11 +592,29 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{source}: config file is not valid UTF-8 ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
+    # The document this text parsed to at an earlier run, if kept (see config_cache).
+    cached, data = cached_document(text)
+    if not cached:
+        data = _parse_yaml(text, source)
+        store_document(text, data)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of settings, got {_type_name(data)}"
+        )
+    return Config.from_mapping(data, source=source, base_dir=path.parent)
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    """Parse a config file's text.
+
+    Raises:
+        ConfigError: not valid YAML (the message gives the line), or a duplicate key.
+    """
     import yaml  # noqa: PLC0415 (see _strict_loader)
 
     try:
         # A yaml.SafeLoader (no arbitrary objects) that also rejects duplicate keys.
-        data = yaml.load(text, Loader=_strict_loader())
+        data: object = yaml.load(text, Loader=_strict_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -603,11 +622,7 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of settings, got {_type_name(data)}"
-        )
-    return Config.from_mapping(data, source=source, base_dir=path.parent)
+    return data
 
 
 @functools.cache
