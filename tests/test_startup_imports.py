@@ -1,10 +1,12 @@
-"""What ``serve`` imports before its first handshake: not cryptography, not yaml once cached.
+"""What ``serve`` imports before its first handshake: not cryptography, yaml or the registry.
 
 Importing ``cryptography.x509`` took a third of the time from process start to the first
-accepted handshake. Everything ``serve`` does before then (the CLI, the server module, the
-certs directory's check, opening the registry, its CA and certificate lookups, the TLS contexts)
-works from PEM files and SHA-256 digests. Each check runs in a fresh interpreter, so that the
-modules this test process imported do not hide an import.
+accepted handshake, and PyYAML and the registry package a tenth each. Everything ``serve`` does
+before then (the CLI, the server module, the certs directory's check, reading the config file,
+the registry's CA, domain and certificate lookups, the TLS contexts) works from PEM files,
+SHA-256 digests, a cached config document and a read-only view of the registry database. Each
+check runs in a fresh interpreter, so that the modules this test process imported do not hide an
+import.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from aws_iot_mock.certs_dir import CertsDirectory
+from aws_iot_mock.registry import CertificateRegistry
 from tests.serve_child import REPO_ROOT
 
 NAMES = ["localhost", "127.0.0.1", "::1"]
@@ -32,7 +35,7 @@ _PATH_TO_FIRST_HANDSHAKE = textwrap.dedent(
     import aws_iot_mock.server.app
     from aws_iot_mock.certs_dir import CertsDirectory
     from aws_iot_mock.config import load_config
-    from aws_iot_mock.registry import CertificateRegistry
+    from aws_iot_mock.server.registry_view import RegistryView
     from aws_iot_mock.tls.context import ServerCredentials, create_server_context
     from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, get_security_policy
 
@@ -41,10 +44,10 @@ _PATH_TO_FIRST_HANDSHAKE = textwrap.dedent(
         load_config(config_file)
     certs = CertsDirectory(certs_dir)
     reissued = certs.ensure_server_certificates(json.loads(sys.argv[4]))
-    with CertificateRegistry.open(state_dir, region="us-east-1", account_id="123456789012") as r:
-        r.list_domain_configurations()
-        cas = r.active_ca_certificates_pem()
-        r.get_certificate("0" * 64)
+    view = RegistryView.open(state_dir)
+    view.domain_configurations()
+    cas = view.active_ca_certificates_pem()
+    view.certificate_status("0" * 64)
     create_server_context(
         get_security_policy(DEFAULT_SECURITY_POLICY),
         8883,
@@ -57,7 +60,8 @@ _PATH_TO_FIRST_HANDSHAKE = textwrap.dedent(
         ),
         extra_client_cas=cas,
     )
-    imported = sorted({name.split(".")[0] for name in sys.modules} & {"cryptography", "yaml"})
+    heavy = {"cryptography", "yaml", "aws_iot_mock.registry"}
+    imported = sorted(name for name in heavy if name in sys.modules)
     print(json.dumps({"reissued": reissued, "imported": imported}))
     """
 )
@@ -88,6 +92,9 @@ def _run(certs: CertsDirectory, state_dir: Path, config_file: str = "") -> dict[
 def certs(tmp_path: Path) -> CertsDirectory:
     certs = CertsDirectory(tmp_path / "certs")
     certs.ensure_server_certificates(NAMES)  # the full check, recorded in .checked.json
+    # The registry database exists (serve reads it through server.registry_view until the
+    # registry package is loaded).
+    CertificateRegistry.open(tmp_path / "state", region="us-east-1", account_id="1" * 12).close()
     return certs
 
 

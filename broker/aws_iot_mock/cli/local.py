@@ -33,7 +33,6 @@ from aws_iot_mock.cli._common import (
     _open_registry,
 )
 from aws_iot_mock.config import LOG_LEVELS, Config
-from aws_iot_mock.registry import CertificateStatus
 
 if TYPE_CHECKING:
     from aws_iot_mock.cli._common import _Verbs
@@ -128,6 +127,7 @@ def ensure_demo_device(config: Config) -> tuple[Path, Path]:
     # Imported here: serve without --demo-device (or resources:) parses no certificate before
     # the first handshake, and must not wait for cryptography.
     from aws_iot_mock import pki  # noqa: PLC0415
+    from aws_iot_mock.registry import CertificateStatus  # noqa: PLC0415
     from aws_iot_mock.resources import (  # noqa: PLC0415
         ensure_policy,
         ensure_policy_attached,
