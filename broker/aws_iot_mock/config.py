@@ -14,7 +14,6 @@ setting with its default value and a comment.
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import importlib.util
 import ipaddress
@@ -1067,6 +1066,8 @@ def _read_policy(path: Path) -> str:
 
 def _suggestion(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``."""
+    import difflib  # noqa: PLC0415 (a suggestion for a mistake: not at every start)
+
     matches = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 

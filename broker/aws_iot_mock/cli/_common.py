@@ -7,7 +7,6 @@ syntaxes (JSON, shorthand, ``file://``).
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import re
@@ -93,6 +92,8 @@ class _Parser(argparse.ArgumentParser):
                 }
             )
             wrong = flags.group(1)
+        import difflib  # noqa: PLC0415 (a suggestion for a mistake: not at every start)
+
         close = difflib.get_close_matches(wrong, choices, n=1)
         return f"\n\nDid you mean {close[0]!r}?" if close else ""
 
