@@ -117,8 +117,9 @@ def test_certificates_changed_since_the_check_are_parsed_again(
 
 
 def test_a_yaml_config_is_parsed_once_then_read_from_the_cache(
-    certs: CertsDirectory, tmp_path: Path
+    certs: CertsDirectory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # empty: a first parse
     config = tmp_path / "config.yaml"
     config.write_text("region: eu-west-1\n")
     state = tmp_path / "state"
