@@ -457,3 +457,25 @@ def test_index_matches_reference(
             got.extend((s, f"$share/{group}/{topic_filter}", v) for s, v in members)
         assert len(got) == len(set(got))
         assert set(got) == expected
+
+
+def test_a_device_topic_that_matches_nothing_is_remembered_until_someone_subscribes() -> None:
+    index: SubscriptionIndex[int] = SubscriptionIndex()
+    index.add("other", "elsewhere/#", 0)
+    first = index.match("dt/telemetry")
+    assert first.direct == [] and first.shared == []
+    assert index.match("dt/telemetry") is first  # remembered, not walked again
+    index.add("app", "dt/+", 1)
+    assert index.match("dt/telemetry").direct == [("app", "dt/+", 1)]
+
+
+def test_an_event_topic_that_matches_nothing_is_not_remembered() -> None:
+    index: SubscriptionIndex[int] = SubscriptionIndex()
+    index.add("other", "elsewhere/#", 0)
+    for client in range(100):
+        assert index.match(f"$aws/events/presence/connected/c{client}").direct == []
+    assert len(index._cache) == 0
+    index.add("watcher", "$aws/events/presence/connected/+", 1)
+    assert index.match("$aws/events/presence/connected/c7").direct == [
+        ("watcher", "$aws/events/presence/connected/+", 1)
+    ]

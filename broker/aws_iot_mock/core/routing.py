@@ -53,7 +53,7 @@ from aws_iot_mock.mqtt.codec import (
     with_packet_id,
 )
 from aws_iot_mock.mqtt.message import Message
-from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_wildcard, parse_shared
+from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_event_topic, is_wildcard, parse_shared
 
 __all__ = [
     "DEFAULT_SESSION_QUEUE_MAX",
@@ -732,9 +732,12 @@ class Router:
                 client_id, options = chosen
                 if client_id not in targets:
                     targets[client_id] = (min(message.qos, options.qos), False)
-        # A topic nobody gets is not remembered: finding that again is cheap, and the topics
-        # nobody subscribes to (a lifecycle event's, one per client ID) would each hold an entry.
-        if cacheable and targets and len(targets) <= _PLAN_ENTRIES:
+        # An event topic nobody gets is not remembered: one per client ID (is_event_topic).
+        if (
+            cacheable
+            and (targets or not is_event_topic(message.topic))
+            and len(targets) <= _PLAN_ENTRIES
+        ):
             if self._plan_entries + len(targets) > _PLAN_ENTRIES or len(self._plans) >= _PLANS:
                 self._plans.clear()
                 self._plan_entries = 0

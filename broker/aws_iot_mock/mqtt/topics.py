@@ -33,12 +33,14 @@ from typing import Any, Final, Generic, TypeVar, cast
 from aws_iot_mock.aws.limits import SHARE_NAME_MAX_CHARS, TOPIC_MAX_BYTES, TOPIC_MAX_SLASHES
 
 __all__ = [
+    "EVENT_TOPIC_PREFIX",
     "MATCH_CACHE_ENTRIES",
     "MATCH_CACHE_TOPICS",
     "Match",
     "SharedFilter",
     "SubscriptionIndex",
     "TopicError",
+    "is_event_topic",
     "is_wildcard",
     "parse_shared",
     "topic_matches",
@@ -272,6 +274,22 @@ class Match(Generic[T]):
     shared: list[tuple[str, str, list[tuple[str, T]]]] = field(default_factory=list)
 
 
+# The prefix of the topics AWS IoT publishes lifecycle and other events on, one topic per client
+# ID and event: https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html
+EVENT_TOPIC_PREFIX: Final = "$aws/events/"
+
+
+def is_event_topic(topic: str) -> bool:
+    """Whether ``topic`` is an event topic (``$aws/events/...``): not worth remembering a miss for.
+
+    Caches keyed by topic name (the subscription index's matches, the rules engine's routes,
+    the router's targets) remember that a topic reaches nobody, since a device publishes to the
+    same topics over and over; an event topic names one client and is published once per
+    event, so remembering its misses would grow with the number of clients for no gain.
+    """
+    return topic.startswith(EVENT_TOPIC_PREFIX)
+
+
 # What ``SubscriptionIndex.match`` returns when nothing matches (shared: callers never change it).
 _NO_MATCH: Final[Match[Any]] = Match([], [])
 
@@ -482,9 +500,13 @@ class SubscriptionIndex(Generic[T]):
         match = self._walk(topic)
         entries = len(match.direct) + sum(len(members) for _, _, members in match.shared)
         if not entries:
-            # Not remembered: an empty walk is cheap, and the topics nobody subscribes to (a
-            # lifecycle event's, one per client ID) would each hold an entry and their name.
-            return cast(Match[T], _NO_MATCH)
+            if is_event_topic(topic):
+                # Not remembered: a lifecycle event's topic is one per client ID and published
+                # once per event; each would hold an entry and its name for nothing.
+                return cast("Match[T]", _NO_MATCH)
+            # A device's topic that reaches nobody (telemetry read by rules only) is published
+            # over and over: remembered like any other, as the one shared empty match.
+            match = cast("Match[T]", _NO_MATCH)
         if entries <= MATCH_CACHE_ENTRIES:
             if (
                 len(self._cache) >= MATCH_CACHE_TOPICS

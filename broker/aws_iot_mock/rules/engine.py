@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aws_iot_mock.logs.cloudwatch import EventType, LogLevel, Reason, rule_record
-from aws_iot_mock.mqtt.topics import SubscriptionIndex
+from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_event_topic
 from aws_iot_mock.rules.actions import (
     ActionFailure,
     ActionInput,
@@ -153,9 +153,8 @@ def route(rule_set: RuleSet, topic: str, *, basic_ingest_checks_from: bool = Tru
     found = routes.get(key)
     if found is None:
         found = _route(rule_set, topic, basic_ingest_checks_from)
-        if found is _NOTHING:
-            # Not remembered: cheap to find again, and the topics no rule reads (a lifecycle
-            # event's, one per client ID) would each hold an entry.
+        if found is _NOTHING and is_event_topic(topic):
+            # Not remembered: a lifecycle event's topic is one per client ID (is_event_topic).
             return found
         if len(routes) >= _ROUTES_CACHED:
             routes.clear()
