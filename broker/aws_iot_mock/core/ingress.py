@@ -40,9 +40,10 @@ from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     EventType,
     Reason,
+    SuccessLog,
     event_failure,
-    event_success,
     storage_reason,
+    success_logger,
 )
 from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties
 from aws_iot_mock.mqtt.message import Message
@@ -120,6 +121,7 @@ class PublishIngress:
         router: the sessions and subscriptions.
         services: the built-in services, by request topic.
         emit: writes an AWSIotLogsV2 record.
+        log_success: writes the ``Publish-In`` success record; by default through ``emit``.
         log_successes: whether INFO records are built at all (False below level INFO).
         clock: wall-clock epoch seconds (message timestamps and expiry deadlines).
     """
@@ -130,6 +132,7 @@ class PublishIngress:
         services: ServiceTable,
         *,
         emit: Emit,
+        log_success: SuccessLog | None = None,
         log_successes: bool,
         clock: Callable[[], float] = time.time,
         user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES,
@@ -140,6 +143,7 @@ class PublishIngress:
         self._router = router
         self._services = services
         self._emit = emit
+        self._log_success = log_success or success_logger(emit)
         self.log_successes = log_successes
         self._clock = clock
         self._topic_verdicts: dict[tuple[str, bool], _TopicVerdict] = {}
@@ -168,14 +172,12 @@ class PublishIngress:
             return self._refused(publisher, request, refusal)
 
         def log_success() -> None:
-            self._emit(
-                event_success(
-                    EventType.PUBLISH_IN,
-                    publisher.facts,
-                    topic_name=request.topic,
-                    retain=request.retain,
-                    trace_id=request.trace_id,
-                )
+            self._log_success(
+                EventType.PUBLISH_IN,
+                publisher.facts,
+                request.topic,
+                request.retain,
+                request.trace_id,
             )
 
         message = build_message(request, publisher.client_id, self._clock())

@@ -889,7 +889,7 @@ class MqttConnection:
         self._session.receive_check = self._receive_check(permissions)
 
     def _log_delivery(self, message: Message) -> None:
-        self._core.emit(event_success(EventType.PUBLISH_OUT, self._facts, topic_name=message.topic))
+        self._core.log_success(EventType.PUBLISH_OUT, self._facts, message.topic, False, None)
 
     def _on_publish(self, publish: Publish) -> None:
         topic = self._resolve_alias(publish)

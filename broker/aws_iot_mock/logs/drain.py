@@ -74,7 +74,9 @@ class Drain(Generic[T]):
         self._batch_bytes = batch_bytes
         self._retry = retry
         self._stderr = stderr
-        self._items: deque[tuple[T, int]] = deque()
+        # The items alone (no per-item size tuple): a whole-queue batch needs no sizes, a partial
+        # one asks ``size`` again.
+        self._items: deque[T] = deque()
         self._bytes = 0
         self._dropped = 0
         self._dropped_total = 0
@@ -111,7 +113,7 @@ class Drain(Generic[T]):
                 self._dropped += 1
                 self._dropped_total += 1
                 return
-            self._items.append((item, size))
+            self._items.append(item)
             self._bytes += size
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -215,14 +217,15 @@ class Drain(Generic[T]):
         if len(self._items) <= self._batch_items and self._bytes <= self._batch_bytes:
             # Everything fits (always, for a stream): no per-item loop while holding the GIL
             # and the lock the event loop's ``put`` needs.
-            batch = [item for item, _ in self._items]
+            batch = list(self._items)
             self._items.clear()
             self._bytes = 0
             return batch
         batch = []
         taken = 0
         while self._items and len(batch) < self._batch_items:
-            item, size = self._items[0]
+            item = self._items[0]
+            size = self._size(item)
             if batch and taken + size > self._batch_bytes:
                 break
             self._items.popleft()
@@ -250,7 +253,8 @@ class Drain(Generic[T]):
             if dropped:
                 # Past the bound on purpose: the report is what says the bound was hit.
                 report = self._drop_report(dropped)
-                self._items.append((report, self._size(report)))
+                self._items.append(report)
+                self._bytes += self._size(report)
         if dropped:
             self._notice(
                 f"{dropped} log record(s) were dropped at {self.name}: it did not keep up (a "
