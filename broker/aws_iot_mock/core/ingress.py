@@ -110,6 +110,10 @@ class PublishRefusal:
     details: str
 
 
+# Read once: an Enum member's attribute access costs as much as a dict build (Python 3.11), and
+# Publish-In is logged for every message at INFO.
+_PUBLISH_IN = EventType.PUBLISH_IN
+
 # (refusal or None, whether subscribers get it)
 _TopicVerdict = tuple[PublishRefusal | None, bool]
 
@@ -173,7 +177,7 @@ class PublishIngress:
 
         def log_success() -> None:
             self._log_success(
-                EventType.PUBLISH_IN,
+                _PUBLISH_IN,
                 publisher.facts,
                 request.topic,
                 request.retain,
