@@ -682,6 +682,7 @@ _SUCCESS_TEMPLATES_MAX = 4096
 # topic -> (the topic as written, capped; ``,"topicName":<its JSON>``): a connection publishes
 # and receives on a few topics, escaped once each. Bounded: emptied when full.
 _TOPIC_PARTS: dict[str, tuple[str, str]] = {}
+_TOPIC_JSON: dict[str, str] = {}  # the same JSON alone, for ``success_line``
 _TOPIC_PARTS_MAX = 4096
 
 
@@ -717,7 +718,9 @@ def _new_topic_part(topic_name: str) -> tuple[str, str]:
     topic = capped(topic_name, CLIENT_TEXT_MAX)
     if len(_TOPIC_PARTS) >= _TOPIC_PARTS_MAX:
         _TOPIC_PARTS.clear()
+        _TOPIC_JSON.clear()
     part = _TOPIC_PARTS[topic_name] = (topic, f',"topicName":{encode_basestring(topic)}')
+    _TOPIC_JSON[topic_name] = part[1]
     return part
 
 
@@ -902,26 +905,36 @@ def success_line(
     cached = _SUCCESS_TEMPLATES.get((id(facts), event_type._value_))  # a str hashes in C
     if cached is None or cached[0] is not facts:
         cached = _new_success_template(facts, event_type)
-    # now_timestamp
-    millis = int(time.time() * 1000)
-    last = _last_stamp
-    stamp = last[1] if millis == last[0] else _stamp_of(millis)
-    # new_trace_id (ours is plain ASCII; a caller's is escaped)
+    # now_timestamp, and the line's text up to the trace ID, reused within a millisecond
+    millis = time.time_ns() // 1_000_000
+    last = _last_head
+    head = last[1] if millis == last[0] else _head_of(millis)
+    # new_trace_id: ours is plain ASCII, after our prefix in ``head``; a caller's, escaped,
+    # takes the place of the prefix and its opening quote (its closing quote comes below).
     if trace_id:
-        trace_json = encode_basestring(trace_id)
+        head = f"{head[: -len(_TRACE_PREFIX) - 1]}{encode_basestring(trace_id)[:-1]}"
+        trace = ""
     else:
-        count = (next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK
-        trace_json = f'"{_TRACE_PREFIX}{count.to_bytes(6).hex()}"'
+        trace = ((next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK).to_bytes(6).hex()
     # _topic_part
     if topic_name is None:
         topic_json = ""
     else:
-        part = _TOPIC_PARTS.get(topic_name)
-        topic_json = (part or _new_topic_part(topic_name))[1]
-    return (
-        f'{{"timestamp":"{stamp}","logLevel":"INFO","traceId":{trace_json},'
-        f"{cached[2]}{topic_json}{_RETAIN_JSON if retain else ''}}}\n"
-    )
+        topic_json = _TOPIC_JSON.get(topic_name) or _new_topic_part(topic_name)[1]
+    return f'{head}{trace}",{cached[2]}{topic_json}{_RETAIN_JSON if retain else ""}}}\n'
+
+
+# (epoch milliseconds, ``{"timestamp":"<then>","logLevel":"INFO","traceId":"<our prefix>``).
+_last_head: tuple[int, str] = (-1, "")
+
+
+def _head_of(millis: int) -> str:
+    global _last_head  # noqa: PLW0603 - a one-entry cache; a tuple swap is atomic
+    last = _last_stamp
+    stamp = last[1] if millis == last[0] else _stamp_of(millis)
+    head = f'{{"timestamp":"{stamp}","logLevel":"INFO","traceId":"{_TRACE_PREFIX}'
+    _last_head = (millis, head)
+    return head
 
 
 SuccessLog = Callable[[EventType, ConnectionFacts, str | None, bool, str | None], None]
