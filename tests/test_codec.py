@@ -7,6 +7,7 @@ MQTT 5.0 (https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import random
 from typing import Any
@@ -1197,3 +1198,59 @@ def test_valid_streams_survive_any_chunking(
         got += reader.read_packets(stream[start:stop])
     assert got[1:] == packets
     assert reader.buffered == 0
+
+
+@pytest.mark.parametrize("level", [4, 5])
+@pytest.mark.parametrize(
+    "packet",
+    [
+        Publish("a/b", b"payload"),
+        Publish("a/b", b"", qos=1, packet_id=7, retain=True),
+        Publish("t", b"x" * 300, qos=1, packet_id=65535, dup=True),
+        Publish(
+            "t/\u00e9",
+            b"{}",
+            properties=Properties(
+                content_type="application/json",
+                response_topic="r/t",
+                correlation_data=b"\x00\x01",
+                user_properties=(("k", "v"), ("k", "w")),
+                message_expiry_interval=30,
+                payload_format_indicator=1,
+            ),
+        ),
+    ],
+)
+def test_publish_bytes_encodes_what_encode_encodes(packet: Publish, level: int) -> None:
+    fields = (packet.topic, packet.payload, packet.qos, packet.retain, packet.dup)
+    encoded = codec.publish_bytes(*fields, packet.packet_id, packet.properties, level)
+    assert encoded == encode(packet, level)
+    assert PacketReader(protocol_level=level).read_packets(encoded) == [
+        packet if level == 5 else dataclasses.replace(packet, properties=EMPTY_PROPERTIES)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("qos", "packet_id", "message"),
+    [(1, None, "packet_id"), (1, 0, "packet_id"), (3, 1, "QoS 3"), (-1, 1, "QoS -1")],
+)
+def test_publish_bytes_refuses_what_encode_refuses(
+    qos: int, packet_id: int | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        codec.publish_bytes("t", b"", qos, False, False, packet_id, EMPTY_PROPERTIES, 4)
+
+
+@pytest.mark.parametrize("packet_id", [1, 2, 0x1234, 0xFFFF])
+@pytest.mark.parametrize("level", [4, 5])
+def test_puback_bytes_is_the_success_puback_at_both_levels(packet_id: int, level: int) -> None:
+    assert codec.puback_bytes(packet_id) == encode(Puback(packet_id), level)
+    assert PacketReader(protocol_level=level).read_packets(codec.puback_bytes(packet_id)) == [
+        Puback(packet_id)
+    ]
+
+
+@pytest.mark.parametrize("packet_id", [0, -1, 0x10000])
+def test_puback_bytes_refuses_an_identifier_outside_1_to_65535(packet_id: int) -> None:
+    with pytest.raises(ValueError, match="packet_id"):
+        codec.puback_bytes(packet_id)

@@ -453,3 +453,81 @@ def test_oversized_delivery_is_dropped_for_a_small_client_maximum(core: Router) 
     core.publish(msg("t", b"small", qos=1))
     assert [p.payload for p in outlet.publishes()] == [b"small"]
     assert len(session.inflight) == 1
+
+
+# -- the router's memory of each topic's targets ------------------------------------------
+
+
+def test_targets_follow_subscribe_and_unsubscribe_after_the_topic_was_routed(
+    core: Router,
+) -> None:
+    first, first_out, _ = connect(core, "first")
+    subscribe(core, first, "t/1", qos=0)
+    core.publish(msg("t/1"))
+    second, second_out, _ = connect(core, "second")
+    subscribe(core, second, "t/+", qos=1)
+    core.publish(msg("t/1", qos=1))
+    assert [p.qos for p in first_out.publishes()] == [0, 0]
+    assert [p.qos for p in second_out.publishes()] == [1]
+    core.unsubscribe(first, ["t/1"])
+    core.publish(msg("t/1", qos=1))
+    assert first_out.publishes() == []
+    assert len(second_out.publishes()) == 1
+
+
+def test_targets_differ_by_qos_and_retain_of_the_same_topic(core: Router) -> None:
+    session, outlet, _ = connect(core, "s", level=5)
+    subscribe(core, session, "t", qos=1, retain_as_published=True)
+    core.publish(msg("t", qos=0))
+    core.publish(msg("t", qos=1, retain=True))
+    core.publish(msg("t", qos=1))
+    assert [(p.qos, p.retain) for p in outlet.publishes()] == [(0, False), (1, True), (1, False)]
+
+
+def test_no_local_targets_depend_on_the_sender_every_time(core: Router) -> None:
+    session, outlet, _ = connect(core, "me", level=5)
+    subscribe(core, session, "chat", no_local=True)
+    for sender in ("you", "me", "you", "me"):
+        core.publish(msg("chat", sender=sender))
+    assert len(outlet.publishes()) == 2
+
+
+def test_shared_groups_choose_a_member_per_message_on_a_repeated_topic(core: Router) -> None:
+    outlets = []
+    for name in ("w1", "w2"):
+        session, outlet, _ = connect(core, name)
+        subscribe(core, session, "$share/g/jobs")
+        outlets.append(outlet)
+    for _ in range(40):
+        core.publish(msg("jobs"))
+    counts = [len(outlet.publishes()) for outlet in outlets]
+    assert sum(counts) == 40
+    assert all(counts)  # 40 random picks from 2 members: both chosen (1 in 2**39 to fail)
+
+
+def test_a_disconnected_target_is_skipped_then_reached_again(core: Router) -> None:
+    session, outlet, _ = connect(core, "s", clean=False, expiry=3600)
+    subscribe(core, session, "t", qos=1)
+    core.publish(msg("t", qos=0))
+    assert [p.qos for p in outlet.publishes()] == [0]
+    core.detach(session, send_will=False)
+    core.publish(msg("t", qos=0))  # QoS 0 is not kept for an offline session
+    core.publish(msg("t", qos=1))  # QoS 1 is
+    session, outlet, present = connect(core, "s", clean=False, expiry=3600)
+    assert present
+    assert [p.qos for p in outlet.publishes()] == [1]
+    core.publish(msg("t", qos=0))
+    assert [p.qos for p in outlet.publishes()] == [0]
+
+
+def test_a_qos1_fan_out_carries_each_session_s_own_packet_identifier(core: Router) -> None:
+    outlets = []
+    for index, name in enumerate(("a", "b", "c")):
+        session, outlet, _ = connect(core, name, level=4 + (index == 1))
+        subscribe(core, session, "t", qos=1)
+        for _ in range(index):  # each session's next identifier is different
+            session.allocate_packet_id()
+        outlets.append(outlet)
+    core.publish(msg("t", b"payload", qos=1))
+    ids = [[(p.packet_id, p.payload, p.dup) for p in o.publishes()] for o in outlets]
+    assert ids == [[(1, b"payload", False)], [(2, b"payload", False)], [(3, b"payload", False)]]

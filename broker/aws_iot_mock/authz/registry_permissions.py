@@ -87,7 +87,7 @@ class ConnectionPermissions:
     status: str | None
     policies: tuple[NamedPolicy, ...]
     context: RequestContext
-    _cache: dict[tuple[str, str], Decision] = field(default_factory=dict)
+    _cache: dict[tuple[str, str, str], Decision] = field(default_factory=dict)
 
     def check(self, action: str, kind: str, name: str) -> Decision:
         """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``.
@@ -95,7 +95,8 @@ class ConnectionPermissions:
         ``kind`` ``*`` stands for the resource ``*``: the actions AWS authorizes only on all
         resources (``iot:ListRetainedMessages``, ``iot:ListNamedShadowsForThing``).
         """
-        key = (action, f"{kind}/{name}")
+        # The three strings as they are: their hashes are cached, a joined one is new each call.
+        key = (action, kind, name)
         decision = self._cache.get(key)
         if decision is None:
             context = self.context
@@ -136,7 +137,9 @@ class Authorizer:
         # Decisions shared by every connection with the same certificate, client ID and CONNECT
         # attributes (the inputs of the request context), so a reconnecting device does not
         # evaluate its policies again. Cleared with the snapshots.
-        self._decisions: dict[tuple[str, str, frozenset[str]], dict[tuple[str, str], Decision]] = {}
+        self._decisions: dict[
+            tuple[str, str, frozenset[str]], dict[tuple[str, str, str], Decision]
+        ] = {}
         self._snapshot_generation = self._generation
 
     def permissions_for(

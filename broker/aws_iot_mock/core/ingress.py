@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from aws_iot_mock.aws.limits import (
     PAYLOAD_MAX_BYTES,
@@ -36,6 +37,7 @@ from aws_iot_mock.core.permissions import PUBLISH, RETAIN_PUBLISH, Permissions
 from aws_iot_mock.core.routing import Router
 from aws_iot_mock.core.services import ServiceRequest, ServiceTable
 from aws_iot_mock.errors import StorageError
+from aws_iot_mock.frozen_values import fast_factory
 from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     EventType,
@@ -46,10 +48,10 @@ from aws_iot_mock.logs.cloudwatch import (
     success_logger,
 )
 from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties
-from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.mqtt.message import Message, new_message
 from aws_iot_mock.mqtt.topics import validate_topic_name
 
-__all__ = ["PublishIngress", "PublishRefusal", "PublishRequest", "Publisher"]
+__all__ = ["PublishIngress", "PublishRefusal", "PublishRequest", "Publisher", "new_publish_request"]
 
 # Verdicts on topic names are pure functions of (topic, retain); devices publish to a handful of
 # topics again and again. Bounded: a publisher cycling through many topics starts the cache over.
@@ -100,6 +102,11 @@ class PublishRequest:
     retain: bool = False
     properties: Properties = EMPTY_PROPERTIES
     trace_id: str | None = None
+
+
+# ``PublishRequest(...)`` at a fraction of the frozen ``__init__``'s cost, for the doors' hot
+# paths (see ``aws_iot_mock.frozen_values``).
+new_publish_request: Final = fast_factory(PublishRequest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +182,23 @@ class PublishIngress:
         if refusal is not None:
             return self._refused(publisher, request, refusal)
 
-        def log_success() -> None:
-            self._log_success(
-                _PUBLISH_IN,
-                publisher.facts,
-                request.topic,
-                request.retain,
-                request.trace_id,
-            )
+        log_success: Callable[[], None] | None = None
+        if self.log_successes:
+
+            def log_success() -> None:
+                self._log_success(
+                    _PUBLISH_IN,
+                    publisher.facts,
+                    request.topic,
+                    request.retain,
+                    request.trace_id,
+                )
 
         message = build_message(request, publisher.client_id, self._clock())
         if routed:
             try:
                 # Publish-In is logged once the message is stored, before any Publish-Out.
-                self._router.publish(message, on_stored=log_success if self.log_successes else None)
+                self._router.publish(message, on_stored=log_success)
             except StorageError as error:
                 # Not stored, so not acknowledged: the publisher learns it from its door.
                 return self._refused(
@@ -200,7 +210,7 @@ class PublishIngress:
                     ),
                 )
         else:
-            if self.log_successes:
+            if log_success is not None:
                 log_success()
             self._router.observe(message)
         if acknowledge is not None:
@@ -255,7 +265,8 @@ class PublishIngress:
                     f"{self._user_properties_max_bytes} bytes per message",
                 )
                 return refusal, False
-        verdict, routed = self.topic_verdict(topic, request.retain)
+        known = self._topic_verdicts.get((topic, request.retain))  # topic_verdict's cache
+        verdict, routed = known if known is not None else self.topic_verdict(topic, request.retain)
         if verdict is not None:
             return verdict, False
         permissions = publisher.permissions
@@ -326,7 +337,7 @@ def build_message(request: PublishRequest, sender: str | None, now: float) -> Me
     """
     properties = request.properties
     if properties is EMPTY_PROPERTIES:  # every MQTT 3.1.1 publish: nothing to copy
-        return Message(
+        return new_message(
             request.topic,
             request.payload,
             request.qos,
@@ -346,7 +357,7 @@ def build_message(request: PublishRequest, sender: str | None, now: float) -> Me
         correlation_data=properties.correlation_data,
         user_properties=properties.user_properties,
     )
-    return Message(
+    return new_message(
         topic=request.topic,
         payload=request.payload,
         qos=request.qos,

@@ -47,7 +47,13 @@ from aws_iot_mock.aws.limits import (
     effective_keep_alive,
     grant_session_expiry,
 )
-from aws_iot_mock.core.ingress import Publisher, PublishRequest, build_message
+from aws_iot_mock.core.ingress import (
+    Publisher,
+    PublishRefusal,
+    PublishRequest,
+    build_message,
+    new_publish_request,
+)
 from aws_iot_mock.core.permissions import (
     CONNECT,
     PUBLISH,
@@ -91,6 +97,7 @@ from aws_iot_mock.mqtt.codec import (
     UnsupportedProtocolVersion,
     Will,
     encode,
+    puback_bytes,
 )
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.mqtt.topics import validate_topic_filter
@@ -225,9 +232,7 @@ class MqttConnection:
         "_in_call",
         "_keep_alive",
         "_last_activity",
-        "_level",
         "_lifecycle",
-        "_maximum_packet_size",
         "_out",
         "_out_bytes",
         "_permissions",
@@ -248,6 +253,8 @@ class MqttConnection:
         "close_request",
         "connected_at",
         "door",
+        "maximum_packet_size",
+        "protocol_level",
         "read_paused_until",
     )
 
@@ -269,7 +276,9 @@ class MqttConnection:
         self._facts = facts
         self._wake = wake
         self._reader = PacketReader(max_packet_size=MAX_INBOUND_PACKET)
-        self._level = 4
+        # Outlet attributes the router reads per delivery (plain slots, not properties):
+        # 4 (MQTT 3.1.1) or 5, and the client's MQTT 5 Maximum Packet Size or None.
+        self.protocol_level = 4
         self._session: Session | None = None
         self._client_id: str | None = None
         self._out: list[bytes] = []
@@ -284,7 +293,7 @@ class MqttConnection:
         self._last_activity = now
         self._connect_deadline: float | None = now + core.settings.connect_timeout
         self._receive_maximum = INFLIGHT_MAX
-        self._maximum_packet_size: int | None = None
+        self.maximum_packet_size: int | None = None
         self._aliases: dict[int, str] = {}
         self._permissions: Permissions | None = None
         self._publisher = Publisher(facts, None)
@@ -387,10 +396,15 @@ class MqttConnection:
             packets, error = list(exc.packets), exc
         self._in_call = True
         try:
+            on_publish = self._on_publish
             for packet in packets:
                 if self.close_request is not None:
                     break
-                self._handle(packet)
+                # PUBLISH, the commonest packet, straight to its handler once connected.
+                if type(packet) is Publish and self._session is not None:
+                    on_publish(packet)
+                else:
+                    self._handle(packet)
             if error is not None and self.close_request is None:
                 self._fail(error)
         finally:
@@ -513,19 +527,9 @@ class MqttConnection:
     # -- Outlet (called by the router) -----------------------------------------------------
 
     @property
-    def protocol_level(self) -> int:
-        """4 (MQTT 3.1.1) or 5."""
-        return self._level
-
-    @property
     def receive_maximum(self) -> int:
         """How many QoS 1 messages may be in flight to this client."""
         return self._receive_maximum
-
-    @property
-    def maximum_packet_size(self) -> int | None:
-        """The client's Maximum Packet Size (MQTT 5), or None."""
-        return self._maximum_packet_size
 
     @property
     def can_send(self) -> bool:
@@ -579,7 +583,7 @@ class MqttConnection:
         elif isinstance(packet, Puback):
             self._router.acknowledge(self._session, packet.packet_id)
         elif isinstance(packet, Pingreq):
-            self.send(encode(Pingresp(), self._level))
+            self.send(encode(Pingresp(), self.protocol_level))
         elif isinstance(packet, Subscribe):
             self._on_subscribe(packet)
         elif isinstance(packet, Unsubscribe):
@@ -622,7 +626,7 @@ class MqttConnection:
                 "AWS IoT speaks MQTT 3.1.1 (level 4) and MQTT 5",
             )
             return
-        self._level = level
+        self.protocol_level = level
         v5 = level == 5
         if v5 and connect.properties.authentication_method is not None:
             # AWS IoT supports no AUTH (enhanced authentication); MQTT-4.12.0-1: a server that
@@ -676,7 +680,7 @@ class MqttConnection:
         if v5:
             requested_expiry = properties.session_expiry_interval or 0
             self._receive_maximum = min(properties.receive_maximum or 65535, INFLIGHT_MAX)
-            self._maximum_packet_size = properties.maximum_packet_size
+            self.maximum_packet_size = properties.maximum_packet_size
         else:
             # MQTT 3.1.1 clean_session=0: AWS keeps the session for the account's expiry
             # (1 hour by default).
@@ -819,7 +823,7 @@ class MqttConnection:
             return True
         details = f"Authorization Failure: {denial.details}"
         # AWS: MQTT 3 gets no CONNACK (the connection just closes), MQTT 5 gets 0x87.
-        if self._level == 5:
+        if self.protocol_level == 5:
             self.send(encode(Connack(False, _V5_NOT_AUTHORIZED), 5))
         elif self._core.settings.connack_on_deny:
             self.send(encode(Connack(False, _V3_NOT_AUTHORIZED), 4))
@@ -895,22 +899,28 @@ class MqttConnection:
         self._core.log_success(_PUBLISH_OUT, self._facts, message.topic, False, None)
 
     def _on_publish(self, publish: Publish) -> None:
-        topic = self._resolve_alias(publish)
-        if topic is None:
+        topic = publish.topic
+        if self.protocol_level == 5 and publish.properties.topic_alias is not None:
+            aliased = self._resolve_alias(publish)
+            if aliased is None:
+                return
+            topic = aliased
+        if self._publishes is not None and self._over_publish_quota(publish, topic):
             return
-        if self._over_publish_quota(publish, topic):
-            return
-        request = PublishRequest(
+        request = new_publish_request(
             topic, publish.payload, publish.qos, publish.retain, publish.properties
         )
         packet_id = publish.packet_id if publish.qos == 1 else None
         acknowledge = None if packet_id is None else partial(self._acknowledge, packet_id)
         refusal = self._core.ingress.publish(self._publisher, request, acknowledge)
-        if refusal is None:
-            return
+        if refusal is not None:
+            self._publish_refused(publish, topic, refusal)
+
+    def _publish_refused(self, publish: Publish, topic: str, refusal: PublishRefusal) -> None:
+        """Tell the client of a refused PUBLISH as AWS does (PUBACK code, silence or close)."""
         reason = refusal.reason
         if reason is Reason.QOS_NOT_SUPPORTED:
-            if self._level == 5:
+            if self.protocol_level == 5:
                 # MQTT 5 3.3.1.2: QoS above the CONNACK's Maximum QoS is a DISCONNECT 0x9B
                 # (which AWS lists); MQTT 3.1.1 gets AWS's observed silence.
                 self._close(
@@ -918,7 +928,7 @@ class MqttConnection:
                 )
             return  # AWS: "the message broker doesn't send a PUBACK"
         code = _V5_PUBACK_CODES.get(reason)
-        if self._level == 5 and code is not None:
+        if self.protocol_level == 5 and code is not None:
             if publish.qos == 1 and publish.packet_id is not None:
                 self.send(encode(Puback(publish.packet_id, code), 5))
             return
@@ -953,18 +963,18 @@ class MqttConnection:
                 "excess is discarded for the rest of the second",
                 topic,
             )
-        if self._level == 5 and publish.qos == 1 and publish.packet_id is not None:
+        if self.protocol_level == 5 and publish.qos == 1 and publish.packet_id is not None:
             self.send(encode(Puback(publish.packet_id, _V5_QUOTA_EXCEEDED), 5))
         return True
 
     def _acknowledge(self, packet_id: int) -> None:
-        self.send(encode(Puback(packet_id), self._level))
+        self.send(puback_bytes(packet_id))
 
     def _resolve_alias(self, publish: Publish) -> str | None:
         """The PUBLISH's topic, with an MQTT 5 topic alias applied; None after a refusal."""
         topic = publish.topic
         alias = publish.properties.topic_alias
-        if self._level != 5 or alias is None:
+        if self.protocol_level != 5 or alias is None:
             return topic
         if not 1 <= alias <= TOPIC_ALIAS_MAX:
             self._close(
@@ -1003,7 +1013,7 @@ class MqttConnection:
                         topic_filter,
                     )
             return
-        v5 = self._level == 5
+        v5 = self.protocol_level == 5
         if self._core.settings.aws_quotas and len(subscribe.subscriptions) > FILTERS_PER_SUBSCRIBE:
             self._emit_failure(
                 EventType.SUBSCRIBE,
@@ -1015,7 +1025,8 @@ class MqttConnection:
             refused = (_V5_QUOTA_EXCEEDED if v5 else _V3_SUBACK_FAILURE,)
             self.send(
                 encode(
-                    Suback(subscribe.packet_id, refused * len(subscribe.subscriptions)), self._level
+                    Suback(subscribe.packet_id, refused * len(subscribe.subscriptions)),
+                    self.protocol_level,
                 )
             )
             return
@@ -1063,7 +1074,7 @@ class MqttConnection:
                 )
         granted = iter(result.reason_codes)
         final = [code if code is not None else next(granted) for code in codes]
-        self.send(encode(Suback(subscribe.packet_id, tuple(final)), self._level))
+        self.send(encode(Suback(subscribe.packet_id, tuple(final)), self.protocol_level))
         granted_filters = [
             topic_filter
             for (topic_filter, _), code in zip(subscribe.subscriptions, final, strict=True)
@@ -1088,8 +1099,8 @@ class MqttConnection:
         self._router.unsubscribe(self._session, unsubscribe.topic_filters)
         # AWS's UNSUBACK codes are 0x00, 0x80, 0x8F and 0x91 (mqtt.html): no 0x11 (No
         # subscription existed), so an unknown filter is acknowledged with 0x00.
-        reason_codes = (0x00,) * len(unsubscribe.topic_filters) if self._level == 5 else ()
-        self.send(encode(Unsuback(unsubscribe.packet_id, reason_codes), self._level))
+        reason_codes = (0x00,) * len(unsubscribe.topic_filters) if self.protocol_level == 5 else ()
+        self.send(encode(Unsuback(unsubscribe.packet_id, reason_codes), self.protocol_level))
         filters = list(unsubscribe.topic_filters)
         if self._core.ingress.log_successes:
             for topic_filter in filters:
@@ -1104,7 +1115,7 @@ class MqttConnection:
     def _on_disconnect(self, disconnect: Disconnect) -> None:
         assert self._session is not None
         expiry = disconnect.properties.session_expiry_interval
-        if self._level == 5 and expiry is not None:
+        if self.protocol_level == 5 and expiry is not None:
             if self._session.expiry_interval == 0 and expiry > 0:
                 # MQTT 5 3.14.2.2.2: 0 at CONNECT cannot become non-zero at DISCONNECT.
                 self._protocol_error("Session Expiry Interval changed from 0 at DISCONNECT")
@@ -1145,7 +1156,7 @@ class MqttConnection:
         """Close from the server side: MQTT 5 DISCONNECT first, one log line, then the close."""
         if self.close_request is not None or self._closed:
             return
-        if self._level == 5 and closing.code is not None and self._client_id is not None:
+        if self.protocol_level == 5 and closing.code is not None and self._client_id is not None:
             self.send(encode(Disconnect(closing.code), 5))
         self._disconnect_reason = closing.disconnect_reason
         self._log_disconnect(
@@ -1184,9 +1195,9 @@ class MqttConnection:
         self, reason: Reason, details: str, v3_code: int | None, v5_code: int
     ) -> None:
         """Refuse a CONNECT: CONNACK with the version's code (if it has one), log, close."""
-        code = v5_code if self._level == 5 else v3_code
+        code = v5_code if self.protocol_level == 5 else v3_code
         if code is not None:
-            self.send(encode(Connack(False, code), self._level))
+            self.send(encode(Connack(False, code), self.protocol_level))
         self._refuse_connect(reason, details)
 
     def _emit_failure(

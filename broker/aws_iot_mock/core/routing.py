@@ -48,9 +48,8 @@ from aws_iot_mock.errors import StorageError
 from aws_iot_mock.mqtt.codec import (
     EMPTY_PROPERTIES,
     Properties,
-    Publish,
     SubscriptionOptions,
-    encode,
+    publish_bytes,
     with_packet_id,
 )
 from aws_iot_mock.mqtt.message import Message
@@ -81,6 +80,15 @@ QUEUE_PAGE = 256
 # Acknowledged rows whose deletion failed, kept to retry; past this the oldest are forgotten (a
 # forgotten row is delivered once more after a restart: QoS 1 is at least once).
 _UNREMOVED_MAX = 100_000
+
+# What one publish encoded: (level, QoS, RETAIN) -> (the PUBLISH, its packet identifier).
+_EncodedCache = dict[tuple[int, int, bool], tuple[bytes, int | None]]
+
+# Bounds of the router's memory of each topic's targets (_targets): messages published to a
+# topic again and again skip the per-subscription work. A publisher cycling through many topics
+# starts it over.
+_PLANS = 4096
+_PLAN_ENTRIES = 65_536
 
 _RETRIED = "written once a second until the database accepts it"
 # Told (StorageError, what was not written) on the first storage failure of an episode.
@@ -271,6 +279,11 @@ class Router:
         self.drop_report = drop_report
         self.sessions: dict[str, Session] = {}
         self.index: SubscriptionIndex[SubscriptionOptions] = SubscriptionIndex()
+        # (topic, QoS, RETAIN) -> the targets of such a message (see _targets), valid while
+        # the index's generation is _plans_generation.
+        self._plans: dict[tuple[str, int, bool], dict[str, tuple[int, bool]]] = {}
+        self._plan_entries = 0
+        self._plans_generation = -1
         self.retained: dict[str, Message] = {m.topic: m for m in store.load_retained()}
         self._wills: dict[str, _PendingWill] = {}
         # Called with every message routed (tests and the pytest plugin record them here).
@@ -640,7 +653,7 @@ class Router:
             on_stored()
         for observer in self.observers:
             observer(message)
-        cache: dict[tuple[int, int, bool], bytes] = {}
+        cache: _EncodedCache = {}
         for session, pending in deliveries:
             self._enqueue(session, pending, cache)
         return len(deliveries)
@@ -662,14 +675,29 @@ class Router:
         """Client ID -> (delivered QoS, RETAIN flag) for every session that gets ``message``.
 
         A client with several matching filters gets one copy at the highest QoS (MQTT 5
-        3.3.4 allows either); each shared group contributes one member.
+        3.3.4 allows either); each shared group contributes one member. The caller must not
+        change the result: without shared groups or No Local subscriptions it depends only
+        on the topic, QoS and RETAIN flag, and is remembered until the subscriptions change
+        (bounded by ``_PLAN_ENTRIES`` targets in all).
         """
-        match = self.index.match(message.topic)
+        index = self.index
+        if index.generation != self._plans_generation:
+            self._plans.clear()
+            self._plan_entries = 0
+            self._plans_generation = index.generation
+        key = (message.topic, message.qos, message.retain)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        match = index.match(message.topic)
         targets: dict[str, tuple[int, bool]] = {}
         sender = message.sender
+        cacheable = not match.shared
         for client_id, _topic_filter, options in match.direct:
-            if options.no_local and client_id == sender:
-                continue
+            if options.no_local:
+                cacheable = False
+                if client_id == sender:
+                    continue
             qos = min(message.qos, options.qos)
             keep_retain = options.retain_as_published and message.retain
             previous = targets.get(client_id)
@@ -682,6 +710,12 @@ class Router:
                 client_id, options = chosen
                 if client_id not in targets:
                     targets[client_id] = (min(message.qos, options.qos), False)
+        if cacheable and len(targets) <= _PLAN_ENTRIES:
+            if self._plan_entries + len(targets) > _PLAN_ENTRIES or len(self._plans) >= _PLANS:
+                self._plans.clear()
+                self._plan_entries = 0
+            self._plans[key] = targets
+            self._plan_entries += len(targets) + 1
         return targets
 
     def _choose_member(
@@ -717,9 +751,7 @@ class Router:
                 self._report(error, f"a retained message for client {session.client_id!r}")
         self._enqueue(session, pending, {})
 
-    def _enqueue(
-        self, session: Session, pending: _Pending, cache: dict[tuple[int, int, bool], bytes]
-    ) -> None:
+    def _enqueue(self, session: Session, pending: _Pending, cache: _EncodedCache) -> None:
         outlet = session.outlet
         if session.backlog_after is not None and pending.row_id is not None:
             # Stored, behind stored rows not yet read: it streams in after them, in order.
@@ -848,31 +880,37 @@ class Router:
         outlet: Outlet,
         pending: _Pending,
         packet_id: int | None,
-        cache: dict[tuple[int, int, bool], bytes] | None = None,
+        cache: _EncodedCache | None = None,
     ) -> None:
-        """Encode (once per level, QoS and RETAIN for a fan-out) and send."""
+        """Encode (once per level, QoS and RETAIN for a fan-out) and send.
+
+        ``cache`` holds what one publish encoded, with the packet identifier it carries: the
+        first target's PUBLISH is encoded with its own identifier, the others get it stamped.
+        """
         message = pending.message
         level = outlet.protocol_level
         key = (level, pending.qos, pending.retain)
-        encoded = None if cache is None or pending.dup else cache.get(key)
-        if encoded is None:
+        cached = None if cache is None or pending.dup else cache.get(key)
+        if cached is None:
             properties = EMPTY_PROPERTIES
             if level == 5:
                 properties = _outbound_properties(message, self.clock())
-            packet = Publish(
-                topic=message.topic,
-                payload=message.payload,
-                qos=pending.qos,
-                retain=pending.retain,
-                dup=pending.dup,
-                packet_id=1 if pending.qos else None,
-                properties=properties,
+            encoded = publish_bytes(
+                message.topic,
+                message.payload,
+                pending.qos,
+                pending.retain,
+                pending.dup,
+                packet_id,
+                properties,
+                level,
             )
-            encoded = encode(packet, level)
             if cache is not None and not pending.dup:
-                cache[key] = encoded
-        if packet_id is not None:
-            encoded = with_packet_id(encoded, packet_id, dup=pending.dup)
+                cache[key] = (encoded, packet_id)
+        else:
+            encoded, encoded_id = cached
+            if packet_id is not None and packet_id != encoded_id:
+                encoded = with_packet_id(encoded, packet_id)
         limit = outlet.maximum_packet_size
         if limit is not None and len(encoded) > limit:
             # MQTT 5 3.1.2.25: the server must not send a packet larger than the client's

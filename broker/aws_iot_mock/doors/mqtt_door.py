@@ -6,8 +6,9 @@ pure ``MqttConnection``, writes what it answers, closes the channel when it asks
 timer (CONNECT deadline, then keep-alive), and passes the transport's back-pressure on.
 
 Writes are coalesced: a handler woken by the core (a message routed from another connection)
-flushes once at the end of the event-loop iteration (``FlushScheduler``), so a fan-out of N
-messages to one subscriber costs one TLS write, not N. No task is created per message.
+flushes once after the read that woke it, or at the end of the event-loop iteration when
+something else woke it (``FlushScheduler``), so N messages from one read to one subscriber cost
+one TLS write, not N. No task is created per message.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class FlushScheduler:
         if not self._dirty:
             asyncio.get_running_loop().call_soon(self._run)
         self._dirty.append(handler)
+
+    def flush_now(self) -> None:
+        """Flush every handler marked so far, now (the scheduled run then finds less to do)."""
+        if self._dirty:
+            self._run()
 
     def _run(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -101,9 +107,15 @@ class MqttDoorHandler:
     # -- DoorHandler -----------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        """Feed the connection, then write its answers at once."""
+        """Feed the connection; write what it routed to others, then its own answers, at once.
+
+        Deliveries first, as Mosquitto does: a subscriber's copy does not wait behind the
+        publisher's PUBACK (a write each), nor for the end of the event-loop iteration. One
+        read of many PUBLISH packets is still one write per woken subscriber.
+        """
         connection = self.connection
         connection.receive_data(data)
+        self._scheduler.flush_now()
         self.flush()
         if connection.read_paused_until is not None and self._throttle is None:
             # AWS's 512 KiB/s: read no more until the connection's second is over.

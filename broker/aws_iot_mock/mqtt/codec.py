@@ -15,7 +15,7 @@ Performance notes: the hot paths (``PacketReader.read_packets`` and ``encode`` o
 acknowledgements) index and slice ``bytes`` directly and never loop per byte; decoded topic
 names are memoised (``_TOPIC_CACHE``); the commonest packet (QoS 0 PUBLISH with a known topic)
 is parsed inline in ``read_packets``; and the frozen packet values are built through
-``_mutable_twin`` / ``_fast_factory``, since a frozen dataclass ``__init__`` pays one
+``aws_iot_mock.frozen_values``, since a frozen dataclass ``__init__`` pays one
 ``object.__setattr__`` per field, more than parsing the packet costs.
 """
 
@@ -24,8 +24,10 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
-from typing import Any, Final, TypeAlias, TypeVar, cast
+from dataclasses import dataclass, fields
+from typing import Any, Final, TypeAlias
+
+from aws_iot_mock.frozen_values import fast_factory, mutable_twin, new_object, set_class
 
 __all__ = [
     "EMPTY_PROPERTIES",
@@ -59,6 +61,8 @@ __all__ = [
     "encode",
     "encode_publish",
     "packet_id_offset",
+    "puback_bytes",
+    "publish_bytes",
     "with_packet_id",
 ]
 
@@ -398,63 +402,17 @@ Packet: TypeAlias = (
     | Auth
 )
 
-_T = TypeVar("_T")
-# The setter of ``obj.__class__`` (object_set_class), called directly: cheaper than
-# ``object.__setattr__(obj, "__class__", cls)``, which also looks the name up.
-_set_class: Final[Callable[[object, type], None]] = cast(Any, object.__dict__["__class__"]).__set__
-
-
-def _mutable_twin(cls: type) -> type:
-    """Return a plain (mutable) slots class with exactly the ``__slots__`` of ``cls``.
-
-    A frozen dataclass ``__init__`` calls ``object.__setattr__`` once per field, which costs
-    more than parsing a small PUBLISH. Instead, the parsers allocate the twin with
-    ``object.__new__``, store the fields with plain attribute assignment, and retype the
-    instance with one ``__class__`` assignment (``_set_class``): identical ``__slots__``
-    mean an identical memory layout, which is what ``__class__`` assignment requires. The
-    result is an ordinary, immutable ``cls`` instance, equal to one built by ``cls(...)``.
-    """
-    slots = cast(Any, cls).__slots__
-    return type(f"_Mutable{cls.__name__}", (), {"__slots__": slots})
-
-
-def _fast_factory(cls: type[_T]) -> Callable[..., _T]:
-    """Return a constructor for the frozen slots dataclass ``cls``, fast like ``_mutable_twin``.
-
-    The twin here is a generated (non-frozen) slots dataclass, so the constructor keeps the
-    signature of ``cls`` (positional order, keywords, defaults). Used off the hottest paths,
-    which inline ``_mutable_twin`` instead.
-    """
-    specs: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-        (f.name, Any) if f.default is MISSING else (f.name, Any, field(default=f.default))
-        for f in fields(cast(Any, cls))
-    ]
-    twin = make_dataclass(
-        f"_Mutable{cls.__name__}", specs, slots=True, eq=False, repr=False, match_args=False
-    )
-    if cast(Any, twin).__slots__ != cast(Any, cls).__slots__:  # pragma: no cover - layout guard
-        raise TypeError(f"{cls.__name__}: twin layout differs")
-
-    def build(*args: Any, **kwargs: Any) -> _T:
-        obj = twin(*args, **kwargs)
-        _set_class(obj, cls)
-        return cast(_T, obj)
-
-    return build
-
-
-_new_object: Final[Callable[[type], Any]] = object.__new__
-_new_properties: Final = _fast_factory(Properties)
-_new_connect: Final = _fast_factory(Connect)
-_new_will: Final = _fast_factory(Will)
-_new_subscribe: Final = _fast_factory(Subscribe)
-_new_suback: Final = _fast_factory(Suback)
-_PUBLISH_TWIN: Final = _mutable_twin(Publish)
+_new_properties: Final = fast_factory(Properties)
+_new_connect: Final = fast_factory(Connect)
+_new_will: Final = fast_factory(Will)
+_new_subscribe: Final = fast_factory(Subscribe)
+_new_suback: Final = fast_factory(Suback)
+_PUBLISH_TWIN: Final = mutable_twin(Publish)
 _ACK_CLASSES: Final[dict[int, tuple[type, type]]] = {
-    PacketType.PUBACK: (_mutable_twin(Puback), Puback),
-    PacketType.PUBREC: (_mutable_twin(Pubrec), Pubrec),
-    PacketType.PUBREL: (_mutable_twin(Pubrel), Pubrel),
-    PacketType.PUBCOMP: (_mutable_twin(Pubcomp), Pubcomp),
+    PacketType.PUBACK: (mutable_twin(Puback), Puback),
+    PacketType.PUBREC: (mutable_twin(Pubrec), Pubrec),
+    PacketType.PUBREL: (mutable_twin(Pubrel), Pubrel),
+    PacketType.PUBCOMP: (mutable_twin(Pubcomp), Pubcomp),
 }
 _PINGREQ: Final = Pingreq()
 _PINGRESP: Final = Pingresp()
@@ -833,7 +791,7 @@ def _parse_publish(data: bytes, first: int, p: int, end: int, v5: bool) -> Publi
         properties = EMPTY_PROPERTIES
         if not topic:  # 3.1.1 4.7.3 [MQTT-4.7.3-1]
             raise ProtocolError("PUBLISH topic is empty")
-    obj = _new_object(_PUBLISH_TWIN)  # see _mutable_twin
+    obj = new_object(_PUBLISH_TWIN)  # see frozen_values.mutable_twin
     obj.topic = topic
     obj.payload = data[q:end]
     obj.qos = qos
@@ -841,7 +799,7 @@ def _parse_publish(data: bytes, first: int, p: int, end: int, v5: bool) -> Publi
     obj.dup = first & 0x08 != 0
     obj.packet_id = packet_id
     obj.properties = properties
-    _set_class(obj, Publish)
+    set_class(obj, Publish)
     publish: Publish = obj
     return publish
 
@@ -890,11 +848,11 @@ def _parse_ack(data: bytes, first: int, p: int, end: int, v5: bool) -> Packet:
             if q != end:
                 raise MalformedPacket(f"bytes after the end of the {PacketType(ptype).name}")
     twin, cls = _ACK_CLASSES[ptype]
-    obj = _new_object(twin)  # see _mutable_twin
+    obj = new_object(twin)  # see frozen_values.mutable_twin
     obj.packet_id = packet_id
     obj.reason_code = code
     obj.properties = properties
-    _set_class(obj, cls)
+    set_class(obj, cls)
     ack: Packet = obj
     return ack
 
@@ -1254,7 +1212,7 @@ class PacketReader:
                     q = start + 2 + ((data[start] << 8) | data[start + 1])
                     topic = _TOPIC_CACHE.get(data[start + 2 : q])
                     if topic and q <= end and (not v5 or (q < end and not data[q])):
-                        obj = _new_object(_PUBLISH_TWIN)
+                        obj = new_object(_PUBLISH_TWIN)
                         obj.topic = topic
                         obj.payload = data[q + v5 : end]  # v5: skip the Property Length 0
                         obj.qos = 0
@@ -1262,7 +1220,7 @@ class PacketReader:
                         obj.dup = False
                         obj.packet_id = None
                         obj.properties = EMPTY_PROPERTIES
-                        _set_class(obj, Publish)
+                        set_class(obj, Publish)
                         append(obj)
                         continue
                 if ptype == 3:  # PUBLISH
@@ -1416,28 +1374,70 @@ def encode_publish(packet: Publish, protocol_level: int) -> bytes:
     Raises:
         ValueError: QoS not 0..2, ``packet_id`` missing/0 with QoS > 0, or a field too large.
     """
-    qos = packet.qos
-    topic = packet.topic.encode()
-    first = 0x30 | (qos << 1)
-    if packet.retain:
-        first |= 0x01
-    if packet.dup:
-        first |= 0x08
+    return publish_bytes(
+        packet.topic,
+        packet.payload,
+        packet.qos,
+        packet.retain,
+        packet.dup,
+        packet.packet_id,
+        packet.properties,
+        protocol_level,
+    )
+
+
+def publish_bytes(  # noqa: PLR0917 (the fields of a PUBLISH, no Publish value)
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    dup: bool,
+    packet_id: int | None,
+    properties: Properties,
+    protocol_level: int,
+) -> bytes:
+    """Encode a PUBLISH from its fields: ``encode_publish`` without a ``Publish`` value.
+
+    The router's delivery path calls this once per delivered message.
+
+    Raises:
+        ValueError: as ``encode_publish``; ``protocol_level`` is 4 or 5 (not checked here).
+    """
+    encoded_topic = topic.encode()
     if qos:
-        if qos > 2:
+        if not 0 < qos <= 2:
             raise ValueError(f"PUBLISH QoS {qos}")
-        packet_id = packet.packet_id
         if not packet_id:
             raise ValueError("PUBLISH with QoS > 0 needs a non-zero packet_id")
-        head = _pack_u16(len(topic)) + topic + _pack_u16(packet_id)
-    elif qos < 0:
-        raise ValueError(f"PUBLISH QoS {qos}")
+        head = _pack_u16(len(encoded_topic)) + encoded_topic + _pack_u16(packet_id)
     else:
-        head = _pack_u16(len(topic)) + topic
+        head = _pack_u16(len(encoded_topic)) + encoded_topic
+    first = 0x30 | (qos << 1)
+    if retain:
+        first |= 0x01
+    if dup:
+        first |= 0x08
     if protocol_level == 5:
-        head += _properties(packet.properties, _C_PUBLISH)
-    payload = packet.payload
-    return b"".join((_BYTES[first], _varint(len(head) + len(payload)), head, payload))
+        head += _properties(properties, _C_PUBLISH)
+    length = len(head) + len(payload)
+    if length < 0x80:  # a one-byte Remaining Length (5 1.5.5), the common case
+        return b"".join((_BYTES[first], _BYTES[length], head, payload))
+    return b"".join((_BYTES[first], _varint(length), head, payload))
+
+
+def puback_bytes(packet_id: int) -> bytes:
+    """Encode a success PUBACK: the same 4 bytes at levels 4 and 5.
+
+    MQTT 5 3.4.2.1: "The Reason Code and Property Length can be omitted if the Reason Code is
+    0x00 (Success) and there are no Properties", which is what ``encode(Puback(packet_id))``
+    writes at level 5 too.
+
+    Raises:
+        ValueError: ``packet_id`` is not 1..65535.
+    """
+    if not 0 < packet_id <= 0xFFFF:
+        raise ValueError(f"packet_id {packet_id} is not 1..65535")
+    return b"\x40\x02" + _pack_u16(packet_id)
 
 
 def _encode_ack(packet: Puback | Pubrec | Pubrel | Pubcomp, level: int, first: int) -> bytes:

@@ -352,9 +352,12 @@ class SubscriptionIndex(Generic[T]):
     Not thread-safe; meant for one event loop.
     """
 
-    __slots__ = ("_by_subscriber", "_cache", "_cached_entries", "_count", "_root")
+    __slots__ = ("_by_subscriber", "_cache", "_cached_entries", "_count", "_root", "generation")
 
     def __init__(self) -> None:
+        # Changes whenever the subscriptions may have: what callers derive from matches is
+        # valid while it stays the same.
+        self.generation = 0
         self._root: _Node[T] = _Node("")
         self._by_subscriber: dict[str, dict[str, T]] = {}
         self._count = 0
@@ -381,6 +384,7 @@ class SubscriptionIndex(Generic[T]):
         if error is not None:
             raise ValueError(error.reason)
         self._forget_matches()
+        self.generation += 1
         shared = parse_shared(topic_filter)
         path = shared.topic_filter if shared is not None else topic_filter
         node = root = self._root
@@ -413,6 +417,7 @@ class SubscriptionIndex(Generic[T]):
             del self._by_subscriber[subscriber]
         self._count -= 1
         self._forget_matches()
+        self.generation += 1
         shared = parse_shared(topic_filter)
         path = shared.topic_filter if shared is not None else topic_filter
         trail: list[tuple[_Node[T], str]] = []  # (parent, level) down to the filter's node
