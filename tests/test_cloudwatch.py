@@ -229,7 +229,7 @@ def test_success_record_line_is_json_dumps_of_the_record(
 
 def _stamped_alike(line: str) -> dict[str, object]:
     """A line's record with the parts that differ from call to call (time, our trace ID) fixed."""
-    record = json.loads(line)
+    record: dict[str, object] = json.loads(line)
     record["timestamp"] = "-"
     if str(record["traceId"]).count("-") == 4:  # ours, a UUID
         record["traceId"] = "-"
