@@ -35,10 +35,10 @@ from aws_iot_mock.logs.cloudwatch import (
     LogLevel,
     Reason,
     broker_record,
-    event_success,
     record_level,
     record_line,
     success_line,
+    success_logger,
 )
 from aws_iot_mock.logs.drain import Drain, OutputClosed
 
@@ -124,6 +124,7 @@ class LogSink:
         # written (0: nothing is) and each output's ``put``.
         self._threshold = 0
         self._puts: tuple[Callable[[str], None], ...] = ()
+        self._emit_record = success_logger(self.emit)  # emit_success, when listeners want it
         self._arm()
 
     @property
@@ -230,11 +231,7 @@ class LogSink:
         The record is built only for listeners; with none, its line is all there is to write.
         """
         if self._listeners:
-            self.emit(
-                event_success(
-                    event_type, facts, topic_name=topic_name, retain=retain, trace_id=trace_id
-                )
-            )
+            self._emit_record(event_type, facts, topic_name, retain, trace_id)
             return
         threshold = self._threshold
         recent = self._recent
