@@ -167,6 +167,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("transport", transports)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hermetic: the parsed-config cache (aws_iot_mock.config_cache) of this process and of its
+    serve children lives in the session's temporary directory, never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return make_config(tmp_path)

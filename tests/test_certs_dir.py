@@ -231,6 +231,55 @@ def test_server_certificates_refuse_empty_names(certs: CertsDirectory) -> None:
         certs.ensure_server_certificates([], now=NOW)
 
 
+def test_a_full_check_is_recorded_and_trusted_while_the_files_are_unchanged(
+    certs: CertsDirectory,
+) -> None:
+    certs.ensure_server_certificates(NAMES, now=NOW)
+    checked = certs.path / ".checked.json"
+    record = json.loads(checked.read_text())
+
+    # Renewal is due 30 days before the server certificates (825 days) expire.
+    assert datetime.fromisoformat(record["renew_at"]) == NOW + timedelta(days=825 - 30)
+    assert _mode(checked) == 0o600
+    checked.unlink()
+    # The files are checked again (kept: they are current), and the verdict recorded again.
+    assert certs.ensure_server_certificates(NAMES, now=NOW) is False
+    assert json.loads(checked.read_text()) == record
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"digest": "0" * 64, "renew_at": (NOW + timedelta(days=700)).isoformat()},
+        {"digest": None, "renew_at": (NOW + timedelta(days=700)).isoformat()},
+        {"renew_at": (NOW + timedelta(days=700)).isoformat()},
+        "garbage",
+    ],
+)
+def test_a_record_that_does_not_vouch_for_the_files_is_not_trusted(
+    certs: CertsDirectory, record: object
+) -> None:
+    # A CA key that no longer matches its certificate is refused even if the record is stale.
+    certs.ensure_server_certificates(NAMES, now=NOW)
+    write_private_key(certs.root_ca_key_path, pki.create_root_ca(now=NOW).private_key_pem)
+    (certs.path / ".checked.json").write_text(json.dumps(record))
+
+    with pytest.raises(CertificateError, match="does not match"):
+        certs.ensure_server_certificates(NAMES, now=NOW)
+
+
+def test_a_record_is_not_trusted_past_its_renewal_time(certs: CertsDirectory) -> None:
+    certs.ensure_server_certificates(NAMES, now=NOW)
+    checked = certs.path / ".checked.json"
+    record = json.loads(checked.read_text())
+    record["renew_at"] = NOW.isoformat()  # says renewal is due now
+    checked.write_text(json.dumps(record))
+
+    # The full check finds the certificates current (renewal due in 795 days) and records that.
+    assert certs.ensure_server_certificates(NAMES, now=NOW) is False
+    assert json.loads(checked.read_text())["renew_at"] != NOW.isoformat()
+
+
 # --- file helpers -----------------------------------------------------------------------------
 
 

@@ -1254,3 +1254,13 @@ def test_puback_bytes_is_the_success_puback_at_both_levels(packet_id: int, level
 def test_puback_bytes_refuses_an_identifier_outside_1_to_65535(packet_id: int) -> None:
     with pytest.raises(ValueError, match="packet_id"):
         codec.puback_bytes(packet_id)
+
+
+def test_publish_bytes_stays_right_past_its_topic_memory() -> None:
+    topics = [f"t/{index}" for index in range(codec._TOPIC_CACHE_SIZE + 10)] + ["l/" + "x" * 300]
+    for topic in topics + topics[:5]:
+        encoded = codec.publish_bytes(topic, b"p", 1, False, False, 9, EMPTY_PROPERTIES, 4)
+        decoded = PacketReader(protocol_level=4).read_packets(encoded)
+        assert decoded == [Publish(topic, b"p", qos=1, packet_id=9)]
+    assert len(codec._TOPIC_FIELDS) <= codec._TOPIC_CACHE_SIZE
+    assert "l/" + "x" * 300 not in codec._TOPIC_FIELDS

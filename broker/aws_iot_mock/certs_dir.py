@@ -12,6 +12,10 @@ Layout (all files in one directory, created 0700):
   ("Server authentication", https://docs.aws.amazon.com/iot/latest/developerguide/server-authentication.html).
 * ``server-names.json``: the names the server certificates were issued for, so a changed
   configuration re-issues them.
+* ``.checked.json``: the digest of the CA and server files the last full check accepted, and
+  when the server certificates are due for renewal. While the files still have that digest the
+  check's verdict stands, and ``serve`` starts without parsing a certificate (``cryptography``
+  is not even imported: a tenth of a second before the first device can connect).
 * ``.lock``: an empty file for the advisory lock that serializes creation across processes.
 
 Every file is written atomically (temporary file in the same directory, then ``os.replace``), so
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -29,11 +34,14 @@ import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-
-from aws_iot_mock import pki
 from aws_iot_mock.errors import CertificateError
+from aws_iot_mock.hosts import normalize_server_names, server_name_set
+
+if TYPE_CHECKING:
+    # Imported where certificates are parsed or issued: see ``.checked.json`` above.
+    from aws_iot_mock import pki
 
 __all__ = ["CertsDirectory", "private_directory", "write_private_key", "write_public_file"]
 
@@ -43,6 +51,8 @@ _DIR_MODE = 0o700
 # Re-issue server certificates this long before they expire, so a long-running install never
 # serves an expired certificate after a restart.
 _RENEW_BEFORE = timedelta(days=30)
+# The record of the last full check of the CA and server files (see the module docstring).
+_CHECKED_FILE = ".checked.json"
 
 
 def private_directory(directory: Path) -> None:
@@ -200,6 +210,9 @@ class CertsDirectory:
             names: host names and IP literals the server answers to.
             now: the current time (timezone-aware); defaults to the system clock.
 
+        The verdict of a full check is recorded in ``.checked.json`` (see the module docstring):
+        while the files keep the digest it records and renewal is not due, it stands.
+
         Returns:
             True if the certificates were (re)issued, False if the existing ones were kept.
 
@@ -207,25 +220,36 @@ class CertsDirectory:
             CertificateError: ``names`` is invalid, or the root CA files are inconsistent.
             OSError: the files cannot be written.
         """
-        wanted = pki.normalize_server_names(names)
+        wanted = normalize_server_names(names)
         with self._locked():
-            ca = self._ensure_root_ca_locked(now)
             moment = now if now is not None else datetime.now(UTC)
-            if self._server_certificates_current(ca, wanted, moment):
+            if self._recorded_names_match(wanted) and self._checked_still_valid(moment):
+                return False
+            from aws_iot_mock import pki  # noqa: PLC0415 (see .checked.json in the docstring)
+
+            checked_digest = self._file_digest()
+            ca = self._ensure_root_ca_locked(now)
+            renew_at = self._server_certificates_renew_at(ca, wanted, moment)
+            if renew_at is not None:
+                self._record_check(renew_at, checked_digest)
                 return False
             pairs = (
                 (pki.KeyType.RSA, self.server_rsa_cert_path, self.server_rsa_key_path),
                 (pki.KeyType.ECDSA, self.server_ecdsa_cert_path, self.server_ecdsa_key_path),
             )
+            renew_times = []
             for key_type, cert_path, key_path in pairs:
                 issued = pki.issue_server_certificate(ca, wanted, key_type, now=now)
                 assert issued.private_key_pem is not None  # always generated for servers
                 # Key before certificate: a reader that sees the new certificate finds its key.
                 write_private_key(key_path, issued.private_key_pem)
                 write_public_file(cert_path, issued.certificate_pem)
+                certificate = pki.load_certificate(issued.certificate_pem)
+                renew_times.append(certificate.not_valid_after_utc - _RENEW_BEFORE)
             # Written last: it records a completed issue, so a crash above re-issues next time.
             names_json = json.dumps({"names": list(wanted)}, indent=2) + "\n"
             write_public_file(self.server_names_path, names_json.encode())
+            self._record_check(min(renew_times), self._file_digest())
             return True
 
     def _ensure_root_ca_locked(self, now: datetime | None) -> pki.CertificateAuthority:
@@ -233,6 +257,8 @@ class CertsDirectory:
         cert_exists = self.root_ca_path.exists()
         key_exists = self.root_ca_key_path.exists()
         if cert_exists and key_exists:
+            from aws_iot_mock import pki  # noqa: PLC0415 (see .checked.json in the docstring)
+
             return pki.CertificateAuthority.from_pem(
                 self.root_ca_path.read_bytes(), self.root_ca_key_path.read_bytes()
             )
@@ -243,16 +269,16 @@ class CertsDirectory:
                 f"{missing} is missing but {present} exists; restore it, or delete {present} to "
                 "create a new root CA (devices must then trust the new root-ca.pem)"
             )
+        from aws_iot_mock import pki  # noqa: PLC0415 (see .checked.json in the docstring)
+
         ca = pki.create_root_ca(now=now)
         # Key first: root-ca.pem existing is what marks the CA as complete.
         write_private_key(self.root_ca_key_path, ca.private_key_pem)
         write_public_file(self.root_ca_path, ca.certificate_pem)
         return ca
 
-    def _server_certificates_current(
-        self, ca: pki.CertificateAuthority, wanted: Sequence[str], now: datetime
-    ) -> bool:
-        """Whether the server files exist, match ``wanted`` and ``ca``, and are not expiring."""
+    def _recorded_names_match(self, wanted: Sequence[str]) -> bool:
+        """Whether ``server-names.json`` records the same name set as ``wanted``."""
         try:
             recorded = json.loads(self.server_names_path.read_text(encoding="utf-8"))
             recorded_names = recorded["names"]
@@ -260,18 +286,78 @@ class CertsDirectory:
                 isinstance(name, str) for name in recorded_names
             ):
                 return False
-            if pki.server_name_set(recorded_names) != pki.server_name_set(wanted):
-                return False
-            return all(
-                _server_pair_valid(ca, cert_path.read_bytes(), key_path.read_bytes(), now)
+            return server_name_set(recorded_names) == server_name_set(wanted)
+        except (OSError, ValueError, KeyError, TypeError, CertificateError):
+            # Missing or corrupt files are not errors here: they are the reason to re-issue.
+            return False
+
+    def _server_certificates_renew_at(
+        self, ca: pki.CertificateAuthority, wanted: Sequence[str], now: datetime
+    ) -> datetime | None:
+        """When the server files are due for renewal, if they are current; else None.
+
+        Current: they exist, match ``wanted`` and ``ca``, and are not expiring (due after ``now``).
+        """
+        if not self._recorded_names_match(wanted):
+            return None
+        try:
+            renew_times = [
+                _server_pair_renew_at(ca, cert_path.read_bytes(), key_path.read_bytes())
                 for cert_path, key_path in (
                     (self.server_rsa_cert_path, self.server_rsa_key_path),
                     (self.server_ecdsa_cert_path, self.server_ecdsa_key_path),
                 )
-            )
-        except (OSError, ValueError, KeyError, TypeError, CertificateError):
+            ]
+        except (OSError, ValueError, TypeError, CertificateError):
             # Missing or corrupt files are not errors here: they are the reason to re-issue.
+            return None
+        if any(renew_at is None or renew_at <= now for renew_at in renew_times):
+            return None
+        return min(renew_at for renew_at in renew_times if renew_at is not None)
+
+    def _file_digest(self) -> str | None:
+        """SHA-256 over the CA and server files' names and contents; None if one is unreadable."""
+        digest = hashlib.sha256()
+        for path in (
+            self.root_ca_path,
+            self.root_ca_key_path,
+            self.server_rsa_cert_path,
+            self.server_rsa_key_path,
+            self.server_ecdsa_cert_path,
+            self.server_ecdsa_key_path,
+        ):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return None
+            digest.update(f"{path.name}\0{len(data)}\0".encode())
+            digest.update(data)
+        return digest.hexdigest()
+
+    def _checked_still_valid(self, now: datetime) -> bool:
+        """Whether ``.checked.json`` vouches for the files as they are, and renewal is not due."""
+        try:
+            checked = json.loads((self._path / _CHECKED_FILE).read_text(encoding="utf-8"))
+            renew_at = datetime.fromisoformat(checked["renew_at"])
+            digest = checked["digest"]
+        except (OSError, ValueError, KeyError, TypeError):
             return False
+        if renew_at.tzinfo is None or renew_at <= now:
+            return False
+        return isinstance(digest, str) and digest == self._file_digest()
+
+    def _record_check(self, renew_at: datetime, digest: str | None) -> None:
+        """Record that the files with ``digest`` passed the full check, until ``renew_at``.
+
+        Nothing is recorded if the files no longer have that digest (changed during the check).
+        """
+        if digest is None or digest != self._file_digest():
+            return
+        document = {"digest": digest, "renew_at": renew_at.isoformat()}
+        # Not written (a read-only directory): the next start makes the full check again.
+        with contextlib.suppress(OSError):
+            # 0600: the digest covers the private keys.
+            write_private_key(self._path / _CHECKED_FILE, json.dumps(document).encode())
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -285,15 +371,23 @@ class CertsDirectory:
             os.close(fd)  # closing the descriptor releases the flock
 
 
-def _server_pair_valid(
-    ca: pki.CertificateAuthority, cert_pem: bytes, key_pem: bytes, now: datetime
-) -> bool:
-    """Whether a server certificate is signed by ``ca``, matches its key and is not expiring."""
+def _server_pair_renew_at(
+    ca: pki.CertificateAuthority, cert_pem: bytes, key_pem: bytes
+) -> datetime | None:
+    """When a server certificate is due for renewal; None if not signed by ``ca`` or not its key.
+
+    Raises:
+        CertificateError: the certificate or key does not parse.
+    """
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 (see .checked.json)
+
+    from aws_iot_mock import pki  # noqa: PLC0415 (see .checked.json)
+
     certificate = pki.load_certificate(cert_pem)
     try:
         certificate.verify_directly_issued_by(ca.certificate)
     except (ValueError, TypeError, InvalidSignature):
-        return False
-    if certificate.not_valid_after_utc - _RENEW_BEFORE <= now:
-        return False
-    return pki.key_matches_certificate(key_pem, certificate)
+        return None
+    if not pki.key_matches_certificate(key_pem, certificate):
+        return None
+    return certificate.not_valid_after_utc - _RENEW_BEFORE

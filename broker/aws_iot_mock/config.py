@@ -14,7 +14,7 @@ setting with its default value and a comment.
 from __future__ import annotations
 
 import datetime
-import difflib
+import functools
 import importlib.util
 import ipaddress
 import json
@@ -26,13 +26,15 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn, TypeVar
-
-import yaml
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from aws_iot_mock.aws.limits import RETAINED_MESSAGES_MAX, USER_PROPERTIES_MAX_BYTES
+from aws_iot_mock.config_cache import cached_document, store_document
 from aws_iot_mock.errors import ConfigError
 from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY_POLICIES
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "AWS_IOT_LOG_GROUP",
@@ -589,16 +591,11 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{source}: config file is not valid UTF-8 ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
-    try:
-        # _StrictLoader is yaml.SafeLoader (no arbitrary objects) that also rejects duplicate keys.
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    # The document this text parsed to at an earlier run, if kept (see config_cache).
+    cached, data = cached_document(text)
+    if not cached:
+        data = _parse_yaml(text, source)
+        store_document(text, data)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping of settings, got {_type_name(data)}"
@@ -606,30 +603,60 @@ def load_config(path: Path | None) -> Config:
     return Config.from_mapping(data, source=source, base_dir=path.parent)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses duplicate keys instead of silently keeping the last."""
+def _parse_yaml(text: str, source: str) -> object:
+    """Parse a config file's text.
 
-    def construct_mapping(
-        self, node: yaml.MappingNode, deep: bool = False
-    ) -> dict[Hashable, object]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            # A "<<" merge key is expanded by SafeLoader; keys it merges in may be overridden.
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            # Unhashable keys are left for SafeLoader, which reports them itself.
-            if not isinstance(key, Hashable):
-                continue
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    Raises:
+        ConfigError: not valid YAML (the message gives the line), or a duplicate key.
+    """
+    import yaml  # noqa: PLC0415 (see _strict_loader)
+
+    try:
+        # A yaml.SafeLoader (no arbitrary objects) that also rejects duplicate keys.
+        data: object = yaml.load(text, Loader=_strict_loader())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    return data
+
+
+@functools.cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of silently keeping the last.
+
+    Built on first use: yaml is imported only when a YAML file is read (a tenth of ``serve``'s
+    start-up otherwise, and the in-process broker of the test fixtures never reads one).
+    """
+    import yaml  # noqa: PLC0415 (see the docstring)
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(
+            self, node: yaml.MappingNode, deep: bool = False
+        ) -> dict[Hashable, object]:
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                # A "<<" merge key is expanded by SafeLoader; keys it merges in may be overridden.
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                # Unhashable keys are left for SafeLoader, which reports them itself.
+                if not isinstance(key, Hashable):
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 # --- value parsers -----------------------------------------------------------------------------
@@ -1039,6 +1066,8 @@ def _read_policy(path: Path) -> str:
 
 def _suggestion(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``."""
+    import difflib  # noqa: PLC0415 (a suggestion for a mistake: not at every start)
+
     matches = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from aws_iot_mock.errors import CertificateError
+from aws_iot_mock.hosts import ip_address_or_none as _ip_address
+from aws_iot_mock.hosts import normalize_server_names, server_name_set
 
 __all__ = [
     "AWS_CERTIFICATE_NOT_AFTER",
@@ -249,57 +250,6 @@ def create_root_ca(
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
         private_key_pem=_private_bytes(key),
     )
-
-
-def normalize_server_names(names: Sequence[str]) -> tuple[str, ...]:
-    """Validate server names and drop duplicates, keeping the first spelling and the order.
-
-    Host names compare case-insensitively (RFC 4343); IP literals compare by address, so
-    ``::1`` and ``0::1`` are the same name.
-
-    Args:
-        names: host names and IP literals.
-
-    Returns:
-        The distinct names, stripped, in their first-seen order.
-
-    Raises:
-        CertificateError: ``names`` is empty, or a name is blank or not ASCII.
-    """
-    seen: set[str] = set()
-    result: list[str] = []
-    for raw in names:
-        name = raw.strip()
-        if not name:
-            raise CertificateError("server names must not be blank")
-        if not name.isascii():
-            raise CertificateError(
-                f"server name {name!r} is not ASCII; give internationalized names in their "
-                "A-label (punycode) form"
-            )
-        key = _name_key(name)
-        if key not in seen:
-            seen.add(key)
-            result.append(name)
-    if not result:
-        raise CertificateError("at least one server name is required")
-    return tuple(result)
-
-
-def server_name_set(names: Sequence[str]) -> frozenset[str]:
-    """Return the comparison keys of server names, to tell whether two name lists differ.
-
-    Args:
-        names: host names and IP literals.
-
-    Returns:
-        Lowercased host names and canonical IP addresses; equal sets mean equal certificates
-        (up to the choice of CN).
-
-    Raises:
-        CertificateError: as ``normalize_server_names``.
-    """
-    return frozenset(_name_key(name) for name in normalize_server_names(names))
 
 
 def issue_server_certificate(
@@ -679,20 +629,6 @@ def _public_bytes(key: object) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-def _ip_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """Return ``name`` as an IP address if it is an IP literal, else None."""
-    try:
-        return ipaddress.ip_address(name)
-    except ValueError:
-        return None
-
-
-def _name_key(name: str) -> str:
-    """Return the comparison key of a server name (address for IPs, lowercase for hosts)."""
-    address = _ip_address(name)
-    return str(address) if address is not None else name.lower()
 
 
 def _utc_now(now: datetime | None) -> datetime:

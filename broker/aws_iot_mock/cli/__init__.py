@@ -47,7 +47,6 @@ from aws_iot_mock.cli.output import (
     using,
 )
 from aws_iot_mock.errors import BrokerError, ConfigError, ListenerBindError
-from aws_iot_mock.registry.errors import aws_error_code
 from aws_iot_mock.state.instance_lock import StateDirectoryInUseError
 
 __all__ = [
@@ -165,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_service_error(options.operation, exc.code, exc.message)
         return EXIT_SERVICE
     except BrokerError as exc:
+        # Imported here: serve reads the registry before its package is loaded (server.app).
+        from aws_iot_mock.registry.errors import aws_error_code  # noqa: PLC0415
+
         code = aws_error_code(exc)
         if code is None:
             print(f"aws-iot-mock: {exc}", file=sys.stderr)

@@ -7,7 +7,6 @@ syntaxes (JSON, shorthand, ``file://``).
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import re
@@ -20,8 +19,6 @@ from aws_iot_mock.cli.global_options import add_global_options
 from aws_iot_mock.cli.output import EXIT_CONFIG, EXIT_SERVICE, EXIT_USAGE, print_response
 from aws_iot_mock.config import DOOR_FLAGS, Config, load_config
 from aws_iot_mock.errors import BrokerError
-from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
-from aws_iot_mock.registry._util import iso
 
 __all__ = [
     "CONFIG_ENV",
@@ -95,6 +92,8 @@ class _Parser(argparse.ArgumentParser):
                 }
             )
             wrong = flags.group(1)
+        import difflib  # noqa: PLC0415 (a suggestion for a mistake: not at every start)
+
         close = difflib.get_close_matches(wrong, choices, n=1)
         return f"\n\nDid you mean {close[0]!r}?" if close else ""
 
@@ -115,6 +114,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 if TYPE_CHECKING:
+    from aws_iot_mock.registry import CertificateRegistry, CertificateStatus
+
     _Verbs = argparse._SubParsersAction[_Parser]  # what add_subparsers returns
 
 
@@ -161,6 +162,8 @@ def _iso_timestamp(value: object) -> str:
     """Timestamps as the CLI prints them elsewhere: ISO-8601 UTC with microseconds."""
     from datetime import datetime  # noqa: PLC0415
 
+    from aws_iot_mock.registry._util import iso  # noqa: PLC0415 (see _open_registry)
+
     if isinstance(value, datetime):
         return iso(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
@@ -194,6 +197,9 @@ def _print_json(data: object) -> None:
 
 
 def _open_registry(config: Config) -> CertificateRegistry:
+    # Imported here: serve reads the registry before its package is loaded (server.app).
+    from aws_iot_mock.registry import CertificateRegistry  # noqa: PLC0415
+
     return CertificateRegistry.open(
         config.state_dir, region=config.region, account_id=config.account_id
     )
@@ -202,6 +208,8 @@ def _open_registry(config: Config) -> CertificateRegistry:
 def _status(set_as_active: bool) -> CertificateStatus:
     # AWS: "--set-as-active | --no-set-as-active ... Specifies whether the certificate is
     # active"; without it a new certificate is INACTIVE.
+    from aws_iot_mock.registry import CertificateStatus  # noqa: PLC0415 (see _open_registry)
+
     return CertificateStatus.ACTIVE if set_as_active else CertificateStatus.INACTIVE
 
 

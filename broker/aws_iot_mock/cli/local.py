@@ -21,7 +21,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aws_iot_mock import pki
 from aws_iot_mock.certs_dir import (
     CertsDirectory,
     private_directory,
@@ -34,14 +33,6 @@ from aws_iot_mock.cli._common import (
     _open_registry,
 )
 from aws_iot_mock.config import LOG_LEVELS, Config
-from aws_iot_mock.registry import CertificateStatus
-from aws_iot_mock.resources import (
-    apply_config_resources,
-    ensure_policy,
-    ensure_policy_attached,
-    ensure_thing_principal,
-    thing_exists,
-)
 
 if TYPE_CHECKING:
     from aws_iot_mock.cli._common import _Verbs
@@ -133,6 +124,17 @@ def ensure_demo_device(config: Config) -> tuple[Path, Path]:
     thing or attachment is re-created, and a policy whose document differs (e.g. after the region
     changed) gets the current document as its new default version. Nothing else is touched.
     """
+    # Imported here: serve without --demo-device (or resources:) parses no certificate before
+    # the first handshake, and must not wait for cryptography.
+    from aws_iot_mock import pki  # noqa: PLC0415
+    from aws_iot_mock.registry import CertificateStatus  # noqa: PLC0415
+    from aws_iot_mock.resources import (  # noqa: PLC0415
+        ensure_policy,
+        ensure_policy_attached,
+        ensure_thing_principal,
+        thing_exists,
+    )
+
     certs = CertsDirectory(config.certs_dir)
     ca = certs.ensure_root_ca()
     cert_path, key_path, public_path = _demo_device_paths(certs)
@@ -344,6 +346,8 @@ def _apply_resources(config: Config) -> list[str]:
     resources = config.resources
     if not (resources.things or resources.policies or resources.certificates):
         return []
+    from aws_iot_mock.resources import apply_config_resources  # noqa: PLC0415 (see above)
+
     ca = CertsDirectory(config.certs_dir).ensure_root_ca()
     with _open_registry(config) as registry:
         return apply_config_resources(config, registry, ca.certificate_pem)

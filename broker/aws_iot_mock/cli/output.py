@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from aws_iot_mock.api.rest_json import epoch_json
-
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_OTHER",
@@ -265,6 +263,10 @@ def _timestamps(value: object, member: str | None = None) -> object:
     either a ``datetime`` in the local time zone and the CLI prints its ``isoformat()``.
     """
     if isinstance(value, datetime):
+        # Imported here: every verb imports this module, serve too, and the REST-JSON binding
+        # (with the HTTP messages and uuid) is not needed before serve's first handshake.
+        from aws_iot_mock.api.rest_json import epoch_json  # noqa: PLC0415
+
         return _local_iso(epoch_json(value))
     if (
         member in TIMESTAMP_MEMBERS

@@ -1386,6 +1386,21 @@ def encode_publish(packet: Publish, protocol_level: int) -> bytes:
     )
 
 
+# Encoded Topic Name fields (length + UTF-8) by topic, the encoding side of _TOPIC_CACHE: a
+# broker delivers the same few topics over and over. Bounded like it: cleared when full.
+_TOPIC_FIELDS: Final[dict[str, bytes]] = {}
+
+
+def _topic_field(topic: str) -> bytes:
+    encoded = topic.encode()
+    field = _pack_u16(len(encoded)) + encoded
+    if len(encoded) <= _TOPIC_CACHE_MAX_TOPIC:
+        if len(_TOPIC_FIELDS) >= _TOPIC_CACHE_SIZE:
+            _TOPIC_FIELDS.clear()
+        _TOPIC_FIELDS[topic] = field
+    return field
+
+
 def publish_bytes(  # noqa: PLR0917 (the fields of a PUBLISH, no Publish value)
     topic: str,
     payload: bytes,
@@ -1403,15 +1418,15 @@ def publish_bytes(  # noqa: PLR0917 (the fields of a PUBLISH, no Publish value)
     Raises:
         ValueError: as ``encode_publish``; ``protocol_level`` is 4 or 5 (not checked here).
     """
-    encoded_topic = topic.encode()
+    head = _TOPIC_FIELDS.get(topic)
+    if head is None:
+        head = _topic_field(topic)
     if qos:
         if not 0 < qos <= 2:
             raise ValueError(f"PUBLISH QoS {qos}")
         if not packet_id:
             raise ValueError("PUBLISH with QoS > 0 needs a non-zero packet_id")
-        head = _pack_u16(len(encoded_topic)) + encoded_topic + _pack_u16(packet_id)
-    else:
-        head = _pack_u16(len(encoded_topic)) + encoded_topic
+        head += _pack_u16(packet_id)
     first = 0x30 | (qos << 1)
     if retain:
         first |= 0x01

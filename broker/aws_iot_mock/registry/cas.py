@@ -18,13 +18,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-
-from aws_iot_mock import pki
 from aws_iot_mock.errors import ResourceNotFoundError
 from aws_iot_mock.registry._store import Store
 from aws_iot_mock.registry._util import from_iso, iso, normalize_certificate_id, utc
@@ -34,6 +29,11 @@ from aws_iot_mock.registry.errors import (
     InvalidRequestError,
     ResourceAlreadyExistsError,
 )
+
+if TYPE_CHECKING:
+    # Imported where a certificate is parsed: the broker opens the registry (and the TLS door
+    # reads the CAs' PEM) before the first handshake, which must not wait for cryptography.
+    from cryptography import x509
 
 __all__ = [
     "AUTO_REGISTRATION_DISABLE",
@@ -100,6 +100,8 @@ class CaCertificateRecord:
         Returns:
             A JSON-ready dict; dates are ISO-8601 strings with a UTC offset.
         """
+        from aws_iot_mock import pki  # noqa: PLC0415 (see the imports)
+
         certificate = pki.load_certificate(self.certificate_pem.encode("ascii"))
         return {
             "certificateArn": self.certificate_arn,
@@ -172,6 +174,10 @@ class CaCertificatesMixin(Store):
             ResourceAlreadyExistsError: this CA is registered already.
             ValueError: ``now`` is naive.
         """
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 (see the imports)
+
+        from aws_iot_mock import pki  # noqa: PLC0415 (see the imports)
+
         certificate = _load(ca_pem)
         moment = utc(now)
         _check_is_ca(certificate)
@@ -359,6 +365,8 @@ class CaCertificatesMixin(Store):
             CertificateError: ``ca_pem`` or ``own_ca_pem`` does not parse.
             ResourceNotFoundError: ``ca_pem`` is neither registered nor the broker's root CA.
         """
+        from aws_iot_mock import pki  # noqa: PLC0415 (see the imports)
+
         own = _load(own_ca_pem) if own_ca_pem is not None else None
         candidates: list[tuple[str | None, x509.Certificate]] = []
         if ca_pem is not None:
@@ -391,6 +399,8 @@ class CaCertificatesMixin(Store):
 
 
 def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 (see the imports)
+
     try:
         certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -399,6 +409,8 @@ def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _check_is_ca(certificate: x509.Certificate) -> None:
+    from cryptography import x509  # noqa: PLC0415 (see the imports)
+
     try:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     except x509.ExtensionNotFound:
@@ -412,6 +424,8 @@ def _check_is_ca(certificate: x509.Certificate) -> None:
 
 
 def _load(pem: str | bytes) -> x509.Certificate:
+    from aws_iot_mock import pki  # noqa: PLC0415 (see the imports)
+
     raw = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
     return pki.load_certificate(raw)
 

@@ -32,9 +32,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
-from aws_iot_mock import pki
 from aws_iot_mock.errors import CertificateError, ResourceNotFoundError
 from aws_iot_mock.registry._util import iso as _iso
 from aws_iot_mock.registry._util import normalize_certificate_id
@@ -278,6 +275,10 @@ class CertificateRecord:
         Raises:
             CertificateError: the stored PEM no longer parses (validity cannot be read).
         """
+        # Imported here: the broker opens the registry, and looks certificates up by ID, before
+        # its first handshake, which must not wait for cryptography.
+        from aws_iot_mock import pki  # noqa: PLC0415
+
         certificate = pki.load_certificate(self.certificate_pem.encode("ascii"))
         description: dict[str, Any] = {
             "certificateArn": self.certificate_arn,
@@ -484,6 +485,11 @@ class CertificateRegistry(
         raw = (
             certificate_pem.encode("ascii") if isinstance(certificate_pem, str) else certificate_pem
         )
+        # Imported here: see to_description.
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+        from aws_iot_mock import pki  # noqa: PLC0415
+
         certificate = pki.load_certificate(raw)
         try:
             pki.check_device_key(certificate.public_key())

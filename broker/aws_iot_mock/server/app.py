@@ -28,7 +28,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -44,8 +44,8 @@ from aws_iot_mock.errors import StorageError
 from aws_iot_mock.hosts import is_loopback_host
 from aws_iot_mock.logs.cloudwatch import ConnectionFacts, LogLevel, Reason, connect_failure
 from aws_iot_mock.logs.sink import LogSink
-from aws_iot_mock.registry import CertificateRegistry
-from aws_iot_mock.server.domains import ServedDomains, served_domains
+from aws_iot_mock.server.domains import RegistryDomain, ServedDomains, served_domains
+from aws_iot_mock.server.registry_view import RegistryView
 from aws_iot_mock.state.instance_lock import StateDirectoryLock
 from aws_iot_mock.tls.context import ServerCredentials, create_server_context
 from aws_iot_mock.tls.door_routes import DoorKind, Route, alpn_protocols_offered
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from aws_iot_mock.core.device_core import DeviceCore
     from aws_iot_mock.iam.store import IamStore
     from aws_iot_mock.mqtt.message import Message
+    from aws_iot_mock.registry import CertificateRegistry
     from aws_iot_mock.rules.runtime import RulesEngine
     from aws_iot_mock.rules.topic_rules import TopicRuleService
     from aws_iot_mock.services.jobs import JobsService
@@ -85,6 +86,7 @@ _DEVICE_SERVICE_MODULES = (
     "aws_iot_mock.doors.mqtt_door",
     "aws_iot_mock.iam.authorization",
     "aws_iot_mock.iam.store",
+    "aws_iot_mock.registry",
     "aws_iot_mock.resources",
     "aws_iot_mock.rules.runtime",
     "aws_iot_mock.rules.topic_rules",
@@ -214,6 +216,8 @@ class Broker:
         self._provisioning_store: ProvisioningStore | None = None
         self._provisioning_templates: ProvisioningTemplateService | None = None
         self._registry: CertificateRegistry | None = None
+        # The doors' registry reads until the registry is open (see _start).
+        self._registry_view: RegistryView | None = None
         self._state_lock: StateDirectoryLock | None = None
         self._accept_failures = AcceptFailureLog(
             self.sink.emit, self._accept_failure_record, time.monotonic
@@ -402,13 +406,12 @@ class Broker:
         # First: a second broker on this state directory stops here, before touching a store.
         self._state_lock = StateDirectoryLock.acquire(config.state_dir)
         self._accept_failures.install(loop)
-        self.certs.ensure_root_ca()
-        self._registry = registry = CertificateRegistry.open(
-            config.state_dir, region=config.region, account_id=config.account_id
-        )
-        self._domains = served_domains(config, registry.list_domain_configurations())
+        registry_domains, registered_cas = self._read_registry_for_doors()
+        self._domains = served_domains(config, registry_domains)
+        # Creates the root CA first if it is missing; certificates already checked at an
+        # earlier start are not parsed again (certs_dir: .checked.json).
         self.certs.ensure_server_certificates(self._domains.server_names)
-        self._registered_cas = tuple(registry.active_ca_certificates_pem())
+        self._registered_cas = tuple(registered_cas)
         log_successes = self.sink.level >= LogLevel.INFO
         if config.control_plane.console:
             self._prepare_console()
@@ -420,15 +423,21 @@ class Broker:
         bound: dict[int, tuple[asyncio.Server | None, BoundListener, FrontDoor]] = {}
         for index, listener in enumerate(config.listeners):
             if listener.door != DoorKind.API.value:
-                bound[index] = await self._open_door(listener, registry, log_successes)
+                bound[index] = await self._open_door(listener, log_successes)
         if any(name not in sys.modules for name in _DEVICE_SERVICE_MODULES):
             await asyncio.to_thread(_import_device_service_modules)
-        handlers = self._build_device_services(loop, registry, log_successes)
+        if self._registry_view is not None:
+            self._registry_view.close()
+            self._registry_view = None
+            self._open_registry()
+            # What changed since the view's reads (CAs, domain configurations) applies now.
+            self._refresh_registry_state()
+        handlers = self._build_device_services(loop, self.registry, log_successes)
         for _, _, door in bound.values():
             door.serve_routes(handlers)
         for index, listener in enumerate(config.listeners):
             if index not in bound:
-                bound[index] = await self._open_door(listener, registry, log_successes, handlers)
+                bound[index] = await self._open_door(listener, log_successes, handlers)
         for index in range(len(config.listeners)):
             server, listening, _ = bound[index]
             self._listeners.append(listening)
@@ -444,17 +453,11 @@ class Broker:
     async def _open_door(
         self,
         listener: ListenerConfig,
-        registry: CertificateRegistry,
         log_successes: bool,
         handlers: Mapping[Route, HandlerFactory] | None = None,
     ) -> tuple[asyncio.Server | None, BoundListener, FrontDoor]:
         """Bind one listener; without ``handlers``, its connections wait for serve_routes."""
         config = self.config
-
-        def registry_status(certificate_id: str) -> str | None:
-            record = registry.get_certificate(certificate_id)
-            return None if record is None else record.status.value
-
         door_kind = DoorKind(listener.door)
         door = FrontDoor(
             door=door_kind,
@@ -465,7 +468,7 @@ class Broker:
             disabled_names=self._domains.disabled,
             plaintext_on_loopback=door_kind is DoorKind.API,
             require_sni=self._require_sni(door_kind),
-            registry_status=registry_status,
+            registry_status=self._certificate_status,
             emit=self.sink.emit,
             handlers=handlers if handlers is not None else {},
             handlers_pending=handlers is None,
@@ -480,6 +483,41 @@ class Broker:
             self._servers.append(server)
             self._doors.append(door)
         return server, listening, door
+
+    def _read_registry_for_doors(self) -> tuple[Sequence[RegistryDomain], Sequence[str]]:
+        """The registry's domain configurations and ACTIVE CAs' PEMs, for the doors to listen.
+
+        Until the registry package is loaded (on the worker thread, see _start), the doors
+        read the registry database through a view (server.registry_view). The registry is
+        opened at once instead when its package is loaded already (the test fixtures), or when
+        the database is missing or has another schema version (it creates or migrates it).
+        """
+        if "aws_iot_mock.registry" not in sys.modules:
+            self._registry_view = RegistryView.open(self.config.state_dir)
+        view = self._registry_view
+        if view is not None:
+            return view.domain_configurations(), view.active_ca_certificates_pem()
+        registry = self._open_registry()
+        return registry.list_domain_configurations(), registry.active_ca_certificates_pem()
+
+    def _open_registry(self) -> CertificateRegistry:
+        """Open (create, migrate) the registry; the broker's from now on."""
+        from aws_iot_mock.registry import CertificateRegistry  # noqa: PLC0415 (see _start)
+
+        config = self.config
+        self._registry = CertificateRegistry.open(
+            config.state_dir, region=config.region, account_id=config.account_id
+        )
+        return self._registry
+
+    def _certificate_status(self, certificate_id: str) -> str | None:
+        """A client certificate's registry status, or None if unregistered (every handshake)."""
+        if self._registry is not None:
+            record = self._registry.get_certificate(certificate_id)
+            return None if record is None else record.status.value
+        if self._registry_view is not None:
+            return self._registry_view.certificate_status(certificate_id)
+        raise RuntimeError("the broker is not started")
 
     def _build_device_services(
         self, loop: asyncio.AbstractEventLoop, registry: CertificateRegistry, log_successes: bool
@@ -928,6 +966,9 @@ class Broker:
         self._control_plane = None
 
     def _close_stores(self) -> None:
+        if self._registry_view is not None:
+            self._registry_view.close()
+            self._registry_view = None
         for store in (
             self._store,
             self._shadow_store,

@@ -14,11 +14,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 from aws_iot_mock.config import Config
-from aws_iot_mock.registry.domain_configurations import DOMAIN_ENABLED, DomainConfigurationRecord
 
-__all__ = ["ServedDomains", "served_domains"]
+__all__ = ["RegistryDomain", "ServedDomains", "served_domains"]
+
+# registry.domain_configurations.DOMAIN_ENABLED (not imported: the doors read the registry
+# before its package is loaded, see server.registry_view).
+_DOMAIN_ENABLED = "ENABLED"
+
+
+class RegistryDomain(Protocol):
+    """What is read of a registry domain configuration.
+
+    A ``DomainConfigurationRecord``, or a ``server.registry_view.DomainRow``.
+    """
+
+    @property
+    def name(self) -> str:
+        """``domainConfigurationName``."""
+
+    @property
+    def domain_name(self) -> str:
+        """The host name devices send in SNI."""
+
+    @property
+    def status(self) -> str:
+        """``ENABLED`` or ``DISABLED``."""
+
+    @property
+    def security_policy(self) -> str:
+        """``tlsConfig.securityPolicy``."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +79,7 @@ class ServedDomains:
         return frozenset({self.default_policy, *self.policies.values()})
 
 
-def served_domains(
-    config: Config, registry_domains: Iterable[DomainConfigurationRecord]
-) -> ServedDomains:
+def served_domains(config: Config, registry_domains: Iterable[RegistryDomain]) -> ServedDomains:
     """Merge the configuration's names with the registry's domain configurations.
 
     A registry domain that repeats a configured name is ignored (the API refuses to create
@@ -73,7 +98,7 @@ def served_domains(
             continue
         if all(name != existing.lower() for existing in names):
             names.append(record.domain_name)
-        if record.status == DOMAIN_ENABLED:
+        if record.status == _DOMAIN_ENABLED:
             accepted.add(name)
             policies[name] = record.security_policy
         else:

@@ -10,7 +10,6 @@ source).
 from __future__ import annotations
 
 import ssl
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +149,11 @@ def create_server_context(
 
 
 def _load_dh_params(ctx: ssl.SSLContext) -> None:
-    # SSLContext.load_dh_params takes only a path (as load_cert_chain does).
+    # SSLContext.load_dh_params takes only a path (as load_cert_chain does). Imported here: only
+    # a legacy policy needs it, and tempfile (random, shutil, bz2, lzma) is a noticeable part
+    # of the start-up before the first handshake.
+    import tempfile  # noqa: PLC0415
+
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as handle:
         handle.write(_FFDHE2048_PEM)
         handle.flush()
