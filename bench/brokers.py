@@ -209,6 +209,36 @@ def bench_republish_rule() -> dict[str, Any]:
     }
 
 
+def in_process_config(
+    pki: Pki, workdir: Path, *, level: str | None = None, log_file: Path | None = None
+) -> Any:
+    """Our broker's ``Config`` for a ``Broker`` started in this process (the profiling tools).
+
+    ``bench/ours.yaml`` with the PKI's certificates, a copy of its state template in
+    ``<workdir>/state``, every door on 127.0.0.1 port 0; ``level`` and ``log_file`` replace the
+    logging level and file when given (then nothing goes to stdout).
+    """
+    import dataclasses  # noqa: PLC0415 (only the profiling tools need these)
+
+    from aws_iot_mock.config import load_config  # noqa: PLC0415
+
+    state = workdir / "state"
+    shutil.copytree(pki.state_template, state)
+    base = load_config(OURS_CONFIG)
+    logging = base.logging
+    if level is not None:
+        logging = dataclasses.replace(logging, level=level, file=log_file, stdout=False)
+    return dataclasses.replace(
+        base,
+        certs_dir=pki.certs_dir,
+        state_dir=state,
+        listeners=tuple(
+            dataclasses.replace(listener, host="127.0.0.1", port=0) for listener in base.listeners
+        ),
+        logging=logging,
+    )
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:

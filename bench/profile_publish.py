@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import dataclasses
 import io
 import pstats
 import shutil
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.brokers import OURS_CONFIG, setup_pki
+from bench.brokers import in_process_config, setup_pki
 from bench.mqttlite import client_context, sync_publish
 from bench.scenarios import PROBE, QUICK, Bench
 
@@ -41,24 +40,12 @@ async def _wait_for_output(path: Path, timeout: float) -> None:
 
 
 async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
-    from aws_iot_mock.config import load_config  # noqa: PLC0415
     from aws_iot_mock.server.app import Broker  # noqa: PLC0415
 
     pki = setup_pki(workdir, sys.executable)
     bench = Bench(QUICK, pki, workdir, sys.executable, {})
-    state = workdir / "state"
-    shutil.copytree(pki.state_template, state)
     log_file = workdir / "log" / "broker.jsonl"
-    base = load_config(OURS_CONFIG)
-    config = dataclasses.replace(
-        base,
-        certs_dir=pki.certs_dir,
-        state_dir=state,
-        listeners=tuple(
-            dataclasses.replace(listener, host="127.0.0.1", port=0) for listener in base.listeners
-        ),
-        logging=dataclasses.replace(base.logging, level=args.level, file=log_file, stdout=False),
-    )
+    config = in_process_config(pki, workdir, level=args.level, log_file=log_file)
     broker = Broker(config)
     await broker.start()
     port = broker.ports["mqtt"]

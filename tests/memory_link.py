@@ -148,7 +148,7 @@ async def open_memory_connection(
     der = ssl.PEM_cert_to_DER_cert(certificate_pem.decode("ascii"))
     certificate_id = hashlib.sha256(der).hexdigest()
     port = next(_PORTS)
-    principal = Principal.certificate(certificate_id, der)
+    principal = Principal.certificate(certificate_id)  # as the TLS door: no DER kept
     identity = DoorIdentity(
         door=DoorKind.MQTT,
         principal=principal,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import ssl
 import stat
 import threading
 from collections.abc import Iterator
@@ -14,6 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from aws_iot_mock import pki
+from aws_iot_mock.authz.registry_permissions import Authorizer
+from aws_iot_mock.core.permissions import PUBLISH
+from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.errors import BrokerError, CertificateError, ResourceNotFoundError
 from aws_iot_mock.registry import (
     CertificateRecord,
@@ -414,3 +419,55 @@ def test_check_certificate_status(
 
 def test_owned_by_comes_from_the_arn() -> None:
     assert _record(CertificateStatus.ACTIVE).owned_by == ACCOUNT
+
+
+# --- the authorizer reads a connection's certificate from here --------------------------------
+
+
+@pytest.mark.parametrize("keeps_der", [False, True])
+def test_certificate_variables_come_from_the_registered_certificate(
+    registry: CertificateRegistry, device_pems: list[bytes], keeps_der: bool
+) -> None:
+    # The TLS door keeps no copy of a connection's certificate: the authorizer reads its
+    # subject and issuer from the registry, and a principal that carries the DER (in-memory
+    # doors) resolves the same variables.
+    pem = device_pems[0]
+    record = registry.register_certificate(pem, CertificateStatus.ACTIVE, now=NOW)
+    registry.create_policy(
+        "by-subject",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Publish",
+                        "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/"
+                        "${iot:Certificate.Subject.CommonName}/"
+                        "${iot:Certificate.Issuer.Organization}",
+                    }
+                ],
+            }
+        ),
+        now=NOW,
+    )
+    registry.attach_policy("by-subject", record.certificate_arn)
+    der = ssl.PEM_cert_to_DER_cert(pem.decode())
+    principal = Principal.certificate(record.certificate_id, der if keeps_der else None)
+    authorizer = Authorizer(registry, region=REGION, account_id=ACCOUNT)
+
+    permissions = authorizer.permissions_for(principal, "device-1")
+
+    assert permissions.check(PUBLISH, "topic", "AWS IoT Certificate/aws-iot-mock").allowed
+    assert not permissions.check(PUBLISH, "topic", "AWS IoT Certificate/other").allowed
+
+
+def test_a_certificate_deleted_from_the_registry_resolves_no_certificate_variables(
+    registry: CertificateRegistry,
+) -> None:
+    authorizer = Authorizer(registry, region=REGION, account_id=ACCOUNT)
+
+    permissions = authorizer.permissions_for(Principal.certificate("ab" * 32), "device-1")
+
+    assert permissions.status is None
+    assert permissions.context.certificate_subject == {}

@@ -331,6 +331,43 @@ def test_at_most_100_unacknowledged_qos1_in_flight(core: Router) -> None:
     assert [p.payload for p in more] == [str(n).encode() for n in range(100, 110)]
 
 
+def test_a_session_queues_again_after_its_queue_drained(core: Router) -> None:
+    # A session's queue is made at its first waiting message and let go once drained (most
+    # sessions never queue): the next backlog is queued, in order, as the first was.
+    session, outlet, _ = connect(core, "dev", level=5, receive_maximum=1)
+    assert session.queued == 0
+    subscribe(core, session, "t", qos=1)
+    for burst in ("a", "b"):
+        for n in range(3):
+            core.publish(msg("t", f"{burst}{n}".encode(), qos=1))
+        assert session.queued == 2
+        for n in range(3):
+            [publish] = outlet.publishes()
+            assert publish.payload == f"{burst}{n}".encode()
+            assert publish.packet_id is not None
+            core.acknowledge(session, publish.packet_id)
+        assert session.queued == 0
+        assert outlet.publishes() == []
+
+
+def test_a_session_that_never_queued_gets_its_offline_messages_after_subscribing_late(
+    core: Router,
+) -> None:
+    # Connected for a while with nothing queued and no subscription; then it subscribes, goes
+    # away, and what arrives meanwhile is waiting when it is back.
+    session, outlet, _ = connect(core, "dev", clean=False, expiry=3600)
+    core.publish(msg("cmd", b"before", qos=1))
+    assert session.queued == 0
+    subscribe(core, session, "cmd", qos=1)
+    core.detach(session, send_will=False)
+    core.publish(msg("cmd", b"q1", qos=1))
+    core.publish(msg("cmd", b"q2", qos=1))
+    assert session.queued == 2
+    _, outlet, present = connect(core, "dev", clean=False, expiry=3600)
+    assert present
+    assert [p.payload for p in outlet.publishes()] == [b"q1", b"q2"]
+
+
 def test_client_receive_maximum_is_respected(core: Router) -> None:
     session, outlet, _ = connect(core, "dev", level=5, receive_maximum=3)
     subscribe(core, session, "t", qos=1)

@@ -228,12 +228,17 @@ class NamedPolicy:
     document: PolicyDocument
 
 
+# Read-only and empty: one shared copy, not one per request context (one per connection).
+_NO_ATTRIBUTES: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+_NO_STRINGS: Mapping[str, str] = MappingProxyType({})
+
+
 def _empty_attributes() -> Mapping[str, tuple[str, ...]]:
-    return MappingProxyType({})
+    return _NO_ATTRIBUTES
 
 
 def _empty_strings() -> Mapping[str, str]:
-    return MappingProxyType({})
+    return _NO_STRINGS
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ live connections within seconds, well inside the 5 s the issue asks for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from cryptography import x509
 
@@ -29,7 +31,7 @@ from aws_iot_mock.authz.iot_policy_evaluation import (
     parse_policy_document,
     resource_arn,
 )
-from aws_iot_mock.core.permissions import RECEIVE
+from aws_iot_mock.core.permissions import CONNECT, RECEIVE
 from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.registry import CertificateRegistry
 from aws_iot_mock.registry.certificates import PrincipalSnapshot
@@ -41,6 +43,16 @@ __all__ = ["Authorizer", "ConnectionPermissions", "effective_policies"]
 _DECISION_CACHE = 1024
 # Certificates whose snapshot and subject are cached (a fleet larger than this starts over).
 _PRINCIPAL_CACHE = 4096
+# The certificate mappings of a certificate the registry no longer has.
+_NO_CERTIFICATE = CertificateContext(
+    MappingProxyType({}), MappingProxyType({}), MappingProxyType({})
+)
+# Decisions by (certificate ID, client ID, CONNECT attributes), then by (action, resource).
+_SharedDecisions = dict[
+    tuple[str, str | None, frozenset[str]], dict[tuple[str, str, str], Decision]
+]
+# A connection that acts as no thing: one shared (read-only) empty mapping.
+_NO_THING_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 
 
 def effective_policies(snapshot: PrincipalSnapshot, thing: Thing | None) -> list[tuple[str, str]]:
@@ -87,7 +99,11 @@ class ConnectionPermissions:
     status: str | None
     policies: tuple[NamedPolicy, ...]
     context: RequestContext
-    _cache: dict[tuple[str, str, str], Decision] = field(default_factory=dict)
+    _cache: dict[tuple[str, str, str], Decision] | None = None
+    # The authorizer's decisions by (certificate, client ID, CONNECT attributes), shared by the
+    # connections with the same inputs; this connection's entry is looked up (or made) at its
+    # first decision worth keeping, so an idle connection holds none.
+    _shared: _SharedDecisions | None = None
 
     def check(self, action: str, kind: str, name: str) -> Decision:
         """Decide ``action`` on ``arn:aws:iot:<region>:<account>:<kind>/<name>``.
@@ -97,17 +113,42 @@ class ConnectionPermissions:
         """
         # The three strings as they are: their hashes are cached, a joined one is new each call.
         key = (action, kind, name)
-        decision = self._cache.get(key)
+        cache = self._decisions(create=False)
+        decision = cache.get(key) if cache is not None else None
         if decision is None:
             context = self.context
             resource = (
                 "*" if kind == "*" else resource_arn(context.region, context.account_id, kind, name)
             )
             decision = evaluate(self.policies, action, resource, context)
-            if len(self._cache) >= _DECISION_CACHE:
-                self._cache.clear()
-            self._cache[key] = decision
+            if action == CONNECT:
+                # Asked once per connection: remembered, it would hold a decision (~0.5 KB) for
+                # every client ID that ever connected.
+                return decision
+            cache = self._decisions(create=True)
+            assert cache is not None
+            if len(cache) >= _DECISION_CACHE:
+                cache.clear()
+            cache[key] = decision
         return decision
+
+    def _decisions(self, *, create: bool) -> dict[tuple[str, str, str], Decision] | None:
+        cache = self._cache
+        if cache is not None:
+            return cache
+        shared = self._shared
+        if shared is None:
+            cache = {} if create else None
+        else:
+            context = self.context
+            key = (self.certificate_id, context.client_id, context.connect_attributes)
+            cache = shared.get(key)
+            if cache is None and create:
+                if len(shared) >= _PRINCIPAL_CACHE:
+                    shared.clear()
+                cache = shared[key] = {}
+        self._cache = cache
+        return cache
 
     def may_receive(self, topic: str) -> bool:
         """``iot:Receive`` on ``topic``: AWS checks it at each delivery."""
@@ -137,9 +178,7 @@ class Authorizer:
         # Decisions shared by every connection with the same certificate, client ID and CONNECT
         # attributes (the inputs of the request context), so a reconnecting device does not
         # evaluate its policies again. Cleared with the snapshots.
-        self._decisions: dict[
-            tuple[str, str, frozenset[str]], dict[tuple[str, str, str], Decision]
-        ] = {}
+        self._decisions: _SharedDecisions = {}
         self._snapshot_generation = self._generation
 
     def permissions_for(
@@ -158,8 +197,8 @@ class Authorizer:
         Raises:
             ValueError: ``principal`` is not an X.509 certificate.
         """
-        certificate_id, certificate_der = principal.certificate_id, principal.certificate_der
-        if certificate_id is None or certificate_der is None:
+        certificate_id = principal.certificate_id
+        if certificate_id is None:
             raise ValueError(f"not a certificate principal: {principal.kind.value}")
         snapshot = self._snapshot(certificate_id)
         thing = next((t for t in snapshot.things if t.thing_name == client_id), None)
@@ -168,28 +207,22 @@ class Authorizer:
             for name, document in effective_policies(snapshot, thing)
             if (policy := self._parse(name, document)) is not None
         )
-        subject, issuer, san = self._certificate_context(certificate_id, certificate_der)
+        subject, issuer, san = self._certificate_context(certificate_id, principal.certificate_der)
         context = RequestContext(
             region=self._region,
             account_id=self._account_id,
             client_id=client_id,
             thing_name=thing.thing_name if thing else None,
             thing_type_name=thing.thing_type_name if thing else None,
-            thing_attributes=dict(thing.attributes) if thing else {},
+            thing_attributes=dict(thing.attributes) if thing else _NO_THING_ATTRIBUTES,
             is_attached=thing is not None,
             certificate_subject=subject,
             certificate_issuer=issuer,
             certificate_san=san,
             connect_attributes=connect_attributes,
         )
-        key = (certificate_id, client_id, connect_attributes)
-        decisions = self._decisions.get(key)
-        if decisions is None:
-            if len(self._decisions) >= _PRINCIPAL_CACHE:
-                self._decisions.clear()
-            decisions = self._decisions[key] = {}
         return ConnectionPermissions(
-            certificate_id, snapshot.status, policies, context, _cache=decisions
+            certificate_id, snapshot.status, policies, context, _shared=self._decisions
         )
 
     def _snapshot(self, certificate_id: str) -> PrincipalSnapshot:
@@ -206,12 +239,25 @@ class Authorizer:
             self._snapshots[certificate_id] = snapshot
         return snapshot
 
-    def _certificate_context(self, certificate_id: str, der: bytes) -> CertificateContext:
+    def _certificate_context(self, certificate_id: str, der: bytes | None) -> CertificateContext:
+        """The certificate's subject, issuer and SANs, from ``der`` or else from the registry.
+
+        The TLS door keeps no copy of a connection's certificate (a kilobyte per connection):
+        the registry holds every certificate that may connect, under the same ID.
+        """
         context = self._certificates.get(certificate_id)
         if context is None:
+            if der is not None:
+                certificate = x509.load_der_x509_certificate(der)
+            else:
+                record = self._registry.get_certificate(certificate_id)
+                if record is None:
+                    # Not registered (deleted since the handshake): its status refuses it.
+                    return _NO_CERTIFICATE
+                certificate = x509.load_pem_x509_certificate(record.certificate_pem.encode())
             if len(self._certificates) >= _PRINCIPAL_CACHE:
                 self._certificates.clear()
-            context = certificate_context(x509.load_der_x509_certificate(der))
+            context = certificate_context(certificate)
             self._certificates[certificate_id] = context
         return context
 

@@ -192,7 +192,7 @@ def connection_row(
         row["connectedSince"] = int(connection.connected_at * 1000)
     if session is not None:
         row["subscriptions"] = sorted(session.subscriptions)
-        row["queuedMessages"] = len(session.queue)
+        row["queuedMessages"] = session.queued
         row["inflightMessages"] = len(session.inflight)
         row["persistentSession"] = session.persistent
     return row

@@ -294,7 +294,8 @@ class MqttConnection:
         self._connect_deadline: float | None = now + core.settings.connect_timeout
         self._receive_maximum = INFLIGHT_MAX
         self.maximum_packet_size: int | None = None
-        self._aliases: dict[int, str] = {}
+        # MQTT 5 topic aliases; made at the first alias (most clients never send one).
+        self._aliases: dict[int, str] | None = None
         self._permissions: Permissions | None = None
         self._publisher = Publisher(facts, None)
         self._connect_attributes: frozenset[str] = frozenset()
@@ -731,9 +732,8 @@ class MqttConnection:
         if self._core.ingress.log_successes:
             self._core.emit(connect_success(self._facts, details=self._transport_details))
         self._core.connection_opened(self)
-        permissions = self._permissions
-        if permissions is not None:
-            session.receive_check = self._receive_check(permissions)
+        if self._permissions is not None:
+            session.receive_check = self._may_receive
         if self._core.ingress.log_successes:
             session.on_delivery = self._log_delivery
         self._start_lifecycle(client_id)
@@ -846,29 +846,32 @@ class MqttConnection:
             return None
         return _first_denial(permissions.check(action, kind, name))
 
-    def _receive_check(self, permissions: Permissions) -> Callable[[str], bool]:
-        """``iot:Receive`` at each delivery, logged once per topic when denied."""
+    def _may_receive(self, topic: str) -> bool:
+        """``iot:Receive`` at each delivery (the session's check); denials logged once a topic.
 
-        def may_receive(topic: str) -> bool:
-            decision = permissions.check(RECEIVE, "topic", topic)
-            if decision.allowed:
-                return True
-            logged = self._receive_denied_logged
-            if logged is None:
-                logged = self._receive_denied_logged = set()
-            if topic not in logged:
-                if len(logged) >= _RECEIVE_DENIALS_LOGGED:
-                    logged.clear()
-                logged.add(topic)
-                self._emit_failure(
-                    EventType.PUBLISH_OUT,
-                    Reason.AUTHORIZATION_FAILURE,
-                    f"Authorization Failure: {decision.details}",
-                    topic,
-                )
-            return False
-
-        return may_receive
+        A method rather than a closure over the permissions: nothing more per connection than
+        the bound method the session holds; it reads the permissions the last refresh set.
+        """
+        permissions = self._permissions
+        if permissions is None:
+            return True
+        decision = permissions.check(RECEIVE, "topic", topic)
+        if decision.allowed:
+            return True
+        logged = self._receive_denied_logged
+        if logged is None:
+            logged = self._receive_denied_logged = set()
+        if topic not in logged:
+            if len(logged) >= _RECEIVE_DENIALS_LOGGED:
+                logged.clear()
+            logged.add(topic)
+            self._emit_failure(
+                EventType.PUBLISH_OUT,
+                Reason.AUTHORIZATION_FAILURE,
+                f"Authorization Failure: {decision.details}",
+                topic,
+            )
+        return False
 
     def refresh_permissions(self) -> None:
         """Re-read the principal's status and policies after a registry change.
@@ -893,7 +896,7 @@ class MqttConnection:
         self._permissions = permissions
         self._publisher = Publisher(self._facts, permissions, self._client_id)
         self._receive_denied_logged = None
-        self._session.receive_check = self._receive_check(permissions)
+        self._session.receive_check = self._may_receive
 
     def _log_delivery(self, message: Message) -> None:
         self._core.log_success(_PUBLISH_OUT, self._facts, message.topic, False, None)
@@ -982,11 +985,14 @@ class MqttConnection:
                 f"Topic alias {alias} is outside 1..{TOPIC_ALIAS_MAX}",
             )
             return None
+        aliases = self._aliases
         if topic:
-            self._aliases[alias] = topic
+            if aliases is None:
+                aliases = self._aliases = {}
+            aliases[alias] = topic
             return topic
-        if alias in self._aliases:
-            return self._aliases[alias]
+        if aliases is not None and alias in aliases:
+            return aliases[alias]
         self._protocol_error(f"Topic alias {alias} was never set")
         return None
 

@@ -37,7 +37,8 @@ class Principal:
         principal_id: what AWS writes as ``principalId`` in logs and ``principalIdentifier`` in
             lifecycle events: the certificate ID (lowercase hex SHA-256 of the DER) for X.509,
             the IAM identity for SigV4.
-        certificate_der: the client certificate (X.509 principals only).
+        certificate_der: the client certificate (X.509 principals), when the authenticator
+            keeps it; the TLS door does not (the registry holds every registered certificate).
         iam_user: the IAM user name the credentials belong to (IAM principals only).
         access_key_id: the access key that signed (IAM principals only).
         iam_identity: the IAM user the credentials belong to (IAM principals only); its IAM
@@ -52,7 +53,7 @@ class Principal:
     iam_identity: IamIdentity | None = None
 
     @classmethod
-    def certificate(cls, certificate_id: str, certificate_der: bytes) -> Principal:
+    def certificate(cls, certificate_id: str, certificate_der: bytes | None = None) -> Principal:
         """An X.509 principal: its ID is the certificate ID."""
         return cls(PrincipalKind.X509_CERTIFICATE, certificate_id, certificate_der=certificate_der)
 

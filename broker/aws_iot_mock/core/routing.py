@@ -178,7 +178,9 @@ class Session:
         subscriptions: topic filter -> granted options.
         outlet: the live connection, or None while disconnected.
         inflight: packet id -> message sent and awaiting PUBACK.
-        queue: messages waiting for the connection or for room in the in-flight window.
+        queue: messages waiting for the connection or for room in the in-flight window (made
+            at the first such message and dropped once empty: most sessions never queue, and
+            an empty deque is 600 bytes per connection).
         disconnected_at: wall-clock time of the last disconnect (None while connected).
         disconnect_reason: AWS's ``disconnectReason`` of the last disconnect (GetConnection).
         will: the live connection's will message (sent when it ends uncleanly), or None.
@@ -197,7 +199,7 @@ class Session:
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
     outlet: Outlet | None = None
     inflight: dict[int, _Pending] = field(default_factory=dict)
-    queue: deque[_Pending] = field(default_factory=deque)
+    _queue: deque[_Pending] | None = field(default=None, init=False, repr=False)
     disconnected_at: float | None = None
     disconnect_reason: str | None = None
     will: Message | None = None
@@ -207,9 +209,29 @@ class Session:
     stored: bool = False
     backlog_after: int | None = None
     backlog: int = 0
-    # Messages dropped in the current episode, per reason (see DropReport).
-    drops: dict[DropReason, int] = field(default_factory=dict)
+    # Messages dropped in the current episode, per reason (see DropReport); None until the
+    # first drop (most sessions never drop).
+    drops: dict[DropReason, int] | None = None
     _next_packet_id: int = 1
+
+    @property
+    def queue(self) -> deque[_Pending]:
+        """The messages waiting (see the class docstring); made empty if there was none."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        return queue
+
+    @property
+    def queued(self) -> int:
+        """How many messages wait in ``queue``."""
+        queue = self._queue
+        return 0 if queue is None else len(queue)
+
+    def release_queue(self) -> None:
+        """Forget the queue if it is empty (it is made again at the next message)."""
+        if self._queue is not None and not self._queue:
+            self._queue = None
 
     @property
     def persistent(self) -> bool:
@@ -431,7 +453,7 @@ class Router:
 
     def end_session(self, session: Session) -> None:
         """Discard a session: subscriptions, queue and stored state (idempotent)."""
-        for reason in list(session.drops):
+        for reason in list(session.drops or ()):
             self._end_drops(session, reason)
         self.index.remove_subscriber(session.client_id)
         self._offline.pop(session.client_id, None)
@@ -638,7 +660,7 @@ class Router:
             check = session.receive_check
             if session.outlet is not None and check is not None and not check(message.topic):
                 continue
-            if len(session.queue) + session.backlog >= self.session_queue_max:
+            if session.queued + session.backlog >= self.session_queue_max:
                 # Anything for this session would wait behind a full queue: drop it here,
                 # before it is written to the store.
                 self._dropped(session, DropReason.SESSION_QUEUE_FULL)
@@ -710,7 +732,9 @@ class Router:
                 client_id, options = chosen
                 if client_id not in targets:
                     targets[client_id] = (min(message.qos, options.qos), False)
-        if cacheable and len(targets) <= _PLAN_ENTRIES:
+        # A topic nobody gets is not remembered: finding that again is cheap, and the topics
+        # nobody subscribes to (a lifecycle event's, one per client ID) would each hold an entry.
+        if cacheable and targets and len(targets) <= _PLAN_ENTRIES:
             if self._plan_entries + len(targets) > _PLAN_ENTRIES or len(self._plans) >= _PLANS:
                 self._plans.clear()
                 self._plan_entries = 0
@@ -739,7 +763,7 @@ class Router:
         """Deliver one message to one session outside ``publish`` (retained on subscribe)."""
         if session.receive_check is not None and not session.receive_check(message.topic):
             return
-        if len(session.queue) + session.backlog >= self.session_queue_max:
+        if session.queued + session.backlog >= self.session_queue_max:
             self._dropped(session, DropReason.SESSION_QUEUE_FULL)
             return
         pending = _Pending(message, qos, retain)
@@ -768,7 +792,7 @@ class Router:
             else:
                 self._dropped(session, DropReason.CLIENT_NOT_READING)
             return
-        if session.queue or len(session.inflight) >= outlet.receive_maximum or not outlet.can_send:
+        if session.queued or len(session.inflight) >= outlet.receive_maximum or not outlet.can_send:
             session.queue.append(pending)  # keep QoS 1 order behind what is already waiting
             return
         packet_id = session.allocate_packet_id()
@@ -823,7 +847,7 @@ class Router:
             return
         check = session.receive_check
         while len(session.inflight) < outlet.receive_maximum and outlet.can_send:
-            if not session.queue and not self._read_backlog(session):
+            if not session.queued and not self._read_backlog(session):
                 break
             pending = session.queue.popleft()
             denied = check is not None and not check(pending.message.topic)
@@ -837,7 +861,8 @@ class Router:
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = pending
             self._transmit(session, outlet, pending, packet_id)
-        if len(session.queue) + session.backlog < self.session_queue_max:
+        session.release_queue()
+        if session.queued + session.backlog < self.session_queue_max:
             self._end_drops(session, DropReason.SESSION_QUEUE_FULL)
 
     def _read_backlog(self, session: Session) -> bool:
@@ -861,12 +886,17 @@ class Router:
         return bool(rows)
 
     def _dropped(self, session: Session, reason: DropReason) -> None:
-        count = session.drops.get(reason, 0)
-        session.drops[reason] = count + 1
+        drops = session.drops
+        if drops is None:
+            drops = session.drops = {}
+        count = drops.get(reason, 0)
+        drops[reason] = count + 1
         if count == 0 and self.drop_report is not None:
             self.drop_report.drops_started(session, reason)
 
     def _end_drops(self, session: Session, reason: DropReason) -> None:
+        if session.drops is None:
+            return
         count = session.drops.pop(reason, 0)
         if count and self.drop_report is not None:
             self.drop_report.drops_ended(session, reason, count)

@@ -9,24 +9,103 @@ Writes are coalesced: a handler woken by the core (a message routed from another
 flushes once after the read that woke it, or at the end of the event-loop iteration when
 something else woke it (``FlushScheduler``), so N messages from one read to one subscriber cost
 one TLS write, not N. No task is created per message.
+
+Timers are shared: every handler's deadline (CONNECT, then keep-alive) sits in a bucket of
+``DeadlineTimers`` (a tenth of a second wide, never early), and one event-loop timer serves the
+earliest bucket. A loop timer per connection would cost ~0.5 KB each, idle or not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
+import sys
 
 from aws_iot_mock.core.device_core import DeviceCore
 from aws_iot_mock.core.principal import Principal
 from aws_iot_mock.doors.tls_door import ByteChannel
 
-__all__ = ["FlushScheduler", "MqttDoorHandler"]
+__all__ = ["DeadlineTimers", "FlushScheduler", "MqttDoorHandler"]
+
+# Deadline buckets per second: a deadline is served at most this much late, never early.
+_BUCKETS_PER_SECOND = 10
+
+
+class DeadlineTimers:
+    """One event-loop timer for the deadlines of many handlers, in buckets of 0.1 s."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, set[MqttDoorHandler]] = {}
+        # Bucket keys in time order; a key whose bucket emptied stays until it comes first.
+        self._keys: list[int] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_key: int | None = None
+
+    def add(self, handler: MqttDoorHandler, deadline: float) -> int:
+        """Call ``handler.deadline_reached()`` at ``deadline`` (loop time); returns its bucket."""
+        key = math.ceil(deadline * _BUCKETS_PER_SECOND)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = set()
+            heapq.heappush(self._keys, key)
+            if self._timer_key is None or key < self._timer_key:
+                self._schedule(key)
+        bucket.add(handler)
+        return key
+
+    def remove(self, handler: MqttDoorHandler, key: int) -> None:
+        """Forget ``handler``'s deadline in bucket ``key``."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.discard(handler)
+            if not bucket:
+                del self._buckets[key]
+                if not self._buckets and self._timer is not None:
+                    # Nothing armed (the broker stopped, say): no loop timer left behind.
+                    self._timer.cancel()
+                    self._timer = None
+                    self._timer_key = None
+                    self._keys.clear()
+
+    def _schedule(self, key: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_key = key
+        self._timer = asyncio.get_running_loop().call_at(key / _BUCKETS_PER_SECOND, self._fire)
+
+    def _fire(self) -> None:
+        due = self._timer_key
+        self._timer = None
+        self._timer_key = None
+        keys = self._keys
+        # The due buckets first: a handler that re-arms into a bucket already due (its clock
+        # says "not yet") is served at the next turn, not in this loop.
+        due_buckets: list[tuple[int, set[MqttDoorHandler]]] = []
+        while keys and due is not None and keys[0] <= due:
+            key = heapq.heappop(keys)
+            bucket = self._buckets.pop(key, None)
+            if bucket:
+                due_buckets.append((key, bucket))
+        for key, bucket in due_buckets:
+            for handler in bucket:
+                handler.deadline_reached(key)
+        while keys and keys[0] not in self._buckets:
+            heapq.heappop(keys)
+        if keys and (self._timer_key is None or keys[0] < self._timer_key):
+            self._schedule(keys[0])
 
 
 class FlushScheduler:
-    """Flushes every woken handler once, at the end of the current event-loop iteration."""
+    """Flushes every woken handler once, at the end of the current event-loop iteration.
+
+    Attributes:
+        deadlines: the handlers' shared timers.
+    """
 
     def __init__(self) -> None:
         self._dirty: list[MqttDoorHandler] = []
+        self.deadlines = DeadlineTimers()
 
     def mark(self, handler: MqttDoorHandler) -> None:
         """Flush ``handler`` soon (idempotent until the flush runs)."""
@@ -69,8 +148,9 @@ class MqttDoorHandler:
         "_loop",
         "_scheduler",
         "_throttle",
-        "_timer",
         "_timer_at",
+        "_timer_key",
+        "_timers",
         "connection",
         "flush_pending",
     )
@@ -92,14 +172,16 @@ class MqttDoorHandler:
         self._loop = asyncio.get_running_loop()
         self.flush_pending = False
         self._closing = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timers = scheduler.deadlines
+        self._timer_key: int | None = None  # its bucket in the shared timers, while armed
         self._timer_at: float | None = None
         self._throttle: asyncio.TimerHandle | None = None
         self.connection = core.open_mqtt_connection(
             who,
             channel.facts,
             wake=self._wake,
-            transport_details=transport_details or channel.identity.tls_details,
+            # Interned: the same few handshakes' text for thousands of connections.
+            transport_details=transport_details or sys.intern(channel.identity.tls_details),
             door=channel.identity.door.value,
         )
         self._arm_timer()
@@ -189,10 +271,13 @@ class MqttDoorHandler:
             return
         self._cancel_timer()
         self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._timer_fired)
+        self._timer_key = self._timers.add(self, deadline)
 
-    def _timer_fired(self) -> None:
-        self._timer = None
+    def deadline_reached(self, key: int) -> None:
+        """The shared timers' call: the deadline armed in bucket ``key`` has come."""
+        if key != self._timer_key:
+            return  # cancelled (or re-armed) by another handler's turn in the same bucket
+        self._timer_key = None
         self._timer_at = None
         self.connection.on_timer()
         self.flush()
@@ -201,7 +286,7 @@ class MqttDoorHandler:
         if self._throttle is not None:
             self._throttle.cancel()
             self._throttle = None
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
+        if self._timer_key is not None:
+            self._timers.remove(self, self._timer_key)
+            self._timer_key = None
         self._timer_at = None

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import logging
 import ssl
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -74,6 +75,11 @@ logger = logging.getLogger("aws_iot_mock.door")
 READ_BUDGET = 16 * 1024
 # Seconds a refused connection is kept open, reading, so the client reads the alert (not a reset).
 REFUSAL_LINGER = 2.0
+# Ciphertext goes into OpenSSL's incoming memory BIO at most this many bytes at a time while the
+# handshake runs. A memory BIO keeps the largest buffer it ever held for the connection's life:
+# fed the client's certificate flight at once it would keep ~3 KB per idle connection; fed in
+# slices (OpenSSL drains the BIO on each step) it keeps ~350 bytes.
+HANDSHAKE_FEED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +321,8 @@ class DoorProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._source_ip = "unknown"
         self._source_port = 0
-        self._hello = bytearray()
+        # The ClientHello's bytes until it is read (then None: nothing kept per connection).
+        self._hello: bytearray | None = bytearray()
         self._hello_needed = 0  # bytes the ClientHello reader needs before its verdict can change
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
@@ -345,7 +352,9 @@ class DoorProtocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self._source_ip, self._source_port = str(peer[0]), int(peer[1])
+            # Interned, as the SNI name, TLS version and suite below: one copy for the many
+            # connections that share them, not one per connection.
+            self._source_ip, self._source_port = sys.intern(str(peer[0])), int(peer[1])
         local = transport.get_extra_info("sockname")
         self._loopback = isinstance(local, tuple) and is_loopback_host(str(local[0]))
         self._door.connections.add(self)
@@ -365,15 +374,16 @@ class DoorProtocol(asyncio.Protocol):
                 self._handler.data_received(data)
             return
         if self._ssl is None:
+            assert self._hello is not None
             self._hello += data
             if len(self._hello) >= self._hello_needed:  # else nothing can have changed
                 self._start_tls()
             return
-        self._incoming.write(data)
-        if self._handler is None:
-            if self._channel is None:  # else: waiting for the door's handlers
-                self._advance_handshake()
-        elif not self._budget_paused and not self._handler_paused:
+        if self._channel is None:
+            self._advance_handshake(data)
+            return
+        self._incoming.write(data)  # (while waiting for the door's handlers: kept for later)
+        if self._handler is not None and not self._budget_paused and not self._handler_paused:
             self._read_application_data()
 
     def eof_received(self) -> bool | None:  # noqa: D102
@@ -410,7 +420,9 @@ class DoorProtocol(asyncio.Protocol):
     # -- stages ----------------------------------------------------------------------------
 
     def _start_tls(self) -> None:
-        verdict = read_client_hello(bytes(self._hello))
+        assert self._hello is not None
+        hello = bytes(self._hello)
+        verdict = read_client_hello(hello)
         if isinstance(verdict, NeedMoreData):
             self._hello_needed = verdict.at_least
             return
@@ -421,7 +433,7 @@ class DoorProtocol(asyncio.Protocol):
             self._refuse(Refusal(Reason.HANDSHAKE_FAILED, verdict.description))
             return
         assert isinstance(verdict, ClientHelloInfo)
-        self._server_name = verdict.server_name
+        self._server_name = sys.intern(verdict.server_name) if verdict.server_name else None
         # Decide now; OpenSSL's servername callback repeats the check to send the alert.
         self._sni_refusal = check_sni(
             verdict.server_name,
@@ -432,9 +444,8 @@ class DoorProtocol(asyncio.Protocol):
         self._policy = self._door.policy_for(verdict.server_name)
         context = self._door.contexts[self._policy]
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
-        self._incoming.write(bytes(self._hello))
-        self._hello.clear()
-        self._advance_handshake()
+        self._hello = None
+        self._advance_handshake(hello)
 
     def _start_plaintext(self) -> None:
         """Serve this loopback connection without TLS (plain HTTP on the api door)."""
@@ -458,28 +469,38 @@ class DoorProtocol(asyncio.Protocol):
         )
         self._channel = _Channel(self, identity, self._facts())
         self._handler = factory(self._channel)
-        first, self._hello = bytes(self._hello), bytearray()
+        first = bytes(self._hello or b"")
+        self._hello = None
         self._handler.data_received(first)
 
-    def _advance_handshake(self) -> None:
+    def _advance_handshake(self, data: bytes) -> None:
+        """Feed ``data`` (ciphertext) to the handshake, ``HANDSHAKE_FEED`` bytes at a time."""
         assert self._ssl is not None
-        try:
-            self._ssl.do_handshake()
-        except ssl.SSLWantReadError:
-            self._flush()
+        for start in range(0, len(data), HANDSHAKE_FEED):
+            self._incoming.write(data[start : start + HANDSHAKE_FEED])
+            try:
+                self._ssl.do_handshake()
+            except ssl.SSLWantReadError:
+                if self._outgoing.pending:
+                    self._flush()
+                continue
+            except ssl.SSLError as exc:
+                refusal = self._sni_refusal or classify_handshake_error(exc)
+                self._refuse(refusal)
+                return
+            # What follows the client's Finished is application data (a TLS 1.3 client may
+            # send its first request in the same flight).
+            self._incoming.write(data[start + HANDSHAKE_FEED :])
+            self._handshake_done()
             return
-        except ssl.SSLError as exc:
-            refusal = self._sni_refusal or classify_handshake_error(exc)
-            self._refuse(refusal)
-            return
-        self._handshake_done()
 
     def _handshake_done(self) -> None:
         assert self._ssl is not None
         der = self._ssl.getpeercert(binary_form=True)
         principal: Principal | None = None
         if der is not None:
-            certificate_id = hashlib.sha256(der).hexdigest()
+            # Interned: a fleet of test clients often shares one certificate.
+            certificate_id = sys.intern(hashlib.sha256(der).hexdigest())
             self._principal_id = certificate_id
             verdict = check_registration(certificate_id, self._door.registry_status(certificate_id))
             if verdict is not None:
@@ -496,7 +517,8 @@ class DoorProtocol(asyncio.Protocol):
                     self._flush()
                     self._refuse(verdict.refusal, close_notify=True)
                 return
-            principal = Principal.certificate(certificate_id, der)
+            # Not the DER: a kilobyte per connection, and the registry holds the certificate.
+            principal = Principal.certificate(certificate_id)
         elif self._door.door.requires_client_certificate:
             # CERT_REQUIRED makes this unreachable; refuse rather than assume.
             self._refuse(Refusal(Reason.CLIENT_CERTIFICATE_MISSING, "No client certificate"))
@@ -517,8 +539,8 @@ class DoorProtocol(asyncio.Protocol):
             principal=principal,
             server_name=self._server_name,
             security_policy=self._policy,
-            tls_version=self._ssl.version() or "",
-            cipher=cipher[0] if cipher else "",
+            tls_version=sys.intern(self._ssl.version() or ""),
+            cipher=sys.intern(cipher[0]) if cipher else "",
             alpn=alpn,
             source_ip=self._source_ip,
             source_port=self._source_port,

@@ -28,7 +28,7 @@ UTF-8 by the packet layer; sizes are counted in UTF-8 bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 from aws_iot_mock.aws.limits import SHARE_NAME_MAX_CHARS, TOPIC_MAX_BYTES, TOPIC_MAX_SLASHES
 
@@ -272,6 +272,10 @@ class Match(Generic[T]):
     shared: list[tuple[str, str, list[tuple[str, T]]]] = field(default_factory=list)
 
 
+# What ``SubscriptionIndex.match`` returns when nothing matches (shared: callers never change it).
+_NO_MATCH: Final[Match[Any]] = Match([], [])
+
+
 class _Node(Generic[T]):
     """One trie level. Literal children by level text; ``+`` and ``#`` children apart."""
 
@@ -477,6 +481,10 @@ class SubscriptionIndex(Generic[T]):
             return cached
         match = self._walk(topic)
         entries = len(match.direct) + sum(len(members) for _, _, members in match.shared)
+        if not entries:
+            # Not remembered: an empty walk is cheap, and the topics nobody subscribes to (a
+            # lifecycle event's, one per client ID) would each hold an entry and their name.
+            return cast(Match[T], _NO_MATCH)
         if entries <= MATCH_CACHE_ENTRIES:
             if (
                 len(self._cache) >= MATCH_CACHE_TOPICS

@@ -153,6 +153,10 @@ def route(rule_set: RuleSet, topic: str, *, basic_ingest_checks_from: bool = Tru
     found = routes.get(key)
     if found is None:
         found = _route(rule_set, topic, basic_ingest_checks_from)
+        if found is _NOTHING:
+            # Not remembered: cheap to find again, and the topics no rule reads (a lifecycle
+            # event's, one per client ID) would each hold an entry.
+            return found
         if len(routes) >= _ROUTES_CACHED:
             routes.clear()
         routes[key] = found
