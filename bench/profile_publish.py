@@ -73,6 +73,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         )
     await _wait_for_output(received, 30.0)
     profiler = cProfile.Profile()
+    # CPU of the whole process (the broker and its log drains) and of the event loop's thread.
+    process0, loop0 = time.process_time(), time.thread_time()
     with bench.lines_file(args.messages).open("rb") as lines:
         if not args.no_profile:
             profiler.enable()
@@ -83,13 +85,15 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             await asyncio.wait_for(sub.wait(), args.timeout)
         finally:
             profiler.disable()
+    loop_cpu = time.thread_time() - loop0
     await pub.wait()
     stamps = [
         float(line.split(b" ", 1)[0])
         for line in received.read_bytes().splitlines()
         if line and not line.endswith(PROBE.encode())
     ]
-    await broker.stop()
+    await broker.stop()  # the drains write what is queued: their CPU counts too
+    process_cpu = time.process_time() - process0
     written = sum(1 for _ in log_file.open("rb")) if log_file.exists() else 0
     drops = log_file.read_bytes().count(b"OUTBOUND_BUFFER_FULL") if log_file.exists() else 0
     rate = (len(stamps) - 1) / (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
@@ -104,6 +108,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "received": len(stamps),
         "rate_under_profile": round(rate),
         "log_lines": written,
+        "cpu_us_per_msg": round(process_cpu / max(1, len(stamps)) * 1e6, 1),
+        "loop_cpu_us_per_msg": round(loop_cpu / max(1, len(stamps)) * 1e6, 1),
         "log_dropped": broker.sink.dropped,
         "outbound_buffer_full_records": drops,
         "profile": text.getvalue(),

@@ -28,6 +28,8 @@ from aws_iot_mock.logs.cloudwatch import (
     reason_catalogue_markdown,
     record_level,
     record_line,
+    success_line,
+    success_logger,
 )
 from aws_iot_mock.logs.sink import LogSink
 
@@ -223,6 +225,52 @@ def test_success_record_line_is_json_dumps_of_the_record(
             assert list(record) == [k for k in record if k in _FULL_ORDER] + [
                 k for k in ("topicName", "retain") if k in record
             ]
+
+
+def _stamped_alike(line: str) -> dict[str, object]:
+    """A line's record with the parts that differ from call to call (time, our trace ID) fixed."""
+    record: dict[str, object] = json.loads(line)
+    record["timestamp"] = "-"
+    if str(record["traceId"]).count("-") == 4:  # ours, a UUID
+        record["traceId"] = "-"
+    return record
+
+
+@pytest.mark.parametrize("facts", SUCCESS_FACTS)
+@pytest.mark.parametrize("topic", [None, "bench/tp/u1", 'a/"b"/\u00fc/\x01', "t" * 700])
+@pytest.mark.parametrize("retain", [False, True])
+@pytest.mark.parametrize("trace_id", [None, "t-1", 'odd"trace'])
+def test_success_line_is_the_line_of_event_success(
+    facts: ConnectionFacts, topic: str | None, retain: bool, trace_id: str | None
+) -> None:
+    for event in (EventType.PUBLISH_IN, EventType.PUBLISH_OUT):
+        line = success_line(event, facts, topic, retain, trace_id)
+        record = event_success(event, facts, topic_name=topic, retain=retain, trace_id=trace_id)
+        # Byte for byte json.dumps of what it says, in event_success's order and content.
+        parsed = json.loads(line)
+        assert line == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False) + "\n"
+        assert list(parsed) == list(record)
+        assert _stamped_alike(line) == _stamped_alike(record_line(record))
+        if trace_id is None:
+            assert uuid.UUID(str(parsed["traceId"])).version == 4
+        stamp = dt.datetime.strptime(str(parsed["timestamp"]), "%Y-%m-%d %H:%M:%S.%f")
+        assert abs(stamp.replace(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+def test_success_lines_have_fresh_trace_ids() -> None:
+    lines = [success_line(EventType.PUBLISH_OUT, FULL, "t", False, None) for _ in range(500)]
+    assert len({json.loads(line)["traceId"] for line in lines}) == 500
+
+
+def test_success_logger_hands_event_success_records_to_emit() -> None:
+    heard: list[Mapping[str, object]] = []
+    log = success_logger(heard.append)
+    log(EventType.PUBLISH_IN, FULL, "a/b", True, "trace-1")
+    [record] = heard
+    expected = event_success(
+        EventType.PUBLISH_IN, FULL, topic_name="a/b", retain=True, trace_id="trace-1"
+    )
+    assert {**record, "timestamp": "-"} == {**expected, "timestamp": "-"}
 
 
 def test_success_records_of_equal_facts_objects_stay_apart() -> None:
@@ -432,3 +480,68 @@ def test_sink_defaults_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     sink.emit(_failure())
     assert sink.flush()
     assert json.loads(capsys.readouterr().out) == _failure()
+
+
+def _emit_successes(sink: LogSink) -> None:
+    sink.emit_success(EventType.PUBLISH_IN, FULL, "a/b", True, None)
+    sink.emit_success(EventType.PUBLISH_OUT, BARE, "a/b", False, "trace-2")
+
+
+def test_sink_emit_success_without_listeners_writes_event_success_lines() -> None:
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    _emit_successes(sink)
+    assert sink.flush()
+    lines = stream.getvalue().splitlines(keepends=True)
+    expected = [
+        event_success(EventType.PUBLISH_IN, FULL, topic_name="a/b", retain=True),
+        event_success(EventType.PUBLISH_OUT, BARE, topic_name="a/b", trace_id="trace-2"),
+    ]
+    assert [_stamped_alike(line) for line in lines] == [
+        _stamped_alike(record_line(record)) for record in expected
+    ]
+
+
+def test_sink_emit_success_gives_listeners_the_record_it_writes() -> None:
+    stream = io.StringIO()
+    heard: list[Mapping[str, object]] = []
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    sink.add_listener(heard.append)
+    _emit_successes(sink)
+    assert sink.flush()
+    assert [record_line(record) for record in heard] == stream.getvalue().splitlines(keepends=True)
+    assert [record["eventType"] for record in heard] == ["Publish-In", "Publish-Out"]
+
+
+@pytest.mark.parametrize("level", [LogLevel.ERROR, LogLevel.DISABLED])
+def test_sink_emit_success_below_info_writes_nothing(level: LogLevel) -> None:
+    stream = io.StringIO()
+    heard: list[Mapping[str, object]] = []
+    sink = LogSink(level, stream=stream)
+    _emit_successes(sink)
+    sink.add_listener(heard.append)
+    _emit_successes(sink)
+    assert sink.flush()
+    assert stream.getvalue() == ""
+    assert len(heard) == 2  # listeners see every record whatever the level
+
+
+@pytest.mark.parametrize("level", [LogLevel.INFO, LogLevel.ERROR])
+def test_sink_keeps_the_recent_records_as_a_listener_would(level: LogLevel) -> None:
+    heard: list[Mapping[str, object]] = []
+    listening = LogSink(level, stream=io.StringIO())
+    listening.add_listener(heard.append)
+    sink = LogSink(level, stream=io.StringIO())
+    sink.keep_recent(3)
+    for each in (listening, sink):
+        each.emit(_failure())
+        _emit_successes(each)
+        each.emit(_success())
+    recent = sink.take_recent()
+    assert [_stamped_alike(record_line(r)) for r in recent] == [
+        _stamped_alike(record_line(r)) for r in heard[-3:]
+    ]
+    assert [list(r) for r in recent] == [list(r) for r in heard[-3:]]
+    # Taken: no longer kept.
+    sink.emit(_failure())
+    assert sink.take_recent() == []

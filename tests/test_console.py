@@ -590,7 +590,7 @@ def test_a_console_built_on_its_first_request_shows_what_happened_before() -> No
         assert refused["entries"] and "explanation" in refused["entries"][0]
         assert broker._console is not None
         # Later records reach the console directly (the early buffer is gone).
-        assert broker._early_records is None
+        assert not broker._early_records
         client = paho_client(device)
         client.disconnect()
         client.loop_stop()

@@ -292,3 +292,63 @@ def test_an_output_that_takes_everything_by_shutdown_says_nothing() -> None:
     assert drain.close(grace=5.0) is True
     assert written == ["a", "b", "c"]
     assert stderr.getvalue() == ""
+
+
+def test_lines_put_from_several_threads_all_arrive_in_each_threads_order() -> None:
+    # The first thread to put (here the test's, in the broker the event loop's) puts without
+    # the lock; the others take it. Nothing may be lost or reordered within a thread.
+    stderr = io.StringIO()
+    written: list[str] = []
+    drain = _text_drain(written.extend, stderr)
+
+    def put_many(tag: str) -> None:
+        for index in range(3000):
+            drain.put(f"{tag}{index}")
+
+    put_many("owner-")
+    others = [threading.Thread(target=put_many, args=(f"t{n}-",)) for n in range(3)]
+    for thread in others:
+        thread.start()
+    put_many("owner+")
+    for thread in others:
+        thread.join()
+    assert drain.close(grace=5.0) is True
+    for tag in ("owner-", "owner+", "t0-", "t1-", "t2-"):
+        assert [line for line in written if line.startswith(tag)] == [
+            f"{tag}{index}" for index in range(3000)
+        ]
+    assert len(written) == 5 * 3000
+    assert drain.dropped == 0
+    assert stderr.getvalue() == ""
+
+
+def test_a_full_queue_drops_from_any_thread_and_reports_once_it_drains() -> None:
+    stderr = io.StringIO()
+    written: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def held(batch: Sequence[str]) -> None:
+        entered.set()
+        release.wait()
+        written.extend(batch)
+
+    drain = Drain(
+        "the test output",
+        held,
+        size=len,
+        drop_report=lambda count: f"{count} dropped",
+        max_bytes=100,
+        stderr=stderr,
+    )
+    drain.put("x" * 10)  # the owner; the thread takes it and waits in ``held``
+    assert entered.wait(5.0)
+    for _ in range(12):
+        drain.put("y" * 10)  # 10 fit, 2 dropped
+    other = threading.Thread(target=lambda: drain.put("z" * 10))  # dropped too
+    other.start()
+    other.join()
+    assert drain.dropped == 3
+    release.set()
+    assert drain.flush()
+    assert written == ["x" * 10, *["y" * 10] * 10, "3 dropped"]
+    drain.close()

@@ -41,9 +41,11 @@ from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     EventType,
     Reason,
+    SuccessLog,
     broker_record,
     event_failure,
     storage_reason,
+    success_logger,
 )
 from aws_iot_mock.mqtt.message import Message
 from aws_iot_mock.mqtt.topics import topic_matches
@@ -103,6 +105,8 @@ class DeviceCore:
         store: where retained messages and persistent sessions are kept.
         settings: the core's settings.
         emit: writes an AWSIotLogsV2 record.
+        log_success: writes the ``Success`` records of messages (``Publish-In``,
+            ``Publish-Out``); by default ``event_success``'s record through ``emit``.
         permissions: builds each principal's permissions; None turns authorization off (only
             for tests of the MQTT layer alone).
         log_successes: whether INFO records are built (False below level INFO).
@@ -117,6 +121,7 @@ class DeviceCore:
         *,
         settings: CoreSettings,
         emit: Emit,
+        log_success: SuccessLog | None = None,
         permissions: PermissionsProvider | None,
         log_successes: bool = True,
         clock: Callable[[], float] = time.time,
@@ -125,6 +130,7 @@ class DeviceCore:
     ) -> None:
         self.settings = settings
         self.emit = emit
+        self.log_success = log_success or success_logger(emit)
         self.permissions = permissions
         self.clock = clock
         self.monotonic = monotonic
@@ -142,6 +148,7 @@ class DeviceCore:
             self.router,
             self.services,
             emit=emit,
+            log_success=self.log_success,
             log_successes=log_successes,
             clock=clock,
             user_properties_max_bytes=settings.user_properties_max_bytes,

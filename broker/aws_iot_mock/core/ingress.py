@@ -42,9 +42,10 @@ from aws_iot_mock.logs.cloudwatch import (
     ConnectionFacts,
     EventType,
     Reason,
+    SuccessLog,
     event_failure,
-    event_success,
     storage_reason,
+    success_logger,
 )
 from aws_iot_mock.mqtt.codec import EMPTY_PROPERTIES, Properties
 from aws_iot_mock.mqtt.message import Message, new_message
@@ -116,6 +117,10 @@ class PublishRefusal:
     details: str
 
 
+# Read once: an Enum member's attribute access costs as much as a dict build (Python 3.11), and
+# Publish-In is logged for every message at INFO.
+_PUBLISH_IN = EventType.PUBLISH_IN
+
 # (refusal or None, whether subscribers get it)
 _TopicVerdict = tuple[PublishRefusal | None, bool]
 
@@ -127,6 +132,7 @@ class PublishIngress:
         router: the sessions and subscriptions.
         services: the built-in services, by request topic.
         emit: writes an AWSIotLogsV2 record.
+        log_success: writes the ``Publish-In`` success record; by default through ``emit``.
         log_successes: whether INFO records are built at all (False below level INFO).
         clock: wall-clock epoch seconds (message timestamps and expiry deadlines).
     """
@@ -137,6 +143,7 @@ class PublishIngress:
         services: ServiceTable,
         *,
         emit: Emit,
+        log_success: SuccessLog | None = None,
         log_successes: bool,
         clock: Callable[[], float] = time.time,
         user_properties_max_bytes: int = USER_PROPERTIES_MAX_BYTES,
@@ -147,6 +154,7 @@ class PublishIngress:
         self._router = router
         self._services = services
         self._emit = emit
+        self._log_success = log_success or success_logger(emit)
         self.log_successes = log_successes
         self._clock = clock
         self._topic_verdicts: dict[tuple[str, bool], _TopicVerdict] = {}
@@ -178,14 +186,12 @@ class PublishIngress:
         if self.log_successes:
 
             def log_success() -> None:
-                self._emit(
-                    event_success(
-                        EventType.PUBLISH_IN,
-                        publisher.facts,
-                        topic_name=request.topic,
-                        retain=request.retain,
-                        trace_id=request.trace_id,
-                    )
+                self._log_success(
+                    _PUBLISH_IN,
+                    publisher.facts,
+                    request.topic,
+                    request.retain,
+                    request.trace_id,
                 )
 
         message = build_message(request, publisher.client_id, self._clock())

@@ -155,6 +155,9 @@ _DISCONNECT_WITH_WILL = 0x04
 _DUPLICATE_DETAILS = "A new connection was established with the same client ID"
 # iot:Receive denials are logged once per topic per connection; bounded like every per-client map.
 _RECEIVE_DENIALS_LOGGED = 1024
+# Read once: an Enum member's attribute access costs as much as a dict build (Python 3.11), and
+# Publish-Out is logged for every delivery at INFO.
+_PUBLISH_OUT = EventType.PUBLISH_OUT
 
 # How an ingress refusal reaches an MQTT 5 publisher (PUBACK code) when it does not close the
 # connection; refusals absent here close it (MQTT 3.1.1 has no PUBACK code, so any refusal but
@@ -896,7 +899,7 @@ class MqttConnection:
         self._session.receive_check = self._may_receive
 
     def _log_delivery(self, message: Message) -> None:
-        self._core.emit(event_success(EventType.PUBLISH_OUT, self._facts, topic_name=message.topic))
+        self._core.log_success(_PUBLISH_OUT, self._facts, message.topic, False, None)
 
     def _on_publish(self, publish: Publish) -> None:
         topic = publish.topic

@@ -21,6 +21,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from threading import get_ident
 from typing import Generic, TextIO, TypeVar
 
 __all__ = ["Drain", "OutputClosed"]
@@ -74,8 +75,17 @@ class Drain(Generic[T]):
         self._batch_bytes = batch_bytes
         self._retry = retry
         self._stderr = stderr
-        self._items: deque[tuple[T, int]] = deque()
-        self._bytes = 0
+        # The items alone (no per-item size tuple): the thread asks ``size`` again when it takes
+        # them. One thread, the first to put (the event loop's), puts without the lock: a
+        # ``deque.append`` is atomic under the GIL, and the bytes waiting are counted in three
+        # parts, each written by one side only (the owner; other threads, under the lock; the
+        # drain's thread), so no update is lost. A lock per log line would cost the event loop
+        # more than the rest of ``put``.
+        self._items: deque[T] = deque()
+        self._owner: int | None = None
+        self._owner_bytes = 0
+        self._other_bytes = 0
+        self._taken_bytes = 0
         self._dropped = 0
         self._dropped_total = 0
         self._failing: str | None = None
@@ -85,6 +95,7 @@ class Drain(Generic[T]):
         self._idle = False
         self._closed = False  # the output is gone
         self._closing = False  # close() was called
+        self._refusing = False  # either: put drops without counting
         self._lock = threading.Lock()  # never re-entered: a plain lock is cheaper than an RLock
         self._condition = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -103,25 +114,57 @@ class Drain(Generic[T]):
 
     def put(self, item: T) -> None:
         """Queue ``item``, or drop and count it when the queue is full. Never blocks."""
+        if self._refusing:
+            return
         size = self._size(item)
-        with self._lock:  # the condition's lock, without Condition.__enter__'s Python frame
-            if self._closed or self._closing:
+        if get_ident() != self._owner:
+            self._put_locked(item, size)
+            return
+        if self._owner_bytes + self._other_bytes - self._taken_bytes + size > self._max_bytes:
+            self._drop()
+            return
+        self._items.append(item)
+        self._owner_bytes += size
+        if self._idle:
+            self._wake()
+
+    def _put_locked(self, item: T, size: int) -> None:
+        """``put`` from a thread other than the owner (the first one to put becomes it)."""
+        with self._condition:
+            if self._refusing:
                 return
-            if self._bytes + size > self._max_bytes:
+            me = get_ident()
+            if self._owner is None:
+                self._owner = me
+            if self._owner_bytes + self._other_bytes - self._taken_bytes + size > self._max_bytes:
                 self._dropped += 1
                 self._dropped_total += 1
                 return
-            self._items.append((item, size))
-            self._bytes += size
+            self._items.append(item)
+            if me == self._owner:
+                self._owner_bytes += size
+            else:
+                self._other_bytes += size
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"aws-iot-mock log: {self.name}", daemon=True
                 )
                 self._thread.start()
             elif self._idle:
-                # Wake the thread only when it waits for work: a busy one takes everything
-                # queued when its delivery ends. A wake-up per item would make it fight the
-                # event loop for the GIL once per log line.
+                self._idle = False
+                self._condition.notify_all()
+
+    def _drop(self) -> None:
+        with self._condition:
+            self._dropped += 1
+            self._dropped_total += 1
+
+    def _wake(self) -> None:
+        # Only when the thread waits for work: a busy one takes everything queued when its
+        # delivery ends. A wake-up per item would make it fight the event loop for the GIL
+        # once per log line.
+        with self._condition:
+            if self._idle:
                 self._idle = False
                 self._condition.notify_all()
 
@@ -144,7 +187,7 @@ class Drain(Generic[T]):
             a daemon and holds at most ``max_bytes``).
         """
         with self._condition:
-            self._closing = True
+            self._closing = self._refusing = True
             self._condition.notify_all()
             thread = self._thread
         if thread is None:
@@ -171,8 +214,10 @@ class Drain(Generic[T]):
         while True:
             with self._condition:
                 if not batch:
+                    # Idle before looking: the owner appends without the lock, then wakes the
+                    # thread if it sees it idle; an item appended after this look sees it so.
+                    self._idle = True
                     while not (self._items or self._closing):
-                        self._idle = True
                         self._condition.wait()
                     self._idle = False
                     if not self._items:
@@ -211,24 +256,22 @@ class Drain(Generic[T]):
                 self._condition.notify_all()
 
     def _take(self) -> list[T]:
-        """Pop the next batch (the lock is held)."""
-        if len(self._items) <= self._batch_items and self._bytes <= self._batch_bytes:
-            # Everything fits (always, for a stream): no per-item loop while holding the GIL
-            # and the lock the event loop's ``put`` needs.
-            batch = [item for item, _ in self._items]
-            self._items.clear()
-            self._bytes = 0
-            return batch
-        batch = []
-        taken = 0
-        while self._items and len(batch) < self._batch_items:
-            item, size = self._items[0]
-            if batch and taken + size > self._batch_bytes:
-                break
-            self._items.popleft()
-            self._bytes -= size
-            taken += size
-            batch.append(item)
+        """Pop the next batch (the lock is held; the owner may append meanwhile)."""
+        items = self._items
+        batch = [items.popleft() for _ in range(min(len(items), self._batch_items))]
+        taken = sum(map(self._size, batch))
+        if taken > self._batch_bytes and len(batch) > 1:
+            # Too many bytes (CloudWatch Logs' batch limit; never for a stream): the rest goes
+            # back in front, in order.
+            taken = 0
+            for index, item in enumerate(batch):
+                size = self._size(item)
+                if index and taken + size > self._batch_bytes:
+                    items.extendleft(reversed(batch[index:]))
+                    del batch[index:]
+                    break
+                taken += size
+        self._taken_bytes += taken
         return batch
 
     def _failed(self, exc: Exception, count: int) -> None:
@@ -250,7 +293,8 @@ class Drain(Generic[T]):
             if dropped:
                 # Past the bound on purpose: the report is what says the bound was hit.
                 report = self._drop_report(dropped)
-                self._items.append((report, self._size(report)))
+                self._items.append(report)
+                self._other_bytes += self._size(report)
         if dropped:
             self._notice(
                 f"{dropped} log record(s) were dropped at {self.name}: it did not keep up (a "
@@ -259,9 +303,9 @@ class Drain(Generic[T]):
 
     def _gone(self, why: str) -> None:
         with self._condition:
-            self._closed = True
+            self._closed = self._refusing = True
+            self._taken_bytes += sum(map(self._size, self._items))
             self._items.clear()
-            self._bytes = 0
             self._busy = False
             self._condition.notify_all()
         self._notice(f"{self.name} is closed ({why}): log records are no longer written there")

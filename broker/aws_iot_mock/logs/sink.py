@@ -21,18 +21,24 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol, TextIO
 
 from aws_iot_mock.logs.cloudwatch import (
+    ConnectionFacts,
+    EventType,
     LogLevel,
     Reason,
     broker_record,
     record_level,
     record_line,
+    success_line,
+    success_logger,
 )
 from aws_iot_mock.logs.drain import Drain, OutputClosed
 
@@ -44,6 +50,7 @@ LogListener = Callable[[Mapping[str, object]], None]
 # strings are capped in ``cloudwatch``), so this holds a few thousand records: a burst rides it
 # out, a stopped reader costs at most this much memory.
 DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
+_INFO = int(LogLevel.INFO)
 # How long ``close`` waits for each output to finish what is queued (a paused pipe never will).
 _CLOSE_GRACE = 2.0
 
@@ -96,7 +103,7 @@ class LogSink:
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         stderr: TextIO | None = None,
     ) -> None:
-        self.level = level
+        self._level = level
         self.account_id = account_id
         self._stderr = stderr
         self._buffer_bytes = buffer_bytes
@@ -111,7 +118,29 @@ class LogSink:
         if out is not None:
             self._outputs.append(self._stream_drain("standard output", out))
         self._listeners: tuple[LogListener, ...] = ()
+        self._recent: deque[str | Mapping[str, object]] | None = None
         self._closed = False
+        # What ``emit`` needs per record, kept current by ``_arm``: the most verbose level
+        # written (0: nothing is) and each output's ``put``.
+        self._threshold = 0
+        self._puts: tuple[Callable[[str], None], ...] = ()
+        self._emit_record = success_logger(self.emit)  # emit_success, when listeners want it
+        self._arm()
+
+    @property
+    def level(self) -> LogLevel:
+        """The most verbose level written to the outputs."""
+        return self._level
+
+    @level.setter
+    def level(self, level: LogLevel) -> None:
+        self._level = level
+        self._arm()
+
+    def _arm(self) -> None:
+        written = bool(self._outputs) and not self._closed
+        self._threshold = int(self._level) if written else 0
+        self._puts = tuple(output.put for output in self._outputs)
 
     @property
     def dropped(self) -> int:
@@ -121,6 +150,7 @@ class LogSink:
     def add_output(self, output: LogOutput) -> None:
         """Send every line written from now on to ``output`` too (CloudWatch Logs)."""
         self._outputs.append(output)
+        self._arm()
 
     def drop_report_line(self, count: int) -> str:
         """The JSON line saying ``count`` lines were dropped (``LOG_RECORDS_DROPPED``)."""
@@ -145,6 +175,24 @@ class LogSink:
         listeners.remove(listener)
         self._listeners = tuple(listeners)
 
+    def keep_recent(self, count: int) -> None:
+        """Keep the last ``count`` records from now on, whatever the level, for ``take_recent``.
+
+        What a listener appending to a bounded deque would keep (the console's backlog before
+        the console is built), without building a record per message: ``emit_success`` keeps
+        its line, which ``take_recent`` parses back only if asked.
+        """
+        self._recent = deque(maxlen=count)
+
+    def take_recent(self) -> list[Mapping[str, object]]:
+        """The records kept since ``keep_recent``, oldest first; stops keeping them."""
+        recent, self._recent = self._recent, None
+        if recent is None:
+            return []
+        # A line is its record's ``json.dumps``: ``json.loads`` gives back an equal dict, in
+        # the same order.
+        return [json.loads(item) if isinstance(item, str) else item for item in recent]
+
     def emit(self, record: Mapping[str, object]) -> None:
         """Hand ``record`` to the listeners, and queue its line if its level is enabled.
 
@@ -152,14 +200,49 @@ class LogSink:
         """
         for listener in self._listeners:
             listener(record)
-        outputs = self._outputs
-        if not outputs or self.level is LogLevel.DISABLED or self._closed:
+        recent = self._recent
+        if recent is not None:
+            recent.append(record)
+        threshold = self._threshold
+        if not threshold:
             return
-        if record_level(record) > self.level:
+        # Serialised once, whatever the number of outputs. A record that carries its line is an
+        # unchanged ``LogRecord``: an INFO record (see ``event_success``).
+        line = getattr(record, "line", None)
+        if line is None:
+            if record_level(record) > threshold:
+                return
+            line = record_line(record)
+        elif threshold < _INFO:
             return
-        line = record_line(record)  # serialised once, whatever the number of outputs
-        for output in outputs:
-            output.put(line)
+        for put in self._puts:
+            put(line)
+
+    def emit_success(
+        self,
+        event_type: EventType,
+        facts: ConnectionFacts,
+        topic_name: str | None,
+        retain: bool,
+        trace_id: str | None,
+    ) -> None:
+        """``emit(event_success(...))`` (a ``SuccessLog``): two per message at INFO.
+
+        The record is built only for listeners; with none, its line is all there is to write.
+        """
+        if self._listeners:
+            self._emit_record(event_type, facts, topic_name, retain, trace_id)
+            return
+        threshold = self._threshold
+        recent = self._recent
+        if threshold < _INFO and recent is None:
+            return
+        line = success_line(event_type, facts, topic_name, retain, trace_id)
+        if recent is not None:
+            recent.append(line)
+        if threshold >= _INFO:
+            for put in self._puts:
+                put(line)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued line has been written (or dropped).
@@ -177,6 +260,7 @@ class LogSink:
         if self._closed:
             return
         self._closed = True
+        self._arm()
         finished = all([output.close(_CLOSE_GRACE) for output in self._outputs])
         if not finished:
             return  # closing a file under a writer would only move the failure there

@@ -28,7 +28,6 @@ import ssl
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -235,8 +234,9 @@ class Broker:
         self._console_token = ""
         self._console_token_required = True
         self._console_enabled = False
-        # Log records until the console exists (it shows the recent ones); then it keeps them.
-        self._early_records: deque[Mapping[str, object]] | None = None
+        # Whether the sink keeps the recent records until the console exists (it shows them);
+        # then the console keeps them.
+        self._early_records = False
         self._domains = served_domains(config, ())
         self._servers: list[asyncio.Server] = []
         self._doors: list[FrontDoor] = []
@@ -556,6 +556,7 @@ class Broker:
         self._store = SqliteSessionStore.open(config.state_dir).bound_waits()
         core = self._core = DeviceCore(
             self._store,
+            log_success=self.sink.emit_success,
             settings=CoreSettings(
                 account_id=config.account_id,
                 connect_timeout=config.tls.connect_timeout,
@@ -644,8 +645,8 @@ class Broker:
             configured is not None or api is None or not is_loopback_host(api.host)
         )
         self._console_enabled = True
-        self._early_records = deque(maxlen=_CONSOLE_BACKLOG)
-        self.sink.add_listener(self._early_records.append)
+        self._early_records = True
+        self.sink.keep_recent(_CONSOLE_BACKLOG)
 
     def _control_endpoint(self) -> ControlEndpoint:
         """The api door's endpoint (and the console), built on first use."""
@@ -724,12 +725,10 @@ class Broker:
             region=config.region,
         )
         self.sink.add_listener(console.on_record)
-        early = self._early_records
-        if early is not None:
+        if self._early_records:
             # What happened before the console was built: its backlog, as if it had been there.
-            self.sink.remove_listener(early.append)
-            self._early_records = None
-            for record in list(early):
+            self._early_records = False
+            for record in self.sink.take_recent():
                 console.on_record(record)
         control.console = console.serve
         return console
@@ -960,9 +959,9 @@ class Broker:
         if self._control is not None:
             self._control.close()
             self._control = None
-        if self._early_records is not None:
-            self.sink.remove_listener(self._early_records.append)
-            self._early_records = None
+        if self._early_records:
+            self.sink.take_recent()
+            self._early_records = False
         self._console_enabled = False
         self._control_plane = None
 
