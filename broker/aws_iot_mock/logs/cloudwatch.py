@@ -899,29 +899,85 @@ def success_line(
     """The JSON line of ``event_success(...)`` stamped now, without building the record.
 
     For a log that nobody reads as records (``LogSink.emit_success``): a ``Publish-In`` and a
-    ``Publish-Out`` per message at INFO. Written out for speed (each call below is inlined).
+    ``Publish-Out`` per message at INFO. Written out for speed: the line is three strings, the
+    text up to our trace ID's prefix (reused within a millisecond), the trace ID's last twelve
+    digits (from a pool filled in blocks) and the rest (made once per connection, event type and
+    topic).
     """
-    # _success_template
-    cached = _SUCCESS_TEMPLATES.get((id(facts), event_type._value_))  # a str hashes in C
+    if retain or trace_id:
+        return _success_line_with(event_type, facts, topic_name, retain, trace_id)
+    cached = _SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
     if cached is None or cached[0] is not facts:
-        cached = _new_success_template(facts, event_type)
-    # now_timestamp, and the line's text up to the trace ID, reused within a millisecond
+        cached = _new_success_tail(facts, event_type, topic_name)
     millis = time.time_ns() // 1_000_000
     last = _last_head
     head = last[1] if millis == last[0] else _head_of(millis)
-    # new_trace_id: ours is plain ASCII, after our prefix in ``head``; a caller's, escaped,
-    # takes the place of the prefix and its opening quote (its closing quote comes below).
+    try:
+        trace = _TRACE_POOL.pop()
+    except IndexError:
+        trace = _refill_trace_pool()
+    return f"{head}{trace}{cached[1]}"
+
+
+# (id(facts), event type, topic) -> (the facts, the line after the trace ID: its closing quote,
+# the connection's attributes, the topic, the closing brace and newline), for ``success_line``.
+# The facts are kept in the value so their identity cannot be reused while cached. Bounded:
+# emptied when full.
+_SUCCESS_TAILS: dict[tuple[int, str, str | None], tuple[ConnectionFacts, str]] = {}
+
+
+def _new_success_tail(
+    facts: ConnectionFacts, event_type: EventType, topic_name: str | None
+) -> tuple[ConnectionFacts, str]:
+    _, tail_json = _success_template(facts, event_type)
+    topic_json = "" if topic_name is None else _topic_part(topic_name)[1]
+    if len(_SUCCESS_TAILS) >= _SUCCESS_TEMPLATES_MAX:
+        _SUCCESS_TAILS.clear()
+    cached = (facts, f'",{tail_json}{topic_json}}}\n')
+    _SUCCESS_TAILS[(id(facts), event_type._value_, topic_name)] = cached
+    return cached
+
+
+def _success_line_with(
+    event_type: EventType,
+    facts: ConnectionFacts,
+    topic_name: str | None,
+    retain: bool,
+    trace_id: str | None,
+) -> str:
+    """``success_line`` for a retained message or a caller's trace ID (HTTPS, services)."""
+    _, tail_json = _success_template(facts, event_type)
+    millis = time.time_ns() // 1_000_000
+    last = _last_head
+    head = last[1] if millis == last[0] else _head_of(millis)
+    # A caller's trace ID, escaped, takes the place of our prefix and its opening quote (its
+    # closing quote comes below).
     if trace_id:
         head = f"{head[: -len(_TRACE_PREFIX) - 1]}{encode_basestring(trace_id)[:-1]}"
         trace = ""
     else:
         trace = ((next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK).to_bytes(6).hex()
-    # _topic_part
-    if topic_name is None:
-        topic_json = ""
-    else:
-        topic_json = _TOPIC_JSON.get(topic_name) or _new_topic_part(topic_name)[1]
-    return f'{head}{trace}",{cached[2]}{topic_json}{_RETAIN_JSON if retain else ""}}}\n'
+    topic_json = "" if topic_name is None else _topic_part(topic_name)[1]
+    return f'{head}{trace}",{tail_json}{topic_json}{_RETAIN_JSON if retain else ""}}}\n'
+
+
+# The last twelve hex digits of ``success_line``'s trace IDs, made in blocks (one list
+# comprehension costs less per ID than the same steps one line at a time) from the same counter
+# as ``new_trace_id``, so no two IDs of the process are equal. ``list.pop`` and ``list.extend``
+# are atomic under the GIL: two threads refilling at once each add distinct IDs.
+_TRACE_POOL: list[str] = []
+_TRACE_BLOCK = 1024
+
+
+def _refill_trace_pool() -> str:
+    """Refill ``_TRACE_POOL`` and take one trace ID suffix from it."""
+    _TRACE_POOL.extend(
+        [
+            ((count * _TRACE_MULTIPLIER) & _TRACE_MASK).to_bytes(6).hex()
+            for count in itertools.islice(_trace_counter, _TRACE_BLOCK)
+        ]
+    )
+    return _TRACE_POOL.pop()
 
 
 # (epoch milliseconds, ``{"timestamp":"<then>","logLevel":"INFO","traceId":"<our prefix>``).
