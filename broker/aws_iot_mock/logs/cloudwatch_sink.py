@@ -135,6 +135,11 @@ class CloudWatchLogsOutput:
         """Queue one JSON line, stamped now. Never blocks."""
         self._drain.put((_now_ms(), item.rstrip("\n")))
 
+    def put_many(self, items: Sequence[str]) -> None:
+        """Queue JSON lines, in order, stamped now. Never blocks."""
+        now = _now_ms()
+        self._drain.put_many([(now, item.rstrip("\n")) for item in items])
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued record has been accepted by the endpoint."""
         return self._drain.flush(timeout)

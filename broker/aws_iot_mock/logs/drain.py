@@ -51,6 +51,11 @@ class Drain(Generic[T]):
         batch_bytes: the most bytes in one batch (a single larger item goes alone).
         retry: retry a failed batch (True) or count it as dropped (False).
         stderr: where notices go; ``sys.stderr`` at the time of writing when None.
+        linger: seconds the thread waits after a delivery before it takes the next batch
+            (``flush`` and ``close`` cut the wait short). Under a steady stream of items the
+            thread then wakes once per ``linger`` with a large batch instead of once per
+            handful of items: each wake-up costs the event loop a GIL hand-over. An item put
+            while the thread is idle still wakes it at once.
     """
 
     def __init__(
@@ -65,8 +70,10 @@ class Drain(Generic[T]):
         batch_bytes: int = 1 << 62,
         retry: bool = False,
         stderr: TextIO | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.name = name
+        self._linger = linger
         self._deliver = deliver
         self._size = size
         self._drop_report = drop_report
@@ -93,6 +100,7 @@ class Drain(Generic[T]):
         self._in_flight = 0  # the batch being delivered, for close()'s count of what is left
         # The thread waits for items (``put`` must wake it); False while it delivers.
         self._idle = False
+        self._flushing = 0  # threads waiting in flush(): the thread does not linger
         self._closed = False  # the output is gone
         self._closing = False  # close() was called
         self._refusing = False  # either: put drops without counting
@@ -124,6 +132,24 @@ class Drain(Generic[T]):
             self._drop()
             return
         self._items.append(item)
+        self._owner_bytes += size
+        if self._idle:
+            self._wake()
+
+    def put_many(self, items: Sequence[T]) -> None:
+        """``put`` each of ``items`` in order, at the cost of about one ``put``. Never blocks."""
+        if self._refusing or not items:
+            return
+        if get_ident() != self._owner:
+            for item in items:
+                self.put(item)
+            return
+        size = sum(map(self._size, items))
+        if self._owner_bytes + self._other_bytes - self._taken_bytes + size > self._max_bytes:
+            for item in items:  # the first ones that fit go in, the rest are dropped
+                self.put(item)
+            return
+        self._items.extend(items)
         self._owner_bytes += size
         if self._idle:
             self._wake()
@@ -175,9 +201,15 @@ class Drain(Generic[T]):
             True when the queue emptied within ``timeout`` seconds.
         """
         with self._condition:
-            return self._condition.wait_for(
-                lambda: self._closed or (not self._items and not self._busy), timeout=timeout
-            )
+            self._flushing += 1
+            try:
+                self._condition.notify_all()  # a lingering thread delivers at once
+                return self._condition.wait_for(
+                    lambda: self._closed or (not self._items and not self._busy),
+                    timeout=timeout,
+                )
+            finally:
+                self._flushing -= 1
 
     def close(self, grace: float = 2.0) -> bool:
         """Deliver what is queued, waiting at most ``grace`` seconds. Idempotent.
@@ -254,6 +286,9 @@ class Drain(Generic[T]):
                 self._busy = False
                 self._in_flight = 0
                 self._condition.notify_all()
+                if self._linger and not (self._closing or self._flushing):
+                    # Not idle: puts meanwhile queue without waking the thread (see linger).
+                    self._condition.wait(self._linger)
 
     def _take(self) -> list[T]:
         """Pop the next batch (the lock is held; the owner may append meanwhile)."""

@@ -6,9 +6,13 @@ AWS IoT's log level works: each level includes everything more severe.
 Logging never blocks or breaks the broker. ``emit`` runs on the event loop, so it only calls the
 listeners (synchronously: tests and the pytest plugin see every record at once) and hands the line
 to each output's ``Drain`` (``logs.drain``): a queue bounded in bytes that a thread of its own
-writes out. When an output does not keep up (``make run | less`` paused, a stuck log shipper, a
-full disk), its queue fills and further lines are dropped and counted; once it catches up it
-writes one record saying how many were dropped (``LOG_RECORDS_DROPPED``), and says so on stderr.
+writes out. On the thread of a running event loop the lines of one loop iteration are collected
+in a list and handed to the outputs together by a callback the loop runs on its next pass (a
+``put`` per line costs more than building the line); ``flush`` and ``close`` hand over what is
+collected at once. Lines from other threads go to the outputs directly. When an output does not
+keep up (``make run | less`` paused, a stuck log shipper, a full disk), its queue fills and
+further lines are dropped and counted; once it catches up it writes one record saying how many
+were dropped (``LOG_RECORDS_DROPPED``), and says so on stderr.
 Each output has its own queue, so a paused stdout does not cost the file a line. A stdout whose
 reader went away (``make run | head``: ``EPIPE``) is disabled with one line on stderr; the file,
 if any, and the listeners carry on.
@@ -19,14 +23,17 @@ opened in append mode, so ``tail -f`` and ``jq`` read it while the broker runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from threading import get_ident
 from typing import IO, Protocol, TextIO
 
 from aws_iot_mock.logs.cloudwatch import (
@@ -53,6 +60,10 @@ DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
 _INFO = int(LogLevel.INFO)
 # How long ``close`` waits for each output to finish what is queued (a paused pipe never will).
 _CLOSE_GRACE = 2.0
+# How long a stream's writer thread waits after writing before it takes the next lines: under
+# load it then writes a few hundred lines per wake-up (each wake-up takes the GIL from the event
+# loop); a quiet broker's line is still written at once, and ``flush``/``close`` do not wait.
+_STREAM_LINGER = 0.01
 
 
 class LogOutput(Protocol):
@@ -66,6 +77,9 @@ class LogOutput(Protocol):
 
     def put(self, item: str) -> None:
         """Queue one JSON line (with its newline); never blocks, never raises."""
+
+    def put_many(self, items: Sequence[str]) -> None:
+        """Queue JSON lines, in order, as ``put`` does each."""
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until what is queued has gone out; False on timeout."""
@@ -124,6 +138,13 @@ class LogSink:
         # written (0: nothing is) and each output's ``put``.
         self._threshold = 0
         self._puts: tuple[Callable[[str], None], ...] = ()
+        self._put_manys: tuple[Callable[[Sequence[str]], None], ...] = ()
+        # Lines of the current event-loop iteration, handed over by ``_hand_over``; only the
+        # ``_owner`` thread (the first that emitted with a running loop) appends to them.
+        self._pending: list[str] = []
+        self._owner: int | None = None
+        self._owner_loop: asyncio.AbstractEventLoop | None = None
+        self._owner_lock = threading.Lock()
         self._emit_record = success_logger(self.emit)  # emit_success, when listeners want it
         self._arm()
 
@@ -141,6 +162,7 @@ class LogSink:
         written = bool(self._outputs) and not self._closed
         self._threshold = int(self._level) if written else 0
         self._puts = tuple(output.put for output in self._outputs)
+        self._put_manys = tuple(output.put_many for output in self._outputs)
 
     @property
     def dropped(self) -> int:
@@ -215,8 +237,11 @@ class LogSink:
             line = record_line(record)
         elif threshold < _INFO:
             return
-        for put in self._puts:
-            put(line)
+        pending = self._pending
+        if pending and get_ident() == self._owner:
+            pending.append(line)
+        else:
+            self._queue(line)
 
     def emit_success(
         self,
@@ -241,8 +266,62 @@ class LogSink:
         if recent is not None:
             recent.append(line)
         if threshold >= _INFO:
-            for put in self._puts:
-                put(line)
+            pending = self._pending
+            if pending and get_ident() == self._owner:
+                pending.append(line)
+            else:
+                self._queue(line)
+
+    def _queue(self, line: str) -> None:
+        """Queue ``line`` when ``emit`` cannot just append it to the iteration's lines.
+
+        The first line of an iteration on the owner's thread (or on the first thread to emit
+        with a running loop, which becomes the owner) starts the iteration's lines and asks the
+        loop to hand them over; any other line goes to the outputs now.
+        """
+        me = get_ident()
+        if self._owner is None:
+            with self._owner_lock:  # once: two loops' threads must not both own the lines
+                if self._owner is None and asyncio.events._get_running_loop() is not None:
+                    self._owner = me
+        if self._owner == me and not self._pending:
+            loop = asyncio.events._get_running_loop()
+            if loop is not None:
+                self._owner_loop = loop
+                loop.call_soon(self._hand_over)
+                self._pending.append(line)
+                return
+        for put in self._puts:
+            put(line)
+
+    def _hand_over(self) -> None:
+        """Give the lines collected on the owner's thread to the outputs (on that thread)."""
+        lines = self._pending
+        if lines:
+            self._pending = []
+            for put_many in self._put_manys:
+                put_many(lines)
+
+    def _hand_over_now(self, timeout: float) -> None:
+        """``_hand_over`` from any thread: through the owner's loop while it runs."""
+        if not self._pending:
+            return
+        loop = self._owner_loop
+        if get_ident() == self._owner or loop is None or not loop.is_running():
+            self._hand_over()
+            return
+        handed = threading.Event()
+
+        def hand_over() -> None:
+            self._hand_over()
+            handed.set()
+
+        try:
+            loop.call_soon_threadsafe(hand_over)
+        except RuntimeError:  # closed meanwhile: its thread no longer collects lines
+            self._hand_over()
+            return
+        handed.wait(timeout)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued line has been written (or dropped).
@@ -250,6 +329,7 @@ class LogSink:
         Returns:
             True when every output drained within ``timeout`` seconds.
         """
+        self._hand_over_now(timeout)
         return all([output.flush(timeout) for output in self._outputs])
 
     def close(self) -> None:
@@ -259,6 +339,7 @@ class LogSink:
         """
         if self._closed:
             return
+        self._hand_over_now(_CLOSE_GRACE)
         self._closed = True
         self._arm()
         finished = all([output.close(_CLOSE_GRACE) for output in self._outputs])
@@ -279,6 +360,7 @@ class LogSink:
             drop_report=self.drop_report_line,
             max_bytes=self._buffer_bytes,
             stderr=self._stderr,
+            linger=_STREAM_LINGER,
         )
 
 
