@@ -36,7 +36,10 @@ from aws_iot_mock.errors import StorageFault
 __all__ = [
     "CLIENT_TEXT_MAX",
     "DETAILS_MAX",
+    "LAST_HEAD",
     "LOG_LEVELS",
+    "SUCCESS_TAILS",
+    "TRACE_SUFFIXES",
     "ConnectionFacts",
     "EventType",
     "LogLevel",
@@ -52,11 +55,14 @@ __all__ = [
     "event_success",
     "format_timestamp",
     "handshake_record",
+    "head_of",
+    "new_success_tail",
     "new_trace_id",
     "now_timestamp",
     "reason_catalogue_markdown",
     "record_level",
     "record_line",
+    "refill_trace_suffixes",
     "rule_record",
     "service_record",
     "shadow_record",
@@ -557,10 +563,13 @@ def _stamp_of(millis: int) -> str:
 
 # Trace IDs need to be unique, not secret: ``uuid.uuid4()`` reads the kernel's random source once
 # per record (a system call that also hands the GIL to the log drain's thread). Here the first
-# 20 hex digits are random once per process and the last 12 are a counter run through an odd
-# multiplier modulo 2**48 (a bijection: distinct counts give distinct IDs, and consecutive IDs do
-# not look consecutive). Version 4 and the RFC 4122 variant are set as ``uuid.uuid4()`` sets them
-# (RFC 4122 section 4.4); the counter is ``itertools.count``, atomic under the GIL.
+# 20 hex digits are random once per process; the last 12 are made 4096 at a time (two per message
+# at INFO: per ID, one list append and one string join): 9 digits from a block counter run
+# through an odd multiplier modulo 2**36 (a bijection: distinct blocks give distinct digits, and
+# consecutive blocks do not look consecutive), then each of the 4096 three-digit endings once, in
+# an order shuffled once per process. Version 4 and the RFC 4122 variant are set as
+# ``uuid.uuid4()`` sets them (RFC 4122 section 4.4). ``itertools.count``, ``list.pop`` and
+# ``list.extend`` are atomic under the GIL: two threads refilling at once add distinct IDs.
 
 
 def _trace_prefix() -> str:
@@ -569,16 +578,34 @@ def _trace_prefix() -> str:
     return f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{'89ab'[int(d[16], 16) & 3]}{d[17:20]}-"
 
 
+def _trace_endings() -> list[str]:
+    endings = [f"{index:03x}" for index in range(4096)]
+    random.SystemRandom().shuffle(endings)
+    return endings
+
+
 _TRACE_PREFIX = _trace_prefix()
-_trace_counter = itertools.count(random.SystemRandom().getrandbits(48))
-_TRACE_MULTIPLIER = 0x9E3779B97F4B  # odd: invertible modulo 2**48
-_TRACE_MASK = (1 << 48) - 1
+_TRACE_ENDINGS = _trace_endings()
+_trace_blocks = itertools.count(random.SystemRandom().getrandbits(36))
+_TRACE_MULTIPLIER = 0x9E3779B97  # odd: invertible modulo 2**36
+_TRACE_MASK = (1 << 36) - 1
+# The last 12 digits of trace IDs not handed out yet (taken from the end).
+TRACE_SUFFIXES: list[str] = []
+
+
+def refill_trace_suffixes() -> str:
+    """Add a block of 4096 to ``TRACE_SUFFIXES`` and take one (for ``LogSink.emit_success``)."""
+    block = f"{(next(_trace_blocks) * _TRACE_MULTIPLIER) & _TRACE_MASK:09x}"
+    TRACE_SUFFIXES.extend([block + ending for ending in _TRACE_ENDINGS])
+    return TRACE_SUFFIXES.pop()
 
 
 def new_trace_id() -> str:
     """A fresh version-4 UUID in its canonical form, as AWS's ``traceId`` is; unique per process."""
-    count = (next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK
-    return _TRACE_PREFIX + count.to_bytes(6).hex()  # 12 hex digits, as ``:012x``, faster
+    try:
+        return _TRACE_PREFIX + TRACE_SUFFIXES.pop()
+    except IndexError:
+        return _TRACE_PREFIX + refill_trace_suffixes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -906,16 +933,17 @@ def success_line(
     """
     if retain or trace_id:
         return _success_line_with(event_type, facts, topic_name, retain, trace_id)
-    cached = _SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
+    # ``LogSink.emit_success`` inlines the same steps.
+    cached = SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
     if cached is None or cached[0] is not facts:
-        cached = _new_success_tail(facts, event_type, topic_name)
+        cached = new_success_tail(facts, event_type, topic_name)
     millis = time.time_ns() // 1_000_000
-    last = _last_head
-    head = last[1] if millis == last[0] else _head_of(millis)
+    last = LAST_HEAD[0]
+    head = last[1] if millis == last[0] else head_of(millis)
     try:
-        trace = _TRACE_POOL.pop()
+        trace = TRACE_SUFFIXES.pop()
     except IndexError:
-        trace = _refill_trace_pool()
+        trace = refill_trace_suffixes()
     return f"{head}{trace}{cached[1]}"
 
 
@@ -923,18 +951,19 @@ def success_line(
 # the connection's attributes, the topic, the closing brace and newline), for ``success_line``.
 # The facts are kept in the value so their identity cannot be reused while cached. Bounded:
 # emptied when full.
-_SUCCESS_TAILS: dict[tuple[int, str, str | None], tuple[ConnectionFacts, str]] = {}
+SUCCESS_TAILS: dict[tuple[int, str, str | None], tuple[ConnectionFacts, str]] = {}
 
 
-def _new_success_tail(
+def new_success_tail(
     facts: ConnectionFacts, event_type: EventType, topic_name: str | None
 ) -> tuple[ConnectionFacts, str]:
+    """Make, cache in ``SUCCESS_TAILS`` and return the facts and the line after the trace ID."""
     _, tail_json = _success_template(facts, event_type)
     topic_json = "" if topic_name is None else _topic_part(topic_name)[1]
-    if len(_SUCCESS_TAILS) >= _SUCCESS_TEMPLATES_MAX:
-        _SUCCESS_TAILS.clear()
+    if len(SUCCESS_TAILS) >= _SUCCESS_TEMPLATES_MAX:
+        SUCCESS_TAILS.clear()
     cached = (facts, f'",{tail_json}{topic_json}}}\n')
-    _SUCCESS_TAILS[(id(facts), event_type._value_, topic_name)] = cached
+    SUCCESS_TAILS[(id(facts), event_type._value_, topic_name)] = cached
     return cached
 
 
@@ -948,48 +977,30 @@ def _success_line_with(
     """``success_line`` for a retained message or a caller's trace ID (HTTPS, services)."""
     _, tail_json = _success_template(facts, event_type)
     millis = time.time_ns() // 1_000_000
-    last = _last_head
-    head = last[1] if millis == last[0] else _head_of(millis)
+    last = LAST_HEAD[0]
+    head = last[1] if millis == last[0] else head_of(millis)
     # A caller's trace ID, escaped, takes the place of our prefix and its opening quote (its
     # closing quote comes below).
     if trace_id:
         head = f"{head[: -len(_TRACE_PREFIX) - 1]}{encode_basestring(trace_id)[:-1]}"
         trace = ""
     else:
-        trace = ((next(_trace_counter) * _TRACE_MULTIPLIER) & _TRACE_MASK).to_bytes(6).hex()
+        trace = new_trace_id()[len(_TRACE_PREFIX) :]
     topic_json = "" if topic_name is None else _topic_part(topic_name)[1]
     return f'{head}{trace}",{tail_json}{topic_json}{_RETAIN_JSON if retain else ""}}}\n'
 
 
-# The last twelve hex digits of ``success_line``'s trace IDs, made in blocks (one list
-# comprehension costs less per ID than the same steps one line at a time) from the same counter
-# as ``new_trace_id``, so no two IDs of the process are equal. ``list.pop`` and ``list.extend``
-# are atomic under the GIL: two threads refilling at once each add distinct IDs.
-_TRACE_POOL: list[str] = []
-_TRACE_BLOCK = 1024
-
-
-def _refill_trace_pool() -> str:
-    """Refill ``_TRACE_POOL`` and take one trace ID suffix from it."""
-    _TRACE_POOL.extend(
-        [
-            ((count * _TRACE_MULTIPLIER) & _TRACE_MASK).to_bytes(6).hex()
-            for count in itertools.islice(_trace_counter, _TRACE_BLOCK)
-        ]
-    )
-    return _TRACE_POOL.pop()
-
-
 # (epoch milliseconds, ``{"timestamp":"<then>","logLevel":"INFO","traceId":"<our prefix>``).
-_last_head: tuple[int, str] = (-1, "")
+# One entry, replaced whole (atomic under the GIL).
+LAST_HEAD: list[tuple[int, str]] = [(-1, "")]
 
 
-def _head_of(millis: int) -> str:
-    global _last_head  # noqa: PLW0603 - a one-entry cache; a tuple swap is atomic
+def head_of(millis: int) -> str:
+    """A success line's text up to its trace ID's last 12 digits, stamped ``millis``; cached."""
     last = _last_stamp
     stamp = last[1] if millis == last[0] else _stamp_of(millis)
     head = f'{{"timestamp":"{stamp}","logLevel":"INFO","traceId":"{_TRACE_PREFIX}'
-    _last_head = (millis, head)
+    LAST_HEAD[0] = (millis, head)
     return head
 
 

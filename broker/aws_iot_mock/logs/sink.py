@@ -30,6 +30,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,13 +38,19 @@ from threading import get_ident
 from typing import IO, Protocol, TextIO
 
 from aws_iot_mock.logs.cloudwatch import (
+    LAST_HEAD,
+    SUCCESS_TAILS,
+    TRACE_SUFFIXES,
     ConnectionFacts,
     EventType,
     LogLevel,
     Reason,
     broker_record,
+    head_of,
+    new_success_tail,
     record_level,
     record_line,
+    refill_trace_suffixes,
     success_line,
     success_logger,
 )
@@ -161,6 +168,8 @@ class LogSink:
     def _arm(self) -> None:
         written = bool(self._outputs) and not self._closed
         self._threshold = int(self._level) if written else 0
+        # emit_success's fast path: the line is all there is (no listener, nothing kept).
+        self._lines_only = self._threshold >= _INFO and not self._listeners and self._recent is None
         self._puts = tuple(output.put for output in self._outputs)
         self._put_manys = tuple(output.put_many for output in self._outputs)
 
@@ -190,12 +199,14 @@ class LogSink:
         # A new tuple, never changed in place: ``emit`` iterates it without a copy per record,
         # and a listener that adds or removes listeners does not disturb that iteration.
         self._listeners = (*self._listeners, listener)
+        self._arm()
 
     def remove_listener(self, listener: LogListener) -> None:
         """Stop calling ``listener``."""
         listeners = list(self._listeners)
         listeners.remove(listener)
         self._listeners = tuple(listeners)
+        self._arm()
 
     def keep_recent(self, count: int) -> None:
         """Keep the last ``count`` records from now on, whatever the level, for ``take_recent``.
@@ -205,10 +216,12 @@ class LogSink:
         its line, which ``take_recent`` parses back only if asked.
         """
         self._recent = deque(maxlen=count)
+        self._arm()
 
     def take_recent(self) -> list[Mapping[str, object]]:
         """The records kept since ``keep_recent``, oldest first; stops keeping them."""
         recent, self._recent = self._recent, None
+        self._arm()
         if recent is None:
             return []
         # A line is its record's ``json.dumps``: ``json.loads`` gives back an equal dict, in
@@ -255,6 +268,24 @@ class LogSink:
 
         The record is built only for listeners; with none, its line is all there is to write.
         """
+        if self._lines_only and not (retain or trace_id):
+            # ``success_line``, inlined: two lines per message at INFO.
+            cached = SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
+            if cached is None or cached[0] is not facts:
+                cached = new_success_tail(facts, event_type, topic_name)
+            millis = time.time_ns() // 1_000_000
+            last = LAST_HEAD[0]
+            head = last[1] if millis == last[0] else head_of(millis)
+            try:
+                trace = TRACE_SUFFIXES.pop()
+            except IndexError:
+                trace = refill_trace_suffixes()
+            pending = self._pending
+            if pending and get_ident() == self._owner:
+                pending.append(f"{head}{trace}{cached[1]}")
+            else:
+                self._queue(f"{head}{trace}{cached[1]}")
+            return
         if self._listeners:
             self._emit_record(event_type, facts, topic_name, retain, trace_id)
             return
