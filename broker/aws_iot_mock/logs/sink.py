@@ -168,8 +168,8 @@ class LogSink:
     def _arm(self) -> None:
         written = bool(self._outputs) and not self._closed
         self._threshold = int(self._level) if written else 0
-        # emit_success's fast path: the line is all there is (no listener, nothing kept).
-        self._lines_only = self._threshold >= _INFO and not self._listeners and self._recent is None
+        # emit_success's fast path: the line is all there is (no listener wants the record).
+        self._lines_only = self._threshold >= _INFO and not self._listeners
         self._puts = tuple(output.put for output in self._outputs)
         self._put_manys = tuple(output.put_many for output in self._outputs)
 
@@ -216,12 +216,10 @@ class LogSink:
         its line, which ``take_recent`` parses back only if asked.
         """
         self._recent = deque(maxlen=count)
-        self._arm()
 
     def take_recent(self) -> list[Mapping[str, object]]:
         """The records kept since ``keep_recent``, oldest first; stops keeping them."""
         recent, self._recent = self._recent, None
-        self._arm()
         if recent is None:
             return []
         # A line is its record's ``json.dumps``: ``json.loads`` gives back an equal dict, in
@@ -280,11 +278,15 @@ class LogSink:
                 trace = TRACE_SUFFIXES.pop()
             except IndexError:
                 trace = refill_trace_suffixes()
+            line = f"{head}{trace}{cached[1]}"
+            recent = self._recent
+            if recent is not None:
+                recent.append(line)
             pending = self._pending
             if pending and get_ident() == self._owner:
-                pending.append(f"{head}{trace}{cached[1]}")
+                pending.append(line)
             else:
-                self._queue(f"{head}{trace}{cached[1]}")
+                self._queue(line)
             return
         if self._listeners:
             self._emit_record(event_type, facts, topic_name, retain, trace_id)
