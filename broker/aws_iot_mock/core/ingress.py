@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from aws_iot_mock.aws.limits import (
@@ -184,15 +185,16 @@ class PublishIngress:
 
         log_success: Callable[[], None] | None = None
         if self.log_successes:
-
-            def log_success() -> None:
-                self._log_success(
-                    _PUBLISH_IN,
-                    publisher.facts,
-                    request.topic,
-                    request.retain,
-                    request.trace_id,
-                )
+            # A ``partial`` (made and called in C) rather than a closure: one Python frame
+            # fewer per message at INFO.
+            log_success = partial(
+                self._log_success,
+                _PUBLISH_IN,
+                publisher.facts,
+                request.topic,
+                request.retain,
+                request.trace_id,
+            )
 
         message = build_message(request, publisher.client_id, self._clock())
         if routed:
