@@ -7,6 +7,7 @@ less`` or ``| head`` would give the broker.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -352,3 +353,103 @@ def test_a_full_queue_drops_from_any_thread_and_reports_once_it_drains() -> None
     assert drain.flush()
     assert written == ["x" * 10, *["y" * 10] * 10, "3 dropped"]
     drain.close()
+
+
+def test_put_many_queues_what_fits_in_order_and_drops_the_rest() -> None:
+    stderr = io.StringIO()
+    written: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def held(batch: Sequence[str]) -> None:
+        entered.set()
+        release.wait()
+        written.extend(batch)
+
+    drain = Drain(
+        "the test output",
+        held,
+        size=len,
+        drop_report=lambda count: f"{count} dropped",
+        max_bytes=100,
+        stderr=stderr,
+    )
+    drain.put("x" * 10)  # the owner; the thread takes it and waits in ``held``
+    assert entered.wait(5.0)
+    drain.put_many([f"{index}" * 10 for index in range(4)])  # fits whole
+    drain.put_many([f"{index}" * 10 for index in range(4, 12)])  # 6 fit, 2 dropped
+    assert drain.dropped == 2
+    release.set()
+    assert drain.flush()
+    assert written == ["x" * 10, *[f"{index}" * 10 for index in range(10)], "2 dropped"]
+    drain.close()
+
+
+def _sink_facts() -> ConnectionFacts:
+    return ConnectionFacts("123456789012", "127.0.0.1", 40000, "device-1", "cert-1")
+
+
+async def test_lines_of_a_loop_iteration_are_written_in_order_after_the_iteration() -> None:
+    # On the event loop the sink collects an iteration's lines and hands them over together;
+    # a failure record and success lines keep the order they were emitted in.
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    facts = _sink_facts()
+    sink.emit_success(EventType.PUBLISH_IN, facts, "t/1", False, None)
+    sink.emit(_record(1))
+    sink.emit_success(EventType.PUBLISH_OUT, facts, "t/1", False, None)
+    sink.emit_success(EventType.PUBLISH_IN, facts, "t/2", True, "trace-1")
+    await asyncio.sleep(0)  # the iteration that hands the lines over
+    assert sink.flush()
+    sink.emit_success(EventType.PUBLISH_OUT, facts, "t/3", False, None)
+    assert sink.flush()  # hands over at once: no iteration ran since
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["eventType"], r.get("topicName"), r["status"]) for r in records] == [
+        ("Publish-In", "t/1", "Success"),
+        ("Publish-In", "t/1", "Failure"),
+        ("Publish-Out", "t/1", "Success"),
+        ("Publish-In", "t/2", "Success"),
+        ("Publish-Out", "t/3", "Success"),
+    ]
+    assert records[3]["traceId"] == "trace-1"
+    assert records[3]["retain"] == "True"
+    sink.close()
+
+
+async def test_close_writes_the_lines_of_the_current_iteration() -> None:
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    for index in range(5):
+        sink.emit_success(EventType.PUBLISH_OUT, _sink_facts(), f"t/{index}", False, None)
+    sink.close()
+    topics = [json.loads(line)["topicName"] for line in stream.getvalue().splitlines()]
+    assert topics == [f"t/{index}" for index in range(5)]
+
+
+def test_flush_from_another_thread_sees_every_line_the_loop_emitted() -> None:
+    # The broker's loop in a thread of its own (``IotBrokerThread``), the test's flush in another.
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    loop = asyncio.new_event_loop()
+    emitted, flushed = threading.Event(), threading.Event()
+
+    async def emit_then_wait() -> None:
+        for index in range(50):
+            sink.emit_success(EventType.PUBLISH_OUT, _sink_facts(), f"t/{index}", False, None)
+        emitted.set()
+        # The lines are handed over by the loop or, if it has not yet, by the flush.
+        await asyncio.to_thread(flushed.wait, 10.0)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(emit_then_wait(),))
+    thread.start()
+    try:
+        assert emitted.wait(10.0)
+        assert sink.flush()
+        lines = stream.getvalue().splitlines()
+        assert [json.loads(line)["topicName"] for line in lines] == [
+            f"t/{index}" for index in range(50)
+        ]
+    finally:
+        flushed.set()
+        thread.join(10.0)
+        loop.close()
+        sink.close()
