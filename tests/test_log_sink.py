@@ -323,9 +323,8 @@ def test_lines_put_from_several_threads_all_arrive_in_each_threads_order() -> No
     assert stderr.getvalue() == ""
 
 
-def test_a_full_queue_drops_from_any_thread_and_reports_once_it_drains() -> None:
-    stderr = io.StringIO()
-    written: list[str] = []
+def _held_drain(written: list[str]) -> tuple[Drain[str], threading.Event, threading.Event]:
+    """A drain of 100 bytes whose delivery waits for ``release`` (``entered`` once it waits)."""
     entered, release = threading.Event(), threading.Event()
 
     def held(batch: Sequence[str]) -> None:
@@ -339,8 +338,14 @@ def test_a_full_queue_drops_from_any_thread_and_reports_once_it_drains() -> None
         size=len,
         drop_report=lambda count: f"{count} dropped",
         max_bytes=100,
-        stderr=stderr,
+        stderr=io.StringIO(),
     )
+    return drain, entered, release
+
+
+def test_a_full_queue_drops_from_any_thread_and_reports_once_it_drains() -> None:
+    written: list[str] = []
+    drain, entered, release = _held_drain(written)
     drain.put("x" * 10)  # the owner; the thread takes it and waits in ``held``
     assert entered.wait(5.0)
     for _ in range(12):
@@ -356,23 +361,8 @@ def test_a_full_queue_drops_from_any_thread_and_reports_once_it_drains() -> None
 
 
 def test_put_many_queues_what_fits_in_order_and_drops_the_rest() -> None:
-    stderr = io.StringIO()
     written: list[str] = []
-    entered, release = threading.Event(), threading.Event()
-
-    def held(batch: Sequence[str]) -> None:
-        entered.set()
-        release.wait()
-        written.extend(batch)
-
-    drain = Drain(
-        "the test output",
-        held,
-        size=len,
-        drop_report=lambda count: f"{count} dropped",
-        max_bytes=100,
-        stderr=stderr,
-    )
+    drain, entered, release = _held_drain(written)
     drain.put("x" * 10)  # the owner; the thread takes it and waits in ``held``
     assert entered.wait(5.0)
     drain.put_many([f"{index}" * 10 for index in range(4)])  # fits whole

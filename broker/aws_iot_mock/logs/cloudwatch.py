@@ -600,12 +600,17 @@ def refill_trace_suffixes() -> str:
     return TRACE_SUFFIXES.pop()
 
 
+def _trace_suffix() -> str:
+    """The last 12 digits of a fresh trace ID (after ``_TRACE_PREFIX``)."""
+    try:
+        return TRACE_SUFFIXES.pop()
+    except IndexError:
+        return refill_trace_suffixes()
+
+
 def new_trace_id() -> str:
     """A fresh version-4 UUID in its canonical form, as AWS's ``traceId`` is; unique per process."""
-    try:
-        return _TRACE_PREFIX + TRACE_SUFFIXES.pop()
-    except IndexError:
-        return _TRACE_PREFIX + refill_trace_suffixes()
+    return _TRACE_PREFIX + _trace_suffix()
 
 
 @dataclass(frozen=True, slots=True)
@@ -933,18 +938,18 @@ def success_line(
     """
     if retain or trace_id:
         return _success_line_with(event_type, facts, topic_name, retain, trace_id)
-    # ``LogSink.emit_success`` inlines the same steps.
+    # ``LogSink.emit_success`` inlines these three calls (two lines per message at INFO).
     cached = SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
     if cached is None or cached[0] is not facts:
         cached = new_success_tail(facts, event_type, topic_name)
+    return f"{_head_now()}{_trace_suffix()}{cached[1]}"
+
+
+def _head_now() -> str:
+    """``head_of`` the current millisecond, from ``LAST_HEAD`` within the same millisecond."""
     millis = time.time_ns() // 1_000_000
     last = LAST_HEAD[0]
-    head = last[1] if millis == last[0] else head_of(millis)
-    try:
-        trace = TRACE_SUFFIXES.pop()
-    except IndexError:
-        trace = refill_trace_suffixes()
-    return f"{head}{trace}{cached[1]}"
+    return last[1] if millis == last[0] else head_of(millis)
 
 
 # (id(facts), event type, topic) -> (the facts, the line after the trace ID: its closing quote,
@@ -976,16 +981,14 @@ def _success_line_with(
 ) -> str:
     """``success_line`` for a retained message or a caller's trace ID (HTTPS, services)."""
     _, tail_json = _success_template(facts, event_type)
-    millis = time.time_ns() // 1_000_000
-    last = LAST_HEAD[0]
-    head = last[1] if millis == last[0] else head_of(millis)
+    head = _head_now()
     # A caller's trace ID, escaped, takes the place of our prefix and its opening quote (its
     # closing quote comes below).
     if trace_id:
         head = f"{head[: -len(_TRACE_PREFIX) - 1]}{encode_basestring(trace_id)[:-1]}"
         trace = ""
     else:
-        trace = new_trace_id()[len(_TRACE_PREFIX) :]
+        trace = _trace_suffix()
     topic_json = "" if topic_name is None else _topic_part(topic_name)[1]
     return f'{head}{trace}",{tail_json}{topic_json}{_RETAIN_JSON if retain else ""}}}\n'
 
