@@ -30,11 +30,11 @@ import json
 import os
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from threading import get_ident
+from time import time_ns
 from typing import IO, Protocol, TextIO
 
 from aws_iot_mock.logs.cloudwatch import (
@@ -271,7 +271,7 @@ class LogSink:
             cached = SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
             if cached is None or cached[0] is not facts:
                 cached = new_success_tail(facts, event_type, topic_name)
-            millis = time.time_ns() // 1_000_000
+            millis = time_ns() // 1_000_000
             last = LAST_HEAD[0]
             head = last[1] if millis == last[0] else head_of(millis)
             try:
