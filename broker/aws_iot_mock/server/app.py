@@ -103,9 +103,22 @@ _DEVICE_SERVICE_MODULES = (
 )
 
 
+# The interpreter's thread switch interval while the worker thread imports the device
+# services' modules (sys.setswitchinterval; the default is 5 ms). The event loop thread, woken by
+# a handshake's bytes, waits for the GIL until the importing thread gives it up: at 5 ms a
+# handshake's few loop iterations waited 20-30 ms; at 0.5 ms they wait a tenth of that.
+_IMPORT_SWITCH_INTERVAL = 0.0005
+
+
 def _import_device_service_modules() -> None:
-    for name in _DEVICE_SERVICE_MODULES:
-        importlib.import_module(name)
+    """Import the device services' modules (on a worker thread; see Broker._start)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, _IMPORT_SWITCH_INTERVAL))
+    try:
+        for name in _DEVICE_SERVICE_MODULES:
+            importlib.import_module(name)
+    finally:
+        sys.setswitchinterval(previous)
 
 
 __all__ = ["Broker", "create_sink"]
@@ -420,10 +433,14 @@ class Broker:
         # thread (about a second of a cold start, more than all the rest); a connection whose
         # handshake completes meanwhile waits for its route's handler (FrontDoor.serve_routes).
         # The api door (no device uses it) opens last. start() returns when all are served.
+        # The first data door's contexts are built here; the others' on a worker thread
+        # (OpenSSL reads the certificate files without the GIL), so that the loop serves the
+        # first door's handshakes meanwhile.
         bound: dict[int, tuple[asyncio.Server | None, BoundListener, FrontDoor]] = {}
         for index, listener in enumerate(config.listeners):
             if listener.door != DoorKind.API.value:
-                bound[index] = await self._open_door(listener, log_successes)
+                contexts = self._create_contexts(DoorKind(listener.door)) if not bound else None
+                bound[index] = await self._open_door(listener, log_successes, contexts=contexts)
         if any(name not in sys.modules for name in _DEVICE_SERVICE_MODULES):
             await asyncio.to_thread(_import_device_service_modules)
         if self._registry_view is not None:
@@ -455,14 +472,21 @@ class Broker:
         listener: ListenerConfig,
         log_successes: bool,
         handlers: Mapping[Route, HandlerFactory] | None = None,
+        *,
+        contexts: Mapping[str, ssl.SSLContext] | None = None,
     ) -> tuple[asyncio.Server | None, BoundListener, FrontDoor]:
-        """Bind one listener; without ``handlers``, its connections wait for serve_routes."""
+        """Bind one listener; without ``handlers``, its connections wait for serve_routes.
+
+        Without ``contexts``, the door's contexts are built on a worker thread.
+        """
         config = self.config
         door_kind = DoorKind(listener.door)
+        if contexts is None:
+            contexts = await asyncio.to_thread(self._create_contexts, door_kind)
         door = FrontDoor(
             door=door_kind,
             account_id=config.account_id,
-            contexts=self._create_contexts(door_kind),
+            contexts=contexts,
             policy_for=self._domains.policy_for,
             accepted_names=self._accepted_names(door_kind),
             disabled_names=self._domains.disabled,
