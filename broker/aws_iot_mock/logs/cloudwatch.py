@@ -23,7 +23,7 @@ import datetime as _dt
 import enum
 import itertools
 import json
-import random
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -563,14 +563,24 @@ def _stamp_of(millis: int) -> str:
 # (RFC 4122 section 4.4); the counter is ``itertools.count``, atomic under the GIL.
 
 
+def _random_bits(bits: int) -> int:
+    """``bits`` random bits from the OS, as ``random.SystemRandom().getrandbits(bits)``.
+
+    os.urandom directly: the ``random`` module is not imported for it (it costs a serve start
+    several milliseconds before the first handshake).
+    """
+    size = (bits + 7) // 8
+    return int.from_bytes(os.urandom(size)) >> (size * 8 - bits)
+
+
 def _trace_prefix() -> str:
     """The random first four groups of this process's trace IDs, with version and variant."""
-    d = f"{random.SystemRandom().getrandbits(80):020x}"
+    d = f"{_random_bits(80):020x}"
     return f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{'89ab'[int(d[16], 16) & 3]}{d[17:20]}-"
 
 
 _TRACE_PREFIX = _trace_prefix()
-_trace_counter = itertools.count(random.SystemRandom().getrandbits(48))
+_trace_counter = itertools.count(_random_bits(48))
 _TRACE_MULTIPLIER = 0x9E3779B97F4B  # odd: invertible modulo 2**48
 _TRACE_MASK = (1 << 48) - 1
 

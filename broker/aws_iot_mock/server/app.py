@@ -23,7 +23,6 @@ import concurrent.futures
 import functools
 import importlib
 import logging
-import secrets
 import ssl
 import sys
 import threading
@@ -664,7 +663,11 @@ class Broker:
         config = self.config
         api = config.listener_for("api")
         configured = config.control_plane.console_token
-        self._console_token = configured or secrets.token_urlsafe(24)
+        if not configured:
+            import secrets  # noqa: PLC0415 (only with a console: secrets imports random)
+
+            configured = secrets.token_urlsafe(24)
+        self._console_token = configured
         self._console_token_required = (
             configured is not None or api is None or not is_loopback_host(api.host)
         )
