@@ -19,10 +19,12 @@ server certificates are re-issued to carry its name.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import functools
 import importlib
 import logging
+import os
 import ssl
 import sys
 import threading
@@ -121,6 +123,12 @@ def _import_device_service_modules() -> None:
 
 
 __all__ = ["Broker", "create_sink"]
+
+
+def _token_urlsafe(size: int) -> str:
+    """``secrets.token_urlsafe(size)``: ``size`` random bytes from the OS, URL-safe base64."""
+    return base64.urlsafe_b64encode(os.urandom(size)).rstrip(b"=").decode("ascii")
+
 
 logger = logging.getLogger("aws_iot_mock")
 
@@ -663,11 +671,9 @@ class Broker:
         config = self.config
         api = config.listener_for("api")
         configured = config.control_plane.console_token
-        if not configured:
-            import secrets  # noqa: PLC0415 (only with a console: secrets imports random)
-
-            configured = secrets.token_urlsafe(24)
-        self._console_token = configured
+        # secrets.token_urlsafe(24), without importing secrets (it imports random, a few
+        # milliseconds before the first handshake).
+        self._console_token = configured or _token_urlsafe(24)
         self._console_token_required = (
             configured is not None or api is None or not is_loopback_host(api.host)
         )
