@@ -113,7 +113,9 @@ class ConnectionPermissions:
         """
         # The three strings as they are: their hashes are cached, a joined one is new each call.
         key = (action, kind, name)
-        cache = self._decisions(create=False)
+        cache = self._cache  # set once looked up: the per-message path ends at its get
+        if cache is None:
+            cache = self._decisions(create=False)
         decision = cache.get(key) if cache is not None else None
         if decision is None:
             context = self.context

@@ -588,9 +588,10 @@ class DoorProtocol(asyncio.Protocol):
         assert self._ssl is not None
         chunks: list[bytes] = []
         budget = READ_BUDGET
+        ssl_object, incoming = self._ssl, self._incoming
         while budget > 0:
             try:
-                chunk = self._ssl.read(budget)
+                chunk = ssl_object.read(budget)
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
@@ -611,6 +612,10 @@ class DoorProtocol(asyncio.Protocol):
                 return
             chunks.append(chunk)
             budget -= len(chunk)
+            if not incoming.pending and not ssl_object.pending():
+                # Every byte that arrived is read and decrypted: stop here rather than at the
+                # SSLWantReadError the next read would raise (one per read of a lone message).
+                break
         self._deliver(chunks)
         # Reading can produce output (e.g. a TLS 1.3 KeyUpdate response).
         self._flush()
