@@ -143,8 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verb_parser is not None:
             arguments = expand_cli_input_json(verb_parser, arguments)
         args = parser.parse_args(arguments)
+        operation = operation_name(args.verb, service=args.verb not in local.VERBS)
         options = OutputOptions.parse(
-            getattr(args, "output", None), getattr(args, "query", None), operation_name(args.verb)
+            getattr(args, "output", None), getattr(args, "query", None), operation
         )
     except (CliInputError, QueryError) as exc:
         sys.stderr.write(f"\n{exc}\n")
