@@ -111,15 +111,23 @@ _DEVICE_SERVICE_MODULES = (
 _IMPORT_SWITCH_INTERVAL = 0.0005
 
 
+_import_lock = threading.Lock()
+
+
 def _import_device_service_modules() -> None:
-    """Import the device services' modules (on a worker thread; see Broker._start)."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, _IMPORT_SWITCH_INTERVAL))
-    try:
-        for name in _DEVICE_SERVICE_MODULES:
-            importlib.import_module(name)
-    finally:
-        sys.setswitchinterval(previous)
+    """Import the device services' modules (on a worker thread; see Broker._start).
+
+    One thread at a time (brokers started at once in one process: the second finds the modules
+    imported), so that the switch interval is restored to what it was before the first.
+    """
+    with _import_lock:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, _IMPORT_SWITCH_INTERVAL))
+        try:
+            for name in _DEVICE_SERVICE_MODULES:
+                importlib.import_module(name)
+        finally:
+            sys.setswitchinterval(previous)
 
 
 __all__ = ["Broker", "create_sink"]
