@@ -818,9 +818,10 @@ def test_serve_log_level_overrides_the_configuration(tmp_path: Path) -> None:
     assert _load(args).logging.level == "INFO"
 
 
-def test_serve_builds_only_the_local_verbs_and_the_rest_still_parse() -> None:
-    # serve's start-up skips importing the registry, shadow and IAM verbs; their parser is
-    # built for any other first word.
+def test_serve_builds_only_its_own_verb_and_the_rest_still_parse() -> None:
+    # serve's start-up skips importing the registry, shadow and IAM verbs and building the
+    # other verbs' parsers; init and healthcheck get the local verbs; every parser is built
+    # for any other first word.
     def verb_names(parser: argparse.ArgumentParser) -> set[str]:
         return {
             name
@@ -829,7 +830,8 @@ def test_serve_builds_only_the_local_verbs_and_the_rest_still_parse() -> None:
             for name in action.choices
         }
 
-    for verb in sorted(cli_local.VERBS):
+    assert verb_names(_build_parser("serve")) == {"serve"}
+    for verb in sorted(cli_local.VERBS - {"serve"}):
         assert verb_names(_build_parser(verb)) == set(cli_local.VERBS)
     every = verb_names(_build_parser())
     assert set(cli_local.VERBS) < every

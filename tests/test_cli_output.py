@@ -16,7 +16,12 @@ from typing import Any
 
 import pytest
 
-from aws_iot_mock.cli.output import TIMESTAMP_MEMBERS, OutputOptions, format_response
+from aws_iot_mock.cli.output import (
+    TIMESTAMP_MEMBERS,
+    OutputOptions,
+    format_response,
+    operation_name,
+)
 
 botocore_session = pytest.importorskip("botocore.session")
 
@@ -93,3 +98,12 @@ def test_the_timestamp_members_are_the_iot_models() -> None:
             walk(output)
     assert timestamps - numbers == TIMESTAMP_MEMBERS
     assert timestamps & numbers == {"timestamp"}
+
+
+def test_a_local_verb_is_named_without_the_iot_model() -> None:
+    # serve, init and healthcheck call no operation: title-cased, the iot model not read.
+    assert operation_name("serve", service=False) == "Serve"
+    assert operation_name("healthcheck", service=False) == "Healthcheck"
+    # The twin: a service verb's acronyms come from the iot model.
+    assert operation_name("list-ca-certificates") == "ListCACertificates"
+    assert operation_name("list-ca-certificates", service=False) == "ListCaCertificates"

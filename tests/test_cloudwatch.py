@@ -179,8 +179,8 @@ def test_trace_id_is_a_fresh_uuid() -> None:
 
 
 def test_new_trace_ids_are_version_4_uuids() -> None:
-    ids = {new_trace_id() for _ in range(1000)}
-    assert len(ids) == 1000
+    ids = {new_trace_id() for _ in range(3 * 4096 + 7)}  # several blocks of suffixes
+    assert len(ids) == 3 * 4096 + 7
     for trace_id in ids:
         parsed = uuid.UUID(trace_id)
         assert str(parsed) == trace_id

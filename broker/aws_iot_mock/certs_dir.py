@@ -29,7 +29,6 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -105,7 +104,7 @@ def _atomic_write(path: str | os.PathLike[str], data: bytes, mode: int) -> None:
         OSError: the file cannot be written; the temporary file is removed.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:

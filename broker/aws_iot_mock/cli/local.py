@@ -495,8 +495,12 @@ def _device_healthcheck(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def register(verbs: _Verbs) -> None:
-    """Register ``serve``, ``init`` and ``healthcheck``, each with its runner."""
+def register(verbs: _Verbs, *, serve_only: bool = False) -> None:
+    """Register ``serve``, ``init`` and ``healthcheck``, each with its runner.
+
+    With ``serve_only``, ``serve`` alone (a command line whose first word is ``serve`` parses
+    the same without the others: its usage names the verb ``VERB``, not the list).
+    """
     serve = verbs.add_parser("serve", help="run the broker in the foreground")
     _add_common(serve)
     serve.set_defaults(run=_cmd_serve)
@@ -520,6 +524,8 @@ def register(verbs: _Verbs) -> None:
         action="store_true",
         help=f"create an ACTIVE '{DEMO_DEVICE}' certificate on first run and print how to use it",
     )
+    if serve_only:
+        return
 
     init = verbs.add_parser(
         "init", help="create the root CA, server certificates (and demo device)"

@@ -204,14 +204,18 @@ def _iot_operations() -> dict[str, str]:
     return {name.lower(): name for name in names}
 
 
-def operation_name(verb: str) -> str:
+def operation_name(verb: str, *, service: bool = True) -> str:
     """The API operation a verb calls: ``list-ca-certificates`` is ``ListCACertificates``.
 
     The AWS CLI names each verb after its operation (botocore's ``xform_name``); the ``iot``
-    model's names are looked up so that acronyms come back upper-case.
+    model's names are looked up so that acronyms come back upper-case. A verb that calls no
+    service (``service=False``: serve, init, healthcheck) is only title-cased: the model's
+    table (a large generated module) is not loaded for it.
     """
-    joined = verb.replace("-", "")
-    return _iot_operations().get(joined, "".join(part.title() for part in verb.split("-")))
+    titled = "".join(part.title() for part in verb.split("-"))
+    if not service:
+        return titled
+    return _iot_operations().get(verb.replace("-", ""), titled)
 
 
 # The members of the ``iot`` model's output shapes whose type is ``timestamp``

@@ -23,7 +23,7 @@ import datetime as _dt
 import enum
 import itertools
 import json
-import random
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -567,26 +567,37 @@ def _stamp_of(millis: int) -> str:
 # at INFO: per ID, one list append and one string join): 9 digits from a block counter run
 # through an odd multiplier modulo 2**36 (a bijection: distinct blocks give distinct digits, and
 # consecutive blocks do not look consecutive), then each of the 4096 three-digit endings once, in
-# an order shuffled once per process. Version 4 and the RFC 4122 variant are set as
+# an order fixed once per process. Version 4 and the RFC 4122 variant are set as
 # ``uuid.uuid4()`` sets them (RFC 4122 section 4.4). ``itertools.count``, ``list.pop`` and
 # ``list.extend`` are atomic under the GIL: two threads refilling at once add distinct IDs.
 
 
+def _random_bits(bits: int) -> int:
+    """``bits`` random bits from the OS, as ``random.SystemRandom().getrandbits(bits)``.
+
+    os.urandom directly: the ``random`` module is not imported for it (it costs a serve start
+    several milliseconds before the first handshake).
+    """
+    size = (bits + 7) // 8
+    return int.from_bytes(os.urandom(size)) >> (size * 8 - bits)
+
+
 def _trace_prefix() -> str:
     """The random first four groups of this process's trace IDs, with version and variant."""
-    d = f"{random.SystemRandom().getrandbits(80):020x}"
+    d = f"{_random_bits(80):020x}"
     return f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{'89ab'[int(d[16], 16) & 3]}{d[17:20]}-"
 
 
 def _trace_endings() -> list[str]:
-    endings = [f"{index:03x}" for index in range(4096)]
-    random.SystemRandom().shuffle(endings)
-    return endings
+    # Each of the 4096 endings once, in an order fixed per process: an odd multiplier and a
+    # random offset modulo 4096 (a bijection, like the blocks'), without importing ``random``.
+    offset = _random_bits(12)
+    return [f"{(index * 0x9E5 + offset) & 0xFFF:03x}" for index in range(4096)]
 
 
 _TRACE_PREFIX = _trace_prefix()
 _TRACE_ENDINGS = _trace_endings()
-_trace_blocks = itertools.count(random.SystemRandom().getrandbits(36))
+_trace_blocks = itertools.count(_random_bits(36))
 _TRACE_MULTIPLIER = 0x9E3779B97  # odd: invertible modulo 2**36
 _TRACE_MASK = (1 << 36) - 1
 # The last 12 digits of trace IDs not handed out yet (taken from the end).

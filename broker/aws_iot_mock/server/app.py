@@ -19,11 +19,12 @@ server certificates are re-issued to carry its name.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import functools
 import importlib
 import logging
-import secrets
+import os
 import ssl
 import sys
 import threading
@@ -103,12 +104,39 @@ _DEVICE_SERVICE_MODULES = (
 )
 
 
+# The interpreter's thread switch interval while the worker thread imports the device
+# services' modules (sys.setswitchinterval; the default is 5 ms). The event loop thread, woken by
+# a handshake's bytes, waits for the GIL until the importing thread gives it up: at 5 ms a
+# handshake's few loop iterations waited 20-30 ms; at 0.5 ms they wait a tenth of that.
+_IMPORT_SWITCH_INTERVAL = 0.0005
+
+
+_import_lock = threading.Lock()
+
+
 def _import_device_service_modules() -> None:
-    for name in _DEVICE_SERVICE_MODULES:
-        importlib.import_module(name)
+    """Import the device services' modules (on a worker thread; see Broker._start).
+
+    One thread at a time (brokers started at once in one process: the second finds the modules
+    imported), so that the switch interval is restored to what it was before the first.
+    """
+    with _import_lock:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, _IMPORT_SWITCH_INTERVAL))
+        try:
+            for name in _DEVICE_SERVICE_MODULES:
+                importlib.import_module(name)
+        finally:
+            sys.setswitchinterval(previous)
 
 
 __all__ = ["Broker", "create_sink"]
+
+
+def _token_urlsafe(size: int) -> str:
+    """``secrets.token_urlsafe(size)``: ``size`` random bytes from the OS, URL-safe base64."""
+    return base64.urlsafe_b64encode(os.urandom(size)).rstrip(b"=").decode("ascii")
+
 
 logger = logging.getLogger("aws_iot_mock")
 
@@ -420,10 +448,14 @@ class Broker:
         # thread (about a second of a cold start, more than all the rest); a connection whose
         # handshake completes meanwhile waits for its route's handler (FrontDoor.serve_routes).
         # The api door (no device uses it) opens last. start() returns when all are served.
+        # The first data door's contexts are built here; the others' on a worker thread
+        # (OpenSSL reads the certificate files without the GIL), so that the loop serves the
+        # first door's handshakes meanwhile.
         bound: dict[int, tuple[asyncio.Server | None, BoundListener, FrontDoor]] = {}
         for index, listener in enumerate(config.listeners):
             if listener.door != DoorKind.API.value:
-                bound[index] = await self._open_door(listener, log_successes)
+                contexts = self._create_contexts(DoorKind(listener.door)) if not bound else None
+                bound[index] = await self._open_door(listener, log_successes, contexts=contexts)
         if any(name not in sys.modules for name in _DEVICE_SERVICE_MODULES):
             await asyncio.to_thread(_import_device_service_modules)
         if self._registry_view is not None:
@@ -455,14 +487,21 @@ class Broker:
         listener: ListenerConfig,
         log_successes: bool,
         handlers: Mapping[Route, HandlerFactory] | None = None,
+        *,
+        contexts: Mapping[str, ssl.SSLContext] | None = None,
     ) -> tuple[asyncio.Server | None, BoundListener, FrontDoor]:
-        """Bind one listener; without ``handlers``, its connections wait for serve_routes."""
+        """Bind one listener; without ``handlers``, its connections wait for serve_routes.
+
+        Without ``contexts``, the door's contexts are built on a worker thread.
+        """
         config = self.config
         door_kind = DoorKind(listener.door)
+        if contexts is None:
+            contexts = await asyncio.to_thread(self._create_contexts, door_kind)
         door = FrontDoor(
             door=door_kind,
             account_id=config.account_id,
-            contexts=self._create_contexts(door_kind),
+            contexts=contexts,
             policy_for=self._domains.policy_for,
             accepted_names=self._accepted_names(door_kind),
             disabled_names=self._domains.disabled,
@@ -640,7 +679,9 @@ class Broker:
         config = self.config
         api = config.listener_for("api")
         configured = config.control_plane.console_token
-        self._console_token = configured or secrets.token_urlsafe(24)
+        # secrets.token_urlsafe(24), without importing secrets (it imports random, a few
+        # milliseconds before the first handshake).
+        self._console_token = configured or _token_urlsafe(24)
         self._console_token_required = (
             configured is not None or api is None or not is_loopback_host(api.host)
         )
