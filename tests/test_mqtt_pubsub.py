@@ -1158,3 +1158,60 @@ async def test_client_disconnect_ends_the_connection(
         lambda r: r.get("reason") == "CLIENT_INITIATED_DISCONNECT"
     )
     assert record["status"] == "Success"
+
+
+def _publish_then_close_notify_in_one_write(
+    port: int, ctx: ssl.SSLContext, client_id: str, topic: str
+) -> bytes:
+    """A TLS client (memory BIOs over a blocking socket) that sends CONNECT, a QoS 0 PUBLISH and
+    its close_notify in one write, then reads until the broker closes; returns what it read."""
+    import socket  # noqa: PLC0415 (this helper only)
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=ENDPOINT)
+    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                if not data:
+                    raise AssertionError("the broker closed during the handshake") from None
+                incoming.write(data)
+        sock.sendall(outgoing.read())
+        tls.write(encode(Connect("MQTT", 4, client_id, clean_start=True, keep_alive=60), 4))
+        tls.write(encode(Publish(topic, b"last words"), 4))
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.unwrap()  # queues close_notify; the broker's reply is not awaited here
+        sock.sendall(outgoing.read())  # CONNECT, PUBLISH and close_notify: one write
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+        return received
+
+
+@pytest.mark.tls_only
+async def test_data_and_close_notify_in_one_read_are_both_handled(
+    clients: Clients, running_broker: RunningBroker
+) -> None:
+    subscriber = await clients("listener", 4)
+    await subscriber.subscribe("last/words", qos=0)
+    await asyncio.to_thread(
+        _publish_then_close_notify_in_one_write,
+        running_broker.port,
+        client_context(running_broker.root_ca_path, clients.device),
+        "closer-in-one",
+        "last/words",
+    )
+    publish = await subscriber.recv_packet()
+    assert isinstance(publish, Publish)
+    assert (publish.topic, publish.payload) == ("last/words", b"last words")
+    record = await running_broker.wait_for_record(
+        lambda r: (
+            r.get("reason") == "CLIENT_INITIATED_DISCONNECT"
+            and r.get("clientId") == "closer-in-one"
+        )
+    )
+    assert record["eventType"] == "Disconnect"
