@@ -660,8 +660,7 @@ class Router:
             check = session.receive_check
             if session.outlet is not None and check is not None and not check(message.topic):
                 continue
-            waiting = session._queue  # Session.queued without a call per target
-            if (len(waiting) if waiting else 0) + session.backlog >= self.session_queue_max:
+            if session.queued + session.backlog >= self.session_queue_max:
                 # Anything for this session would wait behind a full queue: drop it here,
                 # before it is written to the store.
                 self._dropped(session, DropReason.SESSION_QUEUE_FULL)

@@ -224,11 +224,11 @@ class RulesEngine:
 
     def observe(self, message: Message) -> None:
         """A routed (or Basic Ingest) message: queue a job for each rule it triggers."""
-        rules, checks_from = self._rules, self._config.basic_ingest_checks_from
-        # route()'s own memory read first: most messages trigger no rule, known since the last.
-        found = rules.routes.get((message.topic, checks_from))
-        if found is None:
-            found = route(rules, message.topic, basic_ingest_checks_from=checks_from)
+        found = route(
+            self._rules,
+            message.topic,
+            basic_ingest_checks_from=self._config.basic_ingest_checks_from,
+        )
         if not found.rules and found.not_found is None:
             return
         context = self._context(message)
