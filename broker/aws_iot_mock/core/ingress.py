@@ -266,7 +266,7 @@ class PublishIngress:
             topic, payload, 0, False, EMPTY_PROPERTIES, None, publisher.client_id, self._clock()
         )
         try:
-            route(message, on_stored=log_success)
+            route(message, log_success)  # (positional: a partial merges keywords per call)
         except StorageError as error:  # (a plain message is never stored; kept for the contract)
             return self._refused(
                 publisher,

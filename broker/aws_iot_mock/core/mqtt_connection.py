@@ -76,7 +76,6 @@ from aws_iot_mock.logs.cloudwatch import (
     event_success,
 )
 from aws_iot_mock.mqtt.codec import (
-    EMPTY_PROPERTIES,
     Auth,
     Connack,
     Connect,
@@ -88,6 +87,7 @@ from aws_iot_mock.mqtt.codec import (
     PacketTooLarge,
     Pingreq,
     Pingresp,
+    PlainPublish,
     Properties,
     Puback,
     Publish,
@@ -391,8 +391,9 @@ class MqttConnection:
                 )
             self.read_paused_until = received.window_end
         error: MqttError | None = None
+        packets: list[Packet | PlainPublish]
         try:
-            packets = self._reader.read_packets(data)
+            packets = self._reader.read_packets(data, plain_pairs=True)
         except MqttError as exc:
             # The packets before the bad one were valid and arrived first: handle them.
             packets, error = list(exc.packets), exc
@@ -400,30 +401,33 @@ class MqttConnection:
         try:
             on_publish = self._on_publish
             # A device sending telemetry in a loop sends many plain PUBLISHes (QoS 0, no RETAIN,
-            # no properties) on one topic per read: their topic and policy checks are made once
-            # per run (PublishIngress.plain_publisher), for this read only.
+            # no properties) on one topic per read: the reader returns them as (topic, payload)
+            # pairs, and their topic and policy checks are made once per run
+            # (PublishIngress.plain_publisher), for this read only.
             run_topic: str | None = None
             run: Callable[[bytes], PublishRefusal | None] | None = None
             for packet in packets:
                 if self.close_request is not None:
                     break
-                # PUBLISH, the commonest packet, straight to its handler once connected.
-                if type(packet) is Publish and self._session is not None:
-                    if (
-                        packet.properties is EMPTY_PROPERTIES
-                        and not packet.qos
-                        and not packet.retain
-                        and self._publishes is None
-                    ):
-                        topic = packet.topic
+                if isinstance(packet, tuple):
+                    topic, payload = packet
+                    if self._session is not None and self._publishes is None:
                         if topic != run_topic:
                             run_topic = topic
                             run = self._core.ingress.plain_publisher(self._publisher, topic)
                         if run is not None:
-                            refusal = run(packet.payload)
+                            refusal = run(payload)
                             if refusal is not None:
-                                self._publish_refused(packet, topic, refusal)
+                                self._publish_refused(Publish(topic, payload), topic, refusal)
                             continue
+                    publish = Publish(topic, payload)  # the full path
+                    if self._session is not None:
+                        on_publish(publish)
+                    else:
+                        self._handle(publish)
+                    continue
+                # PUBLISH, the commonest packet, straight to its handler once connected.
+                if type(packet) is Publish and self._session is not None:
                     on_publish(packet)
                 else:
                     run_topic = run = None  # e.g. a SUBSCRIBE: checks are made afresh

@@ -165,7 +165,7 @@ class _Pending:
 class PlainRoute(Protocol):
     """``Router.publish`` for a run of messages ``Router.plain_route`` planned."""
 
-    def __call__(self, message: Message, *, on_stored: Callable[[], None] | None = None) -> int:
+    def __call__(self, message: Message, on_stored: Callable[[], None] | None = None) -> int:
         """Route ``message``; the number of sessions it was delivered or queued to."""
         ...
 
@@ -625,7 +625,7 @@ class Router:
             observer(message)
 
     def publish(  # noqa: PLR0912 (one pass over the targets)
-        self, message: Message, *, on_stored: Callable[[], None] | None = None
+        self, message: Message, on_stored: Callable[[], None] | None = None
     ) -> int:
         """Route ``message`` (already validated and authorized) to every matching session.
 
@@ -731,7 +731,6 @@ class Router:
         self,
         plan: tuple[tuple[Session, bool], ...],
         message: Message,
-        *,
         on_stored: Callable[[], None] | None = None,
     ) -> int:
         """``publish`` of a message ``plain_route`` planned: see there."""
@@ -740,7 +739,10 @@ class Router:
         for session, keep_retain in plan:
             if session.outlet is None:
                 continue
-            if session.queued + session.backlog >= limit:
+            # (_queue first: most sessions never queue, and ``queued`` is a call)
+            if (session._queue is not None or session.backlog) and (
+                session.queued + session.backlog >= limit
+            ):
                 self._dropped(session, DropReason.SESSION_QUEUE_FULL)
                 continue
             deliveries.append((session, keep_retain))

@@ -226,6 +226,8 @@ class RulesEngine:
         """A routed (or Basic Ingest) message: queue a job for each rule it triggers."""
         topic = message.topic
         rules = self._rules
+        if topic is rules.quiet_topic:
+            return  # the last message's topic (a device's run of messages), which no rule reads
         if not rules.reads_topics and not topic.startswith("$"):
             return  # no rule reads topics (route() would say so, at a cost on every message)
         checks_from = self._config.basic_ingest_checks_from
@@ -234,6 +236,7 @@ class RulesEngine:
         if found is None:
             found = route(rules, topic, basic_ingest_checks_from=checks_from)
         if not found.rules and found.not_found is None:
+            rules.quiet_topic = topic
             return
         context = self._context(message)
         if found.not_found is not None:
