@@ -61,7 +61,9 @@ _PATH_TO_FIRST_HANDSHAKE = textwrap.dedent(
         extra_client_cas=cas,
     )
     # random (and secrets, which imports it) costs a few milliseconds; os.urandom serves.
+    # config_sections: the classes of config sections the file does not have.
     heavy = {"cryptography", "yaml", "aws_iot_mock.registry", "random"}
+    heavy.add("aws_iot_mock.config_sections")
     imported = sorted(name for name in heavy if name in sys.modules)
     print(json.dumps({"reissued": reissued, "imported": imported}))
     """
@@ -132,3 +134,23 @@ def test_a_yaml_config_is_parsed_once_then_read_from_the_cache(
     # The twin: other text is parsed.
     config.write_text("region: eu-west-2\n")
     assert _run(certs, state, str(config)) == {"reissued": False, "imported": ["yaml"]}
+
+
+def test_a_config_section_class_is_defined_when_the_file_has_that_section(
+    certs: CertsDirectory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The twin of the runs above (no such section: config_sections stays unimported).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = tmp_path / "config.yaml"
+    config.write_text("resources:\n  things:\n    - thing_name: sensor-1\n")
+    state = tmp_path / "state"
+
+    assert _run(certs, state, str(config)) == {
+        "reissued": False,
+        "imported": ["aws_iot_mock.config_sections", "yaml"],
+    }
+    # From the cache: no YAML, the section's class still defined.
+    assert _run(certs, state, str(config)) == {
+        "reissued": False,
+        "imported": ["aws_iot_mock.config_sections"],
+    }
