@@ -89,10 +89,12 @@ _MAX_DNS_NAME = 253
 _LOOPBACK_NAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
 # AWS IoT API name patterns (CreateThing, CreatePolicy, ThingAttribute's AttributePayload).
-_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_POLICY_NAME_RE = re.compile(r"[\w+=,.@-]{1,128}")
-_ATTRIBUTE_NAME_RE = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
-_ATTRIBUTE_VALUE_RE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
+# These and the CloudWatch ones are only for optional sections: given to re.fullmatch, which
+# compiles (and caches) each on first use instead of at every import.
+_THING_NAME_RE = r"[a-zA-Z0-9:_-]{1,128}"
+_POLICY_NAME_RE = r"[\w+=,.@-]{1,128}"
+_ATTRIBUTE_NAME_RE = r"[a-zA-Z0-9_.,@/:#-]{1,128}"
+_ATTRIBUTE_VALUE_RE = r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}"
 
 _T = TypeVar("_T")
 
@@ -183,8 +185,8 @@ class TlsConfig:
 AWS_IOT_LOG_GROUP = "AWSIotLogsV2"
 # CloudWatch Logs' naming rules (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/
 # APIReference/API_CreateLogGroup.html, .../API_CreateLogStream.html): 1..512 characters.
-_LOG_GROUP_RE = re.compile(r"[._\-/#A-Za-z0-9]{1,512}")
-_LOG_STREAM_RE = re.compile(r"[^:*]{1,512}")
+_LOG_GROUP_RE = r"[._\-/#A-Za-z0-9]{1,512}"
+_LOG_STREAM_RE = r"[^:*]{1,512}"
 
 
 @dataclass(frozen=True)
@@ -805,10 +807,10 @@ def _parse_http_url(value: object) -> str:
     return text
 
 
-def _name_parser(pattern: re.Pattern[str], what: str) -> Callable[[object], str]:
+def _name_parser(pattern: str, what: str) -> Callable[[object], str]:
     def parse(value: object) -> str:
         text = _parse_str(value)
-        if not pattern.fullmatch(text):
+        if not re.fullmatch(pattern, text):
             raise _Invalid(
                 f"not a CloudWatch Logs {what} name: {text!r} (1..512 characters"
                 + (", letters, digits and ._-/#)" if what == "log group" else ", no ':' or '*')")
@@ -840,7 +842,7 @@ def _parse_log_level(value: object) -> str:
 
 def _parse_thing_name(value: object) -> str:
     text = _parse_str(value)
-    if not _THING_NAME_RE.fullmatch(text):
+    if not re.fullmatch(_THING_NAME_RE, text):
         raise _Invalid(
             f"invalid name {text!r}: AWS allows 1-128 of a-z A-Z 0-9 : _ - (no spaces or dots)"
         )
@@ -849,7 +851,7 @@ def _parse_thing_name(value: object) -> str:
 
 def _parse_policy_name(value: object) -> str:
     text = _parse_str(value)
-    if not _POLICY_NAME_RE.fullmatch(text):
+    if not re.fullmatch(_POLICY_NAME_RE, text):
         raise _Invalid(
             f"invalid policy name {text!r}: AWS allows 1-128 of letters, digits and + = , . @ _ -"
         )
@@ -862,7 +864,7 @@ def _parse_attribute_value(value: object) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise _Invalid(f"expected a string, got {_type_name(value)} ({value!r})")
-    if not _ATTRIBUTE_VALUE_RE.fullmatch(value):
+    if not re.fullmatch(_ATTRIBUTE_VALUE_RE, value):
         raise _Invalid(
             f"invalid attribute value {value!r}: AWS allows up to 800 of a-z A-Z 0-9 _ . , @ / :"
             " # = [ ] - (no spaces)"
@@ -1470,7 +1472,7 @@ class _Reader:
                     f"attribute names must be strings, got {_type_name(name)} ({name!r});"
                     " quote the name",
                 )
-            if not _ATTRIBUTE_NAME_RE.fullmatch(name):
+            if not re.fullmatch(_ATTRIBUTE_NAME_RE, name):
                 self.fail(
                     path,
                     f"invalid attribute name {name!r}: AWS allows 1-128 of a-z A-Z 0-9 _ . , @ /"
