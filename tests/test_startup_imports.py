@@ -12,6 +12,7 @@ import.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -154,3 +155,36 @@ def test_a_config_section_class_is_defined_when_the_file_has_that_section(
         "reissued": False,
         "imported": ["aws_iot_mock.config_sections"],
     }
+
+
+_SERVE_PARSER = """
+import argparse, json, sys
+from aws_iot_mock.cli import _build_parser
+
+parser = _build_parser("serve")
+parser.parse_args(["serve", "--port", "0"])
+serve = parser._subparsers._group_actions[0].choices["serve"]
+ours = serve.format_help()
+imported = "shutil" in sys.modules
+serve.formatter_class = argparse.HelpFormatter  # argparse's own (it imports shutil)
+print(json.dumps({"shutil": imported, "ours": ours, "argparse": serve.format_help()}))
+"""
+
+
+@pytest.mark.parametrize("columns", ["60", "200", ""])
+def test_the_serve_parser_takes_the_terminal_width_without_shutil(columns: str) -> None:
+    # argparse's own formatter imports shutil (and zlib, bz2, lzma) for the width; ours reads
+    # it as shutil.get_terminal_size does ($COLUMNS, else the terminal's, else 80).
+    env = {**os.environ, "COLUMNS": columns}
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_PARSER],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    answer = json.loads(result.stdout)
+    assert answer["shutil"] is False
+    assert answer["ours"] == answer["argparse"]
