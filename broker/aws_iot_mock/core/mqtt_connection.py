@@ -76,6 +76,7 @@ from aws_iot_mock.logs.cloudwatch import (
     event_success,
 )
 from aws_iot_mock.mqtt.codec import (
+    EMPTY_PROPERTIES,
     Auth,
     Connack,
     Connect,
@@ -371,7 +372,7 @@ class MqttConnection:
 
     # -- what the door calls ---------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes) -> None:  # noqa: PLR0912 (inlined for speed)
         """Handle every complete packet in ``data`` (arbitrarily chunked), in order."""
         if self.close_request is not None or self._closed:
             return
@@ -398,13 +399,34 @@ class MqttConnection:
         self._in_call = True
         try:
             on_publish = self._on_publish
+            # A device sending telemetry in a loop sends many plain PUBLISHes (QoS 0, no RETAIN,
+            # no properties) on one topic per read: their topic and policy checks are made once
+            # per run (PublishIngress.plain_publisher), for this read only.
+            run_topic: str | None = None
+            run: Callable[[bytes], PublishRefusal | None] | None = None
             for packet in packets:
                 if self.close_request is not None:
                     break
                 # PUBLISH, the commonest packet, straight to its handler once connected.
                 if type(packet) is Publish and self._session is not None:
+                    if (
+                        packet.properties is EMPTY_PROPERTIES
+                        and not packet.qos
+                        and not packet.retain
+                        and self._publishes is None
+                    ):
+                        topic = packet.topic
+                        if topic != run_topic:
+                            run_topic = topic
+                            run = self._core.ingress.plain_publisher(self._publisher, topic)
+                        if run is not None:
+                            refusal = run(packet.payload)
+                            if refusal is not None:
+                                self._publish_refused(packet, topic, refusal)
+                            continue
                     on_publish(packet)
                 else:
+                    run_topic = run = None  # e.g. a SUBSCRIBE: checks are made afresh
                     self._handle(packet)
             if error is not None and self.close_request is None:
                 self._fail(error)

@@ -99,6 +99,8 @@ class RuleSet:
             topic_filter = rule.statement.topic_filter
             if not rule.disabled and topic_filter is not None:
                 self._index.add(rule.name, topic_filter, rule)
+        # Whether any enabled rule has a FROM filter (else only Basic Ingest triggers rules).
+        self.reads_topics = bool(len(self._index))
 
     def __len__(self) -> int:
         return len(self._by_name)
