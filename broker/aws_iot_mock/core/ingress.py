@@ -249,19 +249,24 @@ class PublishIngress:
         if refusal is not None or not routed:
             return None
         route = self._router.plain_route(topic, publisher.client_id)
-        return partial(self._publish_plain, publisher, topic, route)
+        log_success: Callable[[], None] | None = None
+        if self.log_successes:  # the same Publish-In record for every message of the run
+            log_success = partial(
+                self._log_success, _PUBLISH_IN, publisher.facts, topic, False, None
+            )
+        return partial(self._publish_plain, publisher, topic, route, log_success)
 
     def _publish_plain(
-        self, publisher: Publisher, topic: str, route: PlainRoute, payload: bytes
+        self,
+        publisher: Publisher,
+        topic: str,
+        route: PlainRoute,
+        log_success: Callable[[], None] | None,
+        payload: bytes,
     ) -> PublishRefusal | None:
         """``publish`` of a plain message whose topic and publisher ``plain_publisher`` checked."""
         if len(payload) > PAYLOAD_MAX_BYTES:
             return self.publish(publisher, new_publish_request(topic, payload))
-        log_success: Callable[[], None] | None = None
-        if self.log_successes:
-            log_success = partial(
-                self._log_success, _PUBLISH_IN, publisher.facts, topic, False, None
-            )
         message = new_message(
             topic, payload, 0, False, EMPTY_PROPERTIES, None, publisher.client_id, self._clock()
         )
