@@ -27,6 +27,8 @@ from aws_iot_mock.logs.cloudwatch import (
     Reason,
     connect_failure,
     event_failure,
+    record_line,
+    success_line,
 )
 from aws_iot_mock.logs.drain import Drain
 from aws_iot_mock.logs.sink import LogSink
@@ -443,3 +445,132 @@ def test_flush_from_another_thread_sees_every_line_the_loop_emitted() -> None:
         thread.join(10.0)
         loop.close()
         sink.close()
+
+
+def test_a_drain_of_multi_line_texts_counts_dropped_and_left_records_in_lines() -> None:
+    # The sink's streams queue several lines in one text: drops and leftovers count lines.
+    written: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def held(batch: Sequence[str]) -> None:
+        entered.set()
+        release.wait()
+        written.extend(batch)
+
+    drain: Drain[str] = Drain(
+        "the test output",
+        held,
+        size=len,
+        count=lambda text: text.count("\n"),
+        drop_report=lambda count: f"{count} dropped\n",
+        max_bytes=10,
+        stderr=io.StringIO(),
+    )
+    drain.put("a\n")
+    assert entered.wait(5.0)
+    drain.put_many(["b\nc\n", "d\ne\nf\ng\nh\ni\nj\nk\n"])  # the second does not fit: 8 lines
+    assert drain.dropped == 8
+    release.set()
+    assert drain.flush()
+    assert written == ["a\n", "b\nc\n", "8 dropped\n"]
+    drain.close()
+
+
+async def test_success_lines_formatted_together_are_the_lines_success_line_writes() -> None:
+    # Lines of one millisecond are formatted in one join: each is still exactly the line
+    # ``success_line`` makes, with a trace ID of its own.
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    publisher, subscriber = _sink_facts(), ConnectionFacts("123456789012", "10.0.0.2", 1, "s")
+    for index in range(300):
+        sink.emit_success(EventType.PUBLISH_IN, publisher, f"t/{index % 3}", False, None)
+        sink.emit_success(EventType.PUBLISH_OUT, subscriber, f"t/{index % 3}", False, None)
+    await asyncio.sleep(0)
+    assert sink.flush()
+    lines = stream.getvalue().splitlines(keepends=True)
+    assert len(lines) == 600
+    trace_ids = set()
+    for index, line in enumerate(lines):
+        record = json.loads(line)
+        trace_ids.add(record["traceId"])
+        facts = publisher if index % 2 == 0 else subscriber
+        event = EventType.PUBLISH_IN if index % 2 == 0 else EventType.PUBLISH_OUT
+        expected = json.loads(success_line(event, facts, f"t/{index // 2 % 3}", False, None))
+        assert list(record) == list(expected)
+        assert {**record, "timestamp": "", "traceId": ""} == {
+            **expected,
+            "timestamp": "",
+            "traceId": "",
+        }
+        assert line == record_line(record)  # byte for byte what json.dumps writes
+    assert len(trace_ids) == 600
+    sink.close()
+
+
+class _LineOutput:
+    """A ``LogOutput`` that records what ``put_many`` is given (as CloudWatch Logs gets it)."""
+
+    name = "lines"
+    dropped = 0
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def put(self, item: str) -> None:
+        self.items.append(item)
+
+    def put_many(self, items: Sequence[str]) -> None:
+        self.items.extend(items)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def close(self, grace: float = 2.0) -> bool:
+        return True
+
+
+async def test_an_added_output_gets_one_line_per_item_when_the_streams_get_them_together() -> None:
+    stream = io.StringIO()
+    sink = LogSink(LogLevel.INFO, stream=stream)
+    output = _LineOutput()
+    sink.add_output(output)
+    for index in range(10):
+        sink.emit_success(EventType.PUBLISH_IN, _sink_facts(), f"t/{index}", False, None)
+    sink.emit(_record(1))
+    await asyncio.sleep(0)
+    assert sink.flush()
+    assert output.items == stream.getvalue().splitlines(keepends=True)
+    assert len(output.items) == 11
+    sink.close()
+
+
+async def test_the_recent_records_are_the_last_ones_even_when_kept_together() -> None:
+    sink = LogSink(LogLevel.INFO, stream=io.StringIO())
+    sink.keep_recent(5)
+    sink.emit(_record(1))
+    for index in range(20):
+        sink.emit_success(EventType.PUBLISH_IN, _sink_facts(), f"t/{index}", False, None)
+    sink.emit(_record(2))
+    sink.emit_success(EventType.PUBLISH_OUT, _sink_facts(), "t/last", False, None)
+    recent = sink.take_recent()
+    assert [(r["eventType"], r.get("topicName"), r["status"]) for r in recent] == [
+        ("Publish-In", "t/17", "Success"),
+        ("Publish-In", "t/18", "Success"),
+        ("Publish-In", "t/19", "Success"),
+        ("Publish-In", "t/1", "Failure"),
+        ("Publish-Out", "t/last", "Success"),
+    ]
+    sink.close()
+
+
+async def test_the_recent_records_across_many_iterations_are_the_last_ones_in_order() -> None:
+    sink = LogSink(LogLevel.INFO, stream=io.StringIO())
+    sink.keep_recent(7)
+    for batch in range(30):
+        for index in range(4):
+            topic = f"t/{batch}/{index}"
+            sink.emit_success(EventType.PUBLISH_IN, _sink_facts(), topic, False, None)
+        await asyncio.sleep(0)  # the iteration ends: its lines are formatted together
+    topics = [record["topicName"] for record in sink.take_recent()]
+    assert topics == [f"t/{batch}/{index}" for batch in (28, 29) for index in range(4)][-7:]
+    sink.close()

@@ -607,12 +607,25 @@ _TRACE_MASK = (1 << 36) - 1
 TRACE_SUFFIXES: list[str] = []
 
 
-def refill_trace_suffixes() -> str:
-    """Add a block of 4096 to ``TRACE_SUFFIXES`` and take one (for ``LogSink.emit_success``)."""
+def trace_suffix_block() -> list[str]:
+    """A fresh block of 4096 trace-ID endings (the last 12 digits, after ``TRACE_PREFIX``).
+
+    Distinct from every other block of this process, whichever thread asks (``next`` on the
+    block counter is atomic): ``LogSink`` keeps a pool of its own for the lines it formats in
+    bulk.
+    """
     if not _TRACE_ENDINGS:
-        _TRACE_ENDINGS.extend(_new_trace_endings())
+        # One slice assignment (atomic under the GIL), never an extend: two threads here at
+        # once each leave a whole ordering of the 4096 endings, never 8192 with repeats.
+        _TRACE_ENDINGS[:] = _new_trace_endings()
+    endings = _TRACE_ENDINGS[:]  # one ordering, even if another thread assigns meanwhile
     block = f"{(next(_trace_blocks) * _TRACE_MULTIPLIER) & _TRACE_MASK:09x}"
-    TRACE_SUFFIXES.extend([block + ending for ending in _TRACE_ENDINGS])
+    return [block + ending for ending in endings]
+
+
+def refill_trace_suffixes() -> str:
+    """Add a block of 4096 to ``TRACE_SUFFIXES`` and take one."""
+    TRACE_SUFFIXES.extend(trace_suffix_block())
     return TRACE_SUFFIXES.pop()
 
 

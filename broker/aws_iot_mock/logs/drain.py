@@ -45,6 +45,8 @@ class Drain(Generic[T]):
         deliver: called on the drain's thread with a non-empty batch, in queue order; raises
             ``OutputClosed`` when the output is gone, any other exception when it fails now.
         size: the bytes an item counts for (against ``max_bytes`` and ``batch_bytes``).
+        count: the records an item holds, for the counts of dropped and undelivered records (a
+            log stream's item may be several lines written together); one each when None.
         drop_report: makes the item that says ``count`` items were dropped.
         max_bytes: the most bytes waiting; past that, ``put`` drops and counts.
         batch_items: the most items in one batch.
@@ -64,6 +66,7 @@ class Drain(Generic[T]):
         deliver: Callable[[Sequence[T]], None],
         *,
         size: Callable[[T], int],
+        count: Callable[[T], int] | None = None,
         drop_report: Callable[[int], T],
         max_bytes: int,
         batch_items: int = 1_000_000,
@@ -76,6 +79,7 @@ class Drain(Generic[T]):
         self._linger = linger
         self._deliver = deliver
         self._size = size
+        self._count = count
         self._drop_report = drop_report
         self._max_bytes = max_bytes
         self._batch_items = batch_items
@@ -97,7 +101,8 @@ class Drain(Generic[T]):
         self._dropped_total = 0
         self._failing: str | None = None
         self._busy = False
-        self._in_flight = 0  # the batch being delivered, for close()'s count of what is left
+        # The batch being delivered, for close()'s count of what is left.
+        self._in_flight: Sequence[T] = ()
         # The thread waits for items (``put`` must wake it); False while it delivers.
         self._idle = False
         self._flushing = 0  # threads waiting in flush(): the thread does not linger
@@ -110,7 +115,7 @@ class Drain(Generic[T]):
 
     @property
     def dropped(self) -> int:
-        """Items dropped since the drain was made (reported or not)."""
+        """Records dropped since the drain was made (reported or not)."""
         with self._condition:
             return self._dropped_total
 
@@ -129,7 +134,7 @@ class Drain(Generic[T]):
             self._put_locked(item, size)
             return
         if self._owner_bytes + self._other_bytes - self._taken_bytes + size > self._max_bytes:
-            self._drop()
+            self._drop(self._records(item))
             return
         self._items.append(item)
         self._owner_bytes += size
@@ -163,8 +168,9 @@ class Drain(Generic[T]):
             if self._owner is None:
                 self._owner = me
             if self._owner_bytes + self._other_bytes - self._taken_bytes + size > self._max_bytes:
-                self._dropped += 1
-                self._dropped_total += 1
+                records = self._records(item)
+                self._dropped += records
+                self._dropped_total += records
                 return
             self._items.append(item)
             if me == self._owner:
@@ -180,10 +186,17 @@ class Drain(Generic[T]):
                 self._idle = False
                 self._condition.notify_all()
 
-    def _drop(self) -> None:
+    def _drop(self, records: int) -> None:
         with self._condition:
-            self._dropped += 1
-            self._dropped_total += 1
+            self._dropped += records
+            self._dropped_total += records
+
+    def _records(self, item: T) -> int:
+        """The records ``item`` holds (``count``; asked only when items are dropped or left)."""
+        return 1 if self._count is None else self._count(item)
+
+    def _records_in(self, items: Sequence[T] | deque[T]) -> int:
+        return len(items) if self._count is None else sum(map(self._count, items))
 
     def _wake(self) -> None:
         # Only when the thread waits for work: a busy one takes everything queued when its
@@ -228,7 +241,7 @@ class Drain(Generic[T]):
         if not thread.is_alive():
             return True
         with self._condition:
-            left = len(self._items) + self._in_flight
+            left = self._records_in(self._items) + self._records_in(self._in_flight)
         if left:
             # The process is about to exit and take the daemon thread with it: say what is
             # lost rather than lose it silently.
@@ -257,14 +270,15 @@ class Drain(Generic[T]):
                         return  # closing, and everything is delivered
                     batch = self._take()
                 self._busy = True
-                self._in_flight = len(batch)
+                self._in_flight = batch
             try:
                 self._deliver(batch)
             except OutputClosed as exc:
                 self._gone(str(exc))
                 return
             except Exception as exc:
-                self._failed(exc, len(batch))
+                records = self._records_in(batch)
+                self._failed(exc, records)
                 if self._retry:
                     with self._condition:
                         if self._closing:
@@ -276,15 +290,15 @@ class Drain(Generic[T]):
                     pause = min(pause * 2, _RETRY_MAX)
                     continue
                 with self._condition:
-                    self._dropped += len(batch)
-                    self._dropped_total += len(batch)
+                    self._dropped += records
+                    self._dropped_total += records
             else:
                 pause = _RETRY_FIRST
                 self._recovered()
             batch = []
             with self._condition:
                 self._busy = False
-                self._in_flight = 0
+                self._in_flight = ()
                 self._condition.notify_all()
                 if self._linger and not (self._closing or self._flushing):
                     # Not idle: puts meanwhile queue without waking the thread (see linger).

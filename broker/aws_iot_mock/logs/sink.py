@@ -32,13 +32,13 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain, repeat
 from pathlib import Path
 from threading import get_ident
 from time import time_ns
 from typing import IO, Protocol, TextIO
 
 from aws_iot_mock.logs.cloudwatch import (
-    LAST_HEAD,
     SUCCESS_TAILS,
     TRACE_SUFFIXES,
     ConnectionFacts,
@@ -53,6 +53,7 @@ from aws_iot_mock.logs.cloudwatch import (
     refill_trace_suffixes,
     success_line,
     success_logger,
+    trace_suffix_block,
 )
 from aws_iot_mock.logs.drain import Drain, OutputClosed
 
@@ -129,6 +130,7 @@ class LogSink:
         self._stderr = stderr
         self._buffer_bytes = buffer_bytes
         self._outputs: list[LogOutput] = []
+        self._streams: list[LogOutput] = []
         self._files: list[IO[str]] = []
         # The file first: a reader that saw a line on stdout finds it in the file too.
         if file is not None:
@@ -139,16 +141,29 @@ class LogSink:
         if out is not None:
             self._outputs.append(self._stream_drain("standard output", out))
         self._listeners: tuple[LogListener, ...] = ()
-        self._recent: deque[str | Mapping[str, object]] | None = None
+        # The recent records (``keep_recent``): each item with how many records it holds (a
+        # text of several success lines holds several), and their total, kept near ``count``.
+        self._recent: deque[tuple[str | Mapping[str, object], int]] | None = None
+        self._recent_count = 0
+        self._recent_records = 0
         self._closed = False
         # What ``emit`` needs per record, kept current by ``_arm``: the most verbose level
         # written (0: nothing is) and each output's ``put``.
         self._threshold = 0
         self._puts: tuple[Callable[[str], None], ...] = ()
         self._put_manys: tuple[Callable[[Sequence[str]], None], ...] = ()
-        # Lines of the current event-loop iteration, handed over by ``_hand_over``; only the
-        # ``_owner`` thread (the first that emitted with a running loop) appends to them.
+        # Text of the current event-loop iteration (whole lines, or several lines in one
+        # string), handed over by ``_hand_over``, which ``_scheduled`` says the loop will run;
+        # only the ``_owner`` thread (the first that emitted with a running loop) adds to them.
         self._pending: list[str] = []
+        self._scheduled = False
+        # The success lines of the iteration's current millisecond, not yet formatted: the
+        # text after each one's trace ID (see ``emit_success``). ``_close_segment`` formats
+        # them into one string at the end of the millisecond, the iteration, or before any
+        # other line.
+        self._segment: list[str] = []
+        self._segment_millis = -1
+        self._suffixes: list[str] = []  # trace-ID endings for the segments, taken from the end
         self._owner: int | None = None
         self._owner_loop: asyncio.AbstractEventLoop | None = None
         self._owner_lock = threading.Lock()
@@ -171,7 +186,12 @@ class LogSink:
         # emit_success's fast path: the line is all there is (no listener wants the record).
         self._lines_only = self._threshold >= _INFO and not self._listeners
         self._puts = tuple(output.put for output in self._outputs)
-        self._put_manys = tuple(output.put_many for output in self._outputs)
+        # The sink's own streams take several lines in one string; other outputs (CloudWatch
+        # Logs: an event per line) get them one by one.
+        self._put_manys = tuple(
+            output.put_many if output in self._streams else _line_by_line(output)
+            for output in self._outputs
+        )
 
     @property
     def dropped(self) -> int:
@@ -213,18 +233,49 @@ class LogSink:
 
         What a listener appending to a bounded deque would keep (the console's backlog before
         the console is built), without building a record per message: ``emit_success`` keeps
-        its line, which ``take_recent`` parses back only if asked.
+        its line (in one text with the other success lines of its millisecond), which
+        ``take_recent`` parses back only if asked.
         """
-        self._recent = deque(maxlen=count)
+        self._recent = deque()
+        self._recent_count = count
+        self._recent_records = 0
+        self._arm()
 
     def take_recent(self) -> list[Mapping[str, object]]:
-        """The records kept since ``keep_recent``, oldest first; stops keeping them."""
+        """The records kept since ``keep_recent``, oldest first; stops keeping them.
+
+        Called on the event loop's thread, or once it stopped: from another thread, the success
+        lines of the loop's current iteration (not formatted yet) are not among them.
+        """
+        if self._segment and get_ident() == self._owner:
+            self._close_segment()
         recent, self._recent = self._recent, None
+        self._arm()
         if recent is None:
             return []
         # A line is its record's ``json.dumps``: ``json.loads`` gives back an equal dict, in
-        # the same order.
-        return [json.loads(item) if isinstance(item, str) else item for item in recent]
+        # the same order. A text of several success lines (``_close_segment``) counts as one
+        # item of the deque: its lines are cut to ``count`` here.
+        records: list[Mapping[str, object]] = []
+        for item, _ in recent:
+            if isinstance(item, str):
+                records.extend(json.loads(line) for line in item[:-1].split("\n"))
+            else:
+                records.append(item)
+        return records[-self._recent_count :] if self._recent_count else []
+
+    def _keep(self, item: str | Mapping[str, object], records: int = 1) -> None:
+        """Add ``item`` (holding ``records``) to the recent ones; forget the oldest past count.
+
+        Never more than ``count`` records plus one item's are kept.
+        """
+        recent = self._recent
+        if recent is None:
+            return
+        recent.append((item, records))
+        self._recent_records += records
+        while len(recent) > 1 and self._recent_records - recent[0][1] >= self._recent_count:
+            self._recent_records -= recent.popleft()[1]
 
     def emit(self, record: Mapping[str, object]) -> None:
         """Hand ``record`` to the listeners, and queue its line if its level is enabled.
@@ -233,9 +284,10 @@ class LogSink:
         """
         for listener in self._listeners:
             listener(record)
-        recent = self._recent
-        if recent is not None:
-            recent.append(record)
+        if self._recent is not None:
+            if self._segment and get_ident() == self._owner:
+                self._close_segment()  # the lines before it come first in the backlog too
+            self._keep(record)
         threshold = self._threshold
         if not threshold:
             return
@@ -248,11 +300,7 @@ class LogSink:
             line = record_line(record)
         elif threshold < _INFO:
             return
-        pending = self._pending
-        if pending and get_ident() == self._owner:
-            pending.append(line)
-        else:
-            self._queue(line)
+        self._append(line)
 
     def emit_success(
         self,
@@ -265,28 +313,20 @@ class LogSink:
         """``emit(event_success(...))`` (a ``SuccessLog``): two per message at INFO.
 
         The record is built only for listeners; with none, its line is all there is to write.
+        On the event loop's thread, the line is not even built here: its millisecond and the
+        text after its trace ID (cached per connection, event type and topic) are, and the
+        lines of one millisecond are formatted together, with one ``str.join``, when the
+        millisecond or the loop iteration ends (``_close_segment``).
         """
         if self._lines_only and not (retain or trace_id):
-            # ``success_line``, inlined: two lines per message at INFO.
             cached = SUCCESS_TAILS.get((id(facts), event_type._value_, topic_name))
             if cached is None or cached[0] is not facts:
                 cached = new_success_tail(facts, event_type, topic_name)
             millis = time_ns() // 1_000_000
-            last = LAST_HEAD[0]
-            head = last[1] if millis == last[0] else head_of(millis)
-            try:
-                trace = TRACE_SUFFIXES.pop()
-            except IndexError:
-                trace = refill_trace_suffixes()
-            line = f"{head}{trace}{cached[1]}"
-            recent = self._recent
-            if recent is not None:
-                recent.append(line)
-            pending = self._pending
-            if pending and get_ident() == self._owner:
-                pending.append(line)
+            if millis == self._segment_millis and get_ident() == self._owner:
+                self._segment.append(cached[1])
             else:
-                self._queue(line)
+                self._start_segment(millis, cached[1])
             return
         if self._listeners:
             self._emit_record(event_type, facts, topic_name, retain, trace_id)
@@ -297,38 +337,100 @@ class LogSink:
             return
         line = success_line(event_type, facts, topic_name, retain, trace_id)
         if recent is not None:
-            recent.append(line)
+            if self._segment and get_ident() == self._owner:
+                self._close_segment()  # the lines before it come first in the backlog too
+            self._keep(line)
         if threshold >= _INFO:
-            pending = self._pending
-            if pending and get_ident() == self._owner:
-                pending.append(line)
-            else:
-                self._queue(line)
+            self._append(line)
 
-    def _queue(self, line: str) -> None:
-        """Queue ``line`` when ``emit`` cannot just append it to the iteration's lines.
+    def _append(self, line: str) -> None:
+        """Queue ``line``: after what the loop iteration has collected when there is some."""
+        if self._scheduled and get_ident() == self._owner:
+            if self._segment:
+                self._close_segment()
+            self._pending.append(line)
+        else:
+            self._queue(line)
 
-        The first line of an iteration on the owner's thread (or on the first thread to emit
-        with a running loop, which becomes the owner) starts the iteration's lines and asks the
-        loop to hand them over; any other line goes to the outputs now.
+    def _start_segment(self, millis: int, tail: str) -> None:
+        """Collect a success line of a new millisecond (``emit_success``), or queue it now."""
+        if self._collecting():
+            if self._segment:
+                self._close_segment()
+            self._segment_millis = millis
+            self._segment = [tail]
+            return
+        # Another thread, or no running loop: the line, whole, goes to the outputs now.
+        try:
+            trace = TRACE_SUFFIXES.pop()
+        except IndexError:
+            trace = refill_trace_suffixes()
+        line = f"{head_of(millis)}{trace}{tail}"
+        if self._recent is not None:
+            self._keep(line)
+        for put in self._puts:
+            put(line)
+
+    def _close_segment(self) -> None:
+        """Format the collected success lines into one string, appended to ``_pending``."""
+        tails = self._segment
+        count = len(tails)
+        self._segment = []
+        head = head_of(self._segment_millis)
+        self._segment_millis = -1
+        suffixes = self._suffixes
+        while len(suffixes) < count:
+            suffixes.extend(trace_suffix_block())
+        # The pool's last ``count`` endings, each used once (then removed).
+        taken = suffixes[-count:]
+        del suffixes[-count:]
+        # head + ending + tail, line after line, in C: no string per line.
+        text = "".join(chain.from_iterable(zip(repeat(head), taken, tails)))
+        self._pending.append(text)
+        if self._recent is not None:
+            self._keep(text, count)
+
+    def _collecting(self) -> bool:
+        """Whether this thread collects lines for its loop's next ``_hand_over`` (scheduled).
+
+        True on the owner's thread (the first thread to emit with a running loop becomes the
+        owner) while its loop runs; the first line of an iteration schedules the hand-over.
         """
         me = get_ident()
         if self._owner is None:
             with self._owner_lock:  # once: two loops' threads must not both own the lines
                 if self._owner is None and asyncio.events._get_running_loop() is not None:
                     self._owner = me
-        if self._owner == me and not self._pending:
-            loop = asyncio.events._get_running_loop()
-            if loop is not None:
-                self._owner_loop = loop
-                loop.call_soon(self._hand_over)
-                self._pending.append(line)
-                return
+        if self._owner != me:
+            return False
+        if self._scheduled:
+            return True
+        loop = asyncio.events._get_running_loop()
+        if loop is None:
+            return False
+        self._owner_loop = loop
+        loop.call_soon(self._hand_over)
+        self._scheduled = True
+        return True
+
+    def _queue(self, line: str) -> None:
+        """Queue ``line`` when ``emit`` cannot just append it to the iteration's lines.
+
+        The first line of an iteration on the owner's thread starts the iteration's lines and
+        asks the loop to hand them over (``_collecting``); any other line goes to the outputs
+        now.
+        """
+        if self._collecting():
+            self._append(line)
+            return
         for put in self._puts:
             put(line)
 
     def _hand_over(self) -> None:
         """Give the lines collected on the owner's thread to the outputs (on that thread)."""
+        self._scheduled = False
+        if self._segment:
+            self._close_segment()
         lines = self._pending
         if lines:
             self._pending = []
@@ -337,7 +439,7 @@ class LogSink:
 
     def _hand_over_now(self, timeout: float) -> None:
         """``_hand_over`` from any thread: through the owner's loop while it runs."""
-        if not self._pending:
+        if not (self._pending or self._segment):
             return
         loop = self._owner_loop
         if get_ident() == self._owner or loop is None or not loop.is_running():
@@ -386,15 +488,32 @@ class LogSink:
         def deliver(lines: Sequence[str]) -> None:
             _write(stream, "".join(lines))
 
-        return Drain(
+        drain: Drain[str] = Drain(
             name,
             deliver,
             size=len,
+            count=_lines_in,
             drop_report=self.drop_report_line,
             max_bytes=self._buffer_bytes,
             stderr=self._stderr,
             linger=_STREAM_LINGER,
         )
+        self._streams.append(drain)
+        return drain
+
+
+def _lines_in(text: str) -> int:
+    """How many lines ``text`` holds (a JSON line has no other newline: JSON escapes them)."""
+    return text.count("\n")
+
+
+def _line_by_line(output: LogOutput) -> Callable[[Sequence[str]], None]:
+    """``output.put_many`` for texts that may hold several lines: it gets one line each."""
+
+    def put_many(texts: Sequence[str]) -> None:
+        output.put_many([f"{line}\n" for text in texts for line in text[:-1].split("\n")])
+
+    return put_many
 
 
 def _write(stream: IO[str], text: str) -> None:
