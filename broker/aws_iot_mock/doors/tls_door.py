@@ -49,6 +49,7 @@ from aws_iot_mock.logs.cloudwatch import (
 )
 from aws_iot_mock.tls.client_hello import ClientHelloInfo, NeedMoreData, NotTls, read_client_hello
 from aws_iot_mock.tls.door_routes import DoorKind, Route, choose_route
+from aws_iot_mock.tls.memory_bio import release_buffer
 from aws_iot_mock.tls.verdicts import (
     Refusal,
     check_registration,
@@ -524,6 +525,11 @@ class DoorProtocol(asyncio.Protocol):
             self._refuse(Refusal(Reason.CLIENT_CERTIFICATE_MISSING, "No client certificate"))
             return
         self._flush()
+        # A memory BIO keeps its largest buffer for life: the outgoing one held the server's
+        # whole first flight (~2.5 KB with the certificate chain), the incoming one a handshake
+        # slice. Both are empty now (unless a TLS 1.3 client's first request came along).
+        release_buffer(self._outgoing)
+        release_buffer(self._incoming)
         alpn = self._ssl.selected_alpn_protocol()
         route = choose_route(self._door.door, alpn, has_certificate=principal is not None)
         if isinstance(route, Refusal):
