@@ -64,8 +64,11 @@ def _load_releaser() -> Callable[[ssl.MemoryBIO], bool] | None:
         return None
     if ssl.OPENSSL_VERSION_INFO < (1, 1, 1):
         return None  # the read-pointer layout this relies on arrived in 1.1.1
-    import _ssl  # noqa: PLC0415
-    import ctypes  # noqa: PLC0415
+    try:
+        import _ssl  # noqa: PLC0415
+        import ctypes  # noqa: PLC0415
+    except ImportError:  # a Python built without ctypes (libffi)
+        return None
 
     pointer = ctypes.sizeof(ctypes.c_void_p)
     header = object.__basicsize__
