@@ -464,18 +464,7 @@ class DoorProtocol(asyncio.Protocol):
             return
         self._plaintext = True
         self._cancel_timer()
-        identity = DoorIdentity(
-            door=self._door.door,
-            principal=None,
-            server_name=None,
-            security_policy="",
-            tls_version="",
-            cipher="",
-            alpn=None,
-            source_ip=self._source_ip,
-            source_port=self._source_port,
-        )
-        self._channel = _Channel(self, identity, self._facts())
+        self._channel = _Channel(self)
         self._handler = factory(self._channel)
         first = bytes(self._hello or b"")
         self._hello = None
@@ -546,22 +535,11 @@ class DoorProtocol(asyncio.Protocol):
         if factory is None and not self._door.handlers_pending:
             self._refuse_unbuilt(route)
             return
-        cipher = self._ssl.cipher()
-        identity = DoorIdentity(
-            door=self._door.door,
-            principal=principal,
-            server_name=self._server_name,
-            security_policy=self._policy,
-            tls_version=sys.intern(self._ssl.version() or ""),
-            cipher=sys.intern(cipher[0]) if cipher else "",
-            alpn=alpn,
-            source_ip=self._source_ip,
-            source_port=self._source_port,
-        )
         if self._door.log_debug:
-            self._door.emit(handshake_record(self._facts(), f"{identity.tls_details} accepted"))
+            details = self.identity().tls_details
+            self._door.emit(handshake_record(self._facts(), f"{details} accepted"))
         self._cancel_timer()
-        self._channel = _Channel(self, identity, self._facts())
+        self._channel = _Channel(self)
         if factory is None:
             # The broker is still building its handlers: read nothing until they exist.
             self._route = route
@@ -690,6 +668,28 @@ class DoorProtocol(asyncio.Protocol):
 
     # -- output and closing ----------------------------------------------------------------
 
+    def identity(self) -> DoorIdentity:
+        """The connection's identity as the handshake established it (built on each call)."""
+        tls = None if self._plaintext else self._ssl
+        cipher = tls.cipher() if tls is not None else None
+        return DoorIdentity(
+            door=self._door.door,
+            # The X.509 principal: the handshake set the certificate ID only when the client
+            # presented a certificate, and the connection exists only if it was accepted.
+            principal=(
+                Principal.certificate(self._principal_id)
+                if self._principal_id is not None
+                else None
+            ),
+            server_name=self._server_name,
+            security_policy=self._policy,
+            tls_version=sys.intern(tls.version() or "") if tls is not None else "",
+            cipher=sys.intern(cipher[0]) if cipher else "",
+            alpn=tls.selected_alpn_protocol() if tls is not None else None,
+            source_ip=self._source_ip,
+            source_port=self._source_port,
+        )
+
     def _facts(self) -> ConnectionFacts:
         return ConnectionFacts(
             account_id=self._door.account_id,
@@ -809,16 +809,13 @@ class _Channel:
     """The ``ByteChannel`` of one connection: a narrow view of ``DoorProtocol``."""
 
     # Thousands of these live at once (one per connection): slots, not a dict each.
-    __slots__ = (
-        "_facts",
-        "_identity",
-        "_protocol",
-    )
+    __slots__ = ("_identity", "_protocol")
 
-    def __init__(self, protocol: DoorProtocol, identity: DoorIdentity, facts: ConnectionFacts):
+    def __init__(self, protocol: DoorProtocol):
         self._protocol = protocol
-        self._identity = identity
-        self._facts = facts
+        self._identity = protocol.identity()
+        # The facts are built when asked (handlers ask once, when they are created): not a
+        # ConnectionFacts kept per connection besides the handler's own (~100 bytes each).
 
     @property
     def identity(self) -> DoorIdentity:
@@ -826,7 +823,7 @@ class _Channel:
 
     @property
     def facts(self) -> ConnectionFacts:
-        return self._facts
+        return self._protocol._facts()
 
     def write(self, data: bytes) -> None:
         self._protocol.write(data)
