@@ -304,6 +304,10 @@ async def run_publish(args: argparse.Namespace, context: ssl.SSLContext) -> None
 # --- paced (latency) -------------------------------------------------------------------------
 
 
+# Seconds before a paced send's due time that the loop's timer wakes the sender (> 1 ms).
+_PACING_SLACK = 0.0015
+
+
 async def run_paced(args: argparse.Namespace, context: ssl.SSLContext) -> None:
     """Publish at ``rate`` msg/s in aggregate over all workers; payload carries the send time.
 
@@ -327,9 +331,15 @@ async def run_paced(args: argparse.Namespace, context: ssl.SSLContext) -> None:
             due = start_at + k / args.rate
             delay = due - time.time()
             if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                late = max(late, -delay)
+                # The loop's timers have 1 ms resolution (libuv): sleeping on them alone sends
+                # up to ~1.5 ms off schedule, and bunches 6-10 % of sends within 0.25 ms of the
+                # previous one. Wake early on the loop, then sleep the rest precisely.
+                if delay > _PACING_SLACK:
+                    await asyncio.sleep(delay - _PACING_SLACK)
+                rest = due - time.time()
+                if rest > 0:
+                    time.sleep(rest)
+            late = max(late, time.time() - due)
             slot = number % len(clients)
             packet_ids[slot] = packet_ids[slot] % 65535 + 1
             body = payload(f"{time.time_ns()} {k}")

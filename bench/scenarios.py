@@ -892,6 +892,21 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[index]
 
 
+# Sends this close after the previous one (of any device) arrive as a pair: the second waits
+# behind the broker's work on the first. An even 1 ms schedule has none; the generators'
+# event-loop timers have 1 ms resolution, so some sends bunch (see bench/README.md, row 6).
+_BUNCHED_WITHIN_NS = 250_000
+
+
+def _bunched(sent_at_ns: Sequence[int], within_ns: int) -> float:
+    """The fraction of sends made less than ``within_ns`` after the previous send (NaN: none)."""
+    ordered = sorted(sent_at_ns)
+    if len(ordered) < 2:
+        return float("nan")
+    close = sum(1 for a, b in itertools.pairwise(ordered) if b - a < within_ns)
+    return round(close / (len(ordered) - 1), 4)
+
+
 def latency(bench: Bench, kind: str) -> Sample:
     """100 connected devices publish QoS 1 at 1,000 msg/s in total; one subscriber measures."""
     profile = bench.profile
@@ -954,11 +969,14 @@ def latency(bench: Bench, kind: str) -> Sample:
     # device's first publishes) are left out of the percentiles but their worst is reported.
     latencies_ms: list[float] = []
     warmup_ms: list[float] = []
+    sent_at_ns: list[int] = []
     for received, body in part.rows:
         sent_ns, _, number = body.rstrip(".").partition(" ")
         if sent_ns.isdigit() and number.isdigit():
             value = (received - int(sent_ns) / 1e9) * 1000.0
             (warmup_ms if int(number) < warmup else latencies_ms).append(value)
+            if int(number) >= warmup:
+                sent_at_ns.append(int(sent_ns))
     return Sample(
         {
             "p50_ms": _percentile(latencies_ms, 0.50),
@@ -974,6 +992,7 @@ def latency(bench: Bench, kind: str) -> Sample:
                 _c_load(exits, marks, t0) + _reported(results), elapsed
             ),
             "broker_core_share": round(broker_cpu / elapsed, 3),
+            "sends_bunched": _bunched(sent_at_ns, _BUNCHED_WITHIN_NS),
         },
     )
 

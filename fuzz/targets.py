@@ -88,7 +88,9 @@ def _read_fast(
         try:
             packets += reader.read_packets(chunk)
         except MqttError as exc:
-            packets += exc.packets
+            for packet in exc.packets:
+                assert not isinstance(packet, tuple)  # read without plain_pairs: no pairs
+                packets.append(packet)
             return packets, type(exc), -1
     return packets, None, reader.buffered
 

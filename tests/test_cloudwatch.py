@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aws_iot_mock.logs import cloudwatch
 from aws_iot_mock.logs.cloudwatch import (
     LOG_LEVELS,
     ConnectionFacts,
@@ -186,6 +187,14 @@ def test_new_trace_ids_are_version_4_uuids() -> None:
         assert str(parsed) == trace_id
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+def test_trace_id_endings_are_each_three_digit_ending_once() -> None:
+    endings = cloudwatch._new_trace_endings()
+    assert sorted(endings) == [f"{n:03x}" for n in range(4096)]
+    # Built at the first trace ID, not at import (serve's start-up needs none).
+    new_trace_id()
+    assert len(cloudwatch._TRACE_ENDINGS) == 4096
 
 
 def test_now_timestamp_is_format_timestamp_of_now() -> None:

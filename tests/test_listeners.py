@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +95,59 @@ def test_an_address_not_on_this_machine_says_so() -> None:
     why = bind_failure(listener, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
     assert why.startswith("the mqtt listener (10.255.255.1:8883): Cannot assign requested address")
     assert "check host" in why
+
+
+# Binds an IP literal and a host name with uvloop in a fresh interpreter; prints each bound
+# address and whether the idna codec (with stringprep and unicodedata) had been imported.
+_BIND_IN_A_FRESH_PROCESS = """
+import asyncio, json, sys
+import uvloop
+from aws_iot_mock.config import ListenerConfig
+from aws_iot_mock.doors.listeners import bind_listener
+
+async def bind(host):
+    server, bound = await bind_listener(ListenerConfig("mqtt", 0, host=host), asyncio.Protocol)
+    assert server is not None
+    reader, writer = await asyncio.open_connection(host, bound.port)  # it accepts
+    writer.close()
+    server.close()
+    return [bound.host, bound.port > 0, "encodings.idna" in sys.modules]
+
+print(json.dumps([uvloop.run(bind(host)) for host in sys.argv[1:]]))
+"""
+
+
+def _bind_in_a_fresh_process(*hosts: str) -> list[list[object]]:
+    result = subprocess.run(
+        [sys.executable, "-c", _BIND_IN_A_FRESH_PROCESS, *hosts],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answer: list[list[object]] = json.loads(result.stdout)
+    return answer
+
+
+def test_an_ip_literal_is_bound_without_the_idna_codec() -> None:
+    # uvloop's create_server encodes any host with idna; an address needs no lookup.
+    assert _bind_in_a_fresh_process("127.0.0.1") == [["127.0.0.1", True, False]]
+
+
+def test_a_host_name_is_still_resolved_by_the_loop() -> None:
+    # The twin: a name goes through the loop's lookup (and its idna encoding).
+    assert _bind_in_a_fresh_process("127.0.0.1", "localhost") == [
+        ["127.0.0.1", True, False],
+        ["localhost", True, True],
+    ]
+
+
+def test_an_ipv6_literal_is_bound_without_the_idna_codec_too() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    assert _bind_in_a_fresh_process("::1") == [["::1", True, False]]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from aws_iot_mock.doors.mqtt_door import DeadlineTimers, MqttDoorHandler
+import pytest
+
+from aws_iot_mock.doors.mqtt_door import DeadlineTimers, FlushScheduler, MqttDoorHandler
 
 TIMEOUT = 5.0
 
@@ -102,3 +104,55 @@ async def test_a_handler_cancelled_by_another_in_the_same_bucket_is_not_served()
     await asyncio.wait_for(witness.done.wait(), TIMEOUT)
 
     assert sorted(fired) in (["one", "witness"], ["other", "witness"])
+
+
+# -- FlushScheduler: marks made during a read are flushed at its end -----------------------------
+
+
+class Flushable:
+    """A handler as the flush scheduler sees it: counts its flushes."""
+
+    def __init__(self) -> None:
+        self.flush_pending = False
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_marks_during_a_read_are_flushed_when_it_ends_without_a_scheduled_run() -> None:
+    async def scenario() -> tuple[int, int, int]:
+        scheduler = FlushScheduler()
+        subscriber = Flushable()
+        handler = cast(MqttDoorHandler, subscriber)
+        loop = asyncio.get_running_loop()
+        before = len(loop._ready)  # type: ignore[attr-defined]  # (the loop's queue)
+        scheduler.read_then_flush(lambda _data: scheduler.mark(handler), b"x")
+        scheduled = len(loop._ready) - before  # type: ignore[attr-defined]
+        during_read = subscriber.flushes
+        # Twin: a mark outside a read is flushed by a run at the end of the loop iteration.
+        scheduler.mark(handler)
+        assert subscriber.flushes == during_read
+        await asyncio.sleep(0)
+        return scheduled, during_read, subscriber.flushes
+
+    assert asyncio.run(scenario()) == (0, 1, 2)
+
+
+def test_marks_during_a_read_that_raises_are_still_flushed() -> None:
+    async def scenario() -> int:
+        scheduler = FlushScheduler()
+        subscriber = Flushable()
+
+        def read(_data: bytes) -> None:
+            scheduler.mark(cast(MqttDoorHandler, subscriber))
+            raise RuntimeError("the handler failed")
+
+        with pytest.raises(RuntimeError):
+            scheduler.read_then_flush(read, b"x")
+        # Nothing is left marked: a later mark schedules its run again.
+        scheduler.mark(cast(MqttDoorHandler, subscriber))
+        await asyncio.sleep(0)
+        return subscriber.flushes
+
+    assert asyncio.run(scenario()) == 2

@@ -12,6 +12,7 @@ import.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,7 +62,9 @@ _PATH_TO_FIRST_HANDSHAKE = textwrap.dedent(
         extra_client_cas=cas,
     )
     # random (and secrets, which imports it) costs a few milliseconds; os.urandom serves.
+    # config_sections: the classes of config sections the file does not have.
     heavy = {"cryptography", "yaml", "aws_iot_mock.registry", "random"}
+    heavy.add("aws_iot_mock.config_sections")
     imported = sorted(name for name in heavy if name in sys.modules)
     print(json.dumps({"reissued": reissued, "imported": imported}))
     """
@@ -132,3 +135,56 @@ def test_a_yaml_config_is_parsed_once_then_read_from_the_cache(
     # The twin: other text is parsed.
     config.write_text("region: eu-west-2\n")
     assert _run(certs, state, str(config)) == {"reissued": False, "imported": ["yaml"]}
+
+
+def test_a_config_section_class_is_defined_when_the_file_has_that_section(
+    certs: CertsDirectory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The twin of the runs above (no such section: config_sections stays unimported).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = tmp_path / "config.yaml"
+    config.write_text("resources:\n  things:\n    - thing_name: sensor-1\n")
+    state = tmp_path / "state"
+
+    assert _run(certs, state, str(config)) == {
+        "reissued": False,
+        "imported": ["aws_iot_mock.config_sections", "yaml"],
+    }
+    # From the cache: no YAML, the section's class still defined.
+    assert _run(certs, state, str(config)) == {
+        "reissued": False,
+        "imported": ["aws_iot_mock.config_sections"],
+    }
+
+
+_SERVE_PARSER = """
+import argparse, json, sys
+from aws_iot_mock.cli import _build_parser
+
+parser = _build_parser("serve")
+parser.parse_args(["serve", "--port", "0"])
+serve = parser._subparsers._group_actions[0].choices["serve"]
+ours = serve.format_help()
+imported = "shutil" in sys.modules
+serve.formatter_class = argparse.HelpFormatter  # argparse's own (it imports shutil)
+print(json.dumps({"shutil": imported, "ours": ours, "argparse": serve.format_help()}))
+"""
+
+
+@pytest.mark.parametrize("columns", ["60", "200", ""])
+def test_the_serve_parser_takes_the_terminal_width_without_shutil(columns: str) -> None:
+    # argparse's own formatter imports shutil (and zlib, bz2, lzma) for the width; ours reads
+    # it as shutil.get_terminal_size does ($COLUMNS, else the terminal's, else 80).
+    env = {**os.environ, "COLUMNS": columns}
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_PARSER],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    answer = json.loads(result.stdout)
+    assert answer["shutil"] is False
+    assert answer["ours"] == answer["argparse"]

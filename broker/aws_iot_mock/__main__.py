@@ -1,3 +1,3 @@
-from aws_iot_mock.cli import main_entry
+from aws_iot_mock.startup_gc import main_entry
 
 main_entry()

@@ -36,6 +36,14 @@ from aws_iot_mock.tls.security_policies import DEFAULT_SECURITY_POLICY, SECURITY
 if TYPE_CHECKING:
     import yaml
 
+    from aws_iot_mock.config_sections import (
+        CertificateResource,
+        CloudWatchConfig,
+        DomainConfiguration,
+        PolicyResource,
+        ThingResource,
+    )
+
 __all__ = [
     "AWS_IOT_LOG_GROUP",
     "DEFAULT_LISTENERS",
@@ -81,26 +89,34 @@ _MAX_DNS_NAME = 253
 _LOOPBACK_NAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
 # AWS IoT API name patterns (CreateThing, CreatePolicy, ThingAttribute's AttributePayload).
-_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_POLICY_NAME_RE = re.compile(r"[\w+=,.@-]{1,128}")
-_ATTRIBUTE_NAME_RE = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
-_ATTRIBUTE_VALUE_RE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
+# These and the CloudWatch ones are only for optional sections: given to re.fullmatch, which
+# compiles (and caches) each on first use instead of at every import.
+_THING_NAME_RE = r"[a-zA-Z0-9:_-]{1,128}"
+_POLICY_NAME_RE = r"[\w+=,.@-]{1,128}"
+_ATTRIBUTE_NAME_RE = r"[a-zA-Z0-9_.,@/:#-]{1,128}"
+_ATTRIBUTE_VALUE_RE = r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}"
 
 _T = TypeVar("_T")
 
+# Exported here, defined in config_sections on first use (see there: why).
+_OPTIONAL_SECTIONS = frozenset(
+    {
+        "CertificateResource",
+        "CloudWatchConfig",
+        "DomainConfiguration",
+        "PolicyResource",
+        "ThingResource",
+    }
+)
 
-@dataclass(frozen=True)
-class DomainConfiguration:
-    """A custom domain (AWS "domain configuration"): its own host name and TLS policy.
 
-    Attributes:
-        domain_name: the DNS name devices put in SNI to reach this domain; a valid DNS name,
-            distinct (case-insensitively) from the endpoint and every other domain name.
-        security_policy: a key of ``SECURITY_POLICIES``, applied to handshakes naming this domain.
-    """
+def __getattr__(name: str) -> object:
+    """``config.<name>`` of an optional section's class: imports ``config_sections`` (PEP 562)."""
+    if name in _OPTIONAL_SECTIONS:
+        from aws_iot_mock import config_sections  # noqa: PLC0415 (see config_sections)
 
-    domain_name: str
-    security_policy: str
+        return getattr(config_sections, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # The doors a listener can be (``listeners[].door``): AWS IoT's data endpoint serves MQTT on 8883,
@@ -169,29 +185,8 @@ class TlsConfig:
 AWS_IOT_LOG_GROUP = "AWSIotLogsV2"
 # CloudWatch Logs' naming rules (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/
 # APIReference/API_CreateLogGroup.html, .../API_CreateLogStream.html): 1..512 characters.
-_LOG_GROUP_RE = re.compile(r"[._\-/#A-Za-z0-9]{1,512}")
-_LOG_STREAM_RE = re.compile(r"[^:*]{1,512}")
-
-
-@dataclass(frozen=True)
-class CloudWatchConfig:
-    """Where the optional CloudWatch Logs sink sends the AWSIotLogsV2 records (needs boto3).
-
-    Attributes:
-        endpoint_url: the CloudWatch Logs endpoint (a moto server, LocalStack); None for AWS's
-            own, with the credentials boto3 finds.
-        region: the region of the ``logs`` client; None for the configuration's ``region``.
-        log_group: the log group, created when missing (AWS IoT's is ``AWSIotLogsV2``).
-        log_stream: the log stream, created when missing; None for a new one per broker start.
-        queue_bytes: bytes of records that may wait for the endpoint; past that, records are
-            dropped and counted (64 KiB .. 1 GiB).
-    """
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    log_group: str = AWS_IOT_LOG_GROUP
-    log_stream: str | None = None
-    queue_bytes: int = 4 * 1024 * 1024
+_LOG_GROUP_RE = r"[._\-/#A-Za-z0-9]{1,512}"
+_LOG_STREAM_RE = r"[^:*]{1,512}"
 
 
 @dataclass(frozen=True)
@@ -278,52 +273,6 @@ class ControlPlaneConfig:
     strict_sigv4: bool = False
     console: bool = True
     console_token: str | None = None
-
-
-@dataclass(frozen=True)
-class ThingResource:
-    """A thing the broker creates at start (``resources.things[]``).
-
-    Attributes:
-        thing_name: AWS's thingName (``[a-zA-Z0-9:_-]``, 1..128 characters).
-        thing_type_name: its thing type, created too if it does not exist; None for none.
-        attributes: attribute name to value (strings, AWS's attribute patterns).
-    """
-
-    thing_name: str
-    thing_type_name: str | None = None
-    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
-
-
-@dataclass(frozen=True)
-class PolicyResource:
-    """An IoT policy the broker creates at start (``resources.policies[]``).
-
-    Attributes:
-        policy_name: AWS's policyName (letters, digits and ``+=,.@_-``, 1..128 characters).
-        document: the policy document, JSON text (the inline mapping serialized, or the text
-            of ``document_file``). Only its JSON syntax is checked when the config loads; the
-            policy grammar is checked when the policy is created.
-    """
-
-    policy_name: str
-    document: str
-
-
-@dataclass(frozen=True)
-class CertificateResource:
-    """A device certificate the broker registers at start (``resources.certificates[]``).
-
-    Attributes:
-        certificate_file: PEM file; registered ACTIVE if it is not registered yet. It must be
-            signed by the local root CA or by a registered CA certificate.
-        things: names of things to attach the certificate to (AttachThingPrincipal).
-        policies: names of policies to attach to the certificate (AttachPolicy).
-    """
-
-    certificate_file: Path
-    things: tuple[str, ...] = ()
-    policies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -858,10 +807,10 @@ def _parse_http_url(value: object) -> str:
     return text
 
 
-def _name_parser(pattern: re.Pattern[str], what: str) -> Callable[[object], str]:
+def _name_parser(pattern: str, what: str) -> Callable[[object], str]:
     def parse(value: object) -> str:
         text = _parse_str(value)
-        if not pattern.fullmatch(text):
+        if not re.fullmatch(pattern, text):
             raise _Invalid(
                 f"not a CloudWatch Logs {what} name: {text!r} (1..512 characters"
                 + (", letters, digits and ._-/#)" if what == "log group" else ", no ':' or '*')")
@@ -893,7 +842,7 @@ def _parse_log_level(value: object) -> str:
 
 def _parse_thing_name(value: object) -> str:
     text = _parse_str(value)
-    if not _THING_NAME_RE.fullmatch(text):
+    if not re.fullmatch(_THING_NAME_RE, text):
         raise _Invalid(
             f"invalid name {text!r}: AWS allows 1-128 of a-z A-Z 0-9 : _ - (no spaces or dots)"
         )
@@ -902,7 +851,7 @@ def _parse_thing_name(value: object) -> str:
 
 def _parse_policy_name(value: object) -> str:
     text = _parse_str(value)
-    if not _POLICY_NAME_RE.fullmatch(text):
+    if not re.fullmatch(_POLICY_NAME_RE, text):
         raise _Invalid(
             f"invalid policy name {text!r}: AWS allows 1-128 of letters, digits and + = , . @ _ -"
         )
@@ -915,7 +864,7 @@ def _parse_attribute_value(value: object) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise _Invalid(f"expected a string, got {_type_name(value)} ({value!r})")
-    if not _ATTRIBUTE_VALUE_RE.fullmatch(value):
+    if not re.fullmatch(_ATTRIBUTE_VALUE_RE, value):
         raise _Invalid(
             f"invalid attribute value {value!r}: AWS allows up to 800 of a-z A-Z 0-9 _ . , @ / :"
             " # = [ ] - (no spaces)"
@@ -1293,6 +1242,8 @@ class _Reader:
     ) -> tuple[DomainConfiguration, ...]:
         if value is None:
             return ()
+        from aws_iot_mock.config_sections import DomainConfiguration  # noqa: PLC0415 (see there)
+
         if not isinstance(value, list):
             self.fail(
                 "domain_configurations",
@@ -1343,6 +1294,8 @@ class _Reader:
         )
 
     def cloudwatch(self, value: object) -> CloudWatchConfig:
+        from aws_iot_mock.config_sections import CloudWatchConfig  # noqa: PLC0415 (see there)
+
         path = "logging.cloudwatch"
         d = CloudWatchConfig()
         m = self.section(
@@ -1494,6 +1447,8 @@ class _Reader:
             self.fail(_join(path, key), str(exc))
 
     def thing(self, item: object, path: str) -> ThingResource:
+        from aws_iot_mock.config_sections import ThingResource  # noqa: PLC0415 (see there)
+
         m = self.mapping_item(item, path, ("thing_name", "thing_type_name", "attributes"))
         return ThingResource(
             thing_name=self.required(m, path, "thing_name", _parse_thing_name),
@@ -1517,7 +1472,7 @@ class _Reader:
                     f"attribute names must be strings, got {_type_name(name)} ({name!r});"
                     " quote the name",
                 )
-            if not _ATTRIBUTE_NAME_RE.fullmatch(name):
+            if not re.fullmatch(_ATTRIBUTE_NAME_RE, name):
                 self.fail(
                     path,
                     f"invalid attribute name {name!r}: AWS allows 1-128 of a-z A-Z 0-9 _ . , @ /"
@@ -1530,6 +1485,8 @@ class _Reader:
         return MappingProxyType(attributes)
 
     def policy(self, item: object, path: str) -> PolicyResource:
+        from aws_iot_mock.config_sections import PolicyResource  # noqa: PLC0415 (see there)
+
         m = self.mapping_item(item, path, ("policy_name", "document", "document_file"))
         name = self.required(m, path, "policy_name", _parse_policy_name)
         if ("document" in m) == ("document_file" in m):
@@ -1542,6 +1499,8 @@ class _Reader:
         return PolicyResource(policy_name=name, document=document)
 
     def certificate(self, item: object, path: str) -> CertificateResource:
+        from aws_iot_mock.config_sections import CertificateResource  # noqa: PLC0415 (see there)
+
         m = self.mapping_item(item, path, ("certificate_file", "things", "policies"))
         return CertificateResource(
             certificate_file=self.required(m, path, "certificate_file", self.path_value),

@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aws_iot_mock import startup_gc
 from aws_iot_mock.aws.api_errors import AwsApiError
 from aws_iot_mock.cli import local
 from aws_iot_mock.cli._common import _add_common, _load, _ParamError, _Parser
@@ -131,6 +132,15 @@ def _verb_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> _Parse
     return None
 
 
+def _resume_collector(verb: str) -> None:
+    """Run the collector paused by the entry point again, unless ``verb`` is serve.
+
+    Only serve's start-up is worth the pause; serve resumes it once the broker runs.
+    """
+    if verb != "serve":
+        startup_gc.resume()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
@@ -143,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verb_parser is not None:
             arguments = expand_cli_input_json(verb_parser, arguments)
         args = parser.parse_args(arguments)
+        _resume_collector(args.verb)
         operation = operation_name(args.verb, service=args.verb not in local.VERBS)
         options = OutputOptions.parse(
             getattr(args, "output", None), getattr(args, "query", None), operation

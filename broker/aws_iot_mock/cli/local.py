@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import resource
@@ -21,6 +20,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aws_iot_mock import startup_gc
 from aws_iot_mock.certs_dir import (
     CertsDirectory,
     private_directory,
@@ -279,8 +279,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         await broker.start()
         # Everything built so far (modules, config, certificates, contexts) lives as long as
         # the process: move it out of the collector's sight, so that full collections stay
-        # short and do not show up as latency spikes (gc.freeze, Python 3.7+).
-        gc.freeze()
+        # short and do not show up as latency spikes (gc.freeze, Python 3.7+); then the
+        # collector paused by the entry point runs again (startup_gc).
+        startup_gc.resume(freeze=True)
         print(f"endpoint:    {broker.endpoint}", file=sys.stderr)
         for listener in broker.listeners:
             label = f"{listener.door}:"

@@ -28,7 +28,6 @@ import functools
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -353,6 +352,9 @@ def _text_list(item: list[Any], out: list[str], identifier: str | None) -> None:
 
 def _width(text: object) -> int:
     """Columns ``text`` takes: East Asian wide, full-width and ambiguous characters take two."""
+    # Imported here: only table output needs it (an extension module: not at every start).
+    import unicodedata  # noqa: PLC0415
+
     return sum(2 if unicodedata.east_asian_width(c) in "WFA" else 1 for c in str(text))
 
 

@@ -35,7 +35,7 @@ from aws_iot_mock.aws.limits import (
     clamp_message_expiry,
 )
 from aws_iot_mock.core.permissions import PUBLISH, RETAIN_PUBLISH, Permissions
-from aws_iot_mock.core.routing import Router
+from aws_iot_mock.core.routing import PlainRoute, Router
 from aws_iot_mock.core.services import ServiceRequest, ServiceTable
 from aws_iot_mock.errors import StorageError
 from aws_iot_mock.frozen_values import fast_factory
@@ -220,6 +220,61 @@ class PublishIngress:
         if request.topic.startswith("$aws/"):
             self._services.dispatch(
                 ServiceRequest(request.topic, request.payload, publisher.facts, publisher.client_id)
+            )
+        return None
+
+    def plain_publisher(
+        self, publisher: Publisher, topic: str
+    ) -> Callable[[bytes], PublishRefusal | None] | None:
+        """A publish function for one run of plain messages from ``publisher`` on ``topic``.
+
+        A plain message is QoS 0, without RETAIN and without properties: what a device sending
+        telemetry in a loop sends, many to one read. The returned function publishes one such
+        payload exactly as ``publish(publisher, PublishRequest(topic, payload))`` would (same
+        checks, log records, routing and return value), but the checks that depend only on the
+        topic and the publisher's policies are made once, here.
+
+        The function is valid only until control returns to the event loop: a policy, registry
+        or service change can only happen in between. A door uses it for the PUBLISH packets of
+        one read.
+
+        Returns:
+            None when a message on ``topic`` needs the full path: it would be refused, it is
+            answered by a built-in service (``$aws/``), or it reaches no subscriber (Basic
+            Ingest). The door then calls ``publish`` for each message.
+        """
+        if topic.startswith("$"):
+            return None
+        refusal, routed = self._check(publisher, new_publish_request(topic, b""))
+        if refusal is not None or not routed:
+            return None
+        route = self._router.plain_route(topic, publisher.client_id)
+        return partial(self._publish_plain, publisher, topic, route)
+
+    def _publish_plain(
+        self, publisher: Publisher, topic: str, route: PlainRoute, payload: bytes
+    ) -> PublishRefusal | None:
+        """``publish`` of a plain message whose topic and publisher ``plain_publisher`` checked."""
+        if len(payload) > PAYLOAD_MAX_BYTES:
+            return self.publish(publisher, new_publish_request(topic, payload))
+        log_success: Callable[[], None] | None = None
+        if self.log_successes:
+            log_success = partial(
+                self._log_success, _PUBLISH_IN, publisher.facts, topic, False, None
+            )
+        message = new_message(
+            topic, payload, 0, False, EMPTY_PROPERTIES, None, publisher.client_id, self._clock()
+        )
+        try:
+            route(message, log_success)  # (positional: a partial merges keywords per call)
+        except StorageError as error:  # (a plain message is never stored; kept for the contract)
+            return self._refused(
+                publisher,
+                new_publish_request(topic, payload),
+                PublishRefusal(
+                    storage_reason(error.fault),
+                    f"{error}; the message was not stored, delivered or acknowledged",
+                ),
             )
         return None
 

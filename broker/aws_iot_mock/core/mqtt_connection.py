@@ -87,6 +87,7 @@ from aws_iot_mock.mqtt.codec import (
     PacketTooLarge,
     Pingreq,
     Pingresp,
+    PlainPublish,
     Properties,
     Puback,
     Publish,
@@ -371,7 +372,7 @@ class MqttConnection:
 
     # -- what the door calls ---------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes) -> None:  # noqa: PLR0912 (inlined for speed)
         """Handle every complete packet in ``data`` (arbitrarily chunked), in order."""
         if self.close_request is not None or self._closed:
             return
@@ -390,21 +391,46 @@ class MqttConnection:
                 )
             self.read_paused_until = received.window_end
         error: MqttError | None = None
+        packets: list[Packet | PlainPublish]
         try:
-            packets = self._reader.read_packets(data)
+            packets = self._reader.read_packets(data, plain_pairs=True)
         except MqttError as exc:
             # The packets before the bad one were valid and arrived first: handle them.
             packets, error = list(exc.packets), exc
         self._in_call = True
         try:
             on_publish = self._on_publish
+            # A device sending telemetry in a loop sends many plain PUBLISHes (QoS 0, no RETAIN,
+            # no properties) on one topic per read: the reader returns them as (topic, payload)
+            # pairs, and their topic and policy checks are made once per run
+            # (PublishIngress.plain_publisher), for this read only.
+            run_topic: str | None = None
+            run: Callable[[bytes], PublishRefusal | None] | None = None
             for packet in packets:
                 if self.close_request is not None:
                     break
+                if isinstance(packet, tuple):
+                    topic, payload = packet
+                    if self._session is not None and self._publishes is None:
+                        if topic != run_topic:
+                            run_topic = topic
+                            run = self._core.ingress.plain_publisher(self._publisher, topic)
+                        if run is not None:
+                            refusal = run(payload)
+                            if refusal is not None:
+                                self._publish_refused(Publish(topic, payload), topic, refusal)
+                            continue
+                    publish = Publish(topic, payload)  # the full path
+                    if self._session is not None:
+                        on_publish(publish)
+                    else:
+                        self._handle(publish)
+                    continue
                 # PUBLISH, the commonest packet, straight to its handler once connected.
                 if type(packet) is Publish and self._session is not None:
                     on_publish(packet)
                 else:
+                    run_topic = run = None  # e.g. a SUBSCRIBE: checks are made afresh
                     self._handle(packet)
             if error is not None and self.close_request is None:
                 self._fail(error)

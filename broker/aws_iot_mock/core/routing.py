@@ -52,7 +52,7 @@ from aws_iot_mock.mqtt.codec import (
     publish_bytes,
     with_packet_id,
 )
-from aws_iot_mock.mqtt.message import Message
+from aws_iot_mock.mqtt.message import Message, new_message
 from aws_iot_mock.mqtt.topics import SubscriptionIndex, is_event_topic, is_wildcard, parse_shared
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "DropReason",
     "DropReport",
     "Outlet",
+    "PlainRoute",
     "Router",
     "Session",
     "StorageFailed",
@@ -159,6 +160,14 @@ class _Pending:
     dup: bool = False
     # Called when the client acknowledges it (SendDirectMessage's delivery confirmation).
     on_acknowledged: Callable[[], None] | None = None
+
+
+class PlainRoute(Protocol):
+    """``Router.publish`` for a run of messages ``Router.plain_route`` planned."""
+
+    def __call__(self, message: Message, on_stored: Callable[[], None] | None = None) -> int:
+        """Route ``message``; the number of sessions it was delivered or queued to."""
+        ...
 
 
 @dataclass(slots=True)
@@ -394,7 +403,9 @@ class Router:
         self._end_drops(session, DropReason.CLIENT_NOT_READING)
         for packet_id, pending in list(session.inflight.items()):
             pending.dup = True
-            self._transmit(session, outlet, pending, packet_id)
+            self._transmit(
+                session, outlet, pending.message, pending.qos, pending.retain, True, packet_id
+            )
         self._drain(session)
 
     def detach(self, session: Session, *, send_will: bool) -> None:
@@ -614,7 +625,7 @@ class Router:
             observer(message)
 
     def publish(  # noqa: PLR0912 (one pass over the targets)
-        self, message: Message, *, on_stored: Callable[[], None] | None = None
+        self, message: Message, on_stored: Callable[[], None] | None = None
     ) -> int:
         """Route ``message`` (already validated and authorized) to every matching session.
 
@@ -646,7 +657,8 @@ class Router:
             for observer in self.observers:
                 observer(message)
             return 0
-        deliveries: list[tuple[Session, _Pending]] = []
+        # (session, pending, RETAIN): a QoS 0 delivery gets a _Pending only if it must wait.
+        deliveries: list[tuple[Session, _Pending | None, bool]] = []
         to_store: list[tuple[str, Message]] = []
         for client_id, (qos, keep_retain) in targets.items():
             session = self.sessions.get(client_id)
@@ -665,9 +677,11 @@ class Router:
                 # before it is written to the store.
                 self._dropped(session, DropReason.SESSION_QUEUE_FULL)
                 continue
-            pending = _Pending(message, qos, keep_retain)
-            deliveries.append((session, pending))
-            if qos == 1 and session.persistent:
+            if not qos:
+                deliveries.append((session, None, keep_retain))
+                continue
+            deliveries.append((session, _Pending(message, qos, keep_retain), keep_retain))
+            if session.persistent:
                 to_store.append((client_id, message))
         if to_store:
             self._persist(deliveries, to_store)
@@ -676,12 +690,81 @@ class Router:
         for observer in self.observers:
             observer(message)
         cache: _EncodedCache = {}
-        for session, pending in deliveries:
-            self._enqueue(session, pending, cache)
+        for session, pending, keep_retain in deliveries:
+            if pending is not None:
+                self._enqueue(session, pending, cache)
+                continue
+            # QoS 0, as _enqueue would: a connected session that can send needs no _Pending.
+            outlet = session.outlet
+            if outlet is None:
+                self._enqueue(session, _Pending(message, 0, keep_retain), cache)
+            elif outlet.can_send:
+                self._transmit(session, outlet, message, 0, keep_retain, False, None, cache)
+            else:
+                self._dropped(session, DropReason.CLIENT_NOT_READING)
+        return len(deliveries)
+
+    def plain_route(self, topic: str, sender: str | None) -> PlainRoute:
+        """``publish`` for a run of QoS 0 messages on ``topic`` from ``sender``, without RETAIN.
+
+        The returned function routes one such message (built with ``sender``) exactly as
+        ``publish`` would, with the targets and their ``iot:Receive`` checks worked out once,
+        here: it is valid only until control returns to the event loop (subscriptions, sessions
+        and policies change only in between). Each message still finds out whether its session
+        is connected, can take it, and has room.
+        """
+        probe = new_message(topic, b"", 0, False, EMPTY_PROPERTIES, None, sender, 0.0)
+        targets, planned = self._find_targets(probe)
+        if not planned:  # shared groups and No Local: targets depend on the message
+            return self.publish
+        plan: list[tuple[Session, bool]] = []
+        for client_id, (_qos, keep_retain) in targets.items():
+            session = self.sessions.get(client_id)
+            if session is None or session.outlet is None:
+                continue  # QoS 0 is not kept for a session that is not connected
+            check = session.receive_check
+            if check is None or check(topic):
+                plan.append((session, keep_retain))
+        return partial(self._publish_planned, tuple(plan))
+
+    def _publish_planned(
+        self,
+        plan: tuple[tuple[Session, bool], ...],
+        message: Message,
+        on_stored: Callable[[], None] | None = None,
+    ) -> int:
+        """``publish`` of a message ``plain_route`` planned: see there."""
+        deliveries: list[tuple[Session, bool]] = []
+        limit = self.session_queue_max
+        for session, keep_retain in plan:
+            if session.outlet is None:
+                continue
+            # (_queue first: most sessions never queue, and ``queued`` is a call)
+            if (session._queue is not None or session.backlog) and (
+                session.queued + session.backlog >= limit
+            ):
+                self._dropped(session, DropReason.SESSION_QUEUE_FULL)
+                continue
+            deliveries.append((session, keep_retain))
+        if on_stored is not None:
+            on_stored()
+        for observer in self.observers:
+            observer(message)
+        cache: _EncodedCache = {}
+        for session, keep_retain in deliveries:
+            outlet = session.outlet
+            if outlet is None:
+                self._enqueue(session, _Pending(message, 0, keep_retain), cache)
+            elif outlet.can_send:
+                self._transmit(session, outlet, message, 0, keep_retain, False, None, cache)
+            else:
+                self._dropped(session, DropReason.CLIENT_NOT_READING)
         return len(deliveries)
 
     def _persist(
-        self, deliveries: list[tuple[Session, _Pending]], to_store: list[tuple[str, Message]]
+        self,
+        deliveries: list[tuple[Session, _Pending | None, bool]],
+        to_store: list[tuple[str, Message]],
     ) -> None:
         """Write the persistent sessions' QoS 1 copies in one transaction, before any PUBACK."""
         for client_id, _ in to_store:
@@ -689,8 +772,8 @@ class Router:
                 self._sync_session(client_id)
                 del self._unsaved[client_id]
         row_ids = iter(self.store.enqueue_many(to_store))
-        for session, pending in deliveries:
-            if pending.qos == 1 and session.persistent:
+        for session, pending, _retain in deliveries:
+            if pending is not None and pending.qos == 1 and session.persistent:
                 pending.row_id = next(row_ids)
 
     def _targets(self, message: Message) -> dict[str, tuple[int, bool]]:
@@ -707,10 +790,25 @@ class Router:
             self._plans.clear()
             self._plan_entries = 0
             self._plans_generation = index.generation
+        plan = self._plans.get((message.topic, message.qos, message.retain))
+        if plan is not None:
+            return plan
+        return self._find_targets(message)[0]
+
+    def _find_targets(self, message: Message) -> tuple[dict[str, tuple[int, bool]], bool]:
+        """``_targets``, worked out (and remembered), and whether they depend only on the topic.
+
+        The caller must not change the result.
+        """
+        index = self.index
+        if index.generation != self._plans_generation:
+            self._plans.clear()
+            self._plan_entries = 0
+            self._plans_generation = index.generation
         key = (message.topic, message.qos, message.retain)
         plan = self._plans.get(key)
         if plan is not None:
-            return plan
+            return plan, True
         match = index.match(message.topic)
         targets: dict[str, tuple[int, bool]] = {}
         sender = message.sender
@@ -743,7 +841,7 @@ class Router:
                 self._plan_entries = 0
             self._plans[key] = targets
             self._plan_entries += len(targets) + 1
-        return targets
+        return targets, cacheable
 
     def _choose_member(
         self, members: list[tuple[str, SubscriptionOptions]], sender: str | None
@@ -772,7 +870,7 @@ class Router:
         pending = _Pending(message, qos, retain)
         if qos == 1 and session.persistent:
             try:
-                self._persist([(session, pending)], [(session.client_id, message)])
+                self._persist([(session, pending, retain)], [(session.client_id, message)])
             except StorageError as error:
                 # The retained message itself is stored: deliver it anyway, unstored.
                 self._report(error, f"a retained message for client {session.client_id!r}")
@@ -791,7 +889,9 @@ class Router:
             return
         if pending.qos == 0:
             if outlet.can_send:
-                self._transmit(session, outlet, pending, None, cache)
+                self._transmit(
+                    session, outlet, pending.message, 0, pending.retain, pending.dup, None, cache
+                )
             else:
                 self._dropped(session, DropReason.CLIENT_NOT_READING)
             return
@@ -800,7 +900,9 @@ class Router:
             return
         packet_id = session.allocate_packet_id()
         session.inflight[packet_id] = pending
-        self._transmit(session, outlet, pending, packet_id, cache)
+        self._transmit(
+            session, outlet, pending.message, 1, pending.retain, pending.dup, packet_id, cache
+        )
 
     def acknowledge(self, session: Session, packet_id: int) -> bool:
         """Handle a PUBACK: release the in-flight slot and send what was waiting.
@@ -859,11 +961,15 @@ class Router:
                     self._remove_queued(session.client_id, pending.row_id)
                 continue
             if pending.qos == 0:
-                self._transmit(session, outlet, pending, None)
+                self._transmit(
+                    session, outlet, pending.message, 0, pending.retain, pending.dup, None
+                )
                 continue
             packet_id = session.allocate_packet_id()
             session.inflight[packet_id] = pending
-            self._transmit(session, outlet, pending, packet_id)
+            self._transmit(
+                session, outlet, pending.message, 1, pending.retain, pending.dup, packet_id
+            )
         session.release_queue()
         if session.queued + session.backlog < self.session_queue_max:
             self._end_drops(session, DropReason.SESSION_QUEUE_FULL)
@@ -907,11 +1013,14 @@ class Router:
     def _expired(self, message: Message) -> bool:
         return message.expires_at is not None and message.expires_at <= self.clock()
 
-    def _transmit(
+    def _transmit(  # noqa: PLR0917 (a pending delivery's fields: QoS 0 has no _Pending)
         self,
         session: Session,
         outlet: Outlet,
-        pending: _Pending,
+        message: Message,
+        qos: int,
+        retain: bool,
+        dup: bool,
         packet_id: int | None,
         cache: _EncodedCache | None = None,
     ) -> None:
@@ -920,25 +1029,17 @@ class Router:
         ``cache`` holds what one publish encoded, with the packet identifier it carries: the
         first target's PUBLISH is encoded with its own identifier, the others get it stamped.
         """
-        message = pending.message
         level = outlet.protocol_level
-        key = (level, pending.qos, pending.retain)
-        cached = None if cache is None or pending.dup else cache.get(key)
+        key = (level, qos, retain)
+        cached = None if cache is None or dup else cache.get(key)
         if cached is None:
             properties = EMPTY_PROPERTIES
             if level == 5:
                 properties = _outbound_properties(message, self.clock())
             encoded = publish_bytes(
-                message.topic,
-                message.payload,
-                pending.qos,
-                pending.retain,
-                pending.dup,
-                packet_id,
-                properties,
-                level,
+                message.topic, message.payload, qos, retain, dup, packet_id, properties, level
             )
-            if cache is not None and not pending.dup:
+            if cache is not None and not dup:
                 cache[key] = (encoded, packet_id)
         else:
             encoded, encoded_id = cached
@@ -949,8 +1050,8 @@ class Router:
             # MQTT 5 3.1.2.25: the server must not send a packet larger than the client's
             # Maximum Packet Size; it discards the message as if delivered.
             if packet_id is not None:
-                session.inflight.pop(packet_id, None)
-                if pending.row_id is not None:
+                pending = session.inflight.pop(packet_id, None)
+                if pending is not None and pending.row_id is not None:
                     self._remove_queued(session.client_id, pending.row_id)
             return
         outlet.send(encoded)

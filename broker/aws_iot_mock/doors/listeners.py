@@ -71,9 +71,17 @@ async def bind_listener(
     """
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(
-            protocol_factory, host=listener.host, port=listener.port, reuse_address=True
-        )
+        sock = _bound_socket(listener.host, listener.port)
+        if sock is None:
+            server = await loop.create_server(
+                protocol_factory, host=listener.host, port=listener.port, reuse_address=True
+            )
+        else:
+            try:
+                server = await loop.create_server(protocol_factory, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
     except OSError as exc:
         why = bind_failure(listener, exc)
         if listener.optional:
@@ -82,6 +90,38 @@ async def bind_listener(
     sockets = server.sockets
     port = int(sockets[0].getsockname()[1]) if sockets else listener.port
     return server, BoundListener(listener.door, listener.host, port)
+
+
+def _bound_socket(host: str, port: int) -> socket.socket | None:
+    """A non-blocking TCP socket bound to ``host``:``port`` if ``host`` is an IP literal.
+
+    What ``loop.create_server(host=host, port=port, reuse_address=True)`` binds for one
+    address, without its name lookup: uvloop encodes every host with the ``idna`` codec, whose
+    first use imports it, ``stringprep`` and ``unicodedata`` (about 3 ms of CPU before the
+    first handshake). None for a host name (``localhost``) or a scoped IPv6 address: the loop
+    resolves those.
+
+    Raises:
+        OSError: the address cannot be bound (the socket is closed).
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As create_server does: an IPv6 listener does not take the IPv4 port too.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    return None
 
 
 def bind_failure(listener: ListenerConfig, exc: OSError) -> str:

@@ -21,6 +21,7 @@ import asyncio
 import heapq
 import math
 import sys
+from collections.abc import Callable
 
 from aws_iot_mock.core.device_core import DeviceCore
 from aws_iot_mock.core.principal import Principal
@@ -106,15 +107,31 @@ class FlushScheduler:
     def __init__(self) -> None:
         self._dirty: list[MqttDoorHandler] = []
         self.deadlines = DeadlineTimers()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # True while a handler's data_received runs: it flushes every marked handler at its
+        # end (``flush_now``), so a mark needs no scheduled run of its own.
+        self._reading = False
 
     def mark(self, handler: MqttDoorHandler) -> None:
         """Flush ``handler`` soon (idempotent until the flush runs)."""
         if handler.flush_pending:
             return
         handler.flush_pending = True
-        if not self._dirty:
-            asyncio.get_running_loop().call_soon(self._run)
+        if not self._dirty and not self._reading:
+            loop = self._loop
+            if loop is None:  # (get_running_loop() costs a getpid() system call each time)
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._run)
         self._dirty.append(handler)
+
+    def read_then_flush(self, read: Callable[[bytes], None], data: bytes) -> None:
+        """Call ``read(data)``, then flush every handler it marked (also when it raises)."""
+        self._reading = True
+        try:
+            read(data)
+        finally:
+            self._reading = False
+            self.flush_now()
 
     def flush_now(self) -> None:
         """Flush every handler marked so far, now (the scheduled run then finds less to do)."""
@@ -196,8 +213,7 @@ class MqttDoorHandler:
         read of many PUBLISH packets is still one write per woken subscriber.
         """
         connection = self.connection
-        connection.receive_data(data)
-        self._scheduler.flush_now()
+        self._scheduler.read_then_flush(connection.receive_data, data)
         self.flush()
         if connection.read_paused_until is not None and self._throttle is None:
             # AWS's 512 KiB/s: read no more until the connection's second is over.

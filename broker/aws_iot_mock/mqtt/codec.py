@@ -25,7 +25,7 @@ import enum
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, overload
 
 from aws_iot_mock.frozen_values import fast_factory, mutable_twin, new_object, set_class
 
@@ -44,6 +44,7 @@ __all__ = [
     "PacketType",
     "Pingreq",
     "Pingresp",
+    "PlainPublish",
     "Properties",
     "ProtocolError",
     "Puback",
@@ -85,7 +86,7 @@ class MqttError(Exception):
     """
 
     reason_code: int = 0x80  # Unspecified error
-    packets: tuple[Packet, ...] = ()
+    packets: tuple[Packet | PlainPublish, ...] = ()
 
     def __init__(self, message: str, *, reason_code: int | None = None) -> None:
         super().__init__(message)
@@ -401,6 +402,10 @@ Packet: TypeAlias = (
     | Disconnect
     | Auth
 )
+
+# A plain PUBLISH (QoS 0, no DUP or RETAIN, no properties) as ``read_packets(...,
+# plain_pairs=True)`` returns it: (topic, payload), without a ``Publish`` value.
+PlainPublish: TypeAlias = tuple[str, bytes]
 
 _new_properties: Final = fast_factory(Properties)
 _new_connect: Final = fast_factory(Connect)
@@ -1148,12 +1153,25 @@ class PacketReader:
             self._pos = end
         return self._parse(data, data[0], start - pos, end - pos)
 
+    @overload
+    def read_packets(
+        self, data: bytes | bytearray | memoryview, *, plain_pairs: Literal[False] = False
+    ) -> list[Packet]: ...
+
+    @overload
+    def read_packets(
+        self, data: bytes | bytearray | memoryview, *, plain_pairs: Literal[True]
+    ) -> list[Packet | PlainPublish]: ...
+
     def read_packets(  # noqa: PLR0912, PLR0915 (inlined for speed)
-        self, data: bytes | bytearray | memoryview
-    ) -> list[Packet]:
+        self, data: bytes | bytearray | memoryview, *, plain_pairs: bool = False
+    ) -> list[Packet] | list[Packet | PlainPublish]:
         """Feed ``data`` and return every packet now complete, in order (the hot path).
 
-        Bytes of an incomplete trailing packet stay buffered for the next call.
+        Bytes of an incomplete trailing packet stay buffered for the next call. With
+        ``plain_pairs`` a plain PUBLISH (QoS 0, no DUP or RETAIN, no properties) on a topic
+        seen before may come as a ``PlainPublish`` pair (a broker routes those in runs, and
+        needs no ``Publish`` value for them); any other PUBLISH comes as a ``Publish``.
 
         Raises:
             MqttError: a subclass naming what is wrong; its ``packets`` attribute holds the
@@ -1174,7 +1192,7 @@ class PacketReader:
         elif self._pos:
             self._buf.clear()
             self._pos = 0
-        out: list[Packet] = []
+        out: list[Packet | PlainPublish] = []
         append = out.append
         n = len(data)
         pos = 0
@@ -1212,6 +1230,9 @@ class PacketReader:
                     q = start + 2 + ((data[start] << 8) | data[start + 1])
                     topic = _TOPIC_CACHE.get(data[start + 2 : q])
                     if topic and q <= end and (not v5 or (q < end and not data[q])):
+                        if plain_pairs:
+                            append((topic, data[q + v5 : end]))
+                            continue
                         obj = new_object(_PUBLISH_TWIN)
                         obj.topic = topic
                         obj.payload = data[q + v5 : end]  # v5: skip the Property Length 0

@@ -99,6 +99,11 @@ class RuleSet:
             topic_filter = rule.statement.topic_filter
             if not rule.disabled and topic_filter is not None:
                 self._index.add(rule.name, topic_filter, rule)
+        # Whether any enabled rule has a FROM filter (else only Basic Ingest triggers rules).
+        self.reads_topics = bool(len(self._index))
+        # The last topic ``route`` found no rule for (compared by identity: a run of messages
+        # shares one topic string), for the observer's fast way out.
+        self.quiet_topic: str | None = None
 
     def __len__(self) -> int:
         return len(self._by_name)

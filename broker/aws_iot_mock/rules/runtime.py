@@ -224,12 +224,19 @@ class RulesEngine:
 
     def observe(self, message: Message) -> None:
         """A routed (or Basic Ingest) message: queue a job for each rule it triggers."""
-        found = route(
-            self._rules,
-            message.topic,
-            basic_ingest_checks_from=self._config.basic_ingest_checks_from,
-        )
+        topic = message.topic
+        rules = self._rules
+        if topic is rules.quiet_topic:
+            return  # the last message's topic (a device's run of messages), which no rule reads
+        if not rules.reads_topics and not topic.startswith("$"):
+            return  # no rule reads topics (route() would say so, at a cost on every message)
+        checks_from = self._config.basic_ingest_checks_from
+        # route()'s memory, read here first: every routed message asks.
+        found = rules.routes.get((topic, checks_from))
+        if found is None:
+            found = route(rules, topic, basic_ingest_checks_from=checks_from)
         if not found.rules and found.not_found is None:
+            rules.quiet_topic = topic
             return
         context = self._context(message)
         if found.not_found is not None:
