@@ -633,6 +633,29 @@ async def test_payload_of_exactly_128_kib_is_accepted_and_delivered(
     no_failures(running_broker)
 
 
+@pytest.mark.socket_twin
+async def test_small_messages_flow_both_ways_after_128_kib_ones(
+    clients: Clients, running_broker: RunningBroker
+) -> None:
+    """Over TLS the door gives a memory BIO's buffer back after such a transfer (LARGE_TRANSFER):
+    the connection must carry on as before, in both directions."""
+    subscriber = await clients("sub", 4)
+    await subscriber.subscribe("big/t")
+    publisher = await clients("pub", 4)
+    await publisher.subscribe("small/back")
+    big = bytes(range(256)) * (PAYLOAD_LIMIT // 256)
+
+    for payload in (big, b"small after big", big, b"small again"):
+        puback = await publisher.publish("big/t", payload)
+        assert puback is not None and puback.reason_code == 0
+        assert (await subscriber.receive_publish()).payload == payload
+    puback = await subscriber.publish("small/back", b"reply")
+
+    assert puback is not None and puback.reason_code == 0
+    assert (await publisher.receive_publish()).payload == b"reply"
+    no_failures(running_broker)
+
+
 async def test_mqtt5_packet_of_exactly_the_advertised_maximum_is_accepted(
     clients: Clients, running_broker: RunningBroker
 ) -> None:

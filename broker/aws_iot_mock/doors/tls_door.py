@@ -49,6 +49,7 @@ from aws_iot_mock.logs.cloudwatch import (
 )
 from aws_iot_mock.tls.client_hello import ClientHelloInfo, NeedMoreData, NotTls, read_client_hello
 from aws_iot_mock.tls.door_routes import DoorKind, Route, choose_route
+from aws_iot_mock.tls.memory_bio import release_buffer
 from aws_iot_mock.tls.verdicts import (
     Refusal,
     check_registration,
@@ -80,6 +81,11 @@ REFUSAL_LINGER = 2.0
 # fed the client's certificate flight at once it would keep ~3 KB per idle connection; fed in
 # slices (OpenSSL drains the BIO on each step) it keeps ~350 bytes.
 HANDSHAKE_FEED = 256
+# After a write or read of at least this many bytes, the memory BIO it went through gives its
+# buffer back once empty (``release_buffer``): a BIO keeps its largest buffer for life, and one
+# 128 KB message would otherwise cost its connection ~170 KB for good. Smaller traffic keeps
+# its buffer (no allocation per message).
+LARGE_TRANSFER = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +391,8 @@ class DoorProtocol(asyncio.Protocol):
         self._incoming.write(data)  # (while waiting for the door's handlers: kept for later)
         if self._handler is not None and not self._budget_paused and not self._handler_paused:
             self._read_application_data()
+            if len(data) >= LARGE_TRANSFER:
+                release_buffer(self._incoming)  # (nothing done while bytes are left in it)
 
     def eof_received(self) -> bool | None:  # noqa: D102
         if self._channel is None and not self._closed:
@@ -456,18 +464,7 @@ class DoorProtocol(asyncio.Protocol):
             return
         self._plaintext = True
         self._cancel_timer()
-        identity = DoorIdentity(
-            door=self._door.door,
-            principal=None,
-            server_name=None,
-            security_policy="",
-            tls_version="",
-            cipher="",
-            alpn=None,
-            source_ip=self._source_ip,
-            source_port=self._source_port,
-        )
-        self._channel = _Channel(self, identity, self._facts())
+        self._channel = _Channel(self)
         self._handler = factory(self._channel)
         first = bytes(self._hello or b"")
         self._hello = None
@@ -524,6 +521,11 @@ class DoorProtocol(asyncio.Protocol):
             self._refuse(Refusal(Reason.CLIENT_CERTIFICATE_MISSING, "No client certificate"))
             return
         self._flush()
+        # A memory BIO keeps its largest buffer for life: the outgoing one held the server's
+        # whole first flight (~2.5 KB with the certificate chain), the incoming one a handshake
+        # slice. Both are empty now (unless a TLS 1.3 client's first request came along).
+        release_buffer(self._outgoing)
+        release_buffer(self._incoming)
         alpn = self._ssl.selected_alpn_protocol()
         route = choose_route(self._door.door, alpn, has_certificate=principal is not None)
         if isinstance(route, Refusal):
@@ -533,22 +535,11 @@ class DoorProtocol(asyncio.Protocol):
         if factory is None and not self._door.handlers_pending:
             self._refuse_unbuilt(route)
             return
-        cipher = self._ssl.cipher()
-        identity = DoorIdentity(
-            door=self._door.door,
-            principal=principal,
-            server_name=self._server_name,
-            security_policy=self._policy,
-            tls_version=sys.intern(self._ssl.version() or ""),
-            cipher=sys.intern(cipher[0]) if cipher else "",
-            alpn=alpn,
-            source_ip=self._source_ip,
-            source_port=self._source_port,
-        )
         if self._door.log_debug:
-            self._door.emit(handshake_record(self._facts(), f"{identity.tls_details} accepted"))
+            details = self.identity().tls_details
+            self._door.emit(handshake_record(self._facts(), f"{details} accepted"))
         self._cancel_timer()
-        self._channel = _Channel(self, identity, self._facts())
+        self._channel = _Channel(self)
         if factory is None:
             # The broker is still building its handlers: read nothing until they exist.
             self._route = route
@@ -634,6 +625,8 @@ class DoorProtocol(asyncio.Protocol):
             self._update_reading()
             return
         self._read_application_data()
+        # A read budget ran out: at least READ_BUDGET bytes were waiting in the BIO.
+        release_buffer(self._incoming)
         self._update_reading()
 
     def _deliver(self, chunks: list[bytes]) -> None:
@@ -674,6 +667,28 @@ class DoorProtocol(asyncio.Protocol):
             self._timer = None
 
     # -- output and closing ----------------------------------------------------------------
+
+    def identity(self) -> DoorIdentity:
+        """The connection's identity as the handshake established it (built on each call)."""
+        tls = None if self._plaintext else self._ssl
+        cipher = tls.cipher() if tls is not None else None
+        return DoorIdentity(
+            door=self._door.door,
+            # The X.509 principal: the handshake set the certificate ID only when the client
+            # presented a certificate, and the connection exists only if it was accepted.
+            principal=(
+                Principal.certificate(self._principal_id)
+                if self._principal_id is not None
+                else None
+            ),
+            server_name=self._server_name,
+            security_policy=self._policy,
+            tls_version=sys.intern(tls.version() or "") if tls is not None else "",
+            cipher=sys.intern(cipher[0]) if cipher else "",
+            alpn=tls.selected_alpn_protocol() if tls is not None else None,
+            source_ip=self._source_ip,
+            source_port=self._source_port,
+        )
 
     def _facts(self) -> ConnectionFacts:
         return ConnectionFacts(
@@ -771,6 +786,8 @@ class DoorProtocol(asyncio.Protocol):
             return
         self._ssl.write(data)
         self._flush()
+        if len(data) >= LARGE_TRANSFER:
+            release_buffer(self._outgoing)
 
     def set_handler_paused(self, paused: bool) -> None:
         """The handler's wish to stop (or resume) receiving data."""
@@ -792,16 +809,13 @@ class _Channel:
     """The ``ByteChannel`` of one connection: a narrow view of ``DoorProtocol``."""
 
     # Thousands of these live at once (one per connection): slots, not a dict each.
-    __slots__ = (
-        "_facts",
-        "_identity",
-        "_protocol",
-    )
+    __slots__ = ("_identity", "_protocol")
 
-    def __init__(self, protocol: DoorProtocol, identity: DoorIdentity, facts: ConnectionFacts):
+    def __init__(self, protocol: DoorProtocol):
         self._protocol = protocol
-        self._identity = identity
-        self._facts = facts
+        self._identity = protocol.identity()
+        # The facts are built when asked (handlers ask once, when they are created): not a
+        # ConnectionFacts kept per connection besides the handler's own (~100 bytes each).
 
     @property
     def identity(self) -> DoorIdentity:
@@ -809,7 +823,7 @@ class _Channel:
 
     @property
     def facts(self) -> ConnectionFacts:
-        return self._facts
+        return self._protocol._facts()
 
     def write(self, data: bytes) -> None:
         self._protocol.write(data)
