@@ -694,15 +694,20 @@ class Router:
             if pending is not None:
                 self._enqueue(session, pending, cache)
                 continue
-            # QoS 0, as _enqueue would: a connected session that can send needs no _Pending.
-            outlet = session.outlet
-            if outlet is None:
-                self._enqueue(session, _Pending(message, 0, keep_retain), cache)
-            elif outlet.can_send:
-                self._transmit(session, outlet, message, 0, keep_retain, False, None, cache)
-            else:
-                self._dropped(session, DropReason.CLIENT_NOT_READING)
+            self._deliver_qos0(session, message, keep_retain, cache)
         return len(deliveries)
+
+    def _deliver_qos0(
+        self, session: Session, message: Message, keep_retain: bool, cache: _EncodedCache
+    ) -> None:
+        """``_enqueue`` of a QoS 0 delivery: a connected session that can send needs no _Pending."""
+        outlet = session.outlet
+        if outlet is None:
+            self._enqueue(session, _Pending(message, 0, keep_retain), cache)
+        elif outlet.can_send:
+            self._transmit(session, outlet, message, 0, keep_retain, False, None, cache)
+        else:
+            self._dropped(session, DropReason.CLIENT_NOT_READING)
 
     def plain_route(self, topic: str, sender: str | None) -> PlainRoute:
         """``publish`` for a run of QoS 0 messages on ``topic`` from ``sender``, without RETAIN.
@@ -752,13 +757,7 @@ class Router:
             observer(message)
         cache: _EncodedCache = {}
         for session, keep_retain in deliveries:
-            outlet = session.outlet
-            if outlet is None:
-                self._enqueue(session, _Pending(message, 0, keep_retain), cache)
-            elif outlet.can_send:
-                self._transmit(session, outlet, message, 0, keep_retain, False, None, cache)
-            else:
-                self._dropped(session, DropReason.CLIENT_NOT_READING)
+            self._deliver_qos0(session, message, keep_retain, cache)
         return len(deliveries)
 
     def _persist(
