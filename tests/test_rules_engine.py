@@ -199,6 +199,18 @@ async def test_republish_rule_delivers_to_a_subscriber(rig: Rig) -> None:
     assert execution["traceId"] == match["traceId"]
 
 
+async def test_a_rule_created_after_messages_on_its_topic_sees_the_next_one(rig: Rig) -> None:
+    # The engine remembers the last topic no rule reads; a new rule set must forget it.
+    running = rig.running
+    create_rule(running, "elsewhere", "SELECT * FROM 'elsewhere/#'", republish("alerts/else"))
+    watcher = await rig.subscriber("watcher", "alerts/#")
+    sensor = await rig.publisher("sensor-1")
+    await publish(sensor, "devices/sensor-1/telemetry", {"n": 1})  # no rule reads it yet
+    create_rule(running, "late", "SELECT n FROM 'devices/+/telemetry'", republish("alerts/late"))
+    await publish(sensor, "devices/sensor-1/telemetry", {"n": 2})
+    assert await received_json(watcher) == ("alerts/late", {"n": 2})
+
+
 async def test_republish_to_a_reserved_topic_goes_through_the_ingress(rig: Rig) -> None:
     # republish-rule-action.html: "$$aws/things/MyThing/shadow/update" reaches the shadow
     # service, which answers on /update/accepted as for any client's update.

@@ -784,14 +784,10 @@ class Router:
         on the topic, QoS and RETAIN flag, and is remembered until the subscriptions change
         (bounded by ``_PLAN_ENTRIES`` targets in all).
         """
-        index = self.index
-        if index.generation != self._plans_generation:
-            self._plans.clear()
-            self._plan_entries = 0
-            self._plans_generation = index.generation
-        plan = self._plans.get((message.topic, message.qos, message.retain))
-        if plan is not None:
-            return plan
+        if self.index.generation == self._plans_generation:
+            plan = self._plans.get((message.topic, message.qos, message.retain))
+            if plan is not None:
+                return plan
         return self._find_targets(message)[0]
 
     def _find_targets(self, message: Message) -> tuple[dict[str, tuple[int, bool]], bool]:
